@@ -1,0 +1,149 @@
+//! The broker client: the `Broker` trait that the plan and apply commands talk
+//! through, its typed error, and the wire types. Two backends implement it:
+//! HTTP (a live broker API) and embedded (the reference engine in-process).
+
+pub mod wire;
+
+use std::future::Future;
+
+use wire::{
+    Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Destination, Event, Lock,
+    LockBody, Maintenance, Pool, PoolBody, Problem, Session,
+};
+
+/// Everything the planner needs from the broker, read with one paginated
+/// sweep per collection. Each list is sorted by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveState {
+    pub destinations: Vec<Destination>,
+    pub pools: Vec<Pool>,
+    pub app_configs: Vec<AppConfig>,
+    pub app_instances: Vec<AppInstance>,
+}
+
+/// Why a broker call failed. A problem answer keeps its stable `code` so that
+/// callers (the apply engine) can tell expected failures from real ones.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BrokerError {
+    #[error("broker answered {status} {}: {}", problem.code, problem.detail.as_deref().unwrap_or(&problem.title))]
+    Problem { status: u16, problem: Box<Problem> },
+    #[error("cannot reach the broker: {0}")]
+    Transport(String),
+    #[error("unexpected answer from the broker: {0}")]
+    Protocol(String),
+}
+
+impl BrokerError {
+    /// The problem `code`, when the broker answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            BrokerError::Problem { problem, .. } => Some(&problem.code),
+            _ => None,
+        }
+    }
+
+    pub fn problem(&self) -> Option<&Problem> {
+        match self {
+            BrokerError::Problem { problem, .. } => Some(problem),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, BrokerError>;
+
+/// The broker operations poolform uses. Reads and writes are separate methods
+/// so that a read-only caller (plan) never needs write access.
+///
+/// `if_match` carries a revision; the broker answers 412
+/// (`precondition_failed`) when the resource changed since.
+pub trait Broker: Send + Sync {
+    /// The whole live state, ceil(N/1000) list requests per collection.
+    fn read_live(&self) -> impl Future<Output = Result<LiveState>> + Send;
+
+    fn get_destination(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Destination>>> + Send;
+    fn get_pool(&self, name: &str) -> impl Future<Output = Result<Option<Pool>>> + Send;
+    fn get_app_config(&self, name: &str) -> impl Future<Output = Result<Option<AppConfig>>> + Send;
+    fn get_app_instance(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<AppInstance>>> + Send;
+    fn list_sessions(&self, destination: &str)
+    -> impl Future<Output = Result<Vec<Session>>> + Send;
+    fn events(&self, since: u64) -> impl Future<Output = Result<Vec<Event>>> + Send;
+
+    fn put_pool(
+        &self,
+        name: &str,
+        body: &PoolBody,
+        if_match: Option<u64>,
+    ) -> impl Future<Output = Result<Pool>> + Send;
+    fn delete_pool(
+        &self,
+        name: &str,
+        if_match: Option<u64>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    fn put_member(
+        &self,
+        pool: &str,
+        destination: &str,
+    ) -> impl Future<Output = Result<Pool>> + Send;
+    fn delete_member(
+        &self,
+        pool: &str,
+        destination: &str,
+    ) -> impl Future<Output = Result<Pool>> + Send;
+    /// Clears sticky bindings of `pool`, only those pointing at `destination` when given.
+    fn clear_sticky(
+        &self,
+        pool: &str,
+        destination: Option<&str>,
+    ) -> impl Future<Output = Result<Affected>> + Send;
+    fn disconnect_sessions(
+        &self,
+        destination: &str,
+    ) -> impl Future<Output = Result<Affected>> + Send;
+    fn put_maintenance(
+        &self,
+        destination: &str,
+        body: &Maintenance,
+    ) -> impl Future<Output = Result<Destination>> + Send;
+    fn delete_maintenance(
+        &self,
+        destination: &str,
+    ) -> impl Future<Output = Result<Destination>> + Send;
+    /// Removes a leftover load-balancing service from a destination.
+    fn delete_lb_service(
+        &self,
+        destination: &str,
+    ) -> impl Future<Output = Result<Destination>> + Send;
+    fn put_app_config(
+        &self,
+        name: &str,
+        body: &AppConfigBody,
+        if_match: Option<u64>,
+    ) -> impl Future<Output = Result<AppConfig>> + Send;
+    fn delete_app_config(
+        &self,
+        name: &str,
+        if_match: Option<u64>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    fn put_app_instance(
+        &self,
+        name: &str,
+        body: &AppInstanceBody,
+        if_match: Option<u64>,
+    ) -> impl Future<Output = Result<AppInstance>> + Send;
+    fn delete_app_instance(
+        &self,
+        name: &str,
+        if_match: Option<u64>,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Takes or renews the lease on `stack`; `conflict` when another holder has it.
+    fn put_lock(&self, stack: &str, body: &LockBody) -> impl Future<Output = Result<Lock>> + Send;
+    fn delete_lock(&self, stack: &str, holder: &str) -> impl Future<Output = Result<()>> + Send;
+}

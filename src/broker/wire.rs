@@ -1,0 +1,349 @@
+//! Wire types of the broker HTTP API: the JSON bodies both the client and the
+//! reference broker speak. Every type here is a compatibility promise; the
+//! OpenAPI file in `schema/broker-api.openapi.yaml` describes the same shapes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Label key that marks a live resource as owned by a poolform stack.
+pub const STACK_LABEL: &str = "poolform.stack";
+
+/// Label key prefix under which poolform stores salted fingerprints of secrets
+/// it has written, so that a later plan can detect a changed secret without
+/// the broker ever returning it.
+pub const FINGERPRINT_LABEL_PREFIX: &str = "poolform.fingerprint/";
+
+/// Largest page a list request may ask for.
+pub const MAX_PAGE_LIMIT: usize = 1000;
+
+pub type Labels = BTreeMap<String, String>;
+
+/// One page of a paginated list: `{"items": [...], "next_cursor": "..."|null}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Per-destination maintenance mode: users outside `allowed_groups` cannot
+/// start app instances on it and see the notice instead.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Maintenance {
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice_de: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice_en: Option<String>,
+    #[serde(default)]
+    pub allowed_groups: Vec<String>,
+}
+
+/// Session counts of a destination, carried on the destination itself so that
+/// one paginated read of destinations is enough to plan drains.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionCounts {
+    pub active: u32,
+    pub disconnected: u32,
+}
+
+/// A Windows server registered in the broker. poolform never creates one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Destination {
+    pub name: String,
+    /// Reachable by the metrics exporter; an offline host shows the "box" icon.
+    pub online: bool,
+    pub process_execution_ready: bool,
+    pub lb_service_installed: bool,
+    #[serde(default)]
+    pub maintenance: Maintenance,
+    #[serde(default)]
+    pub sessions: SessionCounts,
+    #[serde(default)]
+    pub labels: Labels,
+    pub revision: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadBalancing {
+    pub enabled: bool,
+    /// 0 switches sticky sessions off; otherwise at least 1.
+    #[serde(default)]
+    pub sticky_sessions_minutes: u32,
+    #[serde(default)]
+    pub grace_period_seconds: u32,
+}
+
+/// Default credentials as sent to the broker. The password travels only in
+/// write requests; the broker answers with `password_set` instead.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for CredentialsBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialsBody")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "(sensitive)"))
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    pub password_set: bool,
+}
+
+/// `PUT /v1/pools/{name}` body: settings only; members have their own paths.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolBody {
+    #[serde(default)]
+    pub load_balancing: LoadBalancing,
+    #[serde(default)]
+    pub default_credentials: CredentialsBody,
+    #[serde(default)]
+    pub labels: Labels,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pool {
+    pub name: String,
+    pub load_balancing: LoadBalancing,
+    pub default_credentials: Credentials,
+    pub labels: Labels,
+    /// Destination names, sorted.
+    pub members: Vec<String>,
+    pub revision: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppType {
+    Desktop,
+    RemoteApp,
+    Web,
+    Shell,
+    PublishedApp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    Rdp,
+    Vnc,
+}
+
+/// `PUT /v1/app-configs/{name}` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfigBody {
+    pub pool: String,
+    #[serde(rename = "type")]
+    pub app_type: AppType,
+    pub protocol: Protocol,
+    #[serde(default)]
+    pub admin_session: bool,
+    #[serde(default)]
+    pub keep_credentials_on_destination_change: bool,
+    #[serde(default)]
+    pub allow_destination_change: bool,
+    #[serde(default)]
+    pub labels: Labels,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    pub name: String,
+    pub pool: String,
+    #[serde(rename = "type")]
+    pub app_type: AppType,
+    pub protocol: Protocol,
+    pub admin_session: bool,
+    pub keep_credentials_on_destination_change: bool,
+    pub allow_destination_change: bool,
+    pub labels: Labels,
+    pub revision: u64,
+}
+
+/// `PUT /v1/app-instances/{name}` body: exactly one of `user` / `group`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppInstanceBody {
+    pub app_config: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    #[serde(default)]
+    pub labels: Labels,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppInstance {
+    pub name: String,
+    pub app_config: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    pub labels: Labels,
+    pub revision: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    Active,
+    Disconnected,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Session {
+    pub id: String,
+    pub user: String,
+    pub destination: String,
+    pub state: SessionState,
+}
+
+/// A user's binding to the destination they last used in a pool; expires at
+/// `expires_at` (unix seconds) = disconnect time + sticky period + grace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StickyBinding {
+    pub pool: String,
+    pub user: String,
+    pub destination: String,
+    pub expires_at: u64,
+}
+
+/// `PUT /v1/locks/{stack}` body. Re-sending it with the same holder renews
+/// the lease (heartbeat).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockBody {
+    pub holder: String,
+    pub ttl_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lock {
+    pub stack: String,
+    pub holder: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+/// Answer of `POST /v1/destinations/{name}/sessions/disconnect` and
+/// `DELETE /v1/pools/{name}/sticky-sessions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Affected {
+    pub affected: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    /// The mutation happened in part; the problem code says what was left.
+    Partial,
+}
+
+/// One entry of the broker's ordered mutation log (`GET /v1/events`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub seq: u64,
+    /// Unix milliseconds.
+    pub time: u64,
+    /// Operation, e.g. `member.remove`, `sessions.disconnect`, `sticky.clear`.
+    pub op: String,
+    /// Resource address, e.g. `pool/live/member/rds-02`.
+    pub resource: String,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// The whole broker state (`GET /v1/snapshot`); `--seed` files have this format.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    #[serde(default)]
+    pub destinations: Vec<Destination>,
+    #[serde(default)]
+    pub pools: Vec<Pool>,
+    #[serde(default)]
+    pub app_configs: Vec<AppConfig>,
+    #[serde(default)]
+    pub app_instances: Vec<AppInstance>,
+    #[serde(default)]
+    pub sessions: Vec<Session>,
+    #[serde(default)]
+    pub sticky_bindings: Vec<StickyBinding>,
+}
+
+/// `application/problem+json` error body (RFC 9457) with a stable `code`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    #[serde(rename = "type", default = "about_blank")]
+    pub type_uri: String,
+    pub title: String,
+    pub status: u16,
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Set on `lb_service_uninstall_failed`, `destination_unreachable` and
+    /// `destination_not_ready`: whether the broker saw the host online.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_online: Option<bool>,
+    /// Set on `conflict` from the lock endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+}
+
+fn about_blank() -> String {
+    "about:blank".to_owned()
+}
+
+/// Stable problem codes.
+pub mod codes {
+    pub const LB_SERVICE_UNINSTALL_FAILED: &str = "lb_service_uninstall_failed";
+    pub const DESTINATION_NOT_READY: &str = "destination_not_ready";
+    pub const DESTINATION_UNREACHABLE: &str = "destination_unreachable";
+    pub const CONFLICT: &str = "conflict";
+    pub const IN_USE: &str = "in_use";
+    pub const NOT_FOUND: &str = "not_found";
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    pub const RATE_LIMITED: &str = "rate_limited";
+    pub const PRECONDITION_FAILED: &str = "precondition_failed";
+    pub const BAD_REQUEST: &str = "bad_request";
+    pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    pub const UNAVAILABLE: &str = "unavailable";
+    pub const LOCKED: &str = "locked";
+}

@@ -1,0 +1,179 @@
+//! The desired state: what a validated config asks of the broker, normalised
+//! into broker terms with no spans, no files and secrets already resolved.
+//! Plan compares this against `broker::LiveState`; it never sees YAML.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::broker::wire::{AppType, Labels, LoadBalancing, Maintenance, Protocol};
+
+#[derive(Debug, Clone)]
+pub struct Desired {
+    /// Ownership label value: only live resources carrying it are changed or deleted.
+    pub stack: String,
+    pub safety: Safety,
+    pub pools: BTreeMap<String, DesiredPool>,
+    pub app_configs: BTreeMap<String, DesiredAppConfig>,
+    pub app_instances: BTreeMap<String, DesiredAppInstance>,
+    /// Destinations whose maintenance mode the config manages.
+    pub destinations: BTreeMap<String, DesiredDestination>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Safety {
+    /// Refuse plans deleting more than this share of managed resources
+    /// (only checked when at least 10 are managed).
+    pub max_delete_percent: u8,
+}
+
+impl Default for Safety {
+    fn default() -> Self {
+        Safety {
+            max_delete_percent: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DesiredPool {
+    pub load_balancing: LoadBalancing,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    pub members: BTreeSet<String>,
+    pub drain: Drain,
+    pub min_members: Option<u32>,
+    /// User labels; plan adds the stack label.
+    pub labels: Labels,
+}
+
+/// What to do with sessions on a destination leaving a pool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrainSessions {
+    /// Fail the removal while the destination has active sessions.
+    #[default]
+    Refuse,
+    /// Disconnect the sessions, then remove.
+    Disconnect,
+    /// Wait until the sessions end (up to `timeout`), then remove.
+    Wait,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drain {
+    pub sessions: DrainSessions,
+    /// Seconds; only meaningful with `wait` and `disconnect`.
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredAppConfig {
+    pub pool: String,
+    pub app_type: AppType,
+    pub protocol: Protocol,
+    pub admin_session: bool,
+    pub keep_credentials_on_destination_change: bool,
+    pub allow_destination_change: bool,
+    pub labels: Labels,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredAppInstance {
+    pub app_config: String,
+    pub assignee: Assignee,
+    pub destination: Option<String>,
+    pub labels: Labels,
+}
+
+/// An app instance belongs to exactly one user (single licence) or one group.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Assignee {
+    User(String),
+    Group(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredDestination {
+    pub maintenance: Maintenance,
+}
+
+/// The kinds of resource poolform manages, as written in `--target KIND/NAME`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Pool,
+    AppConfig,
+    AppInstance,
+    Destination,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [
+        Kind::Pool,
+        Kind::AppConfig,
+        Kind::AppInstance,
+        Kind::Destination,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Pool => "pool",
+            Kind::AppConfig => "app_config",
+            Kind::AppInstance => "app_instance",
+            Kind::Destination => "destination",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Identity of a resource: (kind, name).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Address {
+    pub kind: Kind,
+    pub name: String,
+}
+
+impl Address {
+    pub fn new(kind: Kind, name: impl Into<String>) -> Self {
+        Address {
+            kind,
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.kind, self.name)
+    }
+}
+
+impl std::str::FromStr for Address {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (kind, name) = s
+            .split_once('/')
+            .ok_or_else(|| format!("'{s}' is not KIND/NAME"))?;
+        let kind = Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == kind || k.as_str().replace('_', "-") == kind)
+            .ok_or_else(|| {
+                format!(
+                    "unknown kind '{kind}' (expected pool, app_config, app_instance or destination)"
+                )
+            })?;
+        if name.is_empty() {
+            return Err(format!("'{s}' has no name after the '/'"));
+        }
+        Ok(Address::new(kind, name))
+    }
+}
