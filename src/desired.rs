@@ -41,7 +41,7 @@ impl Default for Safety {
 pub struct DesiredPool {
     pub load_balancing: LoadBalancing,
     pub username: Option<String>,
-    pub password: Option<SecretString>,
+    pub password: Option<Secret>,
     pub members: BTreeSet<String>,
     pub drain: Drain,
     pub min_members: Option<u32>,
@@ -49,8 +49,27 @@ pub struct DesiredPool {
     pub labels: Labels,
 }
 
+/// A secret with where it came from. The plan records only the source; apply
+/// resolves it again, so a saved plan never holds the value.
+#[derive(Debug, Clone)]
+pub struct Secret {
+    pub source: SecretSource,
+    pub value: SecretString,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretSource {
+    /// Name of an environment variable.
+    Env(String),
+    /// Path of a file whose content (trailing newline trimmed) is the secret.
+    File(std::path::PathBuf),
+}
+
 /// What to do with sessions on a destination leaving a pool.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum DrainSessions {
     /// Fail the removal while the destination has active sessions.
@@ -101,7 +120,19 @@ pub struct DesiredDestination {
 }
 
 /// The kinds of resource poolform manages, as written in `--target KIND/NAME`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Pool,
@@ -135,7 +166,9 @@ impl fmt::Display for Kind {
 }
 
 /// Identity of a resource: (kind, name).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct Address {
     pub kind: Kind,
     pub name: String,

@@ -1,0 +1,851 @@
+//! The diff: desired state against live state by identity (kind, name), then
+//! field by field. Produces the resource changes shown to users and the
+//! structured deltas that step expansion and the safety checks work from.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::{Value, json};
+
+use super::{Action, Change, FieldDiff, PoolSettings, Revision, Targets, Unmanaged};
+use crate::broker::LiveState;
+use crate::broker::wire::{
+    AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Destination, FINGERPRINT_LABEL_PREFIX,
+    Labels, Maintenance, Pool, STACK_LABEL,
+};
+use crate::desired::{
+    Address, Assignee, DesiredAppConfig, DesiredAppInstance, DesiredPool, Drain, Kind,
+};
+
+/// Live state indexed by name, built once per plan so that every lookup is
+/// O(1) whatever the size.
+pub(super) struct LiveIndex<'a> {
+    pub destinations: HashMap<&'a str, &'a Destination>,
+    pub pools: HashMap<&'a str, &'a Pool>,
+    pub app_configs: HashMap<&'a str, &'a AppConfig>,
+    pub app_instances: HashMap<&'a str, &'a AppInstance>,
+    pub live: &'a LiveState,
+}
+
+impl<'a> LiveIndex<'a> {
+    pub fn new(live: &'a LiveState) -> Self {
+        LiveIndex {
+            destinations: live
+                .destinations
+                .iter()
+                .map(|d| (d.name.as_str(), d))
+                .collect(),
+            pools: live.pools.iter().map(|p| (p.name.as_str(), p)).collect(),
+            app_configs: live
+                .app_configs
+                .iter()
+                .map(|c| (c.name.as_str(), c))
+                .collect(),
+            app_instances: live
+                .app_instances
+                .iter()
+                .map(|i| (i.name.as_str(), i))
+                .collect(),
+            live,
+        }
+    }
+
+    pub fn is_online(&self, destination: &str) -> bool {
+        self.destinations.get(destination).is_some_and(|d| d.online)
+    }
+}
+
+/// What happens to one pool.
+#[derive(Debug)]
+pub(super) struct PoolDelta {
+    pub name: String,
+    /// Settings to write: on create, and on update when a setting differs.
+    pub put: Option<PoolSettings>,
+    pub created: bool,
+    pub deleted: bool,
+    pub adds: Vec<String>,
+    pub removes: Vec<String>,
+    /// How to drain members leaving the pool (the default for deleted pools).
+    pub drain: Drain,
+    /// Whether the pool load-balances at the time members leave it (its live
+    /// setting), which decides drain, sticky clearing and expected warnings.
+    pub removal_load_balanced: bool,
+    pub removal_sticky: bool,
+    /// Whether the pool load-balances once the plan is applied.
+    pub load_balanced_after: bool,
+    pub min_members: Option<u32>,
+    /// Members once the plan is applied.
+    pub members_after: BTreeSet<String>,
+}
+
+#[derive(Debug)]
+pub(super) struct ItemDelta<B> {
+    pub name: String,
+    pub put: Option<B>,
+    pub deleted: bool,
+}
+
+#[derive(Debug)]
+pub(super) struct MaintenanceDelta {
+    pub destination: String,
+    /// `None` switches maintenance mode off.
+    pub put: Option<Maintenance>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Delta {
+    pub changes: Vec<Change>,
+    pub unmanaged: Unmanaged,
+    pub revisions: Vec<Revision>,
+    pub pools: Vec<PoolDelta>,
+    pub app_configs: Vec<ItemDelta<AppConfigBody>>,
+    pub app_instances: Vec<ItemDelta<AppInstanceBody>>,
+    pub maintenance: Vec<MaintenanceDelta>,
+    pub lb_cleanups: Vec<String>,
+    /// Declared resources that exist live but belong to another stack (or none).
+    pub not_owned: Vec<(Address, Option<String>)>,
+}
+
+fn owner(labels: &Labels) -> Option<&str> {
+    labels.get(STACK_LABEL).map(String::as_str)
+}
+
+/// Labels as poolform writes them: the user's plus the stack label.
+fn stack_labels(user: &Labels, stack: &str) -> Labels {
+    let mut labels = user.clone();
+    labels.insert(STACK_LABEL.to_owned(), stack.to_owned());
+    labels
+}
+
+/// Live labels without the ones the broker side keeps for poolform's own
+/// bookkeeping (secret fingerprints), which are never part of a diff.
+fn comparable_labels(live: &Labels) -> Labels {
+    live.iter()
+        .filter(|(k, _)| !k.starts_with(FINGERPRINT_LABEL_PREFIX))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn field(name: &str, before: Option<Value>, after: Option<Value>) -> FieldDiff {
+    FieldDiff {
+        field: name.to_owned(),
+        before,
+        after,
+        sensitive: false,
+    }
+}
+
+fn diff_value(out: &mut Vec<FieldDiff>, name: &str, before: Value, after: Value) {
+    if before != after {
+        out.push(field(name, Some(before), Some(after)));
+    }
+}
+
+fn diff_labels(out: &mut Vec<FieldDiff>, before: &Labels, after: &Labels) {
+    let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    for key in keys {
+        let (b, a) = (before.get(key), after.get(key));
+        if b != a {
+            out.push(field(
+                &format!("labels.{key}"),
+                b.map(|v| json!(v)),
+                a.map(|v| json!(v)),
+            ));
+        }
+    }
+}
+
+fn optional(value: &Option<String>) -> Value {
+    value.as_ref().map_or(Value::Null, |v| json!(v))
+}
+
+pub(super) fn diff(
+    desired: &crate::desired::Desired,
+    index: &LiveIndex,
+    targets: &Targets,
+) -> Delta {
+    let mut delta = Delta::default();
+    let stack = desired.stack.as_str();
+    let live = index.live;
+
+    // Unmanaged: live resources neither owned nor declared.
+    delta.unmanaged = Unmanaged {
+        pools: live
+            .pools
+            .iter()
+            .filter(|p| owner(&p.labels) != Some(stack) && !desired.pools.contains_key(&p.name))
+            .count(),
+        app_configs: live
+            .app_configs
+            .iter()
+            .filter(|c| {
+                owner(&c.labels) != Some(stack) && !desired.app_configs.contains_key(&c.name)
+            })
+            .count(),
+        app_instances: live
+            .app_instances
+            .iter()
+            .filter(|i| {
+                owner(&i.labels) != Some(stack) && !desired.app_instances.contains_key(&i.name)
+            })
+            .count(),
+    };
+
+    diff_pools(desired, index, targets, &mut delta);
+    diff_app_configs(desired, index, targets, &mut delta);
+    diff_app_instances(desired, index, targets, &mut delta);
+    diff_maintenance(desired, index, targets, &mut delta);
+    find_lb_cleanups(desired, index, targets, &mut delta);
+
+    delta.changes.sort_by(|a, b| a.address.cmp(&b.address));
+    delta.revisions.sort_by(|a, b| a.address.cmp(&b.address));
+    delta
+}
+
+/// Names of live resources owned by `stack` that the config no longer declares.
+fn owned_absent<'a, T: 'a, D>(
+    items: &'a [T],
+    name: impl Fn(&T) -> &str,
+    labels: impl Fn(&T) -> &Labels,
+    stack: &str,
+    declared: &std::collections::BTreeMap<String, D>,
+) -> Vec<&'a T> {
+    let mut absent: Vec<&T> = items
+        .iter()
+        .filter(|item| owner(labels(item)) == Some(stack) && !declared.contains_key(name(item)))
+        .collect();
+    absent.sort_by(|a, b| name(a).cmp(name(b)));
+    absent
+}
+
+fn pool_settings(pool: &DesiredPool, stack: &str) -> PoolSettings {
+    PoolSettings {
+        load_balancing: pool.load_balancing,
+        username: pool.username.clone(),
+        password: pool.password.as_ref().map(|s| s.source.clone()),
+        labels: stack_labels(&pool.labels, stack),
+    }
+}
+
+fn diff_pools(
+    desired: &crate::desired::Desired,
+    index: &LiveIndex,
+    targets: &Targets,
+    delta: &mut Delta,
+) {
+    let stack = desired.stack.as_str();
+    for (name, want) in &desired.pools {
+        let address = Address::new(Kind::Pool, name);
+        let whole = targets.covers(&address);
+        let live_pool = index.pools.get(name.as_str()).copied();
+        if let Some(have) = live_pool
+            && owner(&have.labels) != Some(stack)
+        {
+            if whole {
+                delta
+                    .not_owned
+                    .push((address, owner(&have.labels).map(str::to_owned)));
+            }
+            continue;
+        }
+        let settings = pool_settings(want, stack);
+        let mut fields = Vec::new();
+        let (put, created, adds, removes, before_members) = match live_pool {
+            None => {
+                if !whole {
+                    continue;
+                }
+                fields.push(field(
+                    "load_balancing.enabled",
+                    None,
+                    Some(json!(want.load_balancing.enabled)),
+                ));
+                fields.push(field(
+                    "load_balancing.sticky_sessions_minutes",
+                    None,
+                    Some(json!(want.load_balancing.sticky_sessions_minutes)),
+                ));
+                fields.push(field(
+                    "load_balancing.grace_period_seconds",
+                    None,
+                    Some(json!(want.load_balancing.grace_period_seconds)),
+                ));
+                if let Some(user) = &want.username {
+                    fields.push(field(
+                        "default_credentials.username",
+                        None,
+                        Some(json!(user)),
+                    ));
+                }
+                if want.password.is_some() {
+                    fields.push(FieldDiff {
+                        sensitive: true,
+                        ..field("default_credentials.password", None, None)
+                    });
+                }
+                diff_labels(&mut fields, &Labels::new(), &settings.labels);
+                let adds: Vec<String> = want.members.iter().cloned().collect();
+                (Some(settings), true, adds, Vec::new(), Vec::new())
+            }
+            Some(have) => {
+                let mut settings_fields = Vec::new();
+                if whole {
+                    let (b, a) = (have.load_balancing, want.load_balancing);
+                    diff_value(
+                        &mut settings_fields,
+                        "load_balancing.enabled",
+                        json!(b.enabled),
+                        json!(a.enabled),
+                    );
+                    diff_value(
+                        &mut settings_fields,
+                        "load_balancing.sticky_sessions_minutes",
+                        json!(b.sticky_sessions_minutes),
+                        json!(a.sticky_sessions_minutes),
+                    );
+                    diff_value(
+                        &mut settings_fields,
+                        "load_balancing.grace_period_seconds",
+                        json!(b.grace_period_seconds),
+                        json!(a.grace_period_seconds),
+                    );
+                    diff_value(
+                        &mut settings_fields,
+                        "default_credentials.username",
+                        optional(&have.default_credentials.username),
+                        optional(&want.username),
+                    );
+                    if password_changes(have, want) {
+                        settings_fields.push(FieldDiff {
+                            sensitive: true,
+                            ..field("default_credentials.password", None, None)
+                        });
+                    }
+                    diff_labels(
+                        &mut settings_fields,
+                        &comparable_labels(&have.labels),
+                        &settings.labels,
+                    );
+                }
+                let put = (!settings_fields.is_empty()).then_some(settings);
+                fields.extend(settings_fields);
+                // Sorted here, not trusted to be sorted on the wire: the plan
+                // must not depend on the order the broker lists members in.
+                let live_members: BTreeSet<&str> =
+                    have.members.iter().map(String::as_str).collect();
+                let adds: Vec<String> = want
+                    .members
+                    .iter()
+                    .filter(|m| {
+                        !live_members.contains(m.as_str()) && targets.covers_member(name, m)
+                    })
+                    .cloned()
+                    .collect();
+                let removes: Vec<String> = live_members
+                    .iter()
+                    .filter(|m| !want.members.contains(**m) && targets.covers_member(name, m))
+                    .map(|m| m.to_string())
+                    .collect();
+                let before: Vec<String> = live_members.iter().map(|m| m.to_string()).collect();
+                (put, false, adds, removes, before)
+            }
+        };
+        let mut members_after: BTreeSet<String> = before_members.iter().cloned().collect();
+        members_after.extend(adds.iter().cloned());
+        for r in &removes {
+            members_after.remove(r);
+        }
+        if !adds.is_empty() || !removes.is_empty() {
+            let after: Vec<&String> = members_after.iter().collect();
+            fields.push(field(
+                "members",
+                (!created).then(|| json!(before_members)),
+                Some(json!(after)),
+            ));
+        }
+        if put.is_none() && adds.is_empty() && removes.is_empty() {
+            continue;
+        }
+        delta.revisions.push(Revision {
+            address: address.clone(),
+            revision: live_pool.map(|p| p.revision),
+        });
+        delta.changes.push(Change {
+            address,
+            action: if created {
+                Action::Create
+            } else {
+                Action::Update
+            },
+            fields,
+        });
+        let removal_lb = live_pool.map_or(want.load_balancing, |p| p.load_balancing);
+        delta.pools.push(PoolDelta {
+            name: name.clone(),
+            put,
+            created,
+            deleted: false,
+            adds,
+            removes,
+            drain: want.drain,
+            removal_load_balanced: removal_lb.enabled,
+            removal_sticky: removal_lb.enabled && removal_lb.sticky_sessions_minutes >= 1,
+            load_balanced_after: want.load_balancing.enabled,
+            min_members: want.min_members,
+            members_after,
+        });
+    }
+
+    for pool in owned_absent(
+        &index.live.pools,
+        |p| &p.name,
+        |p| &p.labels,
+        stack,
+        &desired.pools,
+    ) {
+        let address = Address::new(Kind::Pool, &pool.name);
+        if !targets.covers(&address) {
+            continue;
+        }
+        delta.revisions.push(Revision {
+            address: address.clone(),
+            revision: Some(pool.revision),
+        });
+        delta.changes.push(Change {
+            address,
+            action: Action::Delete,
+            fields: Vec::new(),
+        });
+        delta.pools.push(PoolDelta {
+            name: pool.name.clone(),
+            put: None,
+            created: false,
+            deleted: true,
+            adds: Vec::new(),
+            removes: pool
+                .members
+                .iter()
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+            drain: Drain::default(),
+            removal_load_balanced: pool.load_balancing.enabled,
+            removal_sticky: pool.load_balancing.enabled
+                && pool.load_balancing.sticky_sessions_minutes >= 1,
+            load_balanced_after: false,
+            min_members: None,
+            members_after: BTreeSet::new(),
+        });
+    }
+    delta.pools.sort_by(|a, b| a.name.cmp(&b.name));
+}
+
+/// A password changes when one is wanted and the live fingerprint label is
+/// missing or was made from another secret, or when one is set live but no
+/// longer wanted.
+fn password_changes(have: &Pool, want: &DesiredPool) -> bool {
+    use secrecy::ExposeSecret;
+    match &want.password {
+        None => have.default_credentials.password_set,
+        Some(secret) => {
+            !have.default_credentials.password_set
+                || !have
+                    .labels
+                    .get(&super::password_fingerprint_label())
+                    .is_some_and(|label| {
+                        super::fingerprint_matches(label, secret.value.expose_secret())
+                    })
+        }
+    }
+}
+
+fn app_config_body(want: &DesiredAppConfig, stack: &str) -> AppConfigBody {
+    AppConfigBody {
+        pool: want.pool.clone(),
+        app_type: want.app_type,
+        protocol: want.protocol,
+        admin_session: want.admin_session,
+        keep_credentials_on_destination_change: want.keep_credentials_on_destination_change,
+        allow_destination_change: want.allow_destination_change,
+        labels: stack_labels(&want.labels, stack),
+    }
+}
+
+fn app_config_value(body: &AppConfigBody) -> Vec<(&'static str, Value)> {
+    vec![
+        ("pool", json!(body.pool)),
+        ("type", json!(body.app_type)),
+        ("protocol", json!(body.protocol)),
+        ("admin_session", json!(body.admin_session)),
+        (
+            "keep_credentials_on_destination_change",
+            json!(body.keep_credentials_on_destination_change),
+        ),
+        (
+            "allow_destination_change",
+            json!(body.allow_destination_change),
+        ),
+    ]
+}
+
+fn diff_app_configs(
+    desired: &crate::desired::Desired,
+    index: &LiveIndex,
+    targets: &Targets,
+    delta: &mut Delta,
+) {
+    let stack = desired.stack.as_str();
+    for (name, want) in &desired.app_configs {
+        let address = Address::new(Kind::AppConfig, name);
+        if !targets.covers(&address) {
+            continue;
+        }
+        let body = app_config_body(want, stack);
+        let have = index.app_configs.get(name.as_str()).copied();
+        let mut fields = Vec::new();
+        match have {
+            Some(have) if owner(&have.labels) != Some(stack) => {
+                delta
+                    .not_owned
+                    .push((address, owner(&have.labels).map(str::to_owned)));
+                continue;
+            }
+            Some(have) => {
+                let before = AppConfigBody {
+                    pool: have.pool.clone(),
+                    app_type: have.app_type,
+                    protocol: have.protocol,
+                    admin_session: have.admin_session,
+                    keep_credentials_on_destination_change: have
+                        .keep_credentials_on_destination_change,
+                    allow_destination_change: have.allow_destination_change,
+                    labels: comparable_labels(&have.labels),
+                };
+                for ((name, b), (_, a)) in app_config_value(&before)
+                    .into_iter()
+                    .zip(app_config_value(&body))
+                {
+                    diff_value(&mut fields, name, b, a);
+                }
+                diff_labels(&mut fields, &before.labels, &body.labels);
+                if fields.is_empty() {
+                    continue;
+                }
+            }
+            None => {
+                for (name, value) in app_config_value(&body) {
+                    fields.push(field(name, None, Some(value)));
+                }
+                diff_labels(&mut fields, &Labels::new(), &body.labels);
+            }
+        }
+        delta.revisions.push(Revision {
+            address: address.clone(),
+            revision: have.map(|c| c.revision),
+        });
+        let created = have.is_none();
+        delta.changes.push(Change {
+            address,
+            action: if created {
+                Action::Create
+            } else {
+                Action::Update
+            },
+            fields,
+        });
+        delta.app_configs.push(ItemDelta {
+            name: name.clone(),
+            put: Some(body),
+            deleted: false,
+        });
+    }
+    for config in owned_absent(
+        &index.live.app_configs,
+        |c| &c.name,
+        |c| &c.labels,
+        stack,
+        &desired.app_configs,
+    ) {
+        let address = Address::new(Kind::AppConfig, &config.name);
+        if !targets.covers(&address) {
+            continue;
+        }
+        delta.revisions.push(Revision {
+            address: address.clone(),
+            revision: Some(config.revision),
+        });
+        delta.changes.push(Change {
+            address,
+            action: Action::Delete,
+            fields: Vec::new(),
+        });
+        delta.app_configs.push(ItemDelta {
+            name: config.name.clone(),
+            put: None,
+            deleted: true,
+        });
+    }
+}
+
+fn app_instance_body(want: &DesiredAppInstance, stack: &str) -> AppInstanceBody {
+    let (user, group) = match &want.assignee {
+        Assignee::User(u) => (Some(u.clone()), None),
+        Assignee::Group(g) => (None, Some(g.clone())),
+    };
+    AppInstanceBody {
+        app_config: want.app_config.clone(),
+        user,
+        group,
+        destination: want.destination.clone(),
+        labels: stack_labels(&want.labels, stack),
+    }
+}
+
+fn app_instance_value(body: &AppInstanceBody) -> Vec<(&'static str, Value)> {
+    vec![
+        ("app_config", json!(body.app_config)),
+        ("user", optional(&body.user)),
+        ("group", optional(&body.group)),
+        ("destination", optional(&body.destination)),
+    ]
+}
+
+fn diff_app_instances(
+    desired: &crate::desired::Desired,
+    index: &LiveIndex,
+    targets: &Targets,
+    delta: &mut Delta,
+) {
+    let stack = desired.stack.as_str();
+    for (name, want) in &desired.app_instances {
+        let address = Address::new(Kind::AppInstance, name);
+        if !targets.covers(&address) {
+            continue;
+        }
+        let body = app_instance_body(want, stack);
+        let have = index.app_instances.get(name.as_str()).copied();
+        let mut fields = Vec::new();
+        match have {
+            Some(have) if owner(&have.labels) != Some(stack) => {
+                delta
+                    .not_owned
+                    .push((address, owner(&have.labels).map(str::to_owned)));
+                continue;
+            }
+            Some(have) => {
+                let before = AppInstanceBody {
+                    app_config: have.app_config.clone(),
+                    user: have.user.clone(),
+                    group: have.group.clone(),
+                    destination: have.destination.clone(),
+                    labels: comparable_labels(&have.labels),
+                };
+                for ((name, b), (_, a)) in app_instance_value(&before)
+                    .into_iter()
+                    .zip(app_instance_value(&body))
+                {
+                    diff_value(&mut fields, name, b, a);
+                }
+                diff_labels(&mut fields, &before.labels, &body.labels);
+                if fields.is_empty() {
+                    continue;
+                }
+            }
+            None => {
+                for (name, value) in app_instance_value(&body) {
+                    if !value.is_null() {
+                        fields.push(field(name, None, Some(value)));
+                    }
+                }
+                diff_labels(&mut fields, &Labels::new(), &body.labels);
+            }
+        }
+        delta.revisions.push(Revision {
+            address: address.clone(),
+            revision: have.map(|i| i.revision),
+        });
+        let created = have.is_none();
+        delta.changes.push(Change {
+            address,
+            action: if created {
+                Action::Create
+            } else {
+                Action::Update
+            },
+            fields,
+        });
+        delta.app_instances.push(ItemDelta {
+            name: name.clone(),
+            put: Some(body),
+            deleted: false,
+        });
+    }
+    for instance in owned_absent(
+        &index.live.app_instances,
+        |i| &i.name,
+        |i| &i.labels,
+        stack,
+        &desired.app_instances,
+    ) {
+        let address = Address::new(Kind::AppInstance, &instance.name);
+        if !targets.covers(&address) {
+            continue;
+        }
+        delta.revisions.push(Revision {
+            address: address.clone(),
+            revision: Some(instance.revision),
+        });
+        delta.changes.push(Change {
+            address,
+            action: Action::Delete,
+            fields: Vec::new(),
+        });
+        delta.app_instances.push(ItemDelta {
+            name: instance.name.clone(),
+            put: None,
+            deleted: true,
+        });
+    }
+}
+
+fn maintenance_value(m: &Maintenance) -> Vec<(&'static str, Value)> {
+    vec![
+        ("maintenance.enabled", json!(m.enabled)),
+        ("maintenance.notice_de", optional(&m.notice_de)),
+        ("maintenance.notice_en", optional(&m.notice_en)),
+        ("maintenance.allowed_groups", json!(m.allowed_groups)),
+    ]
+}
+
+/// Destinations are never created or deleted by poolform; a declared
+/// destination's maintenance mode is brought to what the config says.
+fn diff_maintenance(
+    desired: &crate::desired::Desired,
+    index: &LiveIndex,
+    targets: &Targets,
+    delta: &mut Delta,
+) {
+    for (name, want) in &desired.destinations {
+        let address = Address::new(Kind::Destination, name);
+        if !targets.covers(&address) {
+            continue;
+        }
+        // An unknown destination is reported by the safety checks.
+        let Some(have) = index.destinations.get(name.as_str()) else {
+            continue;
+        };
+        let want_m = &want.maintenance;
+        let unchanged = if want_m.enabled {
+            *want_m == have.maintenance
+        } else {
+            !have.maintenance.enabled
+        };
+        if unchanged {
+            continue;
+        }
+        let mut fields = Vec::new();
+        let after = if want_m.enabled {
+            want_m.clone()
+        } else {
+            Maintenance::default()
+        };
+        for ((field_name, b), (_, a)) in maintenance_value(&have.maintenance)
+            .into_iter()
+            .zip(maintenance_value(&after))
+        {
+            diff_value(&mut fields, field_name, b, a);
+        }
+        delta.changes.push(Change {
+            address,
+            action: Action::Update,
+            fields,
+        });
+        delta.maintenance.push(MaintenanceDelta {
+            destination: name.clone(),
+            put: want_m.enabled.then(|| want_m.clone()),
+        });
+    }
+}
+
+/// A destination that is online, in no load-balanced pool once the plan is
+/// applied, and still has the service installed (left behind by a removal
+/// while it was offline) gets the service removed. Only destinations this
+/// stack has to do with are considered.
+fn find_lb_cleanups(
+    desired: &crate::desired::Desired,
+    index: &LiveIndex,
+    targets: &Targets,
+    delta: &mut Delta,
+) {
+    let stack = desired.stack.as_str();
+    let mut in_lb_after: BTreeSet<&str> = BTreeSet::new();
+    let mut concerned: BTreeSet<&str> = BTreeSet::new();
+    let planned: HashMap<&str, &PoolDelta> =
+        delta.pools.iter().map(|p| (p.name.as_str(), p)).collect();
+    for pool in &index.live.pools {
+        let owned = owner(&pool.labels) == Some(stack);
+        if owned {
+            concerned.extend(pool.members.iter().map(String::as_str));
+        }
+        match planned.get(pool.name.as_str()) {
+            Some(p) if p.load_balanced_after => {
+                in_lb_after.extend(p.members_after.iter().map(String::as_str))
+            }
+            None if pool.load_balancing.enabled => {
+                in_lb_after.extend(pool.members.iter().map(String::as_str))
+            }
+            _ => {}
+        }
+    }
+    for p in delta
+        .pools
+        .iter()
+        .filter(|p| p.created && p.load_balanced_after)
+    {
+        in_lb_after.extend(p.members_after.iter().map(String::as_str));
+    }
+    for pool in desired.pools.values() {
+        concerned.extend(pool.members.iter().map(String::as_str));
+    }
+    // Leaving a load-balanced pool uninstalls the service already.
+    let leaving_lb: BTreeSet<&str> = delta
+        .pools
+        .iter()
+        .filter(|p| p.removal_load_balanced)
+        .flat_map(|p| p.removes.iter().map(String::as_str))
+        .collect();
+    let mut cleanups = Vec::new();
+    for name in concerned {
+        let Some(dest) = index.destinations.get(name) else {
+            continue;
+        };
+        let address = Address::new(Kind::Destination, name);
+        if dest.online
+            && dest.lb_service_installed
+            && !in_lb_after.contains(name)
+            && !leaving_lb.contains(name)
+            && targets.covers(&address)
+        {
+            cleanups.push(Change {
+                address,
+                action: Action::Update,
+                fields: vec![field(
+                    "lb_service_installed",
+                    Some(json!(true)),
+                    Some(json!(false)),
+                )],
+            });
+            delta.lb_cleanups.push(name.to_owned());
+        }
+    }
+    for cleanup in cleanups {
+        match delta
+            .changes
+            .iter_mut()
+            .find(|c| c.address == cleanup.address)
+        {
+            Some(existing) => existing.fields.extend(cleanup.fields),
+            None => delta.changes.push(cleanup),
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! The plan: what must change on the broker to reach the desired state, as
+//! resource changes (field-level diffs) expanded into ordered broker steps,
+//! with the safety violations found on the way. Pure data: no IO, no human
+//! strings; render turns it into text and apply executes it.
+
+mod diff;
+mod order;
+mod safety;
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::broker::LiveState;
+use crate::broker::wire::{AppConfigBody, AppInstanceBody, Labels, LoadBalancing, Maintenance};
+use crate::desired::{Address, Desired, DrainSessions, SecretSource};
+
+pub use order::CycleError;
+pub use safety::Violation;
+
+/// Bumped whenever a saved plan's shape changes incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A computed plan. Serialised as-is into saved plan files and `--format json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// Version of this document's shape.
+    pub format_version: u32,
+    /// The stack whose resources this plan manages.
+    pub stack: String,
+    /// Resource-level changes, sorted by address.
+    pub changes: Vec<Change>,
+    /// Broker operations in execution order; each names the steps it waits for.
+    pub steps: Vec<Step>,
+    /// Safety rules the plan would break; apply refuses unless forced.
+    pub violations: Vec<Violation>,
+    /// Live resources not labelled with this stack: counted, never touched.
+    pub unmanaged: Unmanaged,
+    /// Revision of every live resource the plan touches, as read at plan
+    /// time; `apply PLANFILE` refuses when any of them moved.
+    pub revisions: Vec<Revision>,
+    /// SHA-256 over the plan with this field empty; guards saved plans.
+    pub checksum: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Unmanaged {
+    pub pools: usize,
+    pub app_configs: usize,
+    pub app_instances: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Revision {
+    pub address: Address,
+    /// `None` when the resource did not exist at plan time.
+    pub revision: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Change {
+    pub address: Address,
+    pub action: Action,
+    /// Only the fields that differ (all set fields on create; none on delete).
+    pub fields: Vec<FieldDiff>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldDiff {
+    /// Dotted path, e.g. `load_balancing.sticky_sessions_minutes`, `labels.team`, `members`.
+    pub field: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<serde_json::Value>,
+    /// A secret: `before`/`after` are never recorded, only that it changes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sensitive: bool,
+}
+
+/// One broker operation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Step {
+    /// Index of this step in `Plan::steps`.
+    pub id: usize,
+    #[serde(flatten)]
+    pub op: Op,
+    /// Steps that must finish (successfully, or with an expected warning) first.
+    pub depends_on: Vec<usize>,
+    /// The resource change this step belongs to.
+    pub cause: Address,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_warning: Option<ExpectedWarning>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Op {
+    /// Create a pool or replace its settings (not its members).
+    PutPool {
+        pool: String,
+        settings: PoolSettings,
+    },
+    AddMember {
+        pool: String,
+        destination: String,
+    },
+    PutAppConfig {
+        app_config: String,
+        body: AppConfigBody,
+    },
+    PutAppInstance {
+        app_instance: String,
+        body: AppInstanceBody,
+    },
+    PutMaintenance {
+        destination: String,
+        maintenance: Maintenance,
+    },
+    DeleteMaintenance {
+        destination: String,
+    },
+    /// Empty the destination of sessions per the pool's drain policy.
+    DrainSessions {
+        pool: String,
+        destination: String,
+        policy: DrainSessions,
+        timeout_seconds: Option<u64>,
+        /// Active sessions seen at plan time.
+        active_sessions: u32,
+    },
+    /// Drop sticky bindings of `pool` that point at `destination`.
+    ClearSticky {
+        pool: String,
+        destination: String,
+    },
+    RemoveMember {
+        pool: String,
+        destination: String,
+    },
+    /// Uninstall a load-balancing service left behind on a destination.
+    RemoveLbService {
+        destination: String,
+    },
+    DeleteAppInstance {
+        app_instance: String,
+    },
+    DeleteAppConfig {
+        app_config: String,
+    },
+    DeletePool {
+        pool: String,
+    },
+}
+
+impl Op {
+    /// The destination a step acts on, if any: apply never runs two steps on
+    /// the same destination at once.
+    pub fn destination(&self) -> Option<&str> {
+        match self {
+            Op::AddMember { destination, .. }
+            | Op::PutMaintenance { destination, .. }
+            | Op::DeleteMaintenance { destination }
+            | Op::DrainSessions { destination, .. }
+            | Op::ClearSticky { destination, .. }
+            | Op::RemoveMember { destination, .. }
+            | Op::RemoveLbService { destination } => Some(destination),
+            _ => None,
+        }
+    }
+}
+
+/// Pool settings as planned. The password is kept as its source, never its
+/// value: apply resolves it again and writes its salted fingerprint label.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSettings {
+    pub load_balancing: LoadBalancing,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretSource>,
+    /// Labels to write, including the stack label.
+    pub labels: Labels,
+}
+
+/// An error the broker is expected to give, announced in advance; apply
+/// reports it as a warning instead of a failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "code", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ExpectedWarning {
+    /// Removing an offline destination from a load-balanced pool: the
+    /// membership goes, the load-balancing service stays installed.
+    LbServiceUninstallFailed { destination: String },
+}
+
+/// Restricts a plan to some resources (`--target KIND/NAME`). A destination
+/// target covers that destination's maintenance and memberships.
+#[derive(Debug, Clone, Default)]
+pub struct Targets(pub Vec<Address>);
+
+impl Targets {
+    fn all(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn covers(&self, address: &Address) -> bool {
+        self.all() || self.0.contains(address)
+    }
+
+    fn covers_member(&self, pool: &str, destination: &str) -> bool {
+        self.all()
+            || self.0.iter().any(|t| {
+                (t.kind == crate::desired::Kind::Pool && t.name == pool)
+                    || (t.kind == crate::desired::Kind::Destination && t.name == destination)
+            })
+    }
+}
+
+/// Computes the plan that takes `live` to `desired`. Deterministic: the same
+/// inputs give the same plan, byte for byte, whatever order `live` lists in.
+pub fn compute(desired: &Desired, live: &LiveState, targets: &Targets) -> Result<Plan, CycleError> {
+    let index = diff::LiveIndex::new(live);
+    let delta = diff::diff(desired, &index, targets);
+    let steps = order::expand(desired, &index, &delta)?;
+    let violations = safety::check(desired, &index, &delta, &steps);
+    let mut plan = Plan {
+        format_version: FORMAT_VERSION,
+        stack: desired.stack.clone(),
+        changes: delta.changes,
+        steps,
+        violations,
+        unmanaged: delta.unmanaged,
+        revisions: delta.revisions,
+        checksum: String::new(),
+    };
+    plan.checksum = checksum(&plan);
+    Ok(plan)
+}
+
+/// SHA-256 (hex) over the plan's JSON with the checksum field empty.
+pub fn checksum(plan: &Plan) -> String {
+    let mut unsummed = plan.clone();
+    unsummed.checksum.clear();
+    let bytes = serde_json::to_vec(&unsummed).expect("plan serialises");
+    hex::encode(Sha256::digest(&bytes))
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        !self.steps.is_empty()
+    }
+
+    /// Counts for the summary line: (add, change, destroy).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let count = |a| self.changes.iter().filter(|c| c.action == a).count();
+        (
+            count(Action::Create),
+            count(Action::Update),
+            count(Action::Delete),
+        )
+    }
+
+    pub fn expected_warnings(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(|s| s.expected_warning.is_some())
+    }
+
+    /// Touched revisions as a map, for the stale-plan check.
+    pub fn revision_map(&self) -> BTreeMap<&Address, Option<u64>> {
+        self.revisions
+            .iter()
+            .map(|r| (&r.address, r.revision))
+            .collect()
+    }
+}
+
+/// Salted fingerprint of a secret as stored in a label: `SALT:HEX`.
+pub fn fingerprint(salt: &str, secret: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(salt.as_bytes());
+    hasher.update([0u8]);
+    hasher.update(secret.as_bytes());
+    format!("{salt}:{}", hex::encode(hasher.finalize()))
+}
+
+/// Whether `label` (a fingerprint as made by [`fingerprint`]) was made from `secret`.
+pub fn fingerprint_matches(label: &str, secret: &str) -> bool {
+    label
+        .split_once(':')
+        .is_some_and(|(salt, _)| fingerprint(salt, secret) == label)
+}
+
+/// Label key of the pool password's fingerprint.
+pub fn password_fingerprint_label() -> String {
+    format!(
+        "{}default_credentials.password",
+        crate::broker::wire::FINGERPRINT_LABEL_PREFIX
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,688 @@
+//! Table tests for the plan: (desired, live) pairs and the expected step
+//! list as readable strings, one `check` helper for all of them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+use secrecy::SecretString;
+
+use super::*;
+use crate::broker::wire::{
+    AppConfig, AppType, Credentials, Destination, LoadBalancing, Maintenance, Pool, Protocol,
+    STACK_LABEL, SessionCounts,
+};
+use crate::desired::{
+    Assignee, DesiredAppConfig, DesiredAppInstance, DesiredDestination, DesiredPool, Drain,
+    DrainSessions, Kind, Safety, Secret, SecretSource,
+};
+
+const STACK: &str = "corp-rds";
+
+fn labels() -> Labels {
+    [(STACK_LABEL.to_owned(), STACK.to_owned())].into()
+}
+
+fn dest(name: &str, online: bool, active: u32) -> Destination {
+    Destination {
+        name: name.to_owned(),
+        online,
+        process_execution_ready: true,
+        lb_service_installed: true,
+        maintenance: Maintenance::default(),
+        sessions: SessionCounts {
+            active: if online { active } else { 0 },
+            disconnected: 0,
+        },
+        labels: Labels::new(),
+        revision: 1,
+    }
+}
+
+fn live_lb() -> LoadBalancing {
+    LoadBalancing {
+        enabled: true,
+        sticky_sessions_minutes: 10,
+        grace_period_seconds: 30,
+    }
+}
+
+fn members(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+/// The runbook's steady state as config.
+fn steady() -> Desired {
+    let live_pool = DesiredPool {
+        load_balancing: live_lb(),
+        username: None,
+        password: None,
+        members: members(&["rds-01", "rds-02", "rds-03"]),
+        drain: Drain {
+            sessions: DrainSessions::Disconnect,
+            timeout_seconds: Some(900),
+        },
+        min_members: Some(2),
+        labels: Labels::new(),
+    };
+    let maintenance_pool = DesiredPool {
+        load_balancing: LoadBalancing::default(),
+        username: Some("CORP\\svc-maint".to_owned()),
+        password: None,
+        members: members(&["rds-01", "rds-02", "rds-03"]),
+        drain: Drain::default(),
+        min_members: None,
+        labels: Labels::new(),
+    };
+    Desired {
+        stack: STACK.to_owned(),
+        safety: Safety::default(),
+        pools: [
+            ("live".to_owned(), live_pool),
+            ("maintenance".to_owned(), maintenance_pool),
+        ]
+        .into(),
+        app_configs: [(
+            "maintenance-desktop".to_owned(),
+            DesiredAppConfig {
+                pool: "maintenance".to_owned(),
+                app_type: AppType::Desktop,
+                protocol: Protocol::Rdp,
+                admin_session: true,
+                keep_credentials_on_destination_change: true,
+                allow_destination_change: false,
+                labels: Labels::new(),
+            },
+        )]
+        .into(),
+        app_instances: [(
+            "admin-maintenance".to_owned(),
+            DesiredAppInstance {
+                app_config: "maintenance-desktop".to_owned(),
+                assignee: Assignee::User("admin@corp.example".to_owned()),
+                destination: Some("rds-02".to_owned()),
+                labels: Labels::new(),
+            },
+        )]
+        .into(),
+        destinations: BTreeMap::new(),
+    }
+}
+
+fn pool(name: &str, lb: LoadBalancing, member_names: &[&str], username: Option<&str>) -> Pool {
+    Pool {
+        name: name.to_owned(),
+        load_balancing: lb,
+        default_credentials: Credentials {
+            username: username.map(str::to_owned),
+            password_set: false,
+        },
+        labels: labels(),
+        members: member_names.iter().map(|s| s.to_string()).collect(),
+        revision: 3,
+    }
+}
+
+/// The live state the runbook starts from; rds-02 online with 3 sessions
+/// unless `rds02_online` is false.
+fn live(rds02_online: bool) -> LiveState {
+    LiveState {
+        destinations: vec![
+            dest("rds-01", true, 2),
+            dest("rds-02", rds02_online, 3),
+            dest("rds-03", true, 1),
+        ],
+        pools: vec![
+            pool("live", live_lb(), &["rds-01", "rds-02", "rds-03"], None),
+            pool(
+                "maintenance",
+                LoadBalancing::default(),
+                &["rds-01", "rds-02", "rds-03"],
+                Some("CORP\\svc-maint"),
+            ),
+        ],
+        app_configs: vec![AppConfig {
+            name: "maintenance-desktop".to_owned(),
+            pool: "maintenance".to_owned(),
+            app_type: AppType::Desktop,
+            protocol: Protocol::Rdp,
+            admin_session: true,
+            keep_credentials_on_destination_change: true,
+            allow_destination_change: false,
+            labels: labels(),
+            revision: 1,
+        }],
+        app_instances: vec![crate::broker::wire::AppInstance {
+            name: "admin-maintenance".to_owned(),
+            app_config: "maintenance-desktop".to_owned(),
+            user: Some("admin@corp.example".to_owned()),
+            group: None,
+            destination: Some("rds-02".to_owned()),
+            labels: labels(),
+            revision: 1,
+        }],
+    }
+}
+
+fn describe(step: &Step) -> String {
+    let text = match &step.op {
+        Op::PutPool { pool, .. } => format!("put pool {pool}"),
+        Op::AddMember { pool, destination } => format!("add {destination} to {pool}"),
+        Op::PutAppConfig { app_config, .. } => format!("put app config {app_config}"),
+        Op::PutAppInstance { app_instance, body } => {
+            format!(
+                "put app instance {app_instance} -> {}",
+                body.destination.as_deref().unwrap_or("-")
+            )
+        }
+        Op::PutMaintenance { destination, .. } => format!("maintenance on {destination}"),
+        Op::DeleteMaintenance { destination } => format!("maintenance off {destination}"),
+        Op::DrainSessions {
+            destination,
+            policy,
+            active_sessions,
+            ..
+        } => {
+            format!("drain {destination} ({policy:?}, {active_sessions} active)")
+        }
+        Op::ClearSticky { pool, destination } => format!("clear sticky {pool}/{destination}"),
+        Op::RemoveMember { pool, destination } => format!("remove {destination} from {pool}"),
+        Op::RemoveLbService { destination } => format!("remove lb service {destination}"),
+        Op::DeleteAppInstance { app_instance } => format!("delete app instance {app_instance}"),
+        Op::DeleteAppConfig { app_config } => format!("delete app config {app_config}"),
+        Op::DeletePool { pool } => format!("delete pool {pool}"),
+    };
+    let deps = if step.depends_on.is_empty() {
+        String::new()
+    } else {
+        format!(" after {:?}", step.depends_on)
+    };
+    let warning = if step.expected_warning.is_some() {
+        " [expected warning]"
+    } else {
+        ""
+    };
+    format!("{text}{deps}{warning}")
+}
+
+fn plan_of(desired: &Desired, live: &LiveState) -> Plan {
+    compute(desired, live, &Targets::default()).expect("plan orders")
+}
+
+fn check(desired: &Desired, live: &LiveState, expected: &[&str]) -> Plan {
+    let plan = plan_of(desired, live);
+    let got: Vec<String> = plan.steps.iter().map(describe).collect();
+    assert_eq!(got, expected, "steps of the plan");
+    plan
+}
+
+fn without_member(mut desired: Desired, pool: &str, member: &str) -> Desired {
+    desired.pools.get_mut(pool).unwrap().members.remove(member);
+    desired
+}
+
+#[test]
+fn steady_state_plans_no_changes() {
+    let plan = check(&steady(), &live(true), &[]);
+    assert!(plan.changes.is_empty());
+    assert!(plan.violations.is_empty());
+}
+
+#[test]
+fn taking_out_an_online_server_drains_then_clears_sticky_then_removes() {
+    let plan = check(
+        &without_member(steady(), "live", "rds-02"),
+        &live(true),
+        &[
+            "drain rds-02 (Disconnect, 3 active)",
+            "clear sticky live/rds-02 after [0]",
+            "remove rds-02 from live after [1]",
+        ],
+    );
+    assert_eq!(plan.counts(), (0, 1, 0));
+    assert!(plan.violations.is_empty());
+}
+
+#[test]
+fn taking_out_an_offline_server_skips_the_drain_and_expects_the_warning() {
+    let plan = check(
+        &without_member(steady(), "live", "rds-02"),
+        &live(false),
+        &[
+            "clear sticky live/rds-02",
+            "remove rds-02 from live after [0] [expected warning]",
+        ],
+    );
+    assert_eq!(
+        plan.steps[1].expected_warning,
+        Some(ExpectedWarning::LbServiceUninstallFailed {
+            destination: "rds-02".to_owned()
+        })
+    );
+}
+
+#[test]
+fn putting_the_server_back_is_one_add() {
+    let mut state = live(true);
+    state.pools[0].members.retain(|m| m != "rds-02");
+    check(&steady(), &state, &["add rds-02 to live"]);
+}
+
+#[test]
+fn an_online_host_with_a_leftover_service_and_no_lb_pool_gets_a_cleanup() {
+    let mut state = live(true);
+    state.pools[0].members.retain(|m| m != "rds-02");
+    let desired = without_member(steady(), "live", "rds-02");
+    check(&desired, &state, &["remove lb service rds-02"]);
+    // While the host is still offline nothing can be done.
+    state.destinations[1].online = false;
+    check(&desired, &state, &[]);
+}
+
+#[test]
+fn a_server_without_sessions_needs_no_drain() {
+    let mut state = live(true);
+    state.destinations[1].sessions.active = 0;
+    check(
+        &without_member(steady(), "live", "rds-02"),
+        &state,
+        &[
+            "clear sticky live/rds-02",
+            "remove rds-02 from live after [0]",
+        ],
+    );
+}
+
+#[test]
+fn without_sticky_sessions_nothing_is_cleared() {
+    let mut desired = without_member(steady(), "live", "rds-02");
+    desired
+        .pools
+        .get_mut("live")
+        .unwrap()
+        .load_balancing
+        .sticky_sessions_minutes = 0;
+    let mut state = live(true);
+    state.pools[0].load_balancing.sticky_sessions_minutes = 0;
+    check(
+        &desired,
+        &state,
+        &[
+            "drain rds-02 (Disconnect, 3 active)",
+            "remove rds-02 from live after [0]",
+        ],
+    );
+}
+
+#[test]
+fn members_are_added_before_others_are_removed() {
+    let mut desired = without_member(steady(), "live", "rds-02");
+    desired
+        .pools
+        .get_mut("live")
+        .unwrap()
+        .members
+        .insert("rds-04".to_owned());
+    let mut state = live(true);
+    state.destinations.push(dest("rds-04", true, 0));
+    check(
+        &desired,
+        &state,
+        &[
+            "add rds-04 to live",
+            "drain rds-02 (Disconnect, 3 active) after [0]",
+            "clear sticky live/rds-02 after [1]",
+            "remove rds-02 from live after [2]",
+        ],
+    );
+}
+
+#[test]
+fn an_instance_is_retargeted_before_its_destination_leaves_the_pool() {
+    let mut desired = without_member(steady(), "maintenance", "rds-02");
+    desired
+        .app_instances
+        .get_mut("admin-maintenance")
+        .unwrap()
+        .destination = Some("rds-03".to_owned());
+    check(
+        &desired,
+        &live(true),
+        &[
+            "put app instance admin-maintenance -> rds-03",
+            "remove rds-02 from maintenance after [0]",
+        ],
+    );
+}
+
+#[test]
+fn creates_go_pool_then_members_then_config_then_instance() {
+    let mut desired = steady();
+    desired.pools.insert(
+        "lab".to_owned(),
+        DesiredPool {
+            load_balancing: LoadBalancing::default(),
+            username: None,
+            password: None,
+            members: members(&["rds-04"]),
+            drain: Drain::default(),
+            min_members: None,
+            labels: Labels::new(),
+        },
+    );
+    desired.app_configs.insert(
+        "lab-desktop".to_owned(),
+        DesiredAppConfig {
+            pool: "lab".to_owned(),
+            ..desired.app_configs["maintenance-desktop"].clone()
+        },
+    );
+    desired.app_instances.insert(
+        "lab-admin".to_owned(),
+        DesiredAppInstance {
+            app_config: "lab-desktop".to_owned(),
+            assignee: Assignee::Group("lab-admins".to_owned()),
+            destination: Some("rds-04".to_owned()),
+            labels: Labels::new(),
+        },
+    );
+    let mut state = live(true);
+    let mut fresh = dest("rds-04", true, 0);
+    fresh.lb_service_installed = false;
+    state.destinations.push(fresh);
+    let plan = check(
+        &desired,
+        &state,
+        &[
+            "put pool lab",
+            "add rds-04 to lab after [0]",
+            "put app config lab-desktop after [0]",
+            "put app instance lab-admin -> rds-04 after [1, 2]",
+        ],
+    );
+    assert_eq!(plan.counts(), (3, 0, 0));
+}
+
+#[test]
+fn deletes_go_instance_then_config_then_pool() {
+    let mut desired = steady();
+    desired.app_instances.clear();
+    desired.app_configs.clear();
+    desired.pools.remove("maintenance");
+    let mut state = live(true);
+    state
+        .destinations
+        .iter_mut()
+        .for_each(|d| d.sessions.active = 0);
+    let plan = check(
+        &desired,
+        &state,
+        &[
+            "delete app instance admin-maintenance",
+            "remove rds-01 from maintenance",
+            "remove rds-02 from maintenance after [0]",
+            "remove rds-03 from maintenance",
+            "delete app config maintenance-desktop after [0]",
+            "delete pool maintenance after [1, 2, 3, 4]",
+        ],
+    );
+    assert_eq!(plan.counts(), (0, 0, 3));
+}
+
+#[test]
+fn unowned_resources_are_counted_and_left_alone() {
+    let mut state = live(true);
+    let mut foreign = pool("legacy", live_lb(), &[], None);
+    foreign.labels.clear();
+    state.pools.push(foreign);
+    let plan = check(&steady(), &state, &[]);
+    assert_eq!(plan.unmanaged.pools, 1);
+}
+
+#[test]
+fn a_declared_pool_owned_by_another_stack_is_a_violation() {
+    let mut state = live(true);
+    state.pools[1]
+        .labels
+        .insert(STACK_LABEL.to_owned(), "other".to_owned());
+    let plan = plan_of(&steady(), &state);
+    assert_eq!(
+        plan.violations,
+        vec![Violation::NotOwned {
+            address: Address::new(Kind::Pool, "maintenance"),
+            owner: Some("other".to_owned())
+        }]
+    );
+}
+
+#[test]
+fn min_members_counts_offline_members_as_unavailable() {
+    let desired = without_member(steady(), "live", "rds-02");
+    let mut state = live(true);
+    state.destinations[2].online = false;
+    let plan = plan_of(&desired, &state);
+    assert_eq!(
+        plan.violations,
+        vec![Violation::MinMembers {
+            pool: "live".to_owned(),
+            min_members: 2,
+            available_after: 1,
+            members_after: 2
+        }]
+    );
+}
+
+#[test]
+fn removing_the_last_member_of_a_pool_in_use_is_a_violation() {
+    let mut desired = steady();
+    desired
+        .pools
+        .get_mut("maintenance")
+        .unwrap()
+        .members
+        .clear();
+    desired
+        .app_instances
+        .get_mut("admin-maintenance")
+        .unwrap()
+        .destination = None;
+    let plan = plan_of(&desired, &live(true));
+    assert!(plan.violations.contains(&Violation::LastMemberInUse {
+        pool: "maintenance".to_owned(),
+        app_configs: vec!["maintenance-desktop".to_owned()],
+    }));
+}
+
+#[test]
+fn refuse_policy_with_active_sessions_is_a_violation_with_the_count() {
+    let mut desired = without_member(steady(), "live", "rds-02");
+    desired.pools.get_mut("live").unwrap().drain = Drain::default();
+    let plan = plan_of(&desired, &live(true));
+    assert_eq!(
+        plan.violations,
+        vec![Violation::DrainRefused {
+            pool: "live".to_owned(),
+            destination: "rds-02".to_owned(),
+            active_sessions: 3
+        }]
+    );
+}
+
+#[test]
+fn unknown_and_unready_destinations_are_violations() {
+    let mut desired = steady();
+    let live_pool = desired.pools.get_mut("live").unwrap();
+    live_pool.members.insert("rds-09".to_owned());
+    live_pool.members.insert("rds-04".to_owned());
+    desired.destinations.insert(
+        "rds-77".to_owned(),
+        DesiredDestination {
+            maintenance: Maintenance {
+                enabled: true,
+                ..Default::default()
+            },
+        },
+    );
+    let mut state = live(true);
+    let mut not_ready = dest("rds-04", true, 0);
+    not_ready.process_execution_ready = false;
+    state.destinations.push(not_ready);
+    let plan = plan_of(&desired, &state);
+    assert_eq!(
+        plan.violations,
+        vec![
+            Violation::UnknownDestination {
+                pool: None,
+                destination: "rds-77".to_owned()
+            },
+            Violation::DestinationNotReady {
+                pool: "live".to_owned(),
+                destination: "rds-04".to_owned()
+            },
+            Violation::UnknownDestination {
+                pool: Some("live".to_owned()),
+                destination: "rds-09".to_owned()
+            },
+        ]
+    );
+}
+
+#[test]
+fn joining_a_second_load_balanced_pool_is_a_violation() {
+    let mut desired = steady();
+    desired.pools.insert(
+        "live-b".to_owned(),
+        DesiredPool {
+            members: members(&["rds-01"]),
+            ..desired.pools["live"].clone()
+        },
+    );
+    let plan = plan_of(&desired, &live(true));
+    assert!(plan.violations.contains(&Violation::LoadBalancedElsewhere {
+        pool: "live-b".to_owned(),
+        destination: "rds-01".to_owned(),
+        other_pool: "live".to_owned(),
+    }));
+}
+
+#[test]
+fn deleting_too_much_is_a_violation() {
+    let mut state = live(true);
+    for i in 0..10 {
+        state.pools.push(pool(
+            &format!("old-{i}"),
+            LoadBalancing::default(),
+            &[],
+            None,
+        ));
+    }
+    let plan = plan_of(&steady(), &state);
+    assert_eq!(
+        plan.violations,
+        vec![Violation::DeleteLimit {
+            deletes: 10,
+            managed: 14,
+            max_delete_percent: 30
+        }]
+    );
+}
+
+#[test]
+fn maintenance_mode_is_switched_on_before_the_drain() {
+    let mut desired = without_member(steady(), "live", "rds-02");
+    let maintenance = Maintenance {
+        enabled: true,
+        notice_en: Some("Patching until 14:00".to_owned()),
+        ..Default::default()
+    };
+    desired
+        .destinations
+        .insert("rds-02".to_owned(), DesiredDestination { maintenance });
+    check(
+        &desired,
+        &live(true),
+        &[
+            "maintenance on rds-02",
+            "drain rds-02 (Disconnect, 3 active) after [0]",
+            "clear sticky live/rds-02 after [1]",
+            "remove rds-02 from live after [2]",
+        ],
+    );
+}
+
+#[test]
+fn a_password_is_planned_by_source_and_compared_by_fingerprint() {
+    let mut desired = steady();
+    let secret = Secret {
+        source: SecretSource::Env("MAINT_PASSWORD".to_owned()),
+        value: SecretString::from("hunter2"),
+    };
+    desired.pools.get_mut("maintenance").unwrap().password = Some(secret);
+    let mut state = live(true);
+    let plan = check(&desired, &state, &["put pool maintenance"]);
+    let json = serde_json::to_string(&plan).unwrap();
+    assert!(!json.contains("hunter2"));
+    assert!(json.contains("MAINT_PASSWORD"));
+    assert!(
+        plan.changes[0]
+            .fields
+            .iter()
+            .any(|f| f.sensitive && f.before.is_none() && f.after.is_none())
+    );
+
+    state.pools[1].default_credentials.password_set = true;
+    state.pools[1]
+        .labels
+        .insert(password_fingerprint_label(), fingerprint("s4lt", "hunter2"));
+    check(&desired, &state, &[]);
+    state.pools[1].labels.insert(
+        password_fingerprint_label(),
+        fingerprint("s4lt", "old-password"),
+    );
+    check(&desired, &state, &["put pool maintenance"]);
+}
+
+#[test]
+fn a_target_restricts_the_plan() {
+    let mut desired = without_member(steady(), "live", "rds-02");
+    desired
+        .app_instances
+        .get_mut("admin-maintenance")
+        .unwrap()
+        .destination = Some("rds-03".to_owned());
+    let targets = Targets(vec![Address::new(Kind::AppInstance, "admin-maintenance")]);
+    let plan = compute(&desired, &live(true), &targets).unwrap();
+    let got: Vec<String> = plan.steps.iter().map(describe).collect();
+    assert_eq!(got, ["put app instance admin-maintenance -> rds-03"]);
+    let targets = Targets(vec![Address::new(Kind::Destination, "rds-02")]);
+    let plan = compute(&desired, &live(true), &targets).unwrap();
+    assert_eq!(plan.steps.len(), 3);
+}
+
+#[test]
+fn the_checksum_covers_the_plan() {
+    let plan = plan_of(&without_member(steady(), "live", "rds-02"), &live(true));
+    assert_eq!(plan.checksum, checksum(&plan));
+    let mut tampered = plan.clone();
+    tampered.steps.pop();
+    assert_ne!(checksum(&tampered), plan.checksum);
+}
+
+proptest! {
+    #[test]
+    fn the_plan_does_not_depend_on_the_order_live_state_lists_in(seed in any::<u64>()) {
+        let desired = without_member(steady(), "live", "rds-02");
+        let reference = serde_json::to_vec(&plan_of(&desired, &live(true))).unwrap();
+        let mut state = live(true);
+        let mut rng = seed;
+        let mut shuffle = |n: usize| {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (rng >> 33) as usize % n.max(1)
+        };
+        for i in (1..state.destinations.len()).rev() { let j = shuffle(i + 1); state.destinations.swap(i, j); }
+        for i in (1..state.pools.len()).rev() { let j = shuffle(i + 1); state.pools.swap(i, j); }
+        for pool in &mut state.pools {
+            for i in (1..pool.members.len()).rev() { let j = shuffle(i + 1); pool.members.swap(i, j); }
+        }
+        prop_assert_eq!(serde_json::to_vec(&plan_of(&desired, &state)).unwrap(), reference);
+    }
+}
