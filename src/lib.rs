@@ -5,3 +5,4 @@ pub mod broker;
 pub mod cli;
 pub mod desired;
 pub mod plan;
+pub mod render;

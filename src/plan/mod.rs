@@ -314,4 +314,6 @@ pub fn password_fingerprint_label() -> String {
 }
 
 #[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
 mod tests;

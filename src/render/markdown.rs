@@ -1,0 +1,147 @@
+//! Markdown rendering of plans for pull-request comments: violations and
+//! expected warnings up front, a summary table, each resource in a
+//! `<details>` block, the ordered steps, all kept under the comment limit.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use super::plan::{field_lines, sigil};
+use super::words;
+use crate::plan::{Action, Plan};
+
+/// GitHub rejects comments over 65,536 characters; stay well below.
+pub const COMMENT_LIMIT: usize = 60_000;
+
+/// Writes the plan as markdown, truncated to `limit` characters (with a note
+/// saying what was cut).
+pub fn markdown(plan: &Plan, limit: usize, out: &mut dyn Write) -> io::Result<()> {
+    out.write_all(build(plan, limit).as_bytes())
+}
+
+fn build(plan: &Plan, limit: usize) -> String {
+    let mut head = String::new();
+    let _ = writeln!(head, "### poolform plan for stack `{}`\n", plan.stack);
+    if !plan.violations.is_empty() {
+        let _ = writeln!(
+            head,
+            "**:no_entry: Violations** (apply refuses unless `--force`):\n"
+        );
+        for v in &plan.violations {
+            let _ = writeln!(head, "- {}", words::violation(v));
+        }
+        head.push('\n');
+    }
+    let warnings: Vec<String> = plan
+        .expected_warnings()
+        .filter_map(|s| s.expected_warning.as_ref())
+        .map(words::expected_warning)
+        .collect();
+    if !warnings.is_empty() {
+        let _ = writeln!(head, "**:warning: Expected warnings**\n");
+        for w in &warnings {
+            let _ = writeln!(head, "- {w}");
+        }
+        head.push('\n');
+    }
+    let (add, change, destroy) = plan.counts();
+    let u = plan.unmanaged;
+    let _ = writeln!(
+        head,
+        "| to add | to change | to destroy | steps | expected warnings | violations | unmanaged |"
+    );
+    let _ = writeln!(head, "|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        head,
+        "| {add} | {change} | {destroy} | {} | {} | {} | {} |\n",
+        plan.steps.len(),
+        warnings.len(),
+        plan.violations.len(),
+        u.pools + u.app_configs + u.app_instances
+    );
+    let _ = writeln!(head, "{}\n", words::summary(plan));
+
+    let resources: Vec<String> = plan
+        .changes
+        .iter()
+        .map(|c| {
+            let mut block = String::new();
+            let verb = match c.action {
+                Action::Create => "create",
+                Action::Update => "update",
+                Action::Delete => "delete",
+            };
+            let _ = writeln!(
+                block,
+                "<details><summary><code>{} {} {}</code> ({verb})</summary>\n",
+                sigil(c.action),
+                c.address.kind,
+                c.address.name
+            );
+            if c.fields.is_empty() {
+                let _ = writeln!(block, "The whole {} goes.\n", c.address.kind);
+            } else {
+                block.push_str("````diff\n");
+                for field in &c.fields {
+                    for (sign, text) in field_lines(field) {
+                        let sign = if sign == '~' { '!' } else { sign };
+                        let _ = writeln!(block, "{sign} {text}");
+                    }
+                }
+                block.push_str("````\n\n");
+            }
+            block.push_str("</details>\n\n");
+            block
+        })
+        .collect();
+    let steps: Vec<String> = plan
+        .steps
+        .iter()
+        .map(|s| {
+            let mut line = format!("{}. {}", s.id + 1, words::step(&s.op));
+            if !s.depends_on.is_empty() {
+                let ids: Vec<String> = s.depends_on.iter().map(|d| (d + 1).to_string()).collect();
+                let _ = write!(line, " _(after {})_", ids.join(", "));
+            }
+            if let Some(w) = &s.expected_warning {
+                let _ = write!(line, "<br>:warning: {}", words::expected_warning(w));
+            }
+            line.push('\n');
+            line
+        })
+        .collect();
+
+    // Room for the note and the steps heading whatever gets cut.
+    let reserve = 400;
+    let mut body = head;
+    let mut shown_resources = 0;
+    for r in &resources {
+        if body.len() + r.len() + reserve > limit {
+            break;
+        }
+        body.push_str(r);
+        shown_resources += 1;
+    }
+    let mut shown_steps = 0;
+    if !steps.is_empty() && shown_resources == resources.len() {
+        body.push_str("#### Steps, in order\n\n");
+        for s in &steps {
+            if body.len() + s.len() + reserve > limit {
+                break;
+            }
+            body.push_str(s);
+            shown_steps += 1;
+        }
+        body.push('\n');
+    }
+    let (cut_resources, cut_steps) = (resources.len() - shown_resources, steps.len() - shown_steps);
+    if cut_resources + cut_steps > 0 {
+        let _ = writeln!(
+            body,
+            "> **Truncated** to stay under the comment size limit: {cut_resources} of {} resources and {cut_steps} of {} \
+             steps are not shown. Run `poolform show PLANFILE` for the whole plan.",
+            resources.len(),
+            steps.len()
+        );
+    }
+    body
+}

@@ -1,0 +1,91 @@
+//! Snapshot tests of the plan renderings for the runbook states.
+
+use crate::plan::fixtures::*;
+use crate::plan::{Plan, Targets, compute};
+
+use super::markdown::{COMMENT_LIMIT, markdown};
+use super::plan::{Style, text};
+
+fn out_online() -> Plan {
+    compute(&without_member(steady(), "live", "rds-02"), &live(true), &Targets::default()).unwrap()
+}
+
+fn out_offline() -> Plan {
+    compute(&without_member(steady(), "live", "rds-02"), &live(false), &Targets::default()).unwrap()
+}
+
+fn back() -> Plan {
+    let mut state = live(true);
+    state.pools[0].members.retain(|m| m != "rds-02");
+    compute(&steady(), &state, &Targets::default()).unwrap()
+}
+
+fn render_text(plan: &Plan, style: Style) -> String {
+    let mut out = Vec::new();
+    text(plan, style, &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+fn render_markdown(plan: &Plan, limit: usize) -> String {
+    let mut out = Vec::new();
+    markdown(plan, limit, &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn text_renderings_of_the_runbook_states() {
+    insta::assert_snapshot!("text_out_online", render_text(&out_online(), Style::default()));
+    insta::assert_snapshot!("text_out_offline", render_text(&out_offline(), Style::default()));
+    insta::assert_snapshot!("text_back", render_text(&back(), Style::default()));
+    let steady = compute(&steady(), &live(true), &Targets::default()).unwrap();
+    insta::assert_snapshot!("text_steady", render_text(&steady, Style::default()));
+}
+
+#[test]
+fn markdown_renderings_of_the_runbook_states() {
+    insta::assert_snapshot!("markdown_out_online", render_markdown(&out_online(), COMMENT_LIMIT));
+    insta::assert_snapshot!("markdown_out_offline", render_markdown(&out_offline(), COMMENT_LIMIT));
+    insta::assert_snapshot!("markdown_back", render_markdown(&back(), COMMENT_LIMIT));
+}
+
+#[test]
+fn json_rendering_of_a_runbook_state() {
+    insta::assert_snapshot!("json_out_offline", serde_json::to_string_pretty(&out_offline()).unwrap());
+}
+
+#[test]
+fn colour_only_when_asked() {
+    assert!(!render_text(&out_online(), Style { color: false }).contains('\x1b'));
+    assert!(render_text(&out_online(), Style { color: true }).contains("\x1b[33m~ pool live"));
+}
+
+#[test]
+fn violations_come_first_in_both_renderings() {
+    let mut desired = without_member(steady(), "live", "rds-02");
+    desired.pools.get_mut("live").unwrap().drain = Default::default();
+    let plan = compute(&desired, &live(true), &Targets::default()).unwrap();
+    let text = render_text(&plan, Style::default());
+    assert!(text.starts_with("Violations (apply refuses unless --force):\n  ! 'rds-02' has 3 active sessions"));
+    let md = render_markdown(&plan, COMMENT_LIMIT);
+    assert!(md.find("Violations").unwrap() < md.find("<details>").unwrap());
+}
+
+#[test]
+fn markdown_is_truncated_under_the_limit_with_a_note() {
+    let mut desired = steady();
+    let mut state = live(true);
+    for i in 0..2000 {
+        let name = format!("rds-{i:04}");
+        let mut fresh = dest(&name, true, 0);
+        fresh.lb_service_installed = false;
+        state.destinations.push(fresh);
+        desired.pools.get_mut("maintenance").unwrap().members.insert(name);
+    }
+    let plan = compute(&desired, &state, &Targets::default()).unwrap();
+    let md = render_markdown(&plan, 5_000);
+    assert!(md.len() <= 5_000, "{} characters", md.len());
+    assert!(md.contains("**Truncated**"));
+    assert!(md.contains("1 of 1 resources and 2000 of 2000 steps are not shown"));
+    let full = render_markdown(&plan, usize::MAX);
+    assert!(!full.contains("Truncated"));
+}
