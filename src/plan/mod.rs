@@ -261,7 +261,34 @@ pub fn checksum(plan: &Plan) -> String {
     hex::encode(Sha256::digest(&bytes))
 }
 
+/// JSON Schema (draft-07) of the plan document, for `schema/plan.schema.json`.
+pub fn json_schema() -> schemars::Schema {
+    schemars::generate::SchemaSettings::draft07()
+        .into_generator()
+        .into_root_schema_for::<Plan>()
+}
+
+/// Why a saved plan cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SavedPlanError {
+    #[error("the plan file is format version {found}; this poolform reads version {FORMAT_VERSION}")]
+    Version { found: u32 },
+    #[error("the plan file's checksum does not match its content; it was edited or damaged since it was saved")]
+    Checksum,
+}
+
 impl Plan {
+    /// Checks a plan read from a file before anything acts on it.
+    pub fn verify(&self) -> Result<(), SavedPlanError> {
+        if self.format_version != FORMAT_VERSION {
+            return Err(SavedPlanError::Version { found: self.format_version });
+        }
+        if checksum(self) != self.checksum {
+            return Err(SavedPlanError::Checksum);
+        }
+        Ok(())
+    }
+
     pub fn has_changes(&self) -> bool {
         !self.steps.is_empty()
     }

@@ -506,9 +506,13 @@ fn a_target_restricts_the_plan() {
 fn the_checksum_covers_the_plan() {
     let plan = plan_of(&without_member(steady(), "live", "rds-02"), &live(true));
     assert_eq!(plan.checksum, checksum(&plan));
+    assert_eq!(plan.verify(), Ok(()));
     let mut tampered = plan.clone();
     tampered.steps.pop();
-    assert_ne!(checksum(&tampered), plan.checksum);
+    assert_eq!(tampered.verify(), Err(SavedPlanError::Checksum));
+    let mut future = plan.clone();
+    future.format_version = FORMAT_VERSION + 1;
+    assert_eq!(future.verify(), Err(SavedPlanError::Version { found: FORMAT_VERSION + 1 }));
 }
 
 proptest! {
@@ -528,5 +532,15 @@ proptest! {
             for i in (1..pool.members.len()).rev() { let j = shuffle(i + 1); pool.members.swap(i, j); }
         }
         prop_assert_eq!(serde_json::to_vec(&plan_of(&desired, &state)).unwrap(), reference);
+    }
+}
+
+#[test]
+fn the_plan_schema_describes_steps_by_op() {
+    let schema = serde_json::to_value(json_schema()).unwrap();
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    let text = schema.to_string();
+    for op in ["drain_sessions", "clear_sticky", "remove_member", "lb_service_uninstall_failed"] {
+        assert!(text.contains(op), "schema lacks {op}");
     }
 }
