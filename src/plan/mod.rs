@@ -271,9 +271,13 @@ pub fn json_schema() -> schemars::Schema {
 /// Why a saved plan cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SavedPlanError {
-    #[error("the plan file is format version {found}; this poolform reads version {FORMAT_VERSION}")]
+    #[error(
+        "the plan file is format version {found}; this poolform reads version {FORMAT_VERSION}"
+    )]
     Version { found: u32 },
-    #[error("the plan file's checksum does not match its content; it was edited or damaged since it was saved")]
+    #[error(
+        "the plan file's checksum does not match its content; it was edited or damaged since it was saved"
+    )]
     Checksum,
 }
 
@@ -281,7 +285,9 @@ impl Plan {
     /// Checks a plan read from a file before anything acts on it.
     pub fn verify(&self) -> Result<(), SavedPlanError> {
         if self.format_version != FORMAT_VERSION {
-            return Err(SavedPlanError::Version { found: self.format_version });
+            return Err(SavedPlanError::Version {
+                found: self.format_version,
+            });
         }
         if checksum(self) != self.checksum {
             return Err(SavedPlanError::Checksum);

@@ -512,7 +512,12 @@ fn the_checksum_covers_the_plan() {
     assert_eq!(tampered.verify(), Err(SavedPlanError::Checksum));
     let mut future = plan.clone();
     future.format_version = FORMAT_VERSION + 1;
-    assert_eq!(future.verify(), Err(SavedPlanError::Version { found: FORMAT_VERSION + 1 }));
+    assert_eq!(
+        future.verify(),
+        Err(SavedPlanError::Version {
+            found: FORMAT_VERSION + 1
+        })
+    );
 }
 
 proptest! {
@@ -540,7 +545,12 @@ fn the_plan_schema_describes_steps_by_op() {
     let schema = serde_json::to_value(json_schema()).unwrap();
     assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
     let text = schema.to_string();
-    for op in ["drain_sessions", "clear_sticky", "remove_member", "lb_service_uninstall_failed"] {
+    for op in [
+        "drain_sessions",
+        "clear_sticky",
+        "remove_member",
+        "lb_service_uninstall_failed",
+    ] {
         assert!(text.contains(op), "schema lacks {op}");
     }
 }

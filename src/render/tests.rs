@@ -7,11 +7,21 @@ use super::markdown::{COMMENT_LIMIT, markdown};
 use super::plan::{Style, text};
 
 fn out_online() -> Plan {
-    compute(&without_member(steady(), "live", "rds-02"), &live(true), &Targets::default()).unwrap()
+    compute(
+        &without_member(steady(), "live", "rds-02"),
+        &live(true),
+        &Targets::default(),
+    )
+    .unwrap()
 }
 
 fn out_offline() -> Plan {
-    compute(&without_member(steady(), "live", "rds-02"), &live(false), &Targets::default()).unwrap()
+    compute(
+        &without_member(steady(), "live", "rds-02"),
+        &live(false),
+        &Targets::default(),
+    )
+    .unwrap()
 }
 
 fn back() -> Plan {
@@ -34,8 +44,14 @@ fn render_markdown(plan: &Plan, limit: usize) -> String {
 
 #[test]
 fn text_renderings_of_the_runbook_states() {
-    insta::assert_snapshot!("text_out_online", render_text(&out_online(), Style::default()));
-    insta::assert_snapshot!("text_out_offline", render_text(&out_offline(), Style::default()));
+    insta::assert_snapshot!(
+        "text_out_online",
+        render_text(&out_online(), Style::default())
+    );
+    insta::assert_snapshot!(
+        "text_out_offline",
+        render_text(&out_offline(), Style::default())
+    );
     insta::assert_snapshot!("text_back", render_text(&back(), Style::default()));
     let steady = compute(&steady(), &live(true), &Targets::default()).unwrap();
     insta::assert_snapshot!("text_steady", render_text(&steady, Style::default()));
@@ -43,14 +59,23 @@ fn text_renderings_of_the_runbook_states() {
 
 #[test]
 fn markdown_renderings_of_the_runbook_states() {
-    insta::assert_snapshot!("markdown_out_online", render_markdown(&out_online(), COMMENT_LIMIT));
-    insta::assert_snapshot!("markdown_out_offline", render_markdown(&out_offline(), COMMENT_LIMIT));
+    insta::assert_snapshot!(
+        "markdown_out_online",
+        render_markdown(&out_online(), COMMENT_LIMIT)
+    );
+    insta::assert_snapshot!(
+        "markdown_out_offline",
+        render_markdown(&out_offline(), COMMENT_LIMIT)
+    );
     insta::assert_snapshot!("markdown_back", render_markdown(&back(), COMMENT_LIMIT));
 }
 
 #[test]
 fn json_rendering_of_a_runbook_state() {
-    insta::assert_snapshot!("json_out_offline", serde_json::to_string_pretty(&out_offline()).unwrap());
+    insta::assert_snapshot!(
+        "json_out_offline",
+        serde_json::to_string_pretty(&out_offline()).unwrap()
+    );
 }
 
 #[test]
@@ -65,7 +90,9 @@ fn violations_come_first_in_both_renderings() {
     desired.pools.get_mut("live").unwrap().drain = Default::default();
     let plan = compute(&desired, &live(true), &Targets::default()).unwrap();
     let text = render_text(&plan, Style::default());
-    assert!(text.starts_with("Violations (apply refuses unless --force):\n  ! 'rds-02' has 3 active sessions"));
+    assert!(text.starts_with(
+        "Violations (apply refuses unless --force):\n  ! 'rds-02' has 3 active sessions"
+    ));
     let md = render_markdown(&plan, COMMENT_LIMIT);
     assert!(md.find("Violations").unwrap() < md.find("<details>").unwrap());
 }
@@ -79,7 +106,12 @@ fn markdown_is_truncated_under_the_limit_with_a_note() {
         let mut fresh = dest(&name, true, 0);
         fresh.lb_service_installed = false;
         state.destinations.push(fresh);
-        desired.pools.get_mut("maintenance").unwrap().members.insert(name);
+        desired
+            .pools
+            .get_mut("maintenance")
+            .unwrap()
+            .members
+            .insert(name);
     }
     let plan = compute(&desired, &state, &Targets::default()).unwrap();
     let md = render_markdown(&plan, 5_000);
