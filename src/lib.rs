@@ -3,4 +3,9 @@
 
 pub mod broker;
 pub mod cli;
+pub mod commands;
+pub mod config;
 pub mod desired;
+pub mod diagnostic;
+pub mod render;
+pub mod validate;

@@ -1,0 +1,111 @@
+//! The YAML parser settings poolform uses, and the translation of parser
+//! errors (syntax, unknown keys, wrong types, duplicate keys, alias bombs)
+//! into located diagnostics.
+
+use serde_saphyr::{DuplicateKeyPolicy, Error, Options};
+
+use super::file::ConfigFile;
+use super::locate_in;
+use crate::diagnostic::{Diagnostic, SourceMap};
+
+fn options() -> Options {
+    serde_saphyr::options! {
+        // Only `true`/`false` are booleans: `enabled: no` is an error rather
+        // than a silent `false` (the "Norway problem").
+        strict_booleans: true,
+        // An unquoted scalar that a YAML 1.2 reader would type differently
+        // (`true`, `1`, `~`) is an error in a string field: quote it.
+        no_schema: true,
+        duplicate_keys: DuplicateKeyPolicy::Error,
+        // Configs use anchors sparingly; a billion-laughs document stops early.
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: 100_000,
+        },
+    }
+}
+
+pub(super) fn parse(text: &str) -> Result<ConfigFile, Error> {
+    // An empty or comment-only file is an empty config, not a type error.
+    let file: Option<ConfigFile> = serde_saphyr::from_str_with_options(text, options())?;
+    Ok(file.unwrap_or_default())
+}
+
+pub(super) fn diagnostic(error: &Error, sources: &SourceMap, file: usize) -> Diagnostic {
+    let error = error.without_snippet();
+    let mut message = error.to_string();
+    let location = error.location();
+    if let Some(at) = &location {
+        // The parser appends the position; the label already shows it.
+        let suffix = format!(" at line {}, column {}", at.line(), at.column());
+        if let Some(stripped) = message.strip_suffix(&suffix) {
+            message = stripped.to_owned();
+        }
+    }
+    let (code, message, help) = classify(message);
+    let mut diagnostic = Diagnostic::error(code, message);
+    if let Some(help) = help {
+        diagnostic = diagnostic.with_help(help);
+    }
+    let location = match location {
+        Some(at) if at.line() > 0 => locate_in(sources, file, &at),
+        // Errors without a position (such as a budget breach) still name the file.
+        _ => crate::diagnostic::SourceLocation {
+            file: sources.name(file).to_owned(),
+            line: 1,
+            column: 1,
+            offset: 0,
+            len: 0,
+        },
+    };
+    diagnostic.with_label(location, "here")
+}
+
+fn classify(message: String) -> (&'static str, String, Option<String>) {
+    if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
+        return (
+            "config::duplicate_key",
+            format!("the key `{key}` appears twice in the same mapping"),
+            Some("each key may appear once; remove or merge the repeated entry".to_owned()),
+        );
+    }
+    if message.starts_with("unknown field") {
+        return (
+            "config::unknown_key",
+            message.replacen("field", "key", 1),
+            None,
+        );
+    }
+    if message.starts_with("missing field") {
+        return (
+            "config::missing_key",
+            message.replacen("field", "key", 1),
+            None,
+        );
+    }
+    if message.contains("budget") || message.contains("alias") || message.contains("replay") {
+        return (
+            "config::too_complex",
+            message,
+            Some("configs may not expand aliases without bound; write the values out".to_owned()),
+        );
+    }
+    if message.contains("quot") {
+        return (
+            "config::ambiguous_scalar",
+            message,
+            Some("quote the value, e.g. 'yes' or '1', to make it a string".to_owned()),
+        );
+    }
+    if message.starts_with("invalid boolean") {
+        return (
+            "config::type",
+            "expected `true` or `false`".to_owned(),
+            Some("YAML 1.1 spellings like yes/no/on/off are not booleans here".to_owned()),
+        );
+    }
+    ("config::yaml", message, None)
+}
