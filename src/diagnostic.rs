@@ -27,6 +27,19 @@ pub struct SourceLocation {
     pub len: usize,
 }
 
+impl SourceLocation {
+    /// The start of a file, for problems that concern a file as a whole.
+    pub fn file_start(file: impl Into<String>) -> Self {
+        SourceLocation {
+            file: file.into(),
+            line: 1,
+            column: 1,
+            offset: 0,
+            len: 0,
+        }
+    }
+}
+
 impl fmt::Display for SourceLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}:{}", self.file, self.line, self.column)

@@ -11,7 +11,7 @@ use serde_saphyr::Location;
 use crate::config::file::{DrainSessionsSpec, DurationValue, LabelMap, SecretValue, Sp};
 use crate::config::{Config, Diagnostics, kind_noun};
 use crate::desired::Kind;
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, Label, SourceLocation};
 
 /// A value that passed validation. Only this module can construct one.
 #[derive(Debug, Clone)]
@@ -84,14 +84,14 @@ impl Checker<'_> {
     fn top_level(&mut self) {
         let config = self.config;
         if config.resource_count() == 0 && config.stack.is_none() {
-            let location = self.config.at(0, &Location::UNKNOWN);
             let mut diagnostic = Diagnostic::error(
                 "config::empty",
                 "the config declares nothing: no stack and no resources",
             )
             .with_help("start with `stack: NAME` and a `pools:` section; see examples/");
             if !config.sources.is_empty() {
-                diagnostic = diagnostic.with_label(location, "empty config");
+                let start = SourceLocation::file_start(config.sources.name(0));
+                diagnostic = diagnostic.with_label(start, "empty config");
             }
             self.out.push(diagnostic);
             return;
@@ -171,7 +171,7 @@ impl Checker<'_> {
                         "listed again here",
                     )
                     .secondary
-                    .push(crate::diagnostic::Label::new(first, "first listed here"));
+                    .push(Label::new(first, "first listed here"));
                     continue;
                 }
                 if load_balanced {
@@ -188,7 +188,7 @@ impl Checker<'_> {
                                 &member.at,
                                 "second load-balanced pool",
                             );
-                            diagnostic.secondary.push(crate::diagnostic::Label::new(
+                            diagnostic.secondary.push(Label::new(
                                 first,
                                 format!("already a member of '{other}' here"),
                             ));
@@ -419,7 +419,7 @@ impl Checker<'_> {
                     &destination.at,
                     "not a member",
                 );
-                diagnostic.secondary.push(crate::diagnostic::Label::new(
+                diagnostic.secondary.push(Label::new(
                     pool_location,
                     format!("pool '{pool_name}' declared here"),
                 ));
@@ -591,4 +591,310 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::load_sources;
+
+    const HEADER: &str = "stack: s\n";
+
+    /// Loads `yaml` (one file, `stack` prepended) and asserts that a
+    /// diagnostic with `code` underlines exactly `underlined`.
+    #[track_caller]
+    fn check(yaml: &str, code: &str, underlined: &str) {
+        check_files(vec![format!("{HEADER}{yaml}")], code, underlined);
+    }
+
+    #[track_caller]
+    fn check_files(files: Vec<String>, code: &str, underlined: &str) {
+        let files = files
+            .into_iter()
+            .enumerate()
+            .map(|(i, text)| (format!("f{i}.yaml"), text))
+            .collect();
+        let rejected = match load_sources(files).and_then(super::validate) {
+            Ok(_) => panic!("expected {code}, but the config is valid"),
+            Err(rejected) => rejected,
+        };
+        let found = rejected.items.iter().find(|d| d.code == code);
+        let Some(diagnostic) = found else {
+            panic!("expected {code}, got {:#?}", rejected.items);
+        };
+        let label = diagnostic.primary.as_ref().expect("located");
+        let location = &label.location;
+        let text = rejected.sources.text_of(&location.file).expect("source");
+        assert_eq!(
+            &text[location.offset..location.offset + location.len],
+            underlined,
+            "{diagnostic:#?}"
+        );
+    }
+
+    #[track_caller]
+    fn valid(yaml: &str) {
+        let files = vec![("ok.yaml".to_owned(), format!("{HEADER}{yaml}"))];
+        if let Err(rejected) = load_sources(files).and_then(super::validate) {
+            panic!("expected valid, got {:#?}", rejected.items);
+        }
+    }
+
+    const POOL: &str = "pools:\n  p:\n    members: [d1, d2]\n";
+
+    #[test]
+    fn dangling_pool_reference() {
+        check(
+            &format!("{POOL}app_configs:\n  a: {{pool: q, type: desktop, protocol: rdp}}\n"),
+            "config::dangling_reference",
+            "q",
+        );
+    }
+
+    #[test]
+    fn dangling_app_config_reference() {
+        check(
+            "app_instances:\n  i: {app_config: nope, user: u}\n",
+            "config::dangling_reference",
+            "nope",
+        );
+    }
+
+    #[test]
+    fn instance_destination_outside_pool() {
+        check(
+            &format!(
+                "{POOL}app_configs:\n  a: {{pool: p, type: desktop, protocol: rdp}}\napp_instances:\n  i: {{app_config: a, user: u, destination: d9}}\n"
+            ),
+            "config::destination_not_member",
+            "d9",
+        );
+    }
+
+    #[test]
+    fn instance_with_both_user_and_group() {
+        check(
+            "app_instances:\n  i: {app_config: a, user: u, group: g}\n",
+            "config::assignee",
+            "g",
+        );
+    }
+
+    #[test]
+    fn instance_with_neither_user_nor_group() {
+        check(
+            "app_instances:\n  inst: {app_config: a}\n",
+            "config::assignee",
+            "inst",
+        );
+    }
+
+    #[test]
+    fn sticky_period_below_one_minute() {
+        let lb = "    load_balancing: {enabled: true, sticky_sessions: 30s}\n";
+        check(&format!("{POOL}{lb}"), "config::sticky_period", "30s");
+        let lb = "    load_balancing: {enabled: true, sticky_sessions: 90s}\n";
+        check(&format!("{POOL}{lb}"), "config::sticky_period", "90s");
+        valid(&format!(
+            "{POOL}    load_balancing: {{enabled: true, sticky_sessions: 0}}\n"
+        ));
+        valid(&format!(
+            "{POOL}    load_balancing: {{enabled: true, sticky_sessions: 1}}\n"
+        ));
+    }
+
+    #[test]
+    fn invalid_durations() {
+        let lb = "    load_balancing: {enabled: true, grace_period: 10x}\n";
+        check(&format!("{POOL}{lb}"), "config::duration", "10x");
+        let lb = "    load_balancing: {enabled: true, sticky_sessions: -5}\n";
+        check(&format!("{POOL}{lb}"), "config::duration", "-5");
+        let drain = "    drain: {sessions: wait, timeout: 1.5}\n";
+        check(&format!("{POOL}{drain}"), "config::duration", "1.5");
+    }
+
+    #[test]
+    fn invalid_names() {
+        check("pools:\n  live!: {}\n", "config::invalid_name", "live!");
+        let long = "x".repeat(64);
+        check(
+            &format!("pools:\n  {long}: {{}}\n"),
+            "config::invalid_name",
+            &long,
+        );
+        check(
+            "pools:\n  p: {members: ['rds 01']}\n",
+            "config::invalid_name",
+            "'rds 01'",
+        );
+        valid(&format!("pools:\n  {}: {{}}\n", "x".repeat(63)));
+    }
+
+    #[test]
+    fn destination_in_two_load_balanced_pools() {
+        let lb = "load_balancing: {enabled: true}";
+        check(
+            &format!("pools:\n  a: {{{lb}, members: [d1]}}\n  b: {{{lb}, members: [d2, d1]}}\n"),
+            "config::load_balanced_twice",
+            "d1",
+        );
+        valid(&format!(
+            "pools:\n  a: {{{lb}, members: [d1]}}\n  b: {{members: [d1]}}\n"
+        ));
+    }
+
+    #[test]
+    fn min_members_above_member_count() {
+        check(
+            &format!("{POOL}    min_members: 3\n"),
+            "config::min_members",
+            "3",
+        );
+        valid(&format!("{POOL}    min_members: 2\n"));
+    }
+
+    #[test]
+    fn drain_timeout_needs_wait_or_disconnect() {
+        check(
+            &format!("{POOL}    drain: {{timeout: 15m}}\n"),
+            "config::drain_timeout",
+            "15m",
+        );
+        check(
+            &format!("{POOL}    drain: {{sessions: refuse, timeout: 60}}\n"),
+            "config::drain_timeout",
+            "60",
+        );
+        valid(&format!(
+            "{POOL}    drain: {{sessions: wait, timeout: 60}}\n"
+        ));
+    }
+
+    #[test]
+    fn inline_secret() {
+        check(
+            &format!("{POOL}    default_credentials: {{password: hunter2}}\n"),
+            "config::inline_secret",
+            "hunter2",
+        );
+        valid(&format!(
+            "{POOL}    default_credentials: {{password: {{file: /run/secret}}}}\n"
+        ));
+    }
+
+    #[test]
+    fn empty_config() {
+        let files = vec![("empty.yaml".to_owned(), "# nothing yet\n".to_owned())];
+        let rejected = load_sources(files)
+            .and_then(super::validate)
+            .expect_err("empty");
+        assert_eq!(rejected.items[0].code, "config::empty");
+        let label = rejected.items[0].primary.as_ref().expect("located");
+        assert_eq!((label.location.line, label.location.column), (1, 1));
+    }
+
+    #[test]
+    fn missing_stack() {
+        check_files(
+            vec!["pools:\n  live: {}\n".to_owned()],
+            "config::missing_stack",
+            "live",
+        );
+    }
+
+    #[test]
+    fn reserved_label_key() {
+        check(
+            "pools:\n  p:\n    labels: {team: a, poolform.stack: other}\n",
+            "config::reserved_label",
+            "poolform.stack",
+        );
+    }
+
+    #[test]
+    fn duplicate_member() {
+        check(
+            "pools:\n  p: {members: [d1, d2, d1]}\n",
+            "config::duplicate_member",
+            "d1",
+        );
+    }
+
+    #[test]
+    fn max_delete_percent_over_100() {
+        check(
+            "safety: {max_delete_percent: 150}\n",
+            "config::out_of_range",
+            "150",
+        );
+    }
+
+    #[test]
+    fn unquoted_yaml11_boolean_in_text() {
+        check(
+            "destinations:\n  d: {maintenance: {enabled: true, allowed_groups: [NO]}}\n",
+            "config::ambiguous_scalar",
+            "NO",
+        );
+        valid("destinations:\n  d: {maintenance: {enabled: true, allowed_groups: ['NO']}}\n");
+    }
+
+    #[test]
+    fn name_declared_in_two_files_points_at_both() {
+        let files = vec![
+            (
+                "a.yaml".to_owned(),
+                "stack: s\npools:\n  live: {}\n".to_owned(),
+            ),
+            (
+                "b.yaml".to_owned(),
+                "pools:\n  other: {}\n  live: {}\n".to_owned(),
+            ),
+        ];
+        let rejected = load_sources(files).expect_err("duplicate");
+        let diagnostic = &rejected.items[0];
+        assert_eq!(diagnostic.code, "config::duplicate_name");
+        let primary = &diagnostic.primary.as_ref().expect("located").location;
+        assert_eq!(
+            (primary.file.as_str(), primary.line, primary.column),
+            ("b.yaml", 3, 3)
+        );
+        let first = &diagnostic.secondary[0].location;
+        assert_eq!(
+            (first.file.as_str(), first.line, first.column),
+            ("a.yaml", 3, 3)
+        );
+    }
+
+    #[test]
+    fn all_problems_are_reported_at_once() {
+        let files = vec![(
+            "many.yaml".to_owned(),
+            "pools:\n  p!: {min_members: 1}\napp_configs:\n  a: {pool: q, type: web, protocol: vnc}\n"
+                .to_owned(),
+        )];
+        let rejected = load_sources(files)
+            .and_then(super::validate)
+            .expect_err("invalid");
+        let mut codes: Vec<&str> = rejected.items.iter().map(|d| d.code).collect();
+        codes.sort_unstable();
+        assert_eq!(
+            codes,
+            [
+                "config::dangling_reference",
+                "config::invalid_name",
+                "config::min_members",
+                "config::missing_stack"
+            ]
+        );
+    }
+
+    #[test]
+    fn closest_name_suggestion() {
+        let names = ["live".to_owned(), "maintenance".to_owned()];
+        assert_eq!(
+            super::closest("maintenanse", names.iter()),
+            Some("maintenance")
+        );
+        assert_eq!(super::closest("xyz", names.iter()), None);
+    }
 }

@@ -256,12 +256,20 @@ pub fn kind_noun(kind: Kind) -> &'static str {
 pub(crate) fn locate_in(sources: &SourceMap, file: usize, at: &Location) -> SourceLocation {
     let span = at.span();
     let text = sources.text(file);
-    let offset = usize::try_from(span.byte_offset().unwrap_or(0))
-        .unwrap_or(0)
-        .min(text.len());
-    let len = usize::try_from(span.byte_len().unwrap_or(0))
-        .unwrap_or(0)
-        .min(text.len() - offset);
+    // Scanner errors carry no byte offsets; fall back to line and column.
+    let offset = span
+        .byte_offset()
+        .and_then(|o| usize::try_from(o).ok())
+        .filter(|o| text.is_char_boundary(*o))
+        .unwrap_or_else(|| offset_of(text, at.line(), at.column()));
+    let len = span
+        .byte_len()
+        .and_then(|l| usize::try_from(l).ok())
+        .filter(|l| text.is_char_boundary(offset.saturating_add(*l)))
+        .unwrap_or_else(|| {
+            let chars = usize::try_from(span.len()).unwrap_or(0);
+            text[offset..].chars().take(chars).map(char::len_utf8).sum()
+        });
     SourceLocation {
         file: sources.name(file).to_owned(),
         line: u32::try_from(at.line()).unwrap_or(u32::MAX),
@@ -269,6 +277,26 @@ pub(crate) fn locate_in(sources: &SourceMap, file: usize, at: &Location) -> Sour
         offset,
         len,
     }
+}
+
+/// Byte offset of a 1-based line and character column, clamped to the text.
+fn offset_of(text: &str, line: u64, column: u64) -> usize {
+    let skip = usize::try_from(line.saturating_sub(1)).unwrap_or(usize::MAX);
+    let line_start = if skip == 0 {
+        0
+    } else {
+        text.match_indices('\n')
+            .nth(skip - 1)
+            .map_or(text.len(), |(i, _)| i + 1)
+    };
+    let skip = usize::try_from(column.saturating_sub(1)).unwrap_or(usize::MAX);
+    line_start
+        + text[line_start..]
+            .chars()
+            .take_while(|c| *c != '\n')
+            .take(skip)
+            .map(char::len_utf8)
+            .sum::<usize>()
 }
 
 impl Config {

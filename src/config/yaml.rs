@@ -6,7 +6,7 @@ use serde_saphyr::{DuplicateKeyPolicy, Error, Options};
 
 use super::file::ConfigFile;
 use super::locate_in;
-use crate::diagnostic::{Diagnostic, SourceMap};
+use crate::diagnostic::{Diagnostic, SourceLocation, SourceMap};
 
 fn options() -> Options {
     serde_saphyr::options! {
@@ -49,13 +49,7 @@ pub(super) fn diagnostic(error: &Error, sources: &SourceMap, file: usize) -> Dia
     let location = match location {
         Some(at) if at.line() > 0 => locate_in(sources, file, &at),
         // Errors without a position (such as a budget breach) still name the file.
-        _ => crate::diagnostic::SourceLocation {
-            file: sources.name(file).to_owned(),
-            line: 1,
-            column: 1,
-            offset: 0,
-            len: 0,
-        },
+        _ => SourceLocation::file_start(sources.name(file)),
     };
     diagnostic.with_label(location, "here")
 }
@@ -105,6 +99,28 @@ fn classify(message: String) -> (&'static str, String, Option<String>) {
             "config::type",
             "expected `true` or `false`".to_owned(),
             Some("YAML 1.1 spellings like yes/no/on/off are not booleans here".to_owned()),
+        );
+    }
+    if let Some(kind) = message.strip_prefix("invalid ") {
+        let max = match kind {
+            "u8" => Some(u64::from(u8::MAX)),
+            "u32" => Some(u64::from(u32::MAX)),
+            "u64" => Some(u64::MAX),
+            _ => None,
+        };
+        if let Some(max) = max {
+            return (
+                "config::type",
+                format!("expected a whole number from 0 to {max}"),
+                None,
+            );
+        }
+    }
+    if message == "expected mapping start" {
+        return (
+            "config::type",
+            "expected a mapping (`key: value` entries) here".to_owned(),
+            None,
         );
     }
     ("config::yaml", message, None)
