@@ -176,6 +176,7 @@ pub struct BrokerSection {
 pub struct SafetySection {
     /// Refuse a plan that deletes more than this percentage (0-100) of the
     /// managed resources; only checked when at least 10 are managed. Default 30.
+    #[schemars(range(max = 100))]
     pub max_delete_percent: Option<Sp<u8>>,
 }
 
