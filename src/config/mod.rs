@@ -362,3 +362,112 @@ pub fn json_schema() -> schemars::Schema {
         .into_generator()
         .into_root_schema_for::<file::ConfigFile>()
 }
+
+#[cfg(test)]
+mod tests {
+    use secrecy::{ExposeSecret, SecretString};
+
+    use super::*;
+    use crate::validate::validate;
+
+    fn files(texts: &[&str]) -> Vec<(String, String)> {
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("{i}.yaml"), (*t).to_owned()))
+            .collect()
+    }
+
+    const POOLS: &str = "stack: s\npools:\n  live:\n    members:\n      - rds-01\n      - rds-02\n";
+    const APPS: &str = "app_configs:\n  desk: {pool: live, type: desktop, protocol: rdp}\n";
+
+    #[test]
+    fn files_merge_into_one_config() {
+        let config = load_sources(files(&[POOLS, APPS])).expect("loads");
+        assert_eq!(config.stack.as_ref().map(|s| s.file), Some(0));
+        assert_eq!(config.pools["live"].file, 0);
+        assert_eq!(config.app_configs["desk"].file, 1);
+    }
+
+    #[test]
+    fn locate_points_at_the_declaration_and_the_member_entry() {
+        let config = load_sources(files(&[POOLS, APPS])).expect("loads");
+        let pool = config
+            .locate(&Address::new(Kind::Pool, "live"))
+            .expect("declared");
+        assert_eq!(
+            (pool.file.as_str(), pool.line, pool.column),
+            ("0.yaml", 3, 3)
+        );
+        let app = config
+            .locate(&Address::new(Kind::AppConfig, "desk"))
+            .expect("declared");
+        assert_eq!((app.file.as_str(), app.line), ("1.yaml", 2));
+        let member = config.locate_member("live", "rds-02").expect("listed");
+        assert_eq!((member.line, member.column), (6, 9));
+        assert_eq!(&POOLS[member.offset..member.offset + member.len], "rds-02");
+        assert!(config.locate_member("live", "rds-09").is_none());
+        assert!(config.locate(&Address::new(Kind::Pool, "nope")).is_none());
+    }
+
+    #[test]
+    fn plan_time_findings_become_located_diagnostics() {
+        let config = load_sources(files(&[POOLS])).expect("loads");
+        let diagnostic = config.diagnostic(
+            "plan::unknown_destination",
+            &Address::new(Kind::Pool, "live"),
+            "pool 'live' lists 'rds-09', which no live destination has",
+        );
+        let label = diagnostic.primary.expect("located");
+        assert_eq!(label.location.line, 3);
+    }
+
+    #[test]
+    fn empty_and_comment_only_files_load_as_empty() {
+        let config = load_sources(files(&["", "# just a comment\n", POOLS])).expect("loads");
+        assert_eq!(config.pools.len(), 1);
+    }
+
+    #[test]
+    fn a_parse_error_in_each_file_is_reported() {
+        let rejected = load_sources(files(&["pools: [\n", "bogus: 1\n"])).expect_err("invalid");
+        let located: Vec<&str> = rejected
+            .items
+            .iter()
+            .map(|d| d.primary.as_ref().expect("located").location.file.as_str())
+            .collect();
+        assert_eq!(located, ["0.yaml", "1.yaml"]);
+        assert_eq!(rejected.sources.len(), 2);
+    }
+
+    #[test]
+    fn offsets_without_byte_info_come_from_line_and_column() {
+        assert_eq!(offset_of("ab\ncdé\nf", 2, 3), 5);
+        assert_eq!(offset_of("ab\ncdé\nf", 3, 1), 8);
+        assert_eq!(offset_of("ab", 9, 9), 2);
+    }
+
+    #[test]
+    fn a_missing_secret_is_located_at_its_reference() {
+        let text = "stack: s\npools:\n  m:\n    default_credentials: {password: {env: NOPE}}\n";
+        let config = validate(load_sources(files(&[text])).expect("loads")).expect("valid");
+        let missing = |_: &SecretRef| Err("the environment variable NOPE is not set".to_owned());
+        let diagnostics = to_desired(&config, &missing).expect_err("unresolved");
+        assert_eq!(diagnostics[0].code, "config::secret_unavailable");
+        let location = &diagnostics[0].primary.as_ref().expect("located").location;
+        assert_eq!((location.line, location.column), (4, 37));
+        let found = |_: &SecretRef| Ok(SecretString::from("s3cret".to_owned()));
+        let desired = to_desired(&config, &found).expect("resolved");
+        let password = desired.pools["m"].password.as_ref().expect("password");
+        assert_eq!(password.expose_secret(), "s3cret");
+    }
+
+    #[test]
+    fn secret_files_lose_their_trailing_newline() {
+        let dir = std::env::temp_dir().join(format!("poolform-secret-{}", std::process::id()));
+        std::fs::write(&dir, "pa55\n").expect("write");
+        let secret = SecretRef::File(dir.clone()).resolve().expect("readable");
+        std::fs::remove_file(&dir).expect("cleanup");
+        assert_eq!(secret.expose_secret(), "pa55");
+    }
+}

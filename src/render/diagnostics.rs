@@ -240,3 +240,76 @@ impl miette::Diagnostic for Report<'_> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostic::SourceLocation;
+
+    fn sample() -> (Vec<Diagnostic>, SourceMap) {
+        let mut sources = SourceMap::default();
+        sources.add("a.yaml", "pools:\n  live: {}\n");
+        sources.add("b.yaml", "pools:\n  live: {}\n");
+        let at = |file: &str| SourceLocation {
+            file: file.to_owned(),
+            line: 2,
+            column: 3,
+            offset: 9,
+            len: 4,
+        };
+        let diagnostic =
+            Diagnostic::error("config::duplicate_name", "pool 'live' is declared twice")
+                .with_label(at("b.yaml"), "declared again here")
+                .with_secondary(at("a.yaml"), "first declared here")
+                .with_help("rename one");
+        (vec![diagnostic], sources)
+    }
+
+    #[test]
+    fn json_is_versioned_and_flat() {
+        let (diagnostics, _) = sample();
+        let mut out = Vec::new();
+        json(&mut out, &diagnostics).expect("in memory");
+        let value: serde_json::Value = serde_json::from_slice(&out).expect("JSON");
+        assert_eq!(value["version"], JSON_VERSION);
+        assert_eq!(value["valid"], false);
+        let first = &value["diagnostics"][0];
+        assert_eq!(first["file"], "b.yaml");
+        assert_eq!(
+            (first["line"].as_u64(), first["column"].as_u64()),
+            (Some(2), Some(3))
+        );
+        assert_eq!(first["code"], "config::duplicate_name");
+        assert_eq!(first["related"][0]["file"], "a.yaml");
+    }
+
+    #[test]
+    fn text_shows_both_files_with_underlines() {
+        let (diagnostics, sources) = sample();
+        let mut out = Vec::new();
+        text(&mut out, &diagnostics, &sources, TextStyle::PLAIN).expect("in memory");
+        let out = String::from_utf8(out).expect("UTF-8");
+        assert!(out.contains("[b.yaml:2:3]"), "{out}");
+        assert!(out.contains("[a.yaml:2:3]"), "{out}");
+        assert!(out.contains("^^|^"), "{out}");
+        assert!(!out.contains('\u{1b}'), "no colour in PLAIN");
+    }
+
+    #[test]
+    fn an_unlocated_diagnostic_renders_without_a_snippet() {
+        let diagnostic = Diagnostic::error("config::io", "cannot read x.yaml");
+        let mut out = Vec::new();
+        text(
+            &mut out,
+            &[diagnostic],
+            &SourceMap::default(),
+            TextStyle::PLAIN,
+        )
+        .expect("in memory");
+        assert!(
+            String::from_utf8(out)
+                .expect("UTF-8")
+                .contains("cannot read x.yaml")
+        );
+    }
+}
