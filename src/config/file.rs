@@ -63,7 +63,7 @@ impl<V> Default for Resources<V> {
 impl<'de, V: Deserialize<'de>> Deserialize<'de> for Resources<V> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer
-            .deserialize_map(EntriesVisitor(PhantomData))
+            .deserialize_option(EntriesVisitor(PhantomData))
             .map(Resources)
     }
 }
@@ -93,7 +93,7 @@ pub struct LabelMap(pub Vec<(Sp<String>, Sp<String>)>);
 impl<'de> Deserialize<'de> for LabelMap {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer
-            .deserialize_map(EntriesVisitor(PhantomData))
+            .deserialize_option(EntriesVisitor(PhantomData))
             .map(LabelMap)
     }
 }
@@ -120,6 +120,20 @@ impl<'de, V: Deserialize<'de>> Visitor<'de> for EntriesVisitor<V> {
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a mapping from name to value")
+    }
+
+    // `pools:` with nothing under it (say, every pool commented out) is an
+    // empty section, not a type error.
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {

@@ -429,6 +429,12 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_section_is_empty_not_a_type_error() {
+        let config = load_sources(files(&["stack: s\npools:\napp_configs: ~\n"])).expect("loads");
+        assert!(config.pools.is_empty() && config.app_configs.is_empty());
+    }
+
+    #[test]
     fn a_parse_error_in_each_file_is_reported() {
         let rejected = load_sources(files(&["pools: [\n", "bogus: 1\n"])).expect_err("invalid");
         let located: Vec<&str> = rejected

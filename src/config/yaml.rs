@@ -87,11 +87,17 @@ fn classify(message: String) -> (&'static str, String, Option<String>) {
             Some("configs may not expand aliases without bound; write the values out".to_owned()),
         );
     }
-    if message.contains("quot") {
+    if message.contains("must be quoted") {
+        let value = message
+            .split_once('[')
+            .and_then(|(_, rest)| rest.rsplit_once(']'))
+            .map_or("this value", |(value, _)| value);
         return (
             "config::ambiguous_scalar",
-            message,
-            Some("quote the value, e.g. 'yes' or '1', to make it a string".to_owned()),
+            format!(
+                "`{value}` is not text in YAML (a number, boolean or null), but this field is text"
+            ),
+            Some(format!("quote it: '{value}'")),
         );
     }
     if message.starts_with("invalid boolean") {
