@@ -51,7 +51,20 @@ pub(super) fn diagnostic(error: &Error, sources: &SourceMap, file: usize) -> Dia
         // Errors without a position (such as a budget breach) still name the file.
         _ => SourceLocation::file_start(sources.name(file)),
     };
-    diagnostic.with_label(location, "here")
+    diagnostic.with_label(location, label(code))
+}
+
+/// The short note under the underline, by kind of problem.
+fn label(code: &str) -> &'static str {
+    match code {
+        "config::duplicate_key" => "repeated key",
+        "config::unknown_key" => "unknown key",
+        "config::missing_key" => "in this mapping",
+        "config::too_complex" => "expansion stopped here",
+        "config::ambiguous_scalar" => "quote this",
+        "config::type" => "wrong type",
+        _ => "here",
+    }
 }
 
 fn classify(message: String) -> (&'static str, String, Option<String>) {
