@@ -189,3 +189,18 @@ fn schema_writes_the_committed_file() {
         std::fs::read_to_string(Path::new("schema/config.schema.json")).expect("committed");
     assert_eq!(written, committed);
 }
+
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    // Bug: `completions` panicked (exit 101) when its reader went away.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("poolform"))
+        .args(["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("wait");
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(output.stderr.is_empty(), "{output:?}");
+}

@@ -4,7 +4,7 @@
 pub mod schema;
 pub mod validate;
 
-use std::io::{self, IsTerminal};
+use std::io::{self, IsTerminal, Write};
 
 use clap::CommandFactory;
 
@@ -51,7 +51,10 @@ pub fn terminal_width() -> usize {
 
 /// `poolform completions SHELL`.
 pub fn completions(shell: clap_complete::Shell) -> io::Result<Outcome> {
-    let mut out = io::stdout().lock();
-    clap_complete::generate(shell, &mut Cli::command(), "poolform", &mut out);
+    // clap_complete panics when its writer fails; generating into memory
+    // first turns a closed pipe into an ordinary error that `main` handles.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "poolform", &mut script);
+    io::stdout().lock().write_all(&script)?;
     Ok(Outcome::Success)
 }
