@@ -206,6 +206,7 @@ pub struct PoolSpec {
     /// Names of the destinations in the pool. A destination may be a member of
     /// at most one load-balanced pool.
     #[serde(default)]
+    #[schemars(inner(regex(pattern = NAME_PATTERN)))]
     pub members: Vec<Sp<String>>,
     /// What happens to sessions on a destination that leaves the pool.
     pub drain: Option<DrainSpec>,
