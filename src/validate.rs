@@ -51,7 +51,7 @@ pub fn validate(config: Config) -> Result<Validated<Config>, Diagnostics> {
 fn check(config: &Config) -> Vec<Diagnostic> {
     let mut checker = Checker {
         config,
-        out: Vec::new(),
+        out: config.conflicts.clone(),
     };
     checker.top_level();
     checker.pools();
@@ -850,7 +850,9 @@ mod tests {
                 "pools:\n  other: {}\n  live: {}\n".to_owned(),
             ),
         ];
-        let rejected = load_sources(files).expect_err("duplicate");
+        let rejected = load_sources(files)
+            .and_then(super::validate)
+            .expect_err("duplicate");
         let diagnostic = &rejected.items[0];
         assert_eq!(diagnostic.code, "config::duplicate_name");
         let primary = &diagnostic.primary.as_ref().expect("located").location;
@@ -885,6 +887,29 @@ mod tests {
                 "config::min_members",
                 "config::missing_stack"
             ]
+        );
+    }
+
+    #[test]
+    fn names_declared_twice_are_reported_with_the_semantic_problems() {
+        let files = vec![
+            (
+                "a.yaml".to_owned(),
+                "stack: s\npools:\n  live: {}\n".to_owned(),
+            ),
+            (
+                "b.yaml".to_owned(),
+                "pools:\n  live: {}\napp_configs:\n  a: {pool: q, type: web, protocol: rdp}\n"
+                    .to_owned(),
+            ),
+        ];
+        let rejected = load_sources(files)
+            .and_then(super::validate)
+            .expect_err("invalid");
+        let codes: Vec<&str> = rejected.items.iter().map(|d| d.code).collect();
+        assert_eq!(
+            codes,
+            ["config::duplicate_name", "config::dangling_reference"]
         );
     }
 

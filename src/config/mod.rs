@@ -40,11 +40,16 @@ pub struct Declared<T> {
     pub spec: T,
 }
 
-/// The merged config of one file or directory. Names are unique across files
-/// (merging rejects duplicates), so the maps are keyed by name.
+/// The merged config of one file or directory, keyed by name. A name declared
+/// again in a later file keeps its first declaration here and the clash goes to
+/// `conflicts`.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     pub sources: SourceMap,
+    /// Names (and `stack`, `broker.url`, `safety`) declared in more than one
+    /// file. Kept rather than returned as an error so that `validate` reports
+    /// them together with every other problem.
+    pub conflicts: Vec<Diagnostic>,
     pub stack: Option<InFile<String>>,
     pub broker_url: Option<InFile<String>>,
     pub safety: Option<InFile<SafetySection>>,
@@ -111,12 +116,15 @@ pub fn load_sources(files: Vec<(String, String)>) -> Result<Config, Diagnostics>
             Err(error) => items.push(yaml::diagnostic(&error, &config.sources, index)),
         }
     }
+    let mut conflicts = Vec::new();
     for (index, file) in parsed {
-        merge(&mut config, index, file, &mut items);
+        merge(&mut config, index, file, &mut conflicts);
     }
     if items.is_empty() {
+        config.conflicts = conflicts;
         Ok(config)
     } else {
+        items.extend(conflicts);
         Err(Diagnostics {
             sources: config.sources,
             items,
