@@ -139,6 +139,17 @@ impl SourceMap {
         &self.files[index].1
     }
 
+    /// Replaces `len` bytes at `offset` of file `index` with `*`, byte for
+    /// byte so that every other offset stays valid. Out-of-range or
+    /// mid-character ranges are left alone.
+    pub fn mask(&mut self, index: usize, offset: usize, len: usize) {
+        let text = &mut self.files[index].1;
+        let end = offset.saturating_add(len);
+        if text.is_char_boundary(offset) && text.is_char_boundary(end) {
+            text.replace_range(offset..end, &"*".repeat(end - offset));
+        }
+    }
+
     /// The text of the file called `name`, if it was loaded.
     pub fn text_of(&self, name: &str) -> Option<&str> {
         self.files

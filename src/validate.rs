@@ -774,7 +774,8 @@ mod tests {
         check(
             &format!("{POOL}    default_credentials: {{password: hunter2}}\n"),
             "config::inline_secret",
-            "hunter2",
+            // Masked at load time, so the snippet does not repeat the secret.
+            "*******",
         );
         valid(&format!(
             "{POOL}    default_credentials: {{password: {{file: /run/secret}}}}\n"

@@ -112,7 +112,10 @@ pub fn load_sources(files: Vec<(String, String)>) -> Result<Config, Diagnostics>
     for (name, text) in files {
         let index = config.sources.add(name, text);
         match yaml::parse(config.sources.text(index)) {
-            Ok(file) => parsed.push((index, file)),
+            Ok(file) => {
+                mask_inline_secrets(&mut config.sources, index, &file);
+                parsed.push((index, file));
+            }
             Err(error) => items.push(yaml::diagnostic(&error, &config.sources, index)),
         }
     }
@@ -129,6 +132,22 @@ pub fn load_sources(files: Vec<(String, String)>) -> Result<Config, Diagnostics>
             sources: config.sources,
             items,
         })
+    }
+}
+
+/// Overwrites inline secrets in the kept source text, so that the snippet of
+/// the diagnostic that reports them (on a terminal or in a CI log) does not
+/// repeat the secret.
+fn mask_inline_secrets(sources: &mut SourceMap, file: usize, parsed: &file::ConfigFile) {
+    let inline = parsed
+        .pools
+        .0
+        .iter()
+        .filter_map(|(_, pool)| pool.default_credentials.as_ref()?.password.as_ref())
+        .filter(|password| password.value == file::SecretValue::Inline);
+    let spans: Vec<SourceLocation> = inline.map(|p| locate_in(sources, file, &p.at)).collect();
+    for span in spans {
+        sources.mask(file, span.offset, span.len);
     }
 }
 
@@ -452,6 +471,16 @@ mod tests {
             .collect();
         assert_eq!(located, ["0.yaml", "1.yaml"]);
         assert_eq!(rejected.sources.len(), 2);
+    }
+
+    #[test]
+    fn inline_secrets_are_masked_in_the_kept_source() {
+        let text = "stack: s\npools:\n  m:\n    default_credentials: {password: Wintér2026}\n";
+        let config = load_sources(files(&[text])).expect("loads");
+        let kept = config.sources.text(0);
+        assert!(!kept.contains("Wint"), "{kept}");
+        assert_eq!(kept.len(), text.len());
+        assert!(kept.contains("{password: ***********}"), "{kept}");
     }
 
     #[test]
