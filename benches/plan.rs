@@ -125,7 +125,15 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    // `cargo bench` passes --bench; any other argument filters nothing here.
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this
+    // binary without it, as a smoke test at the smallest size.
+    let full = std::env::args().any(|a| a == "--bench");
+    let sizes: &[(&str, usize)] = if full {
+        &[("1%", 100), ("10%", 1_000), ("100%", 10_000)]
+    } else {
+        &[("1%", 100)]
+    };
+    let runs = if full { RUNS } else { 1 };
     let token = "bench-token";
     println!(
         "whole-process plan against the reference broker over loopback (median of {RUNS} runs)"
@@ -134,7 +142,7 @@ fn main() {
         "{:>7} {:>8} {:>9} {:>11} {:>10} {:>12}",
         "size", "pools", "members", "instances", "wall ms", "peak RSS MB"
     );
-    for (label, pools) in [("1%", 100), ("10%", 1_000), ("100%", 10_000)] {
+    for &(label, pools) in sizes {
         let dir = tempfile::tempdir().unwrap();
         generate(dir.path(), pools);
         let mut server = Command::new(BIN)
@@ -164,7 +172,7 @@ fn main() {
             .expect("server prints its address")
             .to_owned();
         let (mut walls, mut rss) = (Vec::new(), Vec::new());
-        for _ in 0..RUNS {
+        for _ in 0..runs {
             let started = Instant::now();
             let output = Command::new("/usr/bin/time")
                 .args(["-f", "%M"])

@@ -3,6 +3,10 @@
 
 pub mod broker;
 pub mod cli;
+pub mod commands;
+pub mod config;
 pub mod desired;
+pub mod diagnostic;
 pub mod plan;
 pub mod render;
+pub mod validate;

@@ -1,26 +1,33 @@
 //! The `poolform` binary: parses flags, dispatches one command, and decides
 //! the process exit code in one place.
 
+use std::io;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use poolform::cli::{Cli, Command};
+use poolform::commands::{self, Outcome};
+use poolform::render::diagnostics::TextStyle;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "poolform",
-                &mut std::io::stdout(),
-            );
-            ExitCode::SUCCESS
-        }
-        Command::Validate(_) | Command::Schema(_) => {
-            eprintln!("poolform: not built yet");
-            ExitCode::FAILURE
+    let style = TextStyle {
+        color: commands::stderr_color(cli.color),
+        unicode: true,
+        width: commands::terminal_width(),
+    };
+    let result = match &cli.command {
+        Command::Validate(args) => commands::validate::run(args, style),
+        Command::Schema(args) => commands::schema::run(args),
+        Command::Completions { shell } => commands::completions(*shell),
+    };
+    match result {
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
+        // A reader that went away (`| head`) is not a failure of ours.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("poolform: {e}");
+            ExitCode::from(Outcome::Rejected.exit_code())
         }
     }
 }

@@ -1,6 +1,8 @@
-//! Renderings of diagnostics, plans and apply reports to any `Write`. Only
-//! reads its inputs; never touches the network.
+//! Renderings of diagnostics, plans and apply reports to any `io::Write`.
+//! They only read what they are given and never touch the network or the
+//! file system.
 
+pub mod diagnostics;
 pub mod markdown;
 pub mod plan;
 pub mod words;

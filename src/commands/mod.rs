@@ -1,0 +1,60 @@
+//! The commands behind the CLI: each takes parsed arguments, does its IO and
+//! returns an `Outcome`; `main` alone turns outcomes and errors into exit codes.
+
+pub mod schema;
+pub mod validate;
+
+use std::io::{self, IsTerminal, Write};
+
+use clap::CommandFactory;
+
+use crate::cli::{Cli, ColorChoice};
+
+/// How a command ended, as far as the exit code is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0: success, or nothing to change.
+    Success,
+    /// Exit 1: the input was rejected; diagnostics have been written.
+    Rejected,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::Rejected => 1,
+        }
+    }
+}
+
+/// Whether to colour what goes to stderr: `--color`, then `NO_COLOR`, then
+/// whether stderr is a terminal.
+pub fn stderr_color(choice: ColorChoice) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stderr().is_terminal()
+        }
+    }
+}
+
+/// Terminal width for wrapping diagnostics: `COLUMNS` when set, else 100.
+pub fn terminal_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .filter(|c| *c >= 40)
+        .unwrap_or(100)
+}
+
+/// `poolform completions SHELL`.
+pub fn completions(shell: clap_complete::Shell) -> io::Result<Outcome> {
+    // clap_complete panics when its writer fails; generating into memory
+    // first turns a closed pipe into an ordinary error that `main` handles.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "poolform", &mut script);
+    io::stdout().lock().write_all(&script)?;
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,14 @@
+//! Integration tests, compiled into one binary. Each module owns one area.
+
+/// The `poolform` binary: exit codes, output streams, formats, colour.
+mod cli;
+/// The README's config reference matches the schema.
+mod docs;
+/// Every example config is valid and means what its README says.
+mod examples;
+/// Random mutations of the examples never make loading or validation panic.
+mod fuzz;
+/// Every invalid config under tests/invalid is rejected with located diagnostics (snapshots).
+mod invalid;
+/// The committed JSON Schema is what the code generates.
+mod schema;
