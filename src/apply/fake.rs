@@ -12,9 +12,12 @@ use tokio::time::Instant;
 use crate::broker::wire::{
     Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Credentials, Destination,
     Event, Labels, LoadBalancing, Lock, LockBody, Maintenance, Pool, PoolBody, Problem,
-    SessionCounts, SessionState, StickyBinding, codes,
+    STACK_LABEL, SessionCounts, SessionState, StickyBinding, codes,
 };
 use crate::broker::{Broker, BrokerError, LiveState, Result};
+
+/// The stack that owns the fake's pools.
+pub const STACK: &str = "corp-rds";
 
 /// Unix time at which the fake's clock starts.
 const EPOCH: u64 = 1_800_000_000;
@@ -84,10 +87,10 @@ pub fn pool(name: &str, load_balanced: bool, members: &[&str]) -> Pool {
         load_balancing: LoadBalancing {
             enabled: load_balanced,
             sticky_sessions_minutes: if load_balanced { 10 } else { 0 },
-            grace_period_seconds: 30,
+            grace_period_seconds: if load_balanced { 30 } else { 0 },
         },
         default_credentials: Credentials::default(),
-        labels: Labels::new(),
+        labels: [(STACK_LABEL.to_owned(), STACK.to_owned())].into(),
         members: members.iter().map(|m| m.to_string()).collect(),
         revision: 3,
     }
@@ -116,7 +119,7 @@ impl Fake {
     pub fn writes(&self) -> Vec<String> {
         self.calls()
             .into_iter()
-            .filter(|c| !c.starts_with("get_") && !c.starts_with("list_"))
+            .filter(|c| !["get_", "list_", "read_"].iter().any(|r| c.starts_with(r)))
             .collect()
     }
 
@@ -273,7 +276,13 @@ impl Broker for Fake {
             p.members.sort();
             p.revision += 1;
         }
-        Ok(p.clone())
+        let answer = p.clone();
+        if answer.load_balancing.enabled
+            && let Some(d) = s.destinations.get_mut(destination)
+        {
+            d.lb_service_installed = true;
+        }
+        Ok(answer)
     }
 
     async fn delete_member(&self, pool: &str, destination: &str) -> Result<Pool> {
@@ -289,12 +298,19 @@ impl Broker for Fake {
         p.members.retain(|m| m != destination);
         p.revision += u64::from(was_member);
         let answer = p.clone();
-        if was_member && answer.load_balancing.enabled && !online {
-            return Err(problem(
-                502,
-                codes::LB_SERVICE_UNINSTALL_FAILED,
-                Some(false),
-            ));
+        if was_member && answer.load_balancing.enabled {
+            // The membership goes either way; only a reachable host loses
+            // its service.
+            if !online {
+                return Err(problem(
+                    502,
+                    codes::LB_SERVICE_UNINSTALL_FAILED,
+                    Some(false),
+                ));
+            }
+            if let Some(d) = s.destinations.get_mut(destination) {
+                d.lb_service_installed = false;
+            }
         }
         Ok(answer)
     }

@@ -7,6 +7,7 @@ mod fresh;
 mod lease;
 mod step;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -254,7 +255,9 @@ pub async fn execute<B: Broker>(
     let mut cancelled = false;
     // Plan step ids are indexes; a position map keeps this correct even for a
     // hand-made plan whose ids are not.
-    let position = |id: usize| steps.iter().position(|s| s.id == id);
+    let positions: HashMap<usize, usize> =
+        steps.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+    let position = |id: usize| positions.get(&id).copied();
 
     loop {
         if !cancelled && options.cancel.load(Ordering::SeqCst) {

@@ -129,13 +129,14 @@ async fn drain<B: Broker>(
     timeout: Duration,
 ) -> Result<(), ApplyError> {
     let broker = ctx.broker;
-    match broker.get_destination(destination).await? {
-        Some(d) if d.online => {}
+    // The destination carries its session counts, so one read decides
+    // whether there is anything to drain.
+    let mut active = match broker.get_destination(destination).await? {
+        Some(d) if d.online => d.sessions.active,
         // Gone or offline: no sessions can be running there.
         _ => return Ok(()),
-    }
+    };
     let deadline = Instant::now() + timeout;
-    let mut active = active_sessions(broker, destination).await?;
     if active == 0 {
         return Ok(());
     }

@@ -12,11 +12,12 @@ use secrecy::SecretString;
 
 use super::fake::{Fake, State, destination, pool, problem};
 use super::*;
+use crate::broker::Broker;
 use crate::broker::wire::{
     AppConfig, AppType, Labels, LoadBalancing, Maintenance, Protocol, Session, SessionState, codes,
 };
-use crate::desired::{Address, DrainSessions, Kind};
-use crate::plan::{self, Op, PoolSettings, Revision, Step, Unmanaged};
+use crate::desired::{Address, Desired, DesiredPool, Drain, DrainSessions, Kind, Safety};
+use crate::plan::{self, Op, PoolSettings, Revision, Step, Targets, Unmanaged};
 
 const LATENCY: Duration = Duration::from_millis(20);
 
@@ -33,7 +34,7 @@ fn step(id: usize, op: Op, depends_on: &[usize]) -> Step {
 fn plan_of(steps: Vec<Step>) -> Plan {
     Plan {
         format_version: plan::FORMAT_VERSION,
-        stack: "corp-rds".to_owned(),
+        stack: super::fake::STACK.to_owned(),
         changes: Vec::new(),
         steps,
         violations: Vec::new(),
@@ -197,6 +198,127 @@ fn is_member(fake: &Fake, pool: &str, destination: &str) -> bool {
         .members
         .iter()
         .any(|m| m == destination)
+}
+
+/// The runbook's config with `live` holding `live_members`.
+fn config(live_members: &[&str]) -> Desired {
+    let all = ["rds-01", "rds-02", "rds-03"];
+    let live = pool("live", true, live_members);
+    let maintenance = pool("maintenance", false, &all);
+    let desired_pool = |p: crate::broker::wire::Pool, drain| DesiredPool {
+        load_balancing: p.load_balancing,
+        username: None,
+        password: None,
+        members: p.members.into_iter().collect(),
+        drain,
+        min_members: None,
+        labels: Labels::new(),
+    };
+    let disconnect = Drain {
+        sessions: DrainSessions::Disconnect,
+        timeout_seconds: Some(900),
+    };
+    Desired {
+        stack: super::fake::STACK.to_owned(),
+        safety: Safety::default(),
+        pools: [
+            ("live".to_owned(), desired_pool(live, disconnect)),
+            (
+                "maintenance".to_owned(),
+                desired_pool(maintenance, Drain::default()),
+            ),
+        ]
+        .into(),
+        app_configs: Default::default(),
+        app_instances: Default::default(),
+        destinations: Default::default(),
+    }
+}
+
+async fn plan_against(fake: &Fake, desired: &Desired) -> Plan {
+    let live = fake.read_live().await.expect("fake reads");
+    plan::compute(desired, &live, &Targets::default()).expect("plan orders")
+}
+
+/// Real plans for the runbook, applied, then planned again: the second plan
+/// must be empty, or apply did not reach what plan asked for.
+#[tokio::test(start_paused = true)]
+async fn the_runbook_round_trip_converges_with_an_online_server() {
+    let fake = runbook(true);
+    let out = config(&["rds-01", "rds-03"]);
+    let plan = plan_against(&fake, &out).await;
+    assert_eq!(outcomes(&run(&fake, &plan).await.report), ["done"; 3]);
+    assert_eq!(
+        fake.writes(),
+        [
+            "disconnect_sessions rds-02",
+            "clear_sticky live rds-02",
+            "delete_member live rds-02"
+        ]
+    );
+    assert!(!plan_against(&fake, &out).await.has_changes());
+
+    fake.state.lock().unwrap().calls.clear();
+    let back = config(&["rds-01", "rds-02", "rds-03"]);
+    let plan = plan_against(&fake, &back).await;
+    assert_eq!(outcomes(&run(&fake, &plan).await.report), ["done"]);
+    assert_eq!(fake.writes(), ["put_member live rds-02"]);
+    assert!(!plan_against(&fake, &back).await.has_changes());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_runbook_round_trip_converges_with_an_offline_server() {
+    let fake = runbook(false);
+    let out = config(&["rds-01", "rds-03"]);
+    let plan = plan_against(&fake, &out).await;
+    let run_out = run(&fake, &plan).await;
+    assert_eq!(outcomes(&run_out.report), ["done", "expected warning"]);
+    assert_eq!(
+        fake.writes(),
+        ["clear_sticky live rds-02", "delete_member live rds-02"]
+    );
+    // The leftover service cannot be removed while the host is offline.
+    assert!(!plan_against(&fake, &out).await.has_changes());
+
+    // Maintenance done: the host is back online and rejoins.
+    fake.state
+        .lock()
+        .unwrap()
+        .destinations
+        .get_mut("rds-02")
+        .unwrap()
+        .online = true;
+    fake.state.lock().unwrap().calls.clear();
+    let back = config(&["rds-01", "rds-02", "rds-03"]);
+    let plan = plan_against(&fake, &back).await;
+    assert_eq!(outcomes(&run(&fake, &plan).await.report), ["done"]);
+    assert_eq!(fake.writes(), ["put_member live rds-02"]);
+    assert!(!plan_against(&fake, &back).await.has_changes());
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelling_interrupts_a_drain_that_waits() {
+    let fake = runbook(true);
+    let options = options();
+    let cancel = Arc::clone(&options.cancel);
+    let report = execute(
+        &fake,
+        &out_online(DrainSessions::Wait, Some(900)),
+        &options,
+        &no_secrets,
+        &|e| {
+            if let Event::DrainProgress { .. } = e {
+                cancel.store(true, Ordering::SeqCst);
+            }
+        },
+    )
+    .await;
+    assert!(report.cancelled);
+    assert_eq!(
+        outcomes(&report),
+        ["failed cancelled", "skipped cancelled", "skipped cancelled"]
+    );
+    assert!(fake.writes().is_empty());
 }
 
 #[tokio::test(start_paused = true)]
@@ -391,7 +513,7 @@ async fn no_more_than_parallelism_steps_run_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn wait_policy_waits_for_sessions_to_end() {
-    let fake = runbook(true).with(|s| s.sessions_end_after_lists = Some(4));
+    let fake = runbook(true).with(|s| s.sessions_end_after_lists = Some(3));
     let run = run(&fake, &out_online(DrainSessions::Wait, Some(60))).await;
     assert_eq!(outcomes(&run.report), ["done", "done", "done"]);
     assert!(!fake.writes().iter().any(|c| c.starts_with("disconnect")));
