@@ -2,6 +2,7 @@
 //! revisions the plan recorded and name every one that moved since. Reads
 //! only; a stale plan is refused whole, never re-planned.
 
+use super::{InFlight, next_finished};
 use crate::broker::{Broker, BrokerError};
 use crate::desired::{Address, Kind};
 use crate::plan::Plan;
@@ -23,29 +24,58 @@ pub enum StaleCheckError {
     Broker(#[from] BrokerError),
 }
 
-/// Compares each of `plan.revisions` with the broker's current revision.
+/// Reads kept in flight at once: a saved plan may record thousands of
+/// revisions, and reading them one by one would dwarf the apply itself.
+const READS_IN_FLIGHT: usize = 16;
+
+/// Compares each of `plan.revisions` with the broker's current revision and
+/// lists the moved ones in the plan's order.
 pub async fn check_fresh<B: Broker>(broker: &B, plan: &Plan) -> Result<(), StaleCheckError> {
     let mut stale = Vec::new();
-    for recorded in &plan.revisions {
-        let address = &recorded.address;
-        let name = address.name.as_str();
-        let live = match address.kind {
-            Kind::Pool => broker.get_pool(name).await?.map(|r| r.revision),
-            Kind::AppConfig => broker.get_app_config(name).await?.map(|r| r.revision),
-            Kind::AppInstance => broker.get_app_instance(name).await?.map(|r| r.revision),
-            Kind::Destination => broker.get_destination(name).await?.map(|r| r.revision),
-        };
+    let mut queue = plan.revisions.iter().enumerate();
+    let mut running: InFlight<'_, usize, Result<Option<u64>, BrokerError>> = Vec::new();
+    loop {
+        while running.len() < READS_IN_FLIGHT {
+            let Some((i, recorded)) = queue.next() else {
+                break;
+            };
+            running.push((i, Box::pin(live_revision(broker, &recorded.address))));
+        }
+        if running.is_empty() {
+            break;
+        }
+        let (i, live) = next_finished(&mut running).await;
+        let recorded = &plan.revisions[i];
+        let live = live?;
         if live != recorded.revision {
-            stale.push(Stale {
-                address: address.clone(),
-                planned: recorded.revision,
-                live,
-            });
+            stale.push((
+                i,
+                Stale {
+                    address: recorded.address.clone(),
+                    planned: recorded.revision,
+                    live,
+                },
+            ));
         }
     }
     if stale.is_empty() {
-        Ok(())
-    } else {
-        Err(StaleCheckError::Stale(stale))
+        return Ok(());
     }
+    stale.sort_by_key(|(i, _)| *i);
+    Err(StaleCheckError::Stale(
+        stale.into_iter().map(|(_, s)| s).collect(),
+    ))
+}
+
+async fn live_revision<B: Broker>(
+    broker: &B,
+    address: &Address,
+) -> Result<Option<u64>, BrokerError> {
+    let name = address.name.as_str();
+    Ok(match address.kind {
+        Kind::Pool => broker.get_pool(name).await?.map(|r| r.revision),
+        Kind::AppConfig => broker.get_app_config(name).await?.map(|r| r.revision),
+        Kind::AppInstance => broker.get_app_instance(name).await?.map(|r| r.revision),
+        Kind::Destination => broker.get_destination(name).await?.map(|r| r.revision),
+    })
 }

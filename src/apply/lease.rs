@@ -56,9 +56,13 @@ impl<B: Broker + 'static> Lease<B> {
         lock_timeout: Duration,
         on_lost: Arc<AtomicBool>,
     ) -> Result<Self, LockError> {
+        // The broker counts whole seconds; beating on the same rounded
+        // value keeps renewals inside the lease it actually granted.
+        let ttl_seconds = ttl.as_secs().max(1);
+        let ttl = Duration::from_secs(ttl_seconds);
         let body = LockBody {
             holder: holder.to_owned(),
-            ttl_seconds: ttl.as_secs().max(1),
+            ttl_seconds,
         };
         let deadline = Instant::now() + lock_timeout;
         loop {

@@ -2,6 +2,12 @@
 //! order, concurrently where the plan allows, and returns a report of data
 //! (no human strings; render turns reports and events into text). Also owns
 //! the stale-plan check and the per-stack lease lock that guard an apply.
+//!
+//! Invariants: apply never re-plans or re-diffs (a stale saved plan is
+//! refused by [`check_fresh`], a re-run re-plans in the CLI); it never
+//! prints (progress goes out as [`Event`]s); a secret value exists only
+//! inside the `PutPool` write; and every step is safe to repeat after a
+//! crash, so a re-run converges without duplicate side effects.
 
 mod fresh;
 mod lease;
@@ -218,7 +224,24 @@ enum State {
     Finished(bool),
 }
 
-type Running<'a> = Vec<(usize, Pin<Box<dyn Future<Output = Outcome> + 'a>>)>;
+type InFlight<'a, K, T> = Vec<(K, Pin<Box<dyn Future<Output = T> + 'a>>)>;
+
+/// Waits for whichever future in `running` finishes first and takes it out.
+/// Futures borrow the broker, so they run inside this task (no spawn, no
+/// `'static` bound); a handful in flight makes polling them all cheap.
+async fn next_finished<K, T>(running: &mut InFlight<'_, K, T>) -> (K, T) {
+    let (slot, output) = std::future::poll_fn(|cx| {
+        for (slot, (_, fut)) in running.iter_mut().enumerate() {
+            if let Poll::Ready(output) = fut.as_mut().poll(cx) {
+                return Poll::Ready((slot, output));
+            }
+        }
+        Poll::Pending
+    })
+    .await;
+    let (key, _) = running.swap_remove(slot);
+    (key, output)
+}
 
 /// Executes `plan`'s steps. A step starts once every step it depends on
 /// succeeded (done or warning); it is skipped once any of them did not.
@@ -251,7 +274,7 @@ pub async fn execute<B: Broker>(
         })
         .collect();
     let mut busy: Vec<&str> = Vec::new();
-    let mut running: Running<'_> = Vec::new();
+    let mut running: InFlight<'_, usize, Outcome> = Vec::new();
     let mut cancelled = false;
     // Plan step ids are indexes; a position map keeps this correct even for a
     // hand-made plan whose ids are not.
@@ -319,16 +342,7 @@ pub async fn execute<B: Broker>(
         if running.is_empty() {
             break;
         }
-        let (slot, outcome) = std::future::poll_fn(|cx| {
-            for (slot, (_, fut)) in running.iter_mut().enumerate() {
-                if let Poll::Ready(outcome) = fut.as_mut().poll(cx) {
-                    return Poll::Ready((slot, outcome));
-                }
-            }
-            Poll::Pending
-        })
-        .await;
-        let (i, _) = running.swap_remove(slot);
+        let (i, outcome) = next_finished(&mut running).await;
         let step = &steps[i];
         if let Some(d) = step.op.destination() {
             busy.retain(|b| *b != d);

@@ -216,6 +216,7 @@ async fn remove_member<B: Broker>(
     let problem = Box::new(problem.clone());
     // Without the confirming read the broker's claim is unverified: the
     // original error stands.
+    // A pool deleted meanwhile has no members left either.
     let still_member = match ctx.broker.get_pool(pool).await {
         Ok(live) => live.is_some_and(|p| p.members.iter().any(|m| m == destination)),
         Err(_) => return Err(error.into()),

@@ -870,3 +870,34 @@ fn the_default_holder_names_user_host_and_pid() {
     assert!(holder.contains('@'));
     assert!(holder.ends_with(&format!(" pid {}", std::process::id())));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_stale_check_reads_in_parallel_and_passes_broker_errors_on() {
+    let names: Vec<String> = (0..40).map(|i| format!("rds-{i:02}")).collect();
+    let fake = Fake::new(LATENCY).with(|s| {
+        for name in &names {
+            s.destinations.insert(name.clone(), destination(name, true));
+        }
+    });
+    let mut plan = plan_of(Vec::new());
+    plan.revisions = names
+        .iter()
+        .map(|n| Revision {
+            address: Address::new(Kind::Destination, n),
+            revision: Some(1),
+        })
+        .collect();
+    assert!(check_fresh(&fake, &plan).await.is_ok());
+    assert_eq!(fake.state.lock().unwrap().max_in_flight, 16);
+    assert_eq!(fake.calls().len(), 40);
+
+    let fake = fake.with(fail(
+        "get_destination rds-07",
+        problem(503, codes::UNAVAILABLE, None),
+    ));
+    let result = check_fresh(&fake, &plan).await;
+    assert!(
+        matches!(&result, Err(StaleCheckError::Broker(e)) if e.code() == Some(codes::UNAVAILABLE)),
+        "{result:?}"
+    );
+}
