@@ -1,6 +1,7 @@
 //! poolform: config-as-code for oneclick destination pools. The library holds
 //! every module; the `poolform` binary only parses flags and dispatches.
 
+pub mod apply;
 pub mod broker;
 pub mod cli;
 pub mod commands;

@@ -1,0 +1,395 @@
+//! The apply engine: executes a plan's steps against a broker in dependency
+//! order, concurrently where the plan allows, and returns a report of data
+//! (no human strings; render turns reports and events into text). Also owns
+//! the stale-plan check and the per-stack lease lock that guard an apply.
+//!
+//! Invariants: apply never re-plans or re-diffs (a stale saved plan is
+//! refused by [`check_fresh`], a re-run re-plans in the CLI); it never
+//! prints (progress goes out as [`Event`]s); a secret value exists only
+//! inside the `PutPool` write; and every step is safe to repeat after a
+//! crash, so a re-run converges without duplicate side effects.
+
+mod fresh;
+mod lease;
+mod step;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use tokio::time::Instant;
+
+use crate::broker::wire::Problem;
+use crate::broker::{Broker, BrokerError};
+use crate::desired::SecretSource;
+use crate::plan::{ExpectedWarning, Plan};
+
+pub use fresh::{Stale, StaleCheckError, check_fresh};
+pub use lease::{Lease, LockError, default_holder};
+
+/// How an apply runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Most steps in flight at once (`--parallelism`); at least 1 is used.
+    pub parallelism: usize,
+    /// Pause between two session counts while draining a destination.
+    pub drain_poll_interval: Duration,
+    /// Drain deadline for a pool whose config sets no `timeout`: a drain
+    /// must end, or the apply (and the lease it holds) would never finish.
+    pub default_drain_timeout: Duration,
+    /// Set from outside (Ctrl-C, a lost lease) to stop starting steps.
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            parallelism: 10,
+            drain_poll_interval: Duration::from_secs(2),
+            default_drain_timeout: Duration::from_secs(900),
+            cancel: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// Progress as it happens, for the CLI's bar or log lines.
+#[derive(Debug, Clone)]
+pub enum Event {
+    StepStarted {
+        step: usize,
+    },
+    StepFinished {
+        step: usize,
+        outcome: Outcome,
+        /// `None` for a step that never started (skipped).
+        duration: Option<Duration>,
+    },
+    /// The broker disconnected `affected` sessions on the step's destination.
+    SessionsDisconnected {
+        step: usize,
+        affected: u32,
+    },
+    /// One count of active sessions while draining.
+    DrainProgress {
+        step: usize,
+        remaining_sessions: u32,
+        time_left: Duration,
+    },
+    /// The cancel flag was seen: no further step starts.
+    Cancelling {
+        running: usize,
+    },
+}
+
+/// What became of one step.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Done,
+    /// The broker answered with an error that is known to leave the wanted
+    /// state in place; counts as success for dependents.
+    Warning(Warning),
+    Failed(ApplyError),
+    Skipped(SkipReason),
+}
+
+impl Outcome {
+    /// Whether dependents may run after this outcome.
+    pub fn succeeded(&self) -> bool {
+        matches!(self, Outcome::Done | Outcome::Warning(_))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Warning {
+    pub warning: ExpectedWarning,
+    /// The broker's answer, kept for the renderer and logs.
+    pub problem: Box<Problem>,
+    /// Whether the plan announced exactly this warning for the step.
+    pub expected: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// The step it waits for (directly or not) failed or was skipped.
+    DependencyFailed {
+        step: usize,
+    },
+    Cancelled,
+}
+
+/// Why a step failed, beyond a plain broker error.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error("{destination} has {active} active sessions and the drain policy is refuse")]
+    SessionsActive { destination: String, active: u32 },
+    #[error("{destination} still has {active} active sessions after {waited:?}")]
+    DrainTimedOut {
+        destination: String,
+        active: u32,
+        waited: Duration,
+    },
+    /// The broker said the membership went although the service stayed, but a
+    /// re-read of the pool still lists the destination.
+    #[error("{destination} is still a member of {pool} after the broker answered {}", problem.code)]
+    MembershipRemains {
+        pool: String,
+        destination: String,
+        problem: Box<Problem>,
+    },
+    /// The resolver's message; resolvers never include the secret itself.
+    #[error("cannot read the secret from {secret:?}: {reason}")]
+    Secret {
+        secret: SecretSource,
+        reason: String,
+    },
+    #[error("cancelled while the step was running")]
+    Cancelled,
+}
+
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    /// `Step::id` in the plan.
+    pub step: usize,
+    pub outcome: Outcome,
+    /// Offset from the start of the apply; `None` when the step never started.
+    pub started: Option<Duration>,
+    pub duration: Option<Duration>,
+}
+
+/// The result of an apply: one entry per plan step, in plan order.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub steps: Vec<StepReport>,
+    pub cancelled: bool,
+    pub duration: Duration,
+}
+
+/// Counts for the summary line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub done: usize,
+    pub warnings: usize,
+    /// Warnings the plan did not announce (a subset of `warnings`).
+    pub unexpected_warnings: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+impl Report {
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for r in &self.steps {
+            match &r.outcome {
+                Outcome::Done => s.done += 1,
+                Outcome::Warning(w) => {
+                    s.warnings += 1;
+                    if !w.expected {
+                        s.unexpected_warnings += 1;
+                    }
+                }
+                Outcome::Failed(_) => s.failed += 1,
+                Outcome::Skipped(_) => s.skipped += 1,
+            }
+        }
+        s
+    }
+
+    /// Every step done or warned: the desired state was reached.
+    pub fn succeeded(&self) -> bool {
+        self.steps.iter().all(|r| r.outcome.succeeded())
+    }
+}
+
+/// Resolves a secret source to its value; its error text must not contain it.
+pub type Secrets<'a> = &'a dyn Fn(&SecretSource) -> Result<SecretString, String>;
+
+/// What a step runs with.
+struct Context<'a, B> {
+    broker: &'a B,
+    options: &'a Options,
+    secrets: Secrets<'a>,
+    events: &'a dyn Fn(Event),
+}
+
+enum State {
+    Pending,
+    Running,
+    Finished(bool),
+}
+
+type InFlight<'a, K, T> = Vec<(K, Pin<Box<dyn Future<Output = T> + 'a>>)>;
+
+/// Waits for whichever future in `running` finishes first and takes it out.
+/// Futures borrow the broker, so they run inside this task (no spawn, no
+/// `'static` bound); a handful in flight makes polling them all cheap.
+async fn next_finished<K, T>(running: &mut InFlight<'_, K, T>) -> (K, T) {
+    let (slot, output) = std::future::poll_fn(|cx| {
+        for (slot, (_, fut)) in running.iter_mut().enumerate() {
+            if let Poll::Ready(output) = fut.as_mut().poll(cx) {
+                return Poll::Ready((slot, output));
+            }
+        }
+        Poll::Pending
+    })
+    .await;
+    let (key, _) = running.swap_remove(slot);
+    (key, output)
+}
+
+/// Executes `plan`'s steps. A step starts once every step it depends on
+/// succeeded (done or warning); it is skipped once any of them did not.
+/// At most `options.parallelism` steps run at once and never two on the same
+/// destination. Never returns early: the report covers every step.
+pub async fn execute<B: Broker>(
+    broker: &B,
+    plan: &Plan,
+    options: &Options,
+    secrets: &dyn Fn(&SecretSource) -> Result<SecretString, String>,
+    events: &dyn Fn(Event),
+) -> Report {
+    let began = Instant::now();
+    let ctx = Context {
+        broker,
+        options,
+        secrets,
+        events,
+    };
+    let steps = &plan.steps;
+    let limit = options.parallelism.max(1);
+    let mut state: Vec<State> = steps.iter().map(|_| State::Pending).collect();
+    let mut reports: Vec<StepReport> = steps
+        .iter()
+        .map(|s| StepReport {
+            step: s.id,
+            outcome: Outcome::Skipped(SkipReason::Cancelled),
+            started: None,
+            duration: None,
+        })
+        .collect();
+    let mut busy: Vec<&str> = Vec::new();
+    let mut running: InFlight<'_, usize, Outcome> = Vec::new();
+    let mut cancelled = false;
+    // Plan step ids are indexes; a position map keeps this correct even for a
+    // hand-made plan whose ids are not.
+    let positions: HashMap<usize, usize> =
+        steps.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+    let position = |id: usize| positions.get(&id).copied();
+
+    loop {
+        if !cancelled && options.cancel.load(Ordering::SeqCst) {
+            cancelled = true;
+            events(Event::Cancelling {
+                running: running.len(),
+            });
+        }
+        if !cancelled {
+            // Skips cascade, so repeat until a pass changes nothing.
+            let mut changed = true;
+            while changed {
+                changed = false;
+                for (i, step) in steps.iter().enumerate() {
+                    if !matches!(state[i], State::Pending) {
+                        continue;
+                    }
+                    let mut ready = true;
+                    let mut blocked_by = None;
+                    for dep in &step.depends_on {
+                        match position(*dep).map(|p| &state[p]) {
+                            Some(State::Finished(true)) => {}
+                            Some(State::Finished(false)) | None => {
+                                blocked_by = Some(*dep);
+                                break;
+                            }
+                            Some(_) => ready = false,
+                        }
+                    }
+                    if let Some(dep) = blocked_by {
+                        let outcome = Outcome::Skipped(SkipReason::DependencyFailed { step: dep });
+                        reports[i].outcome = outcome.clone();
+                        state[i] = State::Finished(false);
+                        events(Event::StepFinished {
+                            step: step.id,
+                            outcome,
+                            duration: None,
+                        });
+                        changed = true;
+                        continue;
+                    }
+                    let destination = step.op.destination();
+                    if !ready
+                        || running.len() >= limit
+                        || destination.is_some_and(|d| busy.contains(&d))
+                    {
+                        continue;
+                    }
+                    if let Some(d) = destination {
+                        busy.push(d);
+                    }
+                    state[i] = State::Running;
+                    reports[i].started = Some(began.elapsed());
+                    events(Event::StepStarted { step: step.id });
+                    running.push((i, Box::pin(step::run(&ctx, step))));
+                }
+            }
+        }
+        if running.is_empty() {
+            break;
+        }
+        let (i, outcome) = next_finished(&mut running).await;
+        let step = &steps[i];
+        if let Some(d) = step.op.destination() {
+            busy.retain(|b| *b != d);
+        }
+        let duration = began.elapsed() - reports[i].started.unwrap_or_default();
+        state[i] = State::Finished(outcome.succeeded());
+        reports[i].duration = Some(duration);
+        reports[i].outcome = outcome.clone();
+        events(Event::StepFinished {
+            step: step.id,
+            outcome,
+            duration: Some(duration),
+        });
+    }
+
+    // Left pending: cancelled, or waiting on a step that never finished.
+    for (i, step) in steps.iter().enumerate() {
+        if matches!(state[i], State::Pending) {
+            let reason = if cancelled {
+                SkipReason::Cancelled
+            } else {
+                let dep = step
+                    .depends_on
+                    .iter()
+                    .copied()
+                    .find(|d| {
+                        !matches!(position(*d).map(|p| &state[p]), Some(State::Finished(true)))
+                    })
+                    .unwrap_or(step.id);
+                SkipReason::DependencyFailed { step: dep }
+            };
+            reports[i].outcome = Outcome::Skipped(reason);
+            events(Event::StepFinished {
+                step: step.id,
+                outcome: Outcome::Skipped(reason),
+                duration: None,
+            });
+        }
+    }
+    Report {
+        steps: reports,
+        cancelled,
+        duration: began.elapsed(),
+    }
+}
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;

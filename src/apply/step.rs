@@ -1,0 +1,240 @@
+//! One plan step against the broker: the call each `Op` maps to, the drain
+//! protocol, the pool password with its fingerprint label, and the rule that
+//! turns an offline host's `lb_service_uninstall_failed` into a warning.
+//! Every step is safe to re-run after a crash.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use tokio::time::Instant;
+
+use super::{ApplyError, Context, Event, Outcome, Warning};
+use crate::broker::wire::{CredentialsBody, PoolBody, SessionState, codes};
+use crate::broker::{Broker, BrokerError};
+use crate::desired::DrainSessions;
+use crate::plan::{self, ExpectedWarning, Op, PoolSettings, Step};
+
+pub(super) async fn run<B: Broker>(ctx: &Context<'_, B>, step: &Step) -> Outcome {
+    match execute(ctx, step).await {
+        Ok(outcome) => outcome,
+        Err(error) => Outcome::Failed(error),
+    }
+}
+
+async fn execute<B: Broker>(ctx: &Context<'_, B>, step: &Step) -> Result<Outcome, ApplyError> {
+    let broker = ctx.broker;
+    match &step.op {
+        Op::PutPool { pool, settings } => {
+            let body = pool_body(ctx, settings)?;
+            broker.put_pool(pool, &body, None).await?;
+        }
+        Op::AddMember { pool, destination } => {
+            broker.put_member(pool, destination).await?;
+        }
+        Op::PutAppConfig { app_config, body } => {
+            broker.put_app_config(app_config, body, None).await?;
+        }
+        Op::PutAppInstance { app_instance, body } => {
+            broker.put_app_instance(app_instance, body, None).await?;
+        }
+        Op::PutMaintenance {
+            destination,
+            maintenance,
+        } => {
+            broker.put_maintenance(destination, maintenance).await?;
+        }
+        Op::DeleteMaintenance { destination } => {
+            broker.delete_maintenance(destination).await?;
+        }
+        Op::DrainSessions {
+            destination,
+            policy,
+            timeout_seconds,
+            ..
+        } => {
+            let timeout = timeout_seconds
+                .map(Duration::from_secs)
+                .unwrap_or(ctx.options.default_drain_timeout);
+            drain(ctx, step.id, destination, *policy, timeout).await?;
+        }
+        Op::ClearSticky { pool, destination } => {
+            broker.clear_sticky(pool, Some(destination)).await?;
+        }
+        Op::RemoveMember { pool, destination } => {
+            return remove_member(ctx, step, pool, destination).await;
+        }
+        Op::RemoveLbService { destination } => {
+            broker.delete_lb_service(destination).await?;
+        }
+        Op::DeleteAppInstance { app_instance } => {
+            already_gone(broker.delete_app_instance(app_instance, None).await)?;
+        }
+        Op::DeleteAppConfig { app_config } => {
+            already_gone(broker.delete_app_config(app_config, None).await)?;
+        }
+        Op::DeletePool { pool } => {
+            already_gone(broker.delete_pool(pool, None).await)?;
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+/// A delete re-run after a crash finds the resource gone: that is success.
+fn already_gone(result: Result<(), BrokerError>) -> Result<(), BrokerError> {
+    match result {
+        Err(e) if e.code() == Some(codes::NOT_FOUND) => Ok(()),
+        other => other,
+    }
+}
+
+/// The write body for a pool. The password is resolved here, not at plan
+/// time, so a saved plan never holds it; its salted fingerprint goes into a
+/// label so later plans can tell whether the configured password changed.
+fn pool_body<B>(ctx: &Context<'_, B>, settings: &PoolSettings) -> Result<PoolBody, ApplyError> {
+    let mut labels = settings.labels.clone();
+    let password = match &settings.password {
+        Some(source) => {
+            let secret = (ctx.secrets)(source).map_err(|reason| ApplyError::Secret {
+                secret: source.clone(),
+                reason,
+            })?;
+            let salt = hex::encode(rand::random::<[u8; 16]>());
+            labels.insert(
+                plan::password_fingerprint_label(),
+                plan::fingerprint(&salt, secret.expose_secret()),
+            );
+            Some(secret.expose_secret().to_owned())
+        }
+        None => None,
+    };
+    Ok(PoolBody {
+        load_balancing: settings.load_balancing,
+        default_credentials: CredentialsBody {
+            username: settings.username.clone(),
+            password,
+        },
+        labels,
+    })
+}
+
+/// Empties `destination` of active sessions per `policy`. An offline host
+/// has none to empty, and a host already empty gets no disconnect call, so
+/// a re-run repeats no side effect.
+async fn drain<B: Broker>(
+    ctx: &Context<'_, B>,
+    step: usize,
+    destination: &str,
+    policy: DrainSessions,
+    timeout: Duration,
+) -> Result<(), ApplyError> {
+    let broker = ctx.broker;
+    // The destination carries its session counts, so one read decides
+    // whether there is anything to drain.
+    let mut active = match broker.get_destination(destination).await? {
+        Some(d) if d.online => d.sessions.active,
+        // Gone or offline: no sessions can be running there.
+        _ => return Ok(()),
+    };
+    let deadline = Instant::now() + timeout;
+    if active == 0 {
+        return Ok(());
+    }
+    match policy {
+        DrainSessions::Refuse => {
+            return Err(ApplyError::SessionsActive {
+                destination: destination.to_owned(),
+                active,
+            });
+        }
+        DrainSessions::Disconnect => {
+            let affected = broker.disconnect_sessions(destination).await?;
+            (ctx.events)(Event::SessionsDisconnected {
+                step,
+                affected: affected.affected,
+            });
+            active = active_sessions(broker, destination).await?;
+        }
+        DrainSessions::Wait => {}
+    }
+    loop {
+        let now = Instant::now();
+        let time_left = deadline.saturating_duration_since(now);
+        (ctx.events)(Event::DrainProgress {
+            step,
+            remaining_sessions: active,
+            time_left,
+        });
+        if active == 0 {
+            return Ok(());
+        }
+        if time_left.is_zero() {
+            return Err(ApplyError::DrainTimedOut {
+                destination: destination.to_owned(),
+                active,
+                waited: timeout,
+            });
+        }
+        if ctx.options.cancel.load(Ordering::SeqCst) {
+            return Err(ApplyError::Cancelled);
+        }
+        tokio::time::sleep(ctx.options.drain_poll_interval.min(time_left)).await;
+        active = active_sessions(broker, destination).await?;
+    }
+}
+
+async fn active_sessions<B: Broker>(broker: &B, destination: &str) -> Result<u32, BrokerError> {
+    let sessions = broker.list_sessions(destination).await?;
+    let active = sessions
+        .iter()
+        .filter(|s| s.state == SessionState::Active)
+        .count();
+    Ok(u32::try_from(active).unwrap_or(u32::MAX))
+}
+
+/// Removes a member. The broker answers `lb_service_uninstall_failed` when
+/// it cannot reach the host to uninstall the load-balancing service; for an
+/// offline host the membership is gone anyway, which a re-read of the pool
+/// must confirm before the error counts as a warning.
+async fn remove_member<B: Broker>(
+    ctx: &Context<'_, B>,
+    step: &Step,
+    pool: &str,
+    destination: &str,
+) -> Result<Outcome, ApplyError> {
+    let error = match ctx.broker.delete_member(pool, destination).await {
+        Ok(_) => return Ok(Outcome::Done),
+        Err(error) => error,
+    };
+    let offline_uninstall = error.code() == Some(codes::LB_SERVICE_UNINSTALL_FAILED)
+        && error
+            .problem()
+            .is_some_and(|p| p.destination_online == Some(false));
+    let Some(problem) = error.problem().filter(|_| offline_uninstall) else {
+        return Err(error.into());
+    };
+    let problem = Box::new(problem.clone());
+    // Without the confirming read the broker's claim is unverified: the
+    // original error stands.
+    // A pool deleted meanwhile has no members left either.
+    let still_member = match ctx.broker.get_pool(pool).await {
+        Ok(live) => live.is_some_and(|p| p.members.iter().any(|m| m == destination)),
+        Err(_) => return Err(error.into()),
+    };
+    if still_member {
+        return Err(ApplyError::MembershipRemains {
+            pool: pool.to_owned(),
+            destination: destination.to_owned(),
+            problem,
+        });
+    }
+    let warning = ExpectedWarning::LbServiceUninstallFailed {
+        destination: destination.to_owned(),
+    };
+    let expected = step.expected_warning.as_ref() == Some(&warning);
+    Ok(Outcome::Warning(Warning {
+        warning,
+        problem,
+        expected,
+    }))
+}
