@@ -5,6 +5,7 @@
 pub mod diagnostics;
 pub mod markdown;
 pub mod plan;
+pub mod report;
 pub mod words;
 
 #[cfg(test)]
