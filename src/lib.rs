@@ -3,4 +3,6 @@
 
 pub mod broker;
 pub mod cli;
+pub mod commands;
 pub mod desired;
+pub mod refbroker;

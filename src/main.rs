@@ -18,6 +18,7 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Command::Broker(command) => poolform::commands::broker::run(command),
         Command::Validate(_) | Command::Schema(_) => {
             eprintln!("poolform: not built yet");
             ExitCode::FAILURE
