@@ -20,10 +20,10 @@ pub struct EmbeddedBroker {
     store: Arc<Store>,
 }
 
-fn typed(problem: Problem) -> BrokerError {
+fn typed(problem: Box<Problem>) -> BrokerError {
     BrokerError::Problem {
         status: problem.status,
-        problem: Box::new(problem),
+        problem,
     }
 }
 

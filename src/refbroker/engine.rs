@@ -82,10 +82,11 @@ pub struct Engine {
     now_ms: u64,
 }
 
-pub type Result<T> = std::result::Result<T, Problem>;
+/// Problems are boxed: they are large and travel on the rare path.
+pub type Result<T> = std::result::Result<T, Box<Problem>>;
 
 /// Builds a problem answer; `title` is fixed per code so clients can rely on it.
-pub fn problem(status: u16, code: &str, detail: impl Into<String>) -> Problem {
+pub fn problem(status: u16, code: &str, detail: impl Into<String>) -> Box<Problem> {
     let title = match code {
         codes::LB_SERVICE_UNINSTALL_FAILED => "load-balancing service could not be uninstalled",
         codes::DESTINATION_NOT_READY => "destination is not prepared for process execution",
@@ -102,7 +103,7 @@ pub fn problem(status: u16, code: &str, detail: impl Into<String>) -> Problem {
         codes::LOCKED => "locked",
         _ => "error",
     };
-    Problem {
+    Box::new(Problem {
         type_uri: format!("urn:poolform:problem:{code}"),
         title: title.to_owned(),
         status,
@@ -111,10 +112,10 @@ pub fn problem(status: u16, code: &str, detail: impl Into<String>) -> Problem {
         destination_online: None,
         holder: None,
         expires_at: None,
-    }
+    })
 }
 
-fn not_found(kind: &str, name: &str) -> Problem {
+fn not_found(kind: &str, name: &str) -> Box<Problem> {
     problem(
         404,
         codes::NOT_FOUND,
@@ -124,7 +125,7 @@ fn not_found(kind: &str, name: &str) -> Problem {
 
 /// A reference in a body to something that does not exist: the request is
 /// well-formed but cannot be processed.
-fn missing_reference(kind: &str, name: &str) -> Problem {
+fn missing_reference(kind: &str, name: &str) -> Box<Problem> {
     problem(
         422,
         codes::NOT_FOUND,
@@ -132,11 +133,11 @@ fn missing_reference(kind: &str, name: &str) -> Problem {
     )
 }
 
-fn bad_request(detail: impl Into<String>) -> Problem {
+fn bad_request(detail: impl Into<String>) -> Box<Problem> {
     problem(400, codes::BAD_REQUEST, detail)
 }
 
-fn unreachable_host(name: &str) -> Problem {
+fn unreachable_host(name: &str) -> Box<Problem> {
     let mut p = problem(
         502,
         codes::DESTINATION_UNREACHABLE,
@@ -146,7 +147,7 @@ fn unreachable_host(name: &str) -> Problem {
     p
 }
 
-fn uninstall_failed(names: &[String]) -> Problem {
+fn uninstall_failed(names: &[String]) -> Box<Problem> {
     let mut p = problem(
         502,
         codes::LB_SERVICE_UNINSTALL_FAILED,
@@ -758,7 +759,7 @@ impl Engine {
         } else {
             "pool.update"
         };
-        self.log(op, format!("pool/{name}"), failure.as_ref());
+        self.log(op, format!("pool/{name}"), failure.as_deref());
         match failure {
             Some(p) => Err(p),
             None => Ok(pool),
@@ -786,7 +787,7 @@ impl Engine {
             Vec::new()
         };
         let failure = (!leftovers.is_empty()).then(|| uninstall_failed(&leftovers));
-        self.log("pool.delete", format!("pool/{name}"), failure.as_ref());
+        self.log("pool.delete", format!("pool/{name}"), failure.as_deref());
         match failure {
             Some(p) => Err(p),
             None => Ok(()),
@@ -860,7 +861,7 @@ impl Engine {
         self.log(
             "member.remove",
             format!("pool/{pool}/member/{destination}"),
-            failure.as_ref(),
+            failure.as_deref(),
         );
         match failure {
             Some(p) => Err(p),
@@ -1016,7 +1017,7 @@ impl Engine {
         self.locks.get(stack).filter(|l| l.expires_at > now)
     }
 
-    fn lock_conflict(lock: &Lock) -> Problem {
+    fn lock_conflict(lock: &Lock) -> Box<Problem> {
         let mut p = problem(
             409,
             codes::CONFLICT,
@@ -1154,9 +1155,16 @@ impl Engine {
         if user.is_empty() {
             return Err(bad_request("session user must not be empty"));
         }
-        self.next_session += 1;
+        // Seeded sessions may use any ids; skip over taken ones.
+        let id = loop {
+            self.next_session += 1;
+            let id = format!("s-{:08}", self.next_session);
+            if !self.sessions.contains_key(&id) {
+                break id;
+            }
+        };
         let session = Session {
-            id: format!("s-{:08}", self.next_session),
+            id,
             user: user.to_owned(),
             destination: destination.to_owned(),
             state,

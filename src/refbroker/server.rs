@@ -108,10 +108,10 @@ struct App {
 }
 
 /// A problem answer (`application/problem+json`).
-pub struct ApiError(pub Problem);
+pub struct ApiError(pub Box<Problem>);
 
-impl From<Problem> for ApiError {
-    fn from(p: Problem) -> Self {
+impl From<Box<Problem>> for ApiError {
+    fn from(p: Box<Problem>) -> Self {
         ApiError(p)
     }
 }

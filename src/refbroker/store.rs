@@ -184,7 +184,7 @@ impl Store {
     }
 }
 
-fn storage_problem() -> Problem {
+fn storage_problem() -> Box<Problem> {
     engine::problem(
         503,
         codes::UNAVAILABLE,
@@ -225,6 +225,29 @@ mod tests {
             Store::open(&path, None),
             Err(StoreError::Invalid { .. })
         ));
+    }
+
+    #[test]
+    fn the_example_seed_is_the_runbook_starting_point() {
+        let seed =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/maintenance/broker-seed.json");
+        let engine = load_seed(&seed).unwrap();
+        let live = engine.pool("live").unwrap();
+        assert!(live.load_balancing.enabled);
+        assert_eq!(live.members, vec!["rds-01", "rds-02", "rds-03"]);
+        let maint = engine.pool("maintenance").unwrap();
+        assert!(maint.default_credentials.password_set);
+        assert_eq!(
+            maint.default_credentials.username.as_deref(),
+            Some("CORP\\svc-maint")
+        );
+        for name in ["rds-01", "rds-02", "rds-03"] {
+            let d = engine.destination(name).unwrap();
+            assert!(d.online && d.process_execution_ready && d.lb_service_installed);
+            assert!(d.sessions.active >= 2, "{name} has users to drain");
+        }
+        let instance = engine.app_instance("admin-maintenance").unwrap();
+        assert_eq!(instance.destination.as_deref(), Some("rds-02"));
     }
 
     #[test]
