@@ -94,9 +94,10 @@ pub fn load_seed(path: &Path) -> Result<Engine, StoreError> {
 
 /// The engine with its state file. Reads share a read lock; a mutation takes
 /// the write lock, and when it changed anything (the event sequence moved)
-/// the state is encoded under the lock and written before the caller gets
-/// its answer. Concurrent writers coalesce: a write that finds a newer state
-/// already on disk is skipped, since that state includes its change.
+/// the state is on disk before the caller gets its answer. Writes are group
+/// commits: the writer encodes the state as it is when its turn comes, which
+/// covers every mutation made meanwhile, and those callers then find their
+/// change already on disk and skip their own write.
 #[derive(Debug)]
 pub struct Store {
     engine: RwLock<Engine>,
@@ -153,11 +154,11 @@ impl Store {
             let before = engine.seq();
             let result = f(&mut engine);
             let seq = engine.seq();
-            (result, (seq != before).then(|| (seq, encode(&engine))))
+            (result, (seq != before).then_some(seq))
         };
-        if let Some((seq, bytes)) = changed {
+        if let Some(seq) = changed {
             let store = Arc::clone(self);
-            let written = tokio::task::spawn_blocking(move || store.persist(seq, &bytes)).await;
+            let written = tokio::task::spawn_blocking(move || store.persist(seq)).await;
             match written {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
@@ -173,13 +174,15 @@ impl Store {
         result
     }
 
-    fn persist(&self, seq: u64, bytes: &[u8]) -> io::Result<()> {
+    /// Makes sure the state up to event `seq` is on disk.
+    fn persist(&self, seq: u64) -> io::Result<()> {
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
         if *written >= seq {
             return Ok(());
         }
-        write_atomic(&self.path, bytes)?;
-        *written = seq;
+        let (current, bytes) = self.read(|e| (e.seq(), encode(e)));
+        write_atomic(&self.path, &bytes)?;
+        *written = current;
         Ok(())
     }
 }
