@@ -38,6 +38,9 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Write the JSON Schemas (config, plan).
     Schema(SchemaArgs),
+    /// Run the reference broker (sandbox, tests, rehearsals).
+    #[command(subcommand)]
+    Broker(BrokerCommand),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -79,3 +82,54 @@ pub struct BrokerArgs {
 
 /// Resource filter for plan and apply.
 pub type Targets = Vec<Address>;
+
+#[derive(Debug, Subcommand)]
+pub enum BrokerCommand {
+    /// Serve the broker HTTP API from a state file.
+    #[command(
+        after_help = "Examples:\n  POOLFORM_BROKER_TOKEN=dev poolform broker serve --state broker.json --seed examples/maintenance/broker-seed.json\n  poolform broker serve --listen 127.0.0.1:0 --state /tmp/b.json --token dev --fail-rate 0.1 --latency 20"
+    )]
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free one (printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// State file: loaded when it exists, rewritten atomically after every change.
+    #[arg(long)]
+    pub state: PathBuf,
+    /// Snapshot JSON to start from when the state file does not exist yet.
+    #[arg(long)]
+    pub seed: Option<PathBuf>,
+    /// Bearer token clients must send.
+    #[arg(long, env = "POOLFORM_BROKER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Delay added to every request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency: u64,
+    /// Share of requests (0.0-1.0) answered 503 before anything is done.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fail_rate)]
+    pub fail_rate: f64,
+    /// Admit at most N requests per second (`N/s` or `N`); others get 429 with Retry-After.
+    #[arg(long, value_parser = parse_rate_limit)]
+    pub rate_limit: Option<u32>,
+    /// Seed for the random source behind --fail-rate, for repeatable runs.
+    #[arg(long)]
+    pub seed_random: Option<u64>,
+}
+
+fn parse_fail_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!("{text:?} is not a share between 0.0 and 1.0")),
+    }
+}
+
+fn parse_rate_limit(text: &str) -> Result<u32, String> {
+    match text.strip_suffix("/s").unwrap_or(text).parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{text:?} is not a rate like 50/s")),
+    }
+}

@@ -9,5 +9,6 @@ pub mod config;
 pub mod desired;
 pub mod diagnostic;
 pub mod plan;
+pub mod refbroker;
 pub mod render;
 pub mod validate;

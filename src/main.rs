@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => commands::validate::run(args, style),
         Command::Schema(args) => commands::schema::run(args),
         Command::Completions { shell } => commands::completions(*shell),
+        Command::Broker(command) => commands::broker::run(command),
     };
     match result {
         Ok(outcome) => ExitCode::from(outcome.exit_code()),

@@ -1,5 +1,8 @@
 //! Integration tests, compiled into one binary. Each module owns one area.
 
+/// The reference broker binary driven through the HTTP client: every path,
+/// auth, revisions, pagination, faults, crash safety; and the OpenAPI file.
+mod broker;
 /// The `poolform` binary: exit codes, output streams, formats, colour.
 mod cli;
 /// The README's config reference matches the schema.

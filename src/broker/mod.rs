@@ -2,7 +2,12 @@
 //! through, its typed error, and the wire types. Two backends implement it:
 //! HTTP (a live broker API) and embedded (the reference engine in-process).
 
+mod any;
+pub mod embedded;
+pub mod http;
 pub mod wire;
+
+pub use any::AnyBroker;
 
 use std::future::Future;
 

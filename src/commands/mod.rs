@@ -1,6 +1,7 @@
 //! The commands behind the CLI: each takes parsed arguments, does its IO and
 //! returns an `Outcome`; `main` alone turns outcomes and errors into exit codes.
 
+pub mod broker;
 pub mod schema;
 pub mod validate;
 

@@ -1,0 +1,258 @@
+//! Load measurement of the reference broker on loopback: requests/second
+//! for `GET /v1/pools?limit=1000` over 10k pools / 100k members, the time of
+//! one full paginated sweep of the pools, and requests/second of member PUTs
+//! (each a persisted mutation) on a 10k-pool and a 100-pool state. Every run
+//! is bounded in time; the figures printed are medians of several runs.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use poolform::broker::wire::{Destination, LoadBalancing, Pool, Snapshot};
+
+const TOKEN: &str = "bench-token";
+const RUNS: usize = 5;
+const RUN_TIME: Duration = Duration::from_secs(3);
+const CLIENTS: usize = 8;
+const MEMBERS_PER_POOL: usize = 10;
+/// Destinations outside every pool, for the member PUTs to add.
+const SPARE: usize = 2000;
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn destination(name: String) -> Destination {
+    Destination {
+        name,
+        online: true,
+        process_execution_ready: true,
+        lb_service_installed: false,
+        maintenance: Default::default(),
+        sessions: Default::default(),
+        labels: Default::default(),
+        revision: 1,
+    }
+}
+
+/// `pools` pools of ten members each over `pools` destinations, plus spares.
+fn seed(dir: &Path, pools: usize) -> std::path::PathBuf {
+    let mut s = Snapshot::default();
+    for i in 0..pools {
+        s.destinations.push(destination(format!("d{i:05}")));
+    }
+    for i in 0..SPARE {
+        s.destinations.push(destination(format!("spare{i:05}")));
+    }
+    for i in 0..pools {
+        let mut members: Vec<String> = (0..MEMBERS_PER_POOL)
+            .map(|k| format!("d{:05}", (i * MEMBERS_PER_POOL + k) % pools))
+            .collect();
+        members.sort();
+        members.dedup();
+        s.pools.push(Pool {
+            name: format!("pool-{i:05}"),
+            load_balancing: LoadBalancing::default(),
+            default_credentials: Default::default(),
+            labels: [("poolform.stack".to_owned(), "bench".to_owned())].into(),
+            members,
+            revision: 1,
+        });
+    }
+    let path = dir.join(format!("seed-{pools}.json"));
+    std::fs::write(&path, serde_json::to_vec(&s).unwrap()).unwrap();
+    path
+}
+
+fn start(dir: &Path, seed: &Path, tag: &str) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_poolform"))
+        .args([
+            "broker",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--token",
+            TOKEN,
+        ])
+        .arg("--state")
+        .arg(dir.join(format!("state-{tag}.json")))
+        .arg("--seed")
+        .arg(seed)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    Server { child, url }
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    xs[xs.len() / 2]
+}
+
+/// Runs `CLIENTS` loops of `request(client, n)` for `RUN_TIME`; answers/second.
+async fn throughput<F, Fut>(request: F) -> f64
+where
+    F: Fn(reqwest::Client, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let request = Arc::new(request);
+    let done = Arc::new(AtomicU64::new(0));
+    let counter = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let (request, done, counter) = (request.clone(), done.clone(), counter.clone());
+        let client = reqwest::Client::new();
+        tasks.push(tokio::spawn(async move {
+            while started.elapsed() < RUN_TIME {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                if request(client.clone(), n).await {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn page_cursors(url: &str) -> Vec<Option<String>> {
+    let client = reqwest::Client::new();
+    let mut cursors = vec![None];
+    loop {
+        let mut u = format!("{url}/v1/pools?limit=1000");
+        if let Some(Some(c)) = cursors.last() {
+            u.push_str(&format!("&cursor={c}"));
+        }
+        let page: serde_json::Value = client
+            .get(u)
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        match page["next_cursor"].as_str() {
+            Some(c) => cursors.push(Some(c.to_owned())),
+            None => return cursors,
+        }
+    }
+}
+
+async fn bench_pool_pages(server: &Server) {
+    let cursors = Arc::new(page_cursors(&server.url).await);
+    let mut rps = Vec::new();
+    let mut sweeps = Vec::new();
+    for _ in 0..RUNS {
+        let (url, cursors2) = (server.url.clone(), cursors.clone());
+        rps.push(
+            throughput(move |client, n| {
+                let mut u = format!("{url}/v1/pools?limit=1000");
+                if let Some(c) = &cursors2[n as usize % cursors2.len()] {
+                    u.push_str(&format!("&cursor={c}"));
+                }
+                async move {
+                    match client.get(u).bearer_auth(TOKEN).send().await {
+                        Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                        _ => false,
+                    }
+                }
+            })
+            .await,
+        );
+        let broker = poolform::broker::http::HttpBroker::new(
+            &server.url,
+            Some(secrecy::SecretString::from(TOKEN.to_owned())),
+            Default::default(),
+        )
+        .unwrap();
+        let started = Instant::now();
+        let live = poolform::broker::Broker::read_live(&broker).await.unwrap();
+        sweeps.push(started.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(live.pools.len(), 10_000);
+    }
+    println!(
+        "GET /v1/pools?limit=1000 (10k pools, 100k members), {CLIENTS} clients: median {:.0} req/s ({:.0} pools/s); runs {:?}",
+        median(rps.clone()),
+        median(rps.clone()) * 1000.0,
+        rps.iter().map(|r| r.round()).collect::<Vec<_>>()
+    );
+    println!(
+        "read_live sweep (10k destinations + 2k spares, 10k pools; 23 paginated requests): median {:.0} ms; runs {:?}",
+        median(sweeps.clone()),
+        sweeps.iter().map(|s| s.round()).collect::<Vec<_>>()
+    );
+}
+
+async fn bench_member_puts(server: &Server, pools: usize, label: &str) {
+    let mut rps = Vec::new();
+    let next = Arc::new(AtomicU64::new(0));
+    for _ in 0..RUNS {
+        let (url, next) = (server.url.clone(), next.clone());
+        rps.push(
+            throughput(move |client, _| {
+                // Each PUT adds a fresh (pool, spare) pair: a real, persisted change.
+                let k = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let pool = k % pools;
+                let spare = (k / pools) % SPARE;
+                let u = format!("{url}/v1/pools/pool-{pool:05}/members/spare{spare:05}");
+                async move {
+                    matches!(client.put(u).bearer_auth(TOKEN).send().await, Ok(r) if r.status().is_success())
+                }
+            })
+            .await,
+        );
+    }
+    println!(
+        "PUT /v1/pools/{{name}}/members/{{destination}} ({label}), {CLIENTS} clients, fsync per write: median {:.0} req/s; runs {:?}",
+        median(rps.clone()),
+        rps.iter().map(|r| r.round()).collect::<Vec<_>>()
+    );
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let big_seed = seed(dir.path(), 10_000);
+        let started = Instant::now();
+        let big = start(dir.path(), &big_seed, "big");
+        println!(
+            "startup with a 10k-pool seed: {:.0} ms",
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        bench_pool_pages(&big).await;
+        bench_member_puts(&big, 10_000, "10k pools / 100k members state").await;
+        drop(big);
+        let small_seed = seed(dir.path(), 100);
+        let small = start(dir.path(), &small_seed, "small");
+        bench_member_puts(&small, 100, "100 pools / 1k members state").await;
+    });
+}

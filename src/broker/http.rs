@@ -1,0 +1,604 @@
+//! The HTTP backend of the `Broker` trait: reqwest (rustls) with connect and
+//! request timeouts, the bearer token kept secret, typed problem errors, and
+//! bounded retries with exponential backoff and jitter for idempotent
+//! methods only.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use reqwest::header::{self, HeaderValue};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::wire::{
+    Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Destination, Event, Lock,
+    LockBody, MAX_PAGE_LIMIT, Maintenance, Page, Pool, PoolBody, Problem, Session, codes,
+};
+use super::{Broker, BrokerError, LiveState, Result};
+
+/// Environment variable holding the API token when no `--token-file` is given.
+pub const TOKEN_ENV: &str = "POOLFORM_TOKEN";
+
+/// How hard to try before giving up on a request. Only idempotent methods
+/// (GET, PUT, DELETE) are retried, on transport errors, 5xx answers that are
+/// not domain errors, and 429 (waiting at least its Retry-After).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in total, the first one included.
+    pub max_attempts: u32,
+    /// No retry starts once this much time has passed since the first attempt.
+    pub max_elapsed: Duration,
+    /// First backoff delay; later ones double, with jitter.
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 6,
+            max_elapsed: Duration::from_secs(30),
+            min_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// One attempt, no retries.
+    pub fn none() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct HttpOptions {
+    pub retry: RetryPolicy,
+    pub connect_timeout: Duration,
+    /// Whole request, body included.
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            retry: RetryPolicy::default(),
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Reads the API token: from `file` when given (trailing newline dropped),
+/// else from `POOLFORM_TOKEN`; none when neither is set.
+pub fn read_token(file: Option<&Path>) -> Result<Option<SecretString>> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            BrokerError::Transport(format!("cannot read token file {}: {e}", path.display()))
+        })?;
+        return Ok(Some(SecretString::from(text.trim_end().to_owned())));
+    }
+    Ok(std::env::var(TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(SecretString::from))
+}
+
+/// A live broker API over HTTP(S).
+pub struct HttpBroker {
+    base: String,
+    client: reqwest::Client,
+    /// `Bearer TOKEN`, marked sensitive so that reqwest never logs it.
+    authorization: Option<HeaderValue>,
+    retry: RetryPolicy,
+    requests: AtomicU64,
+    retries: AtomicU64,
+}
+
+impl std::fmt::Debug for HttpBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpBroker")
+            .field("base", &self.base)
+            .field("token", &self.authorization.as_ref().map(|_| "(sensitive)"))
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+/// Problem codes that describe the outcome of the operation rather than a
+/// transient fault: retrying would repeat (or, after a partial removal,
+/// hide) the answer.
+const DOMAIN_5XX_CODES: [&str; 2] = [
+    codes::LB_SERVICE_UNINSTALL_FAILED,
+    codes::DESTINATION_UNREACHABLE,
+];
+
+struct Answer {
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: Vec<u8>,
+}
+
+/// Percent-encodes a path segment or query value.
+fn enc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl HttpBroker {
+    pub fn new(
+        base: &str,
+        token: Option<SecretString>,
+        options: HttpOptions,
+    ) -> Result<HttpBroker> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.request_timeout)
+            .build()
+            .map_err(|e| BrokerError::Transport(format!("cannot build the HTTP client: {e}")))?;
+        let authorization = match token {
+            Some(t) => {
+                let mut v = HeaderValue::from_str(&format!("Bearer {}", t.expose_secret()))
+                    .map_err(|_| {
+                        BrokerError::Transport("the API token contains invalid characters".into())
+                    })?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            None => None,
+        };
+        Ok(HttpBroker {
+            base: base.trim_end_matches('/').to_owned(),
+            client,
+            authorization,
+            retry: options.retry,
+            requests: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+        })
+    }
+
+    /// Requests sent, retries included.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Retries made so far (attempts beyond the first of each call).
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    async fn send_once(
+        &self,
+        method: &Method,
+        url: &str,
+        body: Option<&[u8]>,
+        if_match: Option<u64>,
+    ) -> std::result::Result<Answer, reqwest::Error> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let mut request = self.client.request(method.clone(), url);
+        if let Some(auth) = &self.authorization {
+            request = request.header(header::AUTHORIZATION, auth.clone());
+        }
+        if let Some(rev) = if_match {
+            request = request.header(header::IF_MATCH, format!("\"{rev}\""));
+        }
+        if let Some(bytes) = body {
+            request = request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(bytes.to_vec());
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = response.bytes().await?.to_vec();
+        Ok(Answer {
+            status,
+            retry_after,
+            body,
+        })
+    }
+
+    fn transient(answer: &Answer) -> bool {
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            return true;
+        }
+        if !answer.status.is_server_error() {
+            return false;
+        }
+        let code = serde_json::from_slice::<Problem>(&answer.body)
+            .ok()
+            .map(|p| p.code);
+        !code.is_some_and(|c| DOMAIN_5XX_CODES.contains(&c.as_str()))
+    }
+
+    /// Sends a request, retrying as the policy allows; any non-2xx answer
+    /// becomes a typed error except 404 on reads, which callers map to None.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        if_match: Option<u64>,
+    ) -> Result<Answer> {
+        let url = format!("{}{path}", self.base);
+        let idempotent = method != Method::POST;
+        let started = Instant::now();
+        let mut backoff = ExponentialBuilder::new()
+            .with_min_delay(self.retry.min_delay)
+            .with_max_delay(self.retry.max_delay)
+            .with_jitter()
+            .without_max_times()
+            .build();
+        let mut attempt = 1;
+        loop {
+            let outcome = self
+                .send_once(&method, &url, body.as_deref(), if_match)
+                .await;
+            let hint = match &outcome {
+                Err(_) => Some(None),
+                Ok(answer) if HttpBroker::transient(answer) => Some(answer.retry_after),
+                Ok(_) => None,
+            };
+            let give_up = match hint {
+                None => true,
+                Some(_) => !idempotent || attempt >= self.retry.max_attempts,
+            };
+            let delay = hint.map(|retry_after| {
+                let backoff = backoff.next().unwrap_or(self.retry.max_delay);
+                retry_after.map_or(backoff, |r| r.max(backoff))
+            });
+            let out_of_time = delay.is_some_and(|d| started.elapsed() + d > self.retry.max_elapsed);
+            if give_up || out_of_time {
+                return match outcome {
+                    Err(e) => Err(BrokerError::Transport(format!("{method} {path}: {e}"))),
+                    Ok(answer) => Ok(answer),
+                };
+            }
+            let delay = delay.unwrap_or_default();
+            self.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                %method,
+                path,
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                status = outcome.as_ref().ok().map(|a| a.status.as_u16()),
+                "retrying broker request"
+            );
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    fn error(method: &Method, path: &str, answer: &Answer) -> BrokerError {
+        match serde_json::from_slice::<Problem>(&answer.body) {
+            Ok(problem) => BrokerError::Problem {
+                status: answer.status.as_u16(),
+                problem: Box::new(problem),
+            },
+            Err(_) => BrokerError::Protocol(format!(
+                "{method} {path} answered {} without a problem body",
+                answer.status
+            )),
+        }
+    }
+
+    fn decode<T: DeserializeOwned>(method: &Method, path: &str, answer: &Answer) -> Result<T> {
+        serde_json::from_slice(&answer.body)
+            .map_err(|e| BrokerError::Protocol(format!("{method} {path}: {e}")))
+    }
+
+    /// A call whose 2xx answer carries `T`.
+    async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        if_match: Option<u64>,
+    ) -> Result<T> {
+        let answer = self.call(method.clone(), path, body, if_match).await?;
+        if answer.status.is_success() {
+            HttpBroker::decode(&method, path, &answer)
+        } else {
+            Err(HttpBroker::error(&method, path, &answer))
+        }
+    }
+
+    /// A call whose 2xx answer carries nothing of interest.
+    async fn empty(&self, method: Method, path: &str, if_match: Option<u64>) -> Result<()> {
+        let answer = self.call(method.clone(), path, None, if_match).await?;
+        if answer.status.is_success() {
+            Ok(())
+        } else {
+            Err(HttpBroker::error(&method, path, &answer))
+        }
+    }
+
+    async fn get_opt<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>> {
+        let answer = self.call(Method::GET, path, None, None).await?;
+        if answer.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if answer.status.is_success() {
+            HttpBroker::decode(&Method::GET, path, &answer).map(Some)
+        } else {
+            Err(HttpBroker::error(&Method::GET, path, &answer))
+        }
+    }
+
+    /// Every item of a collection, ceil(N/1000) requests.
+    async fn list_all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let url = match &cursor {
+                Some(c) => format!("{path}?limit={MAX_PAGE_LIMIT}&cursor={}", enc(c)),
+                None => format!("{path}?limit={MAX_PAGE_LIMIT}"),
+            };
+            let page: Page<T> = self.json(Method::GET, &url, None, None).await?;
+            items.extend(page.items);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    async fn put<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        if_match: Option<u64>,
+    ) -> Result<T> {
+        let bytes = serde_json::to_vec(body)
+            .map_err(|e| BrokerError::Protocol(format!("cannot encode a request: {e}")))?;
+        self.json(Method::PUT, path, Some(bytes), if_match).await
+    }
+}
+
+impl Broker for HttpBroker {
+    async fn read_live(&self) -> Result<LiveState> {
+        let (destinations, pools, app_configs, app_instances) = tokio::try_join!(
+            self.list_all("/v1/destinations"),
+            self.list_all("/v1/pools"),
+            self.list_all("/v1/app-configs"),
+            self.list_all("/v1/app-instances"),
+        )?;
+        Ok(LiveState {
+            destinations,
+            pools,
+            app_configs,
+            app_instances,
+        })
+    }
+
+    async fn get_destination(&self, name: &str) -> Result<Option<Destination>> {
+        self.get_opt(&format!("/v1/destinations/{}", enc(name)))
+            .await
+    }
+
+    async fn get_pool(&self, name: &str) -> Result<Option<Pool>> {
+        self.get_opt(&format!("/v1/pools/{}", enc(name))).await
+    }
+
+    async fn get_app_config(&self, name: &str) -> Result<Option<AppConfig>> {
+        self.get_opt(&format!("/v1/app-configs/{}", enc(name)))
+            .await
+    }
+
+    async fn get_app_instance(&self, name: &str) -> Result<Option<AppInstance>> {
+        self.get_opt(&format!("/v1/app-instances/{}", enc(name)))
+            .await
+    }
+
+    async fn list_sessions(&self, destination: &str) -> Result<Vec<Session>> {
+        self.list_all(&format!("/v1/destinations/{}/sessions", enc(destination)))
+            .await
+    }
+
+    async fn events(&self, since: u64) -> Result<Vec<Event>> {
+        let mut events: Vec<Event> = Vec::new();
+        let mut since = since;
+        loop {
+            let path = format!("/v1/events?since={since}&limit={MAX_PAGE_LIMIT}");
+            let page: Page<Event> = self.json(Method::GET, &path, None, None).await?;
+            let more = page.next_cursor.is_some();
+            if let Some(last) = page.items.last() {
+                since = last.seq;
+            }
+            events.extend(page.items);
+            if !more {
+                return Ok(events);
+            }
+        }
+    }
+
+    async fn put_pool(&self, name: &str, body: &PoolBody, if_match: Option<u64>) -> Result<Pool> {
+        self.put(&format!("/v1/pools/{}", enc(name)), body, if_match)
+            .await
+    }
+
+    async fn delete_pool(&self, name: &str, if_match: Option<u64>) -> Result<()> {
+        self.empty(
+            Method::DELETE,
+            &format!("/v1/pools/{}", enc(name)),
+            if_match,
+        )
+        .await
+    }
+
+    async fn put_member(&self, pool: &str, destination: &str) -> Result<Pool> {
+        let path = format!("/v1/pools/{}/members/{}", enc(pool), enc(destination));
+        self.json(Method::PUT, &path, None, None).await
+    }
+
+    async fn delete_member(&self, pool: &str, destination: &str) -> Result<Pool> {
+        let path = format!("/v1/pools/{}/members/{}", enc(pool), enc(destination));
+        self.json(Method::DELETE, &path, None, None).await
+    }
+
+    async fn clear_sticky(&self, pool: &str, destination: Option<&str>) -> Result<Affected> {
+        let path = match destination {
+            Some(d) => format!(
+                "/v1/pools/{}/sticky-sessions?destination={}",
+                enc(pool),
+                enc(d)
+            ),
+            None => format!("/v1/pools/{}/sticky-sessions", enc(pool)),
+        };
+        self.json(Method::DELETE, &path, None, None).await
+    }
+
+    async fn disconnect_sessions(&self, destination: &str) -> Result<Affected> {
+        let path = format!("/v1/destinations/{}/sessions/disconnect", enc(destination));
+        self.json(Method::POST, &path, None, None).await
+    }
+
+    async fn put_maintenance(&self, destination: &str, body: &Maintenance) -> Result<Destination> {
+        let path = format!("/v1/destinations/{}/maintenance", enc(destination));
+        self.put(&path, body, None).await
+    }
+
+    async fn delete_maintenance(&self, destination: &str) -> Result<Destination> {
+        let path = format!("/v1/destinations/{}/maintenance", enc(destination));
+        self.json(Method::DELETE, &path, None, None).await
+    }
+
+    async fn delete_lb_service(&self, destination: &str) -> Result<Destination> {
+        let path = format!("/v1/destinations/{}/lb-service", enc(destination));
+        self.json(Method::DELETE, &path, None, None).await
+    }
+
+    async fn put_app_config(
+        &self,
+        name: &str,
+        body: &AppConfigBody,
+        if_match: Option<u64>,
+    ) -> Result<AppConfig> {
+        self.put(&format!("/v1/app-configs/{}", enc(name)), body, if_match)
+            .await
+    }
+
+    async fn delete_app_config(&self, name: &str, if_match: Option<u64>) -> Result<()> {
+        self.empty(
+            Method::DELETE,
+            &format!("/v1/app-configs/{}", enc(name)),
+            if_match,
+        )
+        .await
+    }
+
+    async fn put_app_instance(
+        &self,
+        name: &str,
+        body: &AppInstanceBody,
+        if_match: Option<u64>,
+    ) -> Result<AppInstance> {
+        self.put(&format!("/v1/app-instances/{}", enc(name)), body, if_match)
+            .await
+    }
+
+    async fn delete_app_instance(&self, name: &str, if_match: Option<u64>) -> Result<()> {
+        self.empty(
+            Method::DELETE,
+            &format!("/v1/app-instances/{}", enc(name)),
+            if_match,
+        )
+        .await
+    }
+
+    async fn put_lock(&self, stack: &str, body: &LockBody) -> Result<Lock> {
+        self.put(&format!("/v1/locks/{}", enc(stack)), body, None)
+            .await
+    }
+
+    async fn delete_lock(&self, stack: &str, holder: &str) -> Result<()> {
+        let path = format!("/v1/locks/{}?holder={}", enc(stack), enc(holder));
+        self.empty(Method::DELETE, &path, None).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let broker = HttpBroker::new(
+            "http://127.0.0.1:9",
+            Some(SecretString::from("s3cret-token".to_owned())),
+            HttpOptions::default(),
+        )
+        .unwrap();
+        let text = format!("{broker:?}");
+        assert!(!text.contains("s3cret-token"), "{text}");
+        assert!(text.contains("(sensitive)"));
+    }
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(enc("rds-02"), "rds-02");
+        assert_eq!(enc("a b/c"), "a%20b%2Fc");
+    }
+
+    fn answer(status: u16, body: &str) -> Answer {
+        Answer {
+            status: StatusCode::from_u16(status).unwrap(),
+            retry_after: None,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn domain_errors_are_not_transient() {
+        assert!(HttpBroker::transient(&answer(503, "")));
+        assert!(HttpBroker::transient(&answer(429, "")));
+        assert!(!HttpBroker::transient(&answer(409, "")));
+        let partial = r#"{"title":"x","status":502,"code":"lb_service_uninstall_failed"}"#;
+        assert!(!HttpBroker::transient(&answer(502, partial)));
+    }
+
+    #[tokio::test]
+    async fn connect_errors_are_retried_within_the_bounds() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let broker = HttpBroker::new(
+            &format!("http://{addr}"),
+            None,
+            HttpOptions {
+                retry: RetryPolicy {
+                    max_attempts: 3,
+                    max_elapsed: Duration::from_secs(60),
+                    min_delay: Duration::from_millis(1),
+                    max_delay: Duration::from_millis(5),
+                },
+                ..HttpOptions::default()
+            },
+        )
+        .unwrap();
+        let err = broker.get_pool("live").await.unwrap_err();
+        assert!(matches!(err, BrokerError::Transport(_)), "{err}");
+        assert_eq!((broker.requests(), broker.retries()), (3, 2));
+        broker.disconnect_sessions("rds-01").await.unwrap_err();
+        assert_eq!(broker.retries(), 2, "POST is never retried");
+    }
+}

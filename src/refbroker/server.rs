@@ -1,0 +1,888 @@
+//! The reference broker's HTTP face: the route table (the one list of
+//! operations, which the OpenAPI test compares against the spec), bearer
+//! auth, problem+json errors, request limits, and the simulation controls
+//! (latency, injected 503s, rate limiting, request statistics). Every
+//! handler is a thin translation onto one engine method.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{
+    DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Query, Request, State,
+};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, delete, get, post, put};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::broker::wire::{
+    AppConfigBody, AppInstanceBody, LockBody, MAX_PAGE_LIMIT, Maintenance, PoolBody, Problem,
+    SessionState, codes,
+};
+
+use super::engine::problem;
+use super::store::{Store, now_ms};
+
+/// Largest request body; bigger ones get 413 before any parsing.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Page size when a list request names none.
+pub const DEFAULT_PAGE_LIMIT: usize = 100;
+
+/// Knobs of `poolform broker serve` beyond where the state lives.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The bearer token every request must carry.
+    pub token: SecretString,
+    /// Added before every request is handled.
+    pub latency: Duration,
+    /// Share of requests answered 503 before anything is done (0.0-1.0).
+    pub fail_rate: f64,
+    /// Requests per second admitted; the rest get 429 with Retry-After.
+    pub rate_limit: Option<u32>,
+    /// Seed of the random source behind `fail_rate`, for repeatable runs.
+    pub random_seed: Option<u64>,
+}
+
+/// Per-route request counts and injected failures (`GET /v1/_sim/stats`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stats {
+    pub total: u64,
+    /// "METHOD /route/{param}" → requests received.
+    pub requests: BTreeMap<String, u64>,
+    /// Answered 503 by `--fail-rate`.
+    pub injected_unavailable: u64,
+    /// Answered 429 by `--rate-limit`.
+    pub rate_limited: u64,
+    pub unauthorized: u64,
+}
+
+/// Body of `POST /v1/_sim/destinations`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimDestination {
+    pub name: String,
+    pub online: bool,
+    pub process_execution_ready: bool,
+}
+
+/// Body of `POST /v1/_sim/destinations/{name}/power`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimPower {
+    pub online: bool,
+}
+
+/// Body of `POST /v1/_sim/destinations/{name}/sessions`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimSession {
+    pub user: String,
+    pub state: SessionState,
+}
+
+struct TokenBucket {
+    tokens: f64,
+    last: Instant,
+}
+
+struct Sim {
+    options: ServeOptions,
+    rng: Mutex<StdRng>,
+    bucket: Mutex<TokenBucket>,
+    stats: Mutex<Stats>,
+}
+
+#[derive(Clone)]
+struct App {
+    store: Arc<Store>,
+    sim: Arc<Sim>,
+}
+
+/// A problem answer (`application/problem+json`).
+pub struct ApiError(pub Box<Problem>);
+
+impl From<Box<Problem>> for ApiError {
+    fn from(p: Box<Problem>) -> Self {
+        ApiError(p)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self.0).expect("problem serialises");
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body,
+        )
+            .into_response()
+    }
+}
+
+type Answer = Result<Response, ApiError>;
+
+fn bad_request(detail: impl Into<String>) -> ApiError {
+    ApiError(problem(400, codes::BAD_REQUEST, detail))
+}
+
+/// JSON body whose rejections (syntax, types, unknown fields, size) become
+/// problem answers: 413 for oversized bodies, 400 for everything else.
+struct Body<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Body(v)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError(problem(
+                    413,
+                    codes::PAYLOAD_TOO_LARGE,
+                    format!("bodies are limited to {MAX_BODY_BYTES} bytes"),
+                )))
+            }
+            Err(rejection) => Err(bad_request(rejection.body_text())),
+        }
+    }
+}
+
+/// Query string with problem answers on rejection.
+struct Q<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| Q(v))
+            .map_err(|r| bad_request(r.body_text()))
+    }
+}
+
+/// Path parameters with problem answers on rejection.
+struct P<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for P<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| P(v))
+            .map_err(|r| bad_request(r.body_text()))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+impl ListQuery {
+    fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(DEFAULT_PAGE_LIMIT),
+            Some(n) if (1..=MAX_PAGE_LIMIT).contains(&n) => Ok(n),
+            Some(n) => Err(bad_request(format!(
+                "limit {n} is not in 1..={MAX_PAGE_LIMIT}"
+            ))),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    since: Option<u64>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StickyQuery {
+    destination: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LockQuery {
+    holder: String,
+}
+
+/// `If-Match: "7"` (also `W/"7"` or a bare `7`) → revision 7.
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+    text.parse()
+        .map(Some)
+        .map_err(|_| bad_request(format!("If-Match {text:?} is not a revision")))
+}
+
+fn json(status: StatusCode, bytes: Vec<u8>) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("wire types serialise")
+}
+
+/// A single resource with its revision as ETag.
+fn resource<T: Serialize>(revision: u64, value: &T) -> Response {
+    let mut response = json(StatusCode::OK, to_json(value));
+    response.headers_mut().insert(
+        header::ETAG,
+        HeaderValue::from_str(&format!("\"{revision}\"")).expect("digits are a valid header"),
+    );
+    response
+}
+
+fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+// ----- handlers: reads -----
+
+async fn list_destinations(State(app): State<App>, Q(q): Q<ListQuery>) -> Answer {
+    let limit = q.limit()?;
+    Ok(json(
+        StatusCode::OK,
+        app.store
+            .read(|e| to_json(&e.destinations_page(q.cursor.as_deref(), limit))),
+    ))
+}
+
+async fn list_pools(State(app): State<App>, Q(q): Q<ListQuery>) -> Answer {
+    let limit = q.limit()?;
+    Ok(json(
+        StatusCode::OK,
+        app.store
+            .read(|e| to_json(&e.pools_page(q.cursor.as_deref(), limit))),
+    ))
+}
+
+async fn list_app_configs(State(app): State<App>, Q(q): Q<ListQuery>) -> Answer {
+    let limit = q.limit()?;
+    Ok(json(
+        StatusCode::OK,
+        app.store
+            .read(|e| to_json(&e.app_configs_page(q.cursor.as_deref(), limit))),
+    ))
+}
+
+async fn list_app_instances(State(app): State<App>, Q(q): Q<ListQuery>) -> Answer {
+    let limit = q.limit()?;
+    Ok(json(
+        StatusCode::OK,
+        app.store
+            .read(|e| to_json(&e.app_instances_page(q.cursor.as_deref(), limit))),
+    ))
+}
+
+async fn list_sessions(State(app): State<App>, P(name): P<String>, Q(q): Q<ListQuery>) -> Answer {
+    let limit = q.limit()?;
+    let bytes = app.store.read(|e| {
+        e.sessions_page(&name, q.cursor.as_deref(), limit)
+            .map(|p| to_json(&p))
+    })?;
+    Ok(json(StatusCode::OK, bytes))
+}
+
+fn found(kind: &str, name: &str, hit: Option<Response>) -> Answer {
+    hit.ok_or_else(|| {
+        ApiError(problem(
+            404,
+            codes::NOT_FOUND,
+            format!("{kind} {name} does not exist"),
+        ))
+    })
+}
+
+async fn get_destination(State(app): State<App>, P(name): P<String>) -> Answer {
+    found(
+        "destination",
+        &name,
+        app.store
+            .read(|e| e.destination(&name).map(|d| resource(d.revision, d))),
+    )
+}
+
+async fn get_pool(State(app): State<App>, P(name): P<String>) -> Answer {
+    found(
+        "pool",
+        &name,
+        app.store
+            .read(|e| e.pool(&name).map(|p| resource(p.revision, p))),
+    )
+}
+
+async fn get_app_config(State(app): State<App>, P(name): P<String>) -> Answer {
+    found(
+        "app config",
+        &name,
+        app.store
+            .read(|e| e.app_config(&name).map(|c| resource(c.revision, c))),
+    )
+}
+
+async fn get_app_instance(State(app): State<App>, P(name): P<String>) -> Answer {
+    found(
+        "app instance",
+        &name,
+        app.store
+            .read(|e| e.app_instance(&name).map(|i| resource(i.revision, i))),
+    )
+}
+
+async fn get_events(State(app): State<App>, Q(q): Q<EventsQuery>) -> Answer {
+    let limit = ListQuery {
+        limit: q.limit,
+        cursor: None,
+    }
+    .limit()?;
+    let since = match &q.cursor {
+        Some(c) => c
+            .parse()
+            .map_err(|_| bad_request(format!("cursor {c:?} is not an event sequence")))?,
+        None => q.since.unwrap_or(0),
+    };
+    Ok(json(
+        StatusCode::OK,
+        app.store.read(|e| to_json(&e.events_page(since, limit))),
+    ))
+}
+
+async fn get_snapshot(State(app): State<App>) -> Answer {
+    let now = now_ms();
+    Ok(json(
+        StatusCode::OK,
+        app.store.read(|e| to_json(&e.snapshot(now))),
+    ))
+}
+
+// ----- handlers: writes -----
+
+async fn put_maintenance(
+    State(app): State<App>,
+    P(name): P<String>,
+    headers: HeaderMap,
+    Body(body): Body<Maintenance>,
+) -> Answer {
+    let im = if_match(&headers)?;
+    let d = app
+        .store
+        .mutate(move |e| e.put_maintenance(&name, body, im))
+        .await?;
+    Ok(resource(d.revision, &d))
+}
+
+async fn delete_maintenance(
+    State(app): State<App>,
+    P(name): P<String>,
+    headers: HeaderMap,
+) -> Answer {
+    let im = if_match(&headers)?;
+    let d = app
+        .store
+        .mutate(move |e| e.delete_maintenance(&name, im))
+        .await?;
+    Ok(resource(d.revision, &d))
+}
+
+async fn disconnect_sessions(State(app): State<App>, P(name): P<String>) -> Answer {
+    let a = app
+        .store
+        .mutate(move |e| e.disconnect_sessions(&name))
+        .await?;
+    Ok(json(StatusCode::OK, to_json(&a)))
+}
+
+async fn delete_lb_service(State(app): State<App>, P(name): P<String>) -> Answer {
+    let d = app
+        .store
+        .mutate(move |e| e.delete_lb_service(&name))
+        .await?;
+    Ok(resource(d.revision, &d))
+}
+
+async fn put_pool(
+    State(app): State<App>,
+    P(name): P<String>,
+    headers: HeaderMap,
+    Body(body): Body<PoolBody>,
+) -> Answer {
+    let im = if_match(&headers)?;
+    let p = app
+        .store
+        .mutate(move |e| e.put_pool(&name, body, im))
+        .await?;
+    Ok(resource(p.revision, &p))
+}
+
+async fn delete_pool(State(app): State<App>, P(name): P<String>, headers: HeaderMap) -> Answer {
+    let im = if_match(&headers)?;
+    app.store.mutate(move |e| e.delete_pool(&name, im)).await?;
+    Ok(no_content())
+}
+
+async fn put_member(State(app): State<App>, P((pool, dest)): P<(String, String)>) -> Answer {
+    let p = app
+        .store
+        .mutate(move |e| e.put_member(&pool, &dest))
+        .await?;
+    Ok(resource(p.revision, &p))
+}
+
+async fn delete_member(State(app): State<App>, P((pool, dest)): P<(String, String)>) -> Answer {
+    let p = app
+        .store
+        .mutate(move |e| e.delete_member(&pool, &dest))
+        .await?;
+    Ok(resource(p.revision, &p))
+}
+
+async fn clear_sticky(State(app): State<App>, P(pool): P<String>, Q(q): Q<StickyQuery>) -> Answer {
+    let a = app
+        .store
+        .mutate(move |e| e.clear_sticky(&pool, q.destination.as_deref()))
+        .await?;
+    Ok(json(StatusCode::OK, to_json(&a)))
+}
+
+async fn put_app_config(
+    State(app): State<App>,
+    P(name): P<String>,
+    headers: HeaderMap,
+    Body(body): Body<AppConfigBody>,
+) -> Answer {
+    let im = if_match(&headers)?;
+    let c = app
+        .store
+        .mutate(move |e| e.put_app_config(&name, body, im))
+        .await?;
+    Ok(resource(c.revision, &c))
+}
+
+async fn delete_app_config(
+    State(app): State<App>,
+    P(name): P<String>,
+    headers: HeaderMap,
+) -> Answer {
+    let im = if_match(&headers)?;
+    app.store
+        .mutate(move |e| e.delete_app_config(&name, im))
+        .await?;
+    Ok(no_content())
+}
+
+async fn put_app_instance(
+    State(app): State<App>,
+    P(name): P<String>,
+    headers: HeaderMap,
+    Body(body): Body<AppInstanceBody>,
+) -> Answer {
+    let im = if_match(&headers)?;
+    let i = app
+        .store
+        .mutate(move |e| e.put_app_instance(&name, body, im))
+        .await?;
+    Ok(resource(i.revision, &i))
+}
+
+async fn delete_app_instance(
+    State(app): State<App>,
+    P(name): P<String>,
+    headers: HeaderMap,
+) -> Answer {
+    let im = if_match(&headers)?;
+    app.store
+        .mutate(move |e| e.delete_app_instance(&name, im))
+        .await?;
+    Ok(no_content())
+}
+
+async fn put_lock(
+    State(app): State<App>,
+    P(stack): P<String>,
+    Body(body): Body<LockBody>,
+) -> Answer {
+    let l = app.store.mutate(move |e| e.put_lock(&stack, body)).await?;
+    Ok(json(StatusCode::OK, to_json(&l)))
+}
+
+async fn delete_lock(State(app): State<App>, P(stack): P<String>, Q(q): Q<LockQuery>) -> Answer {
+    app.store
+        .mutate(move |e| e.delete_lock(&stack, &q.holder))
+        .await?;
+    Ok(no_content())
+}
+
+// ----- handlers: simulation -----
+
+async fn sim_destination(State(app): State<App>, Body(body): Body<SimDestination>) -> Answer {
+    let d = app
+        .store
+        .mutate(move |e| e.sim_destination(&body.name, body.online, body.process_execution_ready))
+        .await?;
+    Ok(resource(d.revision, &d))
+}
+
+async fn sim_power(
+    State(app): State<App>,
+    P(name): P<String>,
+    Body(body): Body<SimPower>,
+) -> Answer {
+    let d = app
+        .store
+        .mutate(move |e| e.sim_power(&name, body.online))
+        .await?;
+    Ok(resource(d.revision, &d))
+}
+
+async fn sim_session(
+    State(app): State<App>,
+    P(name): P<String>,
+    Body(body): Body<SimSession>,
+) -> Answer {
+    let s = app
+        .store
+        .mutate(move |e| e.sim_start_session(&name, &body.user, body.state))
+        .await?;
+    Ok(json(StatusCode::CREATED, to_json(&s)))
+}
+
+async fn sim_end_session(State(app): State<App>, P(id): P<String>) -> Answer {
+    app.store.mutate(move |e| e.sim_end_session(&id)).await?;
+    Ok(no_content())
+}
+
+async fn sim_stats(State(app): State<App>) -> Answer {
+    let stats = app
+        .sim
+        .stats
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    Ok(json(StatusCode::OK, to_json(&stats)))
+}
+
+// ----- the route table -----
+
+struct Route {
+    method: Method,
+    path: &'static str,
+    handler: MethodRouter<App>,
+}
+
+fn route(method: Method, path: &'static str, handler: MethodRouter<App>) -> Route {
+    Route {
+        method,
+        path,
+        handler,
+    }
+}
+
+/// Every operation the server answers. The router is built from this list
+/// and the OpenAPI test compares it with the spec, so the two cannot drift.
+fn route_table() -> Vec<Route> {
+    use Method as M;
+    vec![
+        route(M::GET, "/v1/destinations", get(list_destinations)),
+        route(M::GET, "/v1/destinations/{name}", get(get_destination)),
+        route(
+            M::PUT,
+            "/v1/destinations/{name}/maintenance",
+            put(put_maintenance),
+        ),
+        route(
+            M::DELETE,
+            "/v1/destinations/{name}/maintenance",
+            delete(delete_maintenance),
+        ),
+        route(
+            M::GET,
+            "/v1/destinations/{name}/sessions",
+            get(list_sessions),
+        ),
+        route(
+            M::POST,
+            "/v1/destinations/{name}/sessions/disconnect",
+            post(disconnect_sessions),
+        ),
+        route(
+            M::DELETE,
+            "/v1/destinations/{name}/lb-service",
+            delete(delete_lb_service),
+        ),
+        route(M::GET, "/v1/pools", get(list_pools)),
+        route(M::GET, "/v1/pools/{name}", get(get_pool)),
+        route(M::PUT, "/v1/pools/{name}", put(put_pool)),
+        route(M::DELETE, "/v1/pools/{name}", delete(delete_pool)),
+        route(
+            M::PUT,
+            "/v1/pools/{name}/members/{destination}",
+            put(put_member),
+        ),
+        route(
+            M::DELETE,
+            "/v1/pools/{name}/members/{destination}",
+            delete(delete_member),
+        ),
+        route(
+            M::DELETE,
+            "/v1/pools/{name}/sticky-sessions",
+            delete(clear_sticky),
+        ),
+        route(M::GET, "/v1/app-configs", get(list_app_configs)),
+        route(M::GET, "/v1/app-configs/{name}", get(get_app_config)),
+        route(M::PUT, "/v1/app-configs/{name}", put(put_app_config)),
+        route(
+            M::DELETE,
+            "/v1/app-configs/{name}",
+            delete(delete_app_config),
+        ),
+        route(M::GET, "/v1/app-instances", get(list_app_instances)),
+        route(M::GET, "/v1/app-instances/{name}", get(get_app_instance)),
+        route(M::PUT, "/v1/app-instances/{name}", put(put_app_instance)),
+        route(
+            M::DELETE,
+            "/v1/app-instances/{name}",
+            delete(delete_app_instance),
+        ),
+        route(M::PUT, "/v1/locks/{stack}", put(put_lock)),
+        route(M::DELETE, "/v1/locks/{stack}", delete(delete_lock)),
+        route(M::GET, "/v1/events", get(get_events)),
+        route(M::GET, "/v1/snapshot", get(get_snapshot)),
+        route(M::POST, "/v1/_sim/destinations", post(sim_destination)),
+        route(
+            M::POST,
+            "/v1/_sim/destinations/{name}/power",
+            post(sim_power),
+        ),
+        route(
+            M::POST,
+            "/v1/_sim/destinations/{name}/sessions",
+            post(sim_session),
+        ),
+        route(M::POST, "/v1/_sim/sessions/{id}/end", post(sim_end_session)),
+        route(M::GET, "/v1/_sim/stats", get(sim_stats)),
+    ]
+}
+
+/// `(method, path)` of every operation, lower-case method as in OpenAPI.
+pub fn operations() -> Vec<(String, &'static str)> {
+    route_table()
+        .into_iter()
+        .map(|r| (r.method.as_str().to_ascii_lowercase(), r.path))
+        .collect()
+}
+
+// ----- cross-cutting: stats, injected failures, latency, auth -----
+
+impl Sim {
+    fn count(&self, route: String) {
+        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        stats.total += 1;
+        *stats.requests.entry(route).or_default() += 1;
+    }
+
+    fn bump(&self, which: fn(&mut Stats) -> &mut u64) {
+        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        *which(&mut stats) += 1;
+    }
+
+    /// Seconds to wait when the bucket is empty, else takes a token.
+    fn rate_limited(&self, per_second: u32) -> Option<u64> {
+        let rate = f64::from(per_second.max(1));
+        let mut bucket = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let refill = now.duration_since(bucket.last).as_secs_f64() * rate;
+        bucket.tokens = (bucket.tokens + refill).min(rate);
+        bucket.last = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            None
+        } else {
+            Some(((1.0 - bucket.tokens) / rate).ceil().max(1.0) as u64)
+        }
+    }
+
+    fn inject_failure(&self) -> bool {
+        self.options.fail_rate > 0.0
+            && self
+                .rng
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .random::<f64>()
+                < self.options.fail_rate
+    }
+
+    fn authorised(&self, headers: &HeaderMap) -> bool {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        constant_time_eq(
+            presented.as_bytes(),
+            self.options.token.expose_secret().as_bytes(),
+        )
+    }
+}
+
+/// Compares without an early exit, so response timing does not reveal how
+/// much of a guessed token was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Runs before every handler, in this order: count, rate limit, injected
+/// 503, latency, auth. Faults come first so that a faulted request has done
+/// nothing and retrying it is safe. The simulation controls are exempt from
+/// faults: tests must be able to steer and observe a faulty broker.
+async fn gate(State(app): State<App>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("(unmatched)", |m| m.as_str())
+        .to_owned();
+    let is_sim = route.starts_with("/v1/_sim/");
+    app.sim.count(format!("{} {route}", req.method()));
+    if !is_sim {
+        if let Some(per_second) = app.sim.options.rate_limit
+            && let Some(wait) = app.sim.rate_limited(per_second)
+        {
+            app.sim.bump(|s| &mut s.rate_limited);
+            let mut response = ApiError(problem(
+                429,
+                codes::RATE_LIMITED,
+                format!("more than {per_second} requests per second"),
+            ))
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+            return response;
+        }
+        if app.sim.inject_failure() {
+            app.sim.bump(|s| &mut s.injected_unavailable);
+            return ApiError(problem(
+                503,
+                codes::UNAVAILABLE,
+                "injected failure (--fail-rate)",
+            ))
+            .into_response();
+        }
+    }
+    if !app.sim.options.latency.is_zero() {
+        tokio::time::sleep(app.sim.options.latency).await;
+    }
+    if !app.sim.authorised(req.headers()) {
+        app.sim.bump(|s| &mut s.unauthorized);
+        let mut response = ApiError(problem(
+            401,
+            codes::UNAUTHORIZED,
+            "send Authorization: Bearer TOKEN",
+        ))
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    }
+    next.run(req).await
+}
+
+async fn no_route() -> ApiError {
+    ApiError(problem(404, codes::NOT_FOUND, "no such path"))
+}
+
+async fn wrong_method() -> ApiError {
+    ApiError(problem(
+        405,
+        codes::BAD_REQUEST,
+        "method not allowed on this path",
+    ))
+}
+
+/// The complete application: routes from the table, limits and the gate.
+pub fn router(store: Arc<Store>, options: ServeOptions) -> Router {
+    let rng = match options.random_seed {
+        Some(seed) => StdRng::seed_from_u64(seed),
+        None => rand::make_rng(),
+    };
+    let burst = f64::from(options.rate_limit.unwrap_or(1));
+    let app = App {
+        store,
+        sim: Arc::new(Sim {
+            options,
+            rng: Mutex::new(rng),
+            bucket: Mutex::new(TokenBucket {
+                tokens: burst,
+                last: Instant::now(),
+            }),
+            stats: Mutex::new(Stats::default()),
+        }),
+    };
+    let mut router = Router::new();
+    for r in route_table() {
+        router = router.route(r.path, r.handler);
+    }
+    router
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(middleware::from_fn_with_state(app.clone(), gate))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(app)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_accepts_quoted_weak_and_bare_revisions() {
+        for text in ["\"7\"", "W/\"7\"", "7"] {
+            let mut h = HeaderMap::new();
+            h.insert(header::IF_MATCH, HeaderValue::from_static(text));
+            assert_eq!(if_match(&h).ok().flatten(), Some(7), "{text}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_MATCH, HeaderValue::from_static("\"abc\""));
+        assert!(if_match(&h).is_err());
+    }
+
+    #[test]
+    fn every_route_is_listed_once() {
+        let ops = operations();
+        let mut unique = ops.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), ops.len());
+    }
+
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

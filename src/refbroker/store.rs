@@ -1,0 +1,273 @@
+//! The durable engine: the reference broker state behind a lock, loaded from
+//! the state file (or a seed) and written back by atomic replace after every
+//! mutation. The HTTP server and the embedded broker share it.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::broker::wire::{Problem, Snapshot, codes};
+
+use super::engine::{self, Engine};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("{path} is not a valid {what}: {message}")]
+    Invalid {
+        path: PathBuf,
+        what: &'static str,
+        message: String,
+    },
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Replaces `path` with `bytes` so that a crash at any point leaves either
+/// the old or the new file, never a torn one: write a temp file in the same
+/// directory, fsync it, rename it over `path`, fsync the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "state path has no file name")
+    })?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Reads a state file written by `write_atomic`.
+pub fn load_state(path: &Path) -> Result<Engine, StoreError> {
+    let bytes = fs::read(path).map_err(|source| StoreError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let invalid = |message: String| StoreError::Invalid {
+        path: path.to_owned(),
+        what: "broker state file",
+        message,
+    };
+    let engine: Engine = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+    engine.check_format().map_err(invalid)?;
+    Ok(engine)
+}
+
+/// Reads a seed file (the `GET /v1/snapshot` format).
+pub fn load_seed(path: &Path) -> Result<Engine, StoreError> {
+    let bytes = fs::read(path).map_err(|source| StoreError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let invalid = |message: String| StoreError::Invalid {
+        path: path.to_owned(),
+        what: "broker seed (snapshot) file",
+        message,
+    };
+    let snapshot: Snapshot = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+    Engine::from_snapshot(snapshot).map_err(|p| invalid(p.detail.unwrap_or(p.title)))
+}
+
+/// The engine with its state file. Reads share a read lock; a mutation takes
+/// the write lock, and when it changed anything (the event sequence moved)
+/// the state is on disk before the caller gets its answer. Writes are group
+/// commits: the writer encodes the state as it is when its turn comes, which
+/// covers every mutation made meanwhile, and those callers then find their
+/// change already on disk and skip their own write.
+#[derive(Debug)]
+pub struct Store {
+    engine: RwLock<Engine>,
+    path: PathBuf,
+    /// Event sequence of the state last written to `path`.
+    written: Mutex<u64>,
+}
+
+impl Store {
+    /// Loads `path` when it exists, else builds the state from `seed`, else
+    /// starts empty; a new state is written at once so the file exists.
+    pub fn open(path: &Path, seed: Option<&Path>) -> Result<Arc<Store>, StoreError> {
+        let exists = path.exists();
+        let engine = match (exists, seed) {
+            (true, _) => load_state(path)?,
+            (false, Some(seed)) => load_seed(seed)?,
+            (false, None) => Engine::new(),
+        };
+        let seq = engine.seq();
+        if !exists {
+            write_atomic(path, &encode(&engine)).map_err(|source| StoreError::Write {
+                path: path.to_owned(),
+                source,
+            })?;
+        }
+        Ok(Arc::new(Store {
+            engine: RwLock::new(engine),
+            path: path.to_owned(),
+            written: Mutex::new(seq),
+        }))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs a read-only operation; callers serialise answers inside `f` so
+    /// that no state is cloned beyond what the answer holds.
+    pub fn read<T>(&self, f: impl FnOnce(&Engine) -> T) -> T {
+        let engine = self.engine.read().unwrap_or_else(|e| e.into_inner());
+        f(&engine)
+    }
+
+    /// Runs a mutation at the current time and persists its effect. A
+    /// failed operation that still changed state (a partial removal) is
+    /// persisted too.
+    pub async fn mutate<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Engine) -> engine::Result<T>,
+    ) -> engine::Result<T> {
+        let (result, changed) = {
+            let mut engine = self.engine.write().unwrap_or_else(|e| e.into_inner());
+            engine.set_clock(now_ms());
+            let before = engine.seq();
+            let result = f(&mut engine);
+            let seq = engine.seq();
+            (result, (seq != before).then_some(seq))
+        };
+        if let Some(seq) = changed {
+            let store = Arc::clone(self);
+            let written = tokio::task::spawn_blocking(move || store.persist(seq)).await;
+            match written {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(path = %self.path.display(), error = %e, "cannot persist broker state");
+                    return Err(storage_problem());
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "persist task failed");
+                    return Err(storage_problem());
+                }
+            }
+        }
+        result
+    }
+
+    /// Makes sure the state up to event `seq` is on disk.
+    fn persist(&self, seq: u64) -> io::Result<()> {
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        if *written >= seq {
+            return Ok(());
+        }
+        let (current, bytes) = self.read(|e| (e.seq(), encode(e)));
+        write_atomic(&self.path, &bytes)?;
+        *written = current;
+        Ok(())
+    }
+}
+
+fn storage_problem() -> Box<Problem> {
+    engine::problem(
+        503,
+        codes::UNAVAILABLE,
+        "the broker could not persist its state; the change may be lost on restart",
+    )
+}
+
+fn encode(engine: &Engine) -> Vec<u8> {
+    serde_json::to_vec(engine).expect("engine state serialises to JSON")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::wire::PoolBody;
+
+    #[tokio::test]
+    async fn mutations_are_persisted_and_reloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let store = Store::open(&path, None).unwrap();
+        store
+            .mutate(|e| e.put_pool("live", PoolBody::default(), None))
+            .await
+            .unwrap();
+        let reloaded = Store::open(&path, None).unwrap();
+        assert!(reloaded.read(|e| e.pool("live").is_some()));
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temp file stays behind");
+    }
+
+    #[test]
+    fn a_bad_state_file_is_an_error_not_an_empty_broker() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        fs::write(&path, b"{\"format\": 1, \"pools\": ").unwrap();
+        assert!(matches!(
+            Store::open(&path, None),
+            Err(StoreError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn the_example_seed_is_the_runbook_starting_point() {
+        let seed =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/maintenance/broker-seed.json");
+        let engine = load_seed(&seed).unwrap();
+        let live = engine.pool("live").unwrap();
+        assert!(live.load_balancing.enabled);
+        assert_eq!(live.members, vec!["rds-01", "rds-02", "rds-03"]);
+        let maint = engine.pool("maintenance").unwrap();
+        assert!(maint.default_credentials.password_set);
+        assert_eq!(
+            maint.default_credentials.username.as_deref(),
+            Some("CORP\\svc-maint")
+        );
+        for name in ["rds-01", "rds-02", "rds-03"] {
+            let d = engine.destination(name).unwrap();
+            assert!(d.online && d.process_execution_ready && d.lb_service_installed);
+            assert!(d.sessions.active >= 2, "{name} has users to drain");
+        }
+        let instance = engine.app_instance("admin-maintenance").unwrap();
+        assert_eq!(instance.destination.as_deref(), Some("rds-02"));
+    }
+
+    #[test]
+    fn the_seed_is_used_only_when_there_is_no_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = dir.path().join("seed.json");
+        fs::write(
+            &seed,
+            br#"{"destinations": [{"name": "rds-01", "online": true,
+            "process_execution_ready": true, "lb_service_installed": false, "revision": 3}]}"#,
+        )
+        .unwrap();
+        let path = dir.path().join("state.json");
+        let store = Store::open(&path, Some(&seed)).unwrap();
+        assert!(store.read(|e| e.destination("rds-01").is_some()));
+        fs::write(&seed, b"{}").unwrap();
+        let again = Store::open(&path, Some(&seed)).unwrap();
+        assert!(again.read(|e| e.destination("rds-01").is_some()));
+    }
+}

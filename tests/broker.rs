@@ -1,0 +1,869 @@
+//! The reference broker (`poolform broker serve`) started as a real process
+//! on 127.0.0.1:0 and driven through `HttpBroker`; plus the OpenAPI file's
+//! validity and its agreement with the server's route table.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use poolform::broker::http::{HttpBroker, HttpOptions, RetryPolicy};
+use poolform::broker::wire::{
+    AppConfigBody, AppInstanceBody, AppType, Labels, LoadBalancing, LockBody, Maintenance,
+    PoolBody, Protocol, Snapshot, codes,
+};
+use poolform::broker::{Broker, BrokerError};
+use poolform::refbroker::server::{Stats, operations};
+use poolform::refbroker::store::load_state;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "test-token-3f9a";
+/// Generous: the machine is shared and may be loaded.
+const STARTUP: Duration = Duration::from_secs(60);
+
+fn seed_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/maintenance/broker-seed.json")
+}
+
+/// A running `poolform broker serve`, killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    state: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.json");
+        Server::start_on(Some(dir), state, extra)
+    }
+
+    /// Serves `state`; `dir`, when given, lives as long as the server.
+    fn start_on(dir: Option<tempfile::TempDir>, state: PathBuf, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_poolform"))
+            .args([
+                "broker",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--token",
+                TOKEN,
+            ])
+            .arg("--state")
+            .arg(&state)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let line = rx
+            .recv_timeout(STARTUP)
+            .expect("server announces its address");
+        let url = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Server {
+            child,
+            url,
+            state,
+            _dir: dir,
+        }
+    }
+
+    fn client(&self) -> HttpBroker {
+        self.client_with(RetryPolicy::none())
+    }
+
+    fn client_with(&self, retry: RetryPolicy) -> HttpBroker {
+        let options = HttpOptions {
+            retry,
+            ..HttpOptions::default()
+        };
+        HttpBroker::new(
+            &self.url,
+            Some(SecretString::from(TOKEN.to_owned())),
+            options,
+        )
+        .unwrap()
+    }
+
+    fn raw(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(TOKEN)
+    }
+
+    async fn sim(&self, path: &str, body: Value) -> Value {
+        let response = self
+            .raw(reqwest::Method::POST, path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.json().await.unwrap_or(Value::Null)
+    }
+
+    async fn snapshot(&self) -> Snapshot {
+        self.raw(reqwest::Method::GET, "/v1/snapshot")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn stats(&self) -> Stats {
+        self.raw(reqwest::Method::GET, "/v1/_sim/stats")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lb(sticky: u32) -> PoolBody {
+    PoolBody {
+        load_balancing: LoadBalancing {
+            enabled: true,
+            sticky_sessions_minutes: sticky,
+            grace_period_seconds: 30,
+        },
+        ..PoolBody::default()
+    }
+}
+
+fn desktop(pool: &str) -> AppConfigBody {
+    AppConfigBody {
+        pool: pool.into(),
+        app_type: AppType::Desktop,
+        protocol: Protocol::Rdp,
+        admin_session: true,
+        keep_credentials_on_destination_change: true,
+        allow_destination_change: false,
+        labels: Labels::new(),
+    }
+}
+
+fn code(err: &BrokerError) -> (u16, &str) {
+    match err {
+        BrokerError::Problem { status, problem } => (*status, problem.code.as_str()),
+        other => panic!("expected a problem, got {other}"),
+    }
+}
+
+// ----- the OpenAPI file -----
+
+fn openapi() -> Value {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/broker-api.openapi.yaml"),
+    )
+    .unwrap();
+    serde_saphyr::from_str(&text).unwrap()
+}
+
+fn collect_refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("$ref", Value::String(r)) => out.push(r),
+                    _ => collect_refs(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
+}
+
+const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
+
+#[test]
+fn the_openapi_file_is_structurally_valid() {
+    let spec = openapi();
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+    assert!(spec["info"]["title"].is_string() && spec["info"]["version"].is_string());
+    let paths = spec["paths"].as_object().unwrap();
+    for (path, item) in paths {
+        for method in METHODS {
+            if let Some(op) = item.get(method) {
+                let responses = op["responses"].as_object();
+                assert!(
+                    responses.is_some_and(|r| !r.is_empty()),
+                    "{method} {path} has no responses"
+                );
+            }
+        }
+    }
+    let mut refs = Vec::new();
+    collect_refs(&spec, &mut refs);
+    assert!(refs.len() > 50);
+    for r in refs {
+        let pointer = r
+            .strip_prefix('#')
+            .unwrap_or_else(|| panic!("external $ref {r}"));
+        assert!(spec.pointer(pointer).is_some(), "$ref {r} does not resolve");
+    }
+    let spec_codes: BTreeSet<&str> = spec
+        .pointer("/components/schemas/Problem/properties/code/enum")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    for c in [
+        codes::LB_SERVICE_UNINSTALL_FAILED,
+        codes::DESTINATION_NOT_READY,
+        codes::DESTINATION_UNREACHABLE,
+        codes::CONFLICT,
+        codes::IN_USE,
+        codes::NOT_FOUND,
+        codes::UNAUTHORIZED,
+        codes::RATE_LIMITED,
+        codes::PRECONDITION_FAILED,
+        codes::BAD_REQUEST,
+        codes::PAYLOAD_TOO_LARGE,
+        codes::UNAVAILABLE,
+    ] {
+        assert!(spec_codes.contains(c), "code {c} missing from the spec");
+    }
+}
+
+#[test]
+fn the_openapi_file_and_the_server_list_the_same_operations() {
+    let spec = openapi();
+    let mut in_spec = BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in METHODS {
+            if item.get(method).is_some() {
+                in_spec.insert((method.to_owned(), path.clone()));
+            }
+        }
+    }
+    let served: BTreeSet<(String, String)> = operations()
+        .into_iter()
+        .map(|(m, p)| (m, p.to_owned()))
+        .collect();
+    assert_eq!(in_spec, served);
+}
+
+// ----- the server -----
+
+#[tokio::test]
+async fn requests_without_the_token_get_401_problems() {
+    let server = Server::start(&[]);
+    let response = reqwest::get(format!("{}/v1/pools", server.url))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "unauthorized");
+    let wrong = HttpBroker::new(
+        &server.url,
+        Some(SecretString::from("nope".to_owned())),
+        HttpOptions::default(),
+    )
+    .unwrap();
+    let err = wrong.read_live().await.unwrap_err();
+    assert_eq!(code(&err), (401, codes::UNAUTHORIZED));
+    assert_eq!(server.stats().await.unauthorized, 5);
+}
+
+#[test]
+fn serve_refuses_to_start_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_cmd::Command::new(env!("CARGO_BIN_EXE_poolform"))
+        .args(["broker", "serve", "--listen", "127.0.0.1:0", "--state"])
+        .arg(dir.path().join("s.json"))
+        .env_remove("POOLFORM_BROKER_TOKEN")
+        .timeout(STARTUP)
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("token is required"));
+}
+
+/// The runbook, step by step, against the seed: drain rds-02, clear its
+/// sticky bindings, power it off, take it out of `live` (the expected 502),
+/// then put it back; the event log shows exactly that order.
+#[tokio::test]
+async fn the_maintenance_runbook_against_the_seed() {
+    let server = Server::start(&["--seed", seed_path().to_str().unwrap()]);
+    let broker = server.client();
+    let live = broker.read_live().await.unwrap();
+    assert_eq!(live.destinations.len(), 3);
+    assert_eq!(live.pools.len(), 2);
+    let start = broker.events(0).await.unwrap().last().map_or(0, |e| e.seq);
+
+    let sessions = broker.list_sessions("rds-02").await.unwrap();
+    assert_eq!(sessions.len(), 2);
+    assert_eq!(
+        broker.disconnect_sessions("rds-02").await.unwrap().affected,
+        2
+    );
+    let snap = server.snapshot().await;
+    let bound: BTreeSet<_> = snap
+        .sticky_bindings
+        .iter()
+        .filter(|b| b.pool == "live" && b.destination == "rds-02")
+        .map(|b| b.user.as_str())
+        .collect();
+    assert_eq!(
+        bound,
+        BTreeSet::from(["dave@corp.example", "erin@corp.example"])
+    );
+    assert_eq!(
+        broker.disconnect_sessions("rds-02").await.unwrap().affected,
+        2
+    );
+    assert!(broker.list_sessions("rds-02").await.unwrap().is_empty());
+    assert_eq!(
+        broker
+            .clear_sticky("live", Some("rds-02"))
+            .await
+            .unwrap()
+            .affected,
+        2
+    );
+    assert!(server.snapshot().await.sticky_bindings.is_empty());
+
+    server
+        .sim(
+            "/v1/_sim/destinations/rds-02/power",
+            json!({"online": false}),
+        )
+        .await;
+    let err = broker.disconnect_sessions("rds-02").await.unwrap_err();
+    assert_eq!(code(&err), (502, codes::DESTINATION_UNREACHABLE));
+    let err = broker.delete_member("live", "rds-02").await.unwrap_err();
+    assert_eq!(code(&err), (502, codes::LB_SERVICE_UNINSTALL_FAILED));
+    assert_eq!(err.problem().unwrap().destination_online, Some(false));
+    let pool = broker.get_pool("live").await.unwrap().unwrap();
+    assert_eq!(pool.members, vec!["rds-01", "rds-03"]);
+    let rds02 = broker.get_destination("rds-02").await.unwrap().unwrap();
+    assert!(rds02.lb_service_installed, "the service is left over");
+    let again = broker.delete_member("live", "rds-02").await.unwrap();
+    assert_eq!(
+        again.revision, pool.revision,
+        "removing a non-member changes nothing"
+    );
+
+    server
+        .sim(
+            "/v1/_sim/destinations/rds-02/power",
+            json!({"online": true}),
+        )
+        .await;
+    let back = broker.put_member("live", "rds-02").await.unwrap();
+    assert_eq!(back.members, vec!["rds-01", "rds-02", "rds-03"]);
+    assert_eq!(
+        broker.put_member("live", "rds-02").await.unwrap().revision,
+        back.revision
+    );
+
+    let log: Vec<String> = broker
+        .events(start)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let code = e
+                .code
+                .as_deref()
+                .map(|c| format!(" {c}"))
+                .unwrap_or_default();
+            format!("{} {}{code}", e.op, e.resource)
+        })
+        .collect();
+    assert_eq!(
+        log,
+        vec![
+            "sessions.disconnect destination/rds-02/sessions",
+            "sessions.disconnect destination/rds-02/sessions",
+            "sticky.clear pool/live/sticky-sessions/rds-02",
+            "sim.power.off destination/rds-02",
+            "member.remove pool/live/member/rds-02 lb_service_uninstall_failed",
+            "sim.power.on destination/rds-02",
+            "member.add pool/live/member/rds-02",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn every_resource_path_with_revisions_and_refusals() {
+    let server = Server::start(&["--seed", seed_path().to_str().unwrap()]);
+    let broker = server.client();
+
+    // Pools: create, If-Match, stale If-Match, LB rules.
+    let pool = broker.put_pool("extra", &lb(5), None).await.unwrap();
+    let updated = broker
+        .put_pool("extra", &lb(6), Some(pool.revision))
+        .await
+        .unwrap();
+    let err = broker
+        .put_pool("extra", &lb(7), Some(pool.revision))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), (412, codes::PRECONDITION_FAILED));
+    let err = broker
+        .delete_pool("extra", Some(pool.revision))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), (412, codes::PRECONDITION_FAILED));
+    let err = broker.put_member("extra", "rds-01").await.unwrap_err();
+    assert_eq!(
+        code(&err),
+        (409, codes::CONFLICT),
+        "rds-01 is in load-balanced live"
+    );
+    server
+        .sim(
+            "/v1/_sim/destinations",
+            json!({"name": "rds-04", "online": true, "process_execution_ready": false}),
+        )
+        .await;
+    let err = broker.put_member("extra", "rds-04").await.unwrap_err();
+    assert_eq!(code(&err), (409, codes::DESTINATION_NOT_READY));
+    let err = broker.put_member("extra", "rds-99").await.unwrap_err();
+    assert_eq!(code(&err), (404, codes::NOT_FOUND));
+    assert!(broker.get_pool("nope").await.unwrap().is_none());
+    broker
+        .delete_pool("extra", Some(updated.revision))
+        .await
+        .unwrap();
+    let err = broker.delete_pool("extra", None).await.unwrap_err();
+    assert_eq!(code(&err), (404, codes::NOT_FOUND));
+
+    // References block deletes.
+    let err = broker.delete_pool("maintenance", None).await.unwrap_err();
+    assert_eq!(code(&err), (409, codes::IN_USE));
+    let err = broker
+        .delete_app_config("maintenance-desktop", None)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), (409, codes::IN_USE));
+    let err = broker
+        .delete_member("maintenance", "rds-02")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&err),
+        (409, codes::IN_USE),
+        "admin-maintenance targets rds-02"
+    );
+    let err = broker
+        .put_app_config("x", &desktop("missing"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), (422, codes::NOT_FOUND));
+    let err = broker.delete_lb_service("rds-01").await.unwrap_err();
+    assert_eq!(code(&err), (409, codes::IN_USE));
+
+    // App configs and instances.
+    let config = broker
+        .put_app_config("desk", &desktop("maintenance"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        broker.get_app_config("desk").await.unwrap().unwrap(),
+        config
+    );
+    let mut body = AppInstanceBody {
+        app_config: "desk".into(),
+        user: Some("jane@corp.example".into()),
+        group: None,
+        destination: Some("rds-03".into()),
+        labels: Labels::new(),
+    };
+    let instance = broker.put_app_instance("jane", &body, None).await.unwrap();
+    assert_eq!(
+        broker.get_app_instance("jane").await.unwrap().unwrap(),
+        instance
+    );
+    body.destination = Some("rds-04".into());
+    let err = broker
+        .put_app_instance("jane", &body, None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&err),
+        (409, codes::CONFLICT),
+        "rds-04 is not in pool maintenance"
+    );
+    body.group = Some("admins".into());
+    let err = broker
+        .put_app_instance("jane", &body, None)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), (400, codes::BAD_REQUEST));
+    let err = broker
+        .delete_app_instance("jane", Some(instance.revision + 1))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), (412, codes::PRECONDITION_FAILED));
+    broker
+        .delete_app_instance("jane", Some(instance.revision))
+        .await
+        .unwrap();
+    broker
+        .delete_app_config("desk", Some(config.revision))
+        .await
+        .unwrap();
+    assert!(broker.get_app_instance("jane").await.unwrap().is_none());
+
+    // Maintenance mode.
+    let m = Maintenance {
+        enabled: true,
+        notice_de: Some("Wartung bis 14:00".into()),
+        notice_en: Some("Patching until 14:00".into()),
+        allowed_groups: vec!["admins".into()],
+    };
+    let d = broker.put_maintenance("rds-02", &m).await.unwrap();
+    assert_eq!(d.maintenance, m);
+    let cleared = broker.delete_maintenance("rds-02").await.unwrap();
+    assert_eq!(cleared.maintenance, Maintenance::default());
+    assert!(cleared.revision > d.revision);
+
+    // Locks.
+    let lock = |holder: &str| LockBody {
+        holder: holder.into(),
+        ttl_seconds: 60,
+    };
+    broker.put_lock("corp-rds", &lock("ci-1")).await.unwrap();
+    broker.put_lock("corp-rds", &lock("ci-1")).await.unwrap();
+    let err = broker
+        .put_lock("corp-rds", &lock("ci-2"))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), (409, codes::CONFLICT));
+    assert_eq!(err.problem().unwrap().holder.as_deref(), Some("ci-1"));
+    let err = broker.delete_lock("corp-rds", "ci-2").await.unwrap_err();
+    assert_eq!(code(&err), (409, codes::CONFLICT));
+    broker.delete_lock("corp-rds", "ci-1").await.unwrap();
+    broker.put_lock("corp-rds", &lock("ci-2")).await.unwrap();
+
+    // Clearing all sticky bindings of a pool; leftover service removal.
+    server
+        .sim(
+            "/v1/_sim/destinations/rds-01/sessions",
+            json!({"user": "zoe", "state": "active"}),
+        )
+        .await;
+    server
+        .sim(
+            "/v1/_sim/destinations/rds-03/power",
+            json!({"online": false}),
+        )
+        .await;
+    assert!(server.snapshot().await.sticky_bindings.len() >= 3);
+    broker.disconnect_sessions("rds-01").await.unwrap();
+    assert!(broker.clear_sticky("live", None).await.unwrap().affected >= 4);
+    assert!(server.snapshot().await.sticky_bindings.is_empty());
+    broker.delete_member("live", "rds-03").await.unwrap_err();
+    let err = broker.delete_lb_service("rds-03").await.unwrap_err();
+    assert_eq!(code(&err), (502, codes::DESTINATION_UNREACHABLE));
+    server
+        .sim(
+            "/v1/_sim/destinations/rds-03/power",
+            json!({"online": true}),
+        )
+        .await;
+    let d = broker.delete_lb_service("rds-03").await.unwrap();
+    assert!(!d.lb_service_installed);
+
+    // Unknown paths and methods answer problems too.
+    let r = server
+        .raw(reqwest::Method::GET, "/v1/nothing")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = server
+        .raw(reqwest::Method::POST, "/v1/pools")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+}
+
+#[tokio::test]
+async fn passwords_never_leave_the_broker() {
+    let server = Server::start(&[]);
+    let broker = server.client();
+    let secret = "Sup3r-Secret-PW-91";
+    let mut body = PoolBody::default();
+    body.default_credentials.username = Some("CORP\\svc".into());
+    body.default_credentials.password = Some(secret.into());
+    let pool = broker.put_pool("maint", &body, None).await.unwrap();
+    assert!(pool.default_credentials.password_set);
+    let raw = server
+        .raw(reqwest::Method::GET, "/v1/pools/maint")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let snapshot = serde_json::to_string(&server.snapshot().await).unwrap();
+    let events = serde_json::to_string(&broker.events(0).await.unwrap()).unwrap();
+    let state = std::fs::read_to_string(&server.state).unwrap();
+    for text in [&raw, &snapshot, &events, &state] {
+        assert!(!text.contains(secret));
+    }
+    assert!(state.contains("sha256"), "a salted hash is kept");
+}
+
+/// Lists cost ceil(N/1000) requests: 2,500 pools are three pages.
+#[tokio::test]
+async fn lists_page_across_more_than_a_thousand_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut snapshot = Snapshot::default();
+    for i in 0..2500 {
+        snapshot.pools.push(poolform::broker::wire::Pool {
+            name: format!("pool-{i:05}"),
+            load_balancing: LoadBalancing::default(),
+            default_credentials: Default::default(),
+            labels: BTreeMap::from([("poolform.stack".to_owned(), "big".to_owned())]),
+            members: vec![],
+            revision: i + 1,
+        });
+    }
+    let seed = dir.path().join("seed.json");
+    std::fs::write(&seed, serde_json::to_vec(&snapshot).unwrap()).unwrap();
+    let state = dir.path().join("state.json");
+    let server = Server::start_on(Some(dir), state, &["--seed", seed.to_str().unwrap()]);
+    let broker = server.client();
+    let live = broker.read_live().await.unwrap();
+    assert_eq!(live.pools.len(), 2500);
+    assert!(live.pools.windows(2).all(|w| w[0].name < w[1].name));
+    assert_eq!(server.stats().await.requests["GET /v1/pools"], 3);
+    let r = server
+        .raw(reqwest::Method::GET, "/v1/pools?limit=1001")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn bad_requests_get_problems_and_change_nothing() {
+    let server = Server::start(&["--seed", seed_path().to_str().unwrap()]);
+    let before = server.snapshot().await;
+    let big = format!("{{\"labels\": {{\"x\": \"{}\"}}}}", "a".repeat(1 << 20));
+    let cases: Vec<(&str, String, u16)> = vec![
+        ("/v1/pools/live", "{not json".into(), 400),
+        (
+            "/v1/pools/live",
+            r#"{"load_balancing": {"enabled": "yes"}}"#.into(),
+            400,
+        ),
+        ("/v1/pools/live", r#"{"members": ["rds-01"]}"#.into(), 400),
+        ("/v1/pools/bad%20name", "{}".into(), 400),
+        (
+            "/v1/app-configs/x",
+            r#"{"pool": "live", "type": "tv", "protocol": "rdp"}"#.into(),
+            400,
+        ),
+        (
+            "/v1/locks/corp-rds",
+            r#"{"holder": "a", "ttl_seconds": 0}"#.into(),
+            400,
+        ),
+        ("/v1/pools/live", big, 413),
+    ];
+    for (path, body, status) in cases {
+        let response = server
+            .raw(reqwest::Method::PUT, path)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        let problem: Value = response.json().await.unwrap();
+        assert!(problem["code"].is_string() && problem["title"].is_string());
+    }
+    let r = server
+        .raw(reqwest::Method::PUT, "/v1/pools/live")
+        .header("if-match", "\"seven\"")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(server.snapshot().await, before);
+    assert!(server.client().events(0).await.unwrap().is_empty());
+}
+
+/// With 20% injected 503s every idempotent call still succeeds, and the
+/// client's retry counter matches the failures the server injected.
+#[tokio::test]
+async fn retries_ride_out_injected_failures() {
+    let server = Server::start(&[
+        "--seed",
+        seed_path().to_str().unwrap(),
+        "--fail-rate",
+        "0.2",
+        "--seed-random",
+        "7",
+    ]);
+    let broker = server.client_with(RetryPolicy {
+        max_attempts: 30,
+        max_elapsed: Duration::from_secs(120),
+        min_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(20),
+    });
+    for i in 0..30 {
+        broker
+            .put_pool(&format!("p{i}"), &PoolBody::default(), None)
+            .await
+            .unwrap();
+        broker.put_member(&format!("p{i}"), "rds-01").await.unwrap();
+        broker.read_live().await.unwrap();
+    }
+    let stats = server.stats().await;
+    assert!(broker.retries() > 0);
+    assert_eq!(broker.retries(), stats.injected_unavailable);
+    assert_eq!(
+        broker.requests(),
+        stats.total - 1,
+        "every request but the stats call is the client's"
+    );
+    let live = broker.read_live().await.unwrap();
+    assert_eq!(live.pools.len(), 32);
+}
+
+#[tokio::test]
+async fn rate_limiting_answers_429_with_retry_after_and_clients_wait() {
+    let server = Server::start(&["--rate-limit", "5/s"]);
+    let client = reqwest::Client::new();
+    let handles: Vec<_> = (0..30)
+        .map(|_| {
+            tokio::spawn(
+                client
+                    .get(format!("{}/v1/pools", server.url))
+                    .bearer_auth(TOKEN)
+                    .send(),
+            )
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for h in handles {
+        answers.push(h.await.unwrap().unwrap());
+    }
+    let limited: Vec<_> = answers.iter().filter(|r| r.status() == 429).collect();
+    assert!(!limited.is_empty());
+    assert!(
+        limited
+            .iter()
+            .all(|r| r.headers().contains_key("retry-after"))
+    );
+    let broker = server.client_with(RetryPolicy {
+        max_attempts: 10,
+        max_elapsed: Duration::from_secs(120),
+        ..RetryPolicy::default()
+    });
+    broker.read_live().await.unwrap();
+}
+
+#[tokio::test]
+async fn state_survives_a_restart_and_wins_over_the_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let seed = seed_path();
+    let first = Server::start_on(None, state.clone(), &["--seed", seed.to_str().unwrap()]);
+    first
+        .client()
+        .put_pool("added", &PoolBody::default(), None)
+        .await
+        .unwrap();
+    drop(first);
+    let again = Server::start_on(None, state, &["--seed", seed.to_str().unwrap()]);
+    let live = again.client().read_live().await.unwrap();
+    assert!(live.pools.iter().any(|p| p.name == "added"));
+    assert_eq!(live.pools.len(), 3);
+}
+
+/// SIGKILL during a burst of concurrent writes never leaves an unreadable
+/// state file, and every write the server acknowledged is in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_leaves_a_readable_state_with_every_acknowledged_write() {
+    for round in 0..4 {
+        let mut server = Server::start(&[]);
+        let broker = std::sync::Arc::new(server.client());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut writers = Vec::new();
+        for w in 0..4 {
+            let broker = broker.clone();
+            let tx = tx.clone();
+            writers.push(tokio::spawn(async move {
+                for i in 0.. {
+                    let name = format!("r{round}-w{w}-{i}");
+                    match broker.put_pool(&name, &PoolBody::default(), None).await {
+                        Ok(_) => {
+                            if tx.send(name).is_err() {
+                                break;
+                            }
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }));
+        }
+        drop(tx);
+        let mut acknowledged = Vec::new();
+        while acknowledged.len() < 20 + round * 7 {
+            acknowledged.push(rx.recv().await.expect("writers keep writing"));
+        }
+        let _ = server.child.kill();
+        let _ = server.child.wait();
+        for w in writers {
+            let _ = w.await;
+        }
+        while let Ok(name) = rx.try_recv() {
+            acknowledged.push(name);
+        }
+        let engine = load_state(&server.state).expect("the state file is readable");
+        for name in &acknowledged {
+            assert!(engine.pool(name).is_some(), "acknowledged {name} was lost");
+        }
+    }
+}
