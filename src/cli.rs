@@ -36,6 +36,18 @@ pub enum Command {
         after_help = "Examples:\n  poolform validate examples/maintenance/steady\n  poolform validate config/ --format json"
     )]
     Validate(ValidateArgs),
+    /// Diff a config against the live broker and show what would change, in order.
+    #[command(
+        after_help = "Examples:\n  poolform plan examples/maintenance/rds-02-out --broker file:/tmp/sandbox.json\n  poolform plan config/ --format markdown > plan.md\n  poolform plan config/ --out plan.json --detailed-exitcode\n  poolform plan config/ --target destination/rds-02"
+    )]
+    Plan(PlanArgs),
+    /// Render a saved plan file.
+    Show(ShowArgs),
+    /// Perform a plan: from a config (plans first and asks) or a saved plan file.
+    #[command(
+        after_help = "Examples:\n  poolform apply examples/maintenance/rds-02-out --broker file:/tmp/sandbox.json --auto-approve\n  poolform apply plan.json --auto-approve"
+    )]
+    Apply(ApplyArgs),
     /// Write the JSON Schemas (config, plan).
     Schema(SchemaArgs),
     /// Run the reference broker (sandbox, tests, rehearsals).
@@ -78,10 +90,81 @@ pub struct BrokerArgs {
     /// File holding the API token (default: env POOLFORM_TOKEN).
     #[arg(long)]
     pub token_file: Option<PathBuf>,
+    /// For a `file:` broker whose state file does not exist yet: the snapshot
+    /// to create it from (default: `broker-seed.json` beside the config).
+    #[arg(long)]
+    pub seed: Option<PathBuf>,
 }
 
-/// Resource filter for plan and apply.
-pub type Targets = Vec<Address>;
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// A config file or a directory of `*.yaml`/`*.yml` files.
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    /// Also save the plan (JSON, no secret values) for `apply PLANFILE` or `show`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Exit 2 when the plan has changes (0: none, 1: error).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Plan only these resources (KIND/NAME; kinds: pool, app_config,
+    /// app_instance, destination). Repeatable.
+    #[arg(long = "target", value_name = "KIND/NAME")]
+    pub targets: Vec<Address>,
+    /// Do not fail on safety violations (they are still shown).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A plan saved with `plan --out`.
+    pub planfile: PathBuf,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A config (file or directory) to plan and apply, or a plan file saved by `plan --out`.
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+    /// Apply without asking (required when stdin is not a terminal).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Steps run at once, at most (never two on one destination).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallelism: u16,
+    /// Apply despite safety violations.
+    #[arg(long)]
+    pub force: bool,
+    /// How long to wait for another apply's lock on the stack (e.g. 30s, 5m).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
+    /// Exit 1 when a step ends with a warning.
+    #[arg(long)]
+    pub warnings_as_errors: bool,
+    /// Apply only these resources (KIND/NAME), when planning from a config.
+    #[arg(long = "target", value_name = "KIND/NAME")]
+    pub targets: Vec<Address>,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::file::parse_duration(text, 1)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is not a duration like 90s, 10m or 1h30m"))
+}
 
 #[derive(Debug, Subcommand)]
 pub enum BrokerCommand {

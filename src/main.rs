@@ -18,6 +18,11 @@ fn main() -> ExitCode {
     };
     let result = match &cli.command {
         Command::Validate(args) => commands::validate::run(args, style),
+        Command::Plan(args) => commands::plan::run(args, style, commands::stdout_color(cli.color)),
+        Command::Show(args) => commands::show::run(args, commands::stdout_color(cli.color)),
+        Command::Apply(args) => {
+            commands::apply::run(args, style, commands::stdout_color(cli.color))
+        }
         Command::Schema(args) => commands::schema::run(args),
         Command::Completions { shell } => commands::completions(*shell),
         Command::Broker(command) => commands::broker::run(command),

@@ -1,8 +1,11 @@
 //! The commands behind the CLI: each takes parsed arguments, does its IO and
 //! returns an `Outcome`; `main` alone turns outcomes and errors into exit codes.
 
+pub mod apply;
 pub mod broker;
+pub mod plan;
 pub mod schema;
+pub mod show;
 pub mod validate;
 
 use std::io::{self, IsTerminal, Write};
@@ -16,8 +19,10 @@ use crate::cli::{Cli, ColorChoice};
 pub enum Outcome {
     /// Exit 0: success, or nothing to change.
     Success,
-    /// Exit 1: the input was rejected; diagnostics have been written.
+    /// Exit 1: the input was rejected or a step failed; the reason has been written.
     Rejected,
+    /// Exit 2: the plan has changes (`plan --detailed-exitcode` only).
+    Changes,
 }
 
 impl Outcome {
@@ -25,6 +30,7 @@ impl Outcome {
         match self {
             Outcome::Success => 0,
             Outcome::Rejected => 1,
+            Outcome::Changes => 2,
         }
     }
 }
@@ -32,12 +38,19 @@ impl Outcome {
 /// Whether to colour what goes to stderr: `--color`, then `NO_COLOR`, then
 /// whether stderr is a terminal.
 pub fn stderr_color(choice: ColorChoice) -> bool {
+    color(choice, io::stderr().is_terminal())
+}
+
+/// The same decision for stdout (plans).
+pub fn stdout_color(choice: ColorChoice) -> bool {
+    color(choice, io::stdout().is_terminal())
+}
+
+fn color(choice: ColorChoice, terminal: bool) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stderr().is_terminal()
-        }
+        ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && terminal,
     }
 }
 

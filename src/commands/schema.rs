@@ -14,8 +14,14 @@ pub struct SchemaFile {
 
 /// Every schema `poolform schema` writes; adding one is one line here.
 pub const SCHEMAS: &[SchemaFile] = &[
-    SchemaFile { name: "config.schema.json", generate: crate::config::json_schema },
-    SchemaFile { name: "plan.schema.json", generate: crate::plan::json_schema },
+    SchemaFile {
+        name: "config.schema.json",
+        generate: crate::config::json_schema,
+    },
+    SchemaFile {
+        name: "plan.schema.json",
+        generate: crate::plan::json_schema,
+    },
 ];
 
 impl SchemaFile {

@@ -478,7 +478,7 @@ impl DurationValue {
 
 /// Parses `1h30m`, `90s`, `10m`, or digits alone (in `unit_seconds`). Units
 /// appear at most once and from largest to smallest.
-fn parse_duration(text: &str, unit_seconds: u64) -> Option<u64> {
+pub fn parse_duration(text: &str, unit_seconds: u64) -> Option<u64> {
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         return text.parse::<u64>().ok()?.checked_mul(unit_seconds);
     }

@@ -83,6 +83,20 @@ impl Violation {
         }
     }
 
+    /// Stable code for diagnostics and machine consumers.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Violation::UnknownDestination { .. } => "plan::unknown_destination",
+            Violation::DestinationNotReady { .. } => "plan::destination_not_ready",
+            Violation::LoadBalancedElsewhere { .. } => "plan::load_balanced_elsewhere",
+            Violation::MinMembers { .. } => "plan::min_members",
+            Violation::LastMemberInUse { .. } => "plan::last_member_in_use",
+            Violation::DrainRefused { .. } => "plan::drain_refused",
+            Violation::DeleteLimit { .. } => "plan::delete_limit",
+            Violation::NotOwned { .. } => "plan::not_owned",
+        }
+    }
+
     /// The pool member entry the violation is about, when there is one.
     pub fn member(&self) -> Option<(&str, &str)> {
         match self {

@@ -22,24 +22,39 @@ pub fn warning(op: Option<&Op>, w: &Warning) -> String {
                 "{destination} left {pool}; its load-balancing service could not be uninstalled because the host \
                  is offline. Ignore this if {destination} returns to the pool after maintenance; otherwise poolform \
                  removes the leftover service once the host is back online{}",
-                if w.expected { "" } else { " (this warning was not announced by the plan)" }
+                if w.expected {
+                    ""
+                } else {
+                    " (this warning was not announced by the plan)"
+                }
             )
         }
     }
 }
 
 fn seconds(d: Duration) -> String {
-    if d.as_secs() >= 1 { words::duration(d.as_secs()) } else { format!("{}ms", d.as_millis()) }
+    if d.as_secs() >= 1 {
+        words::duration(d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
 }
 
 /// The outcome of one step in a few words.
 pub fn outcome(plan: &Plan, step: usize, outcome: &Outcome) -> String {
     match outcome {
         Outcome::Done => "done".to_owned(),
-        Outcome::Warning(w) => format!("warning: {}", warning(plan.steps.get(step).map(|s| &s.op), w)),
+        Outcome::Warning(w) => format!(
+            "warning: {}",
+            warning(plan.steps.get(step).map(|s| &s.op), w)
+        ),
         Outcome::Failed(e) => format!("failed: {e}"),
         Outcome::Skipped(SkipReason::DependencyFailed { step }) => {
-            let what = plan.steps.get(*step).map(|s| words::step(&s.op)).unwrap_or_default();
+            let what = plan
+                .steps
+                .get(*step)
+                .map(|s| words::step(&s.op))
+                .unwrap_or_default();
             format!("skipped: step {} ({what}) did not succeed", step + 1)
         }
         Outcome::Skipped(SkipReason::Cancelled) => "skipped: apply was interrupted".to_owned(),
@@ -50,24 +65,49 @@ pub fn outcome(plan: &Plan, step: usize, outcome: &Outcome) -> String {
 /// progress display shows.
 pub fn event_line(plan: &Plan, event: &Event) -> Option<String> {
     let total = plan.steps.len();
-    let what = |step: usize| plan.steps.get(step).map(|s| words::step(&s.op)).unwrap_or_default();
+    let what = |step: usize| {
+        plan.steps
+            .get(step)
+            .map(|s| words::step(&s.op))
+            .unwrap_or_default()
+    };
     match event {
         Event::StepStarted { .. } => None,
-        Event::StepFinished { step, outcome: o, duration } => {
-            let took = duration.map(|d| format!(" ({})", seconds(d))).unwrap_or_default();
-            Some(format!("[{}/{total}] {}: {}{took}", step + 1, what(*step), outcome(plan, *step, o)))
+        Event::StepFinished {
+            step,
+            outcome: o,
+            duration,
+        } => {
+            let took = duration
+                .map(|d| format!(" ({})", seconds(d)))
+                .unwrap_or_default();
+            Some(format!(
+                "[{}/{total}] {}: {}{took}",
+                step + 1,
+                what(*step),
+                outcome(plan, *step, o)
+            ))
         }
-        Event::SessionsDisconnected { step, affected } => {
-            Some(format!("[{}/{total}] disconnected {affected} sessions", step + 1))
-        }
-        Event::DrainProgress { step, remaining_sessions, time_left } => Some(format!(
+        Event::SessionsDisconnected { step, affected } => Some(format!(
+            "[{}/{total}] disconnected {affected} sessions",
+            step + 1
+        )),
+        Event::DrainProgress {
+            remaining_sessions: 0,
+            ..
+        } => None,
+        Event::DrainProgress {
+            step,
+            remaining_sessions,
+            time_left,
+        } => Some(format!(
             "[{}/{total}] waiting for {remaining_sessions} sessions to end, {} left",
             step + 1,
             seconds(*time_left)
         )),
-        Event::Cancelling { running } => {
-            Some(format!("interrupted: starting no new steps, waiting for {running} running"))
-        }
+        Event::Cancelling { running } => Some(format!(
+            "interrupted: starting no new steps, waiting for {running} running"
+        )),
     }
 }
 
@@ -77,10 +117,19 @@ pub fn report(plan: &Plan, report: &Report, style: Style, out: &mut dyn Write) -
         let op = plan.steps.get(r.step).map(|s| &s.op);
         let what = op.map(words::step).unwrap_or_default();
         match &r.outcome {
-            Outcome::Warning(w) => {
-                writeln!(out, "{} step {} ({what}): {}", style.yellow("warning:"), r.step + 1, warning(op, w))?
-            }
-            Outcome::Failed(e) => writeln!(out, "{} step {} ({what}): {e}", style.red("error:"), r.step + 1)?,
+            Outcome::Warning(w) => writeln!(
+                out,
+                "{} step {} ({what}): {}",
+                style.yellow("warning:"),
+                r.step + 1,
+                warning(op, w)
+            )?,
+            Outcome::Failed(e) => writeln!(
+                out,
+                "{} step {} ({what}): {e}",
+                style.red("error:"),
+                r.step + 1
+            )?,
             _ => {}
         }
     }
@@ -96,11 +145,19 @@ pub fn report(plan: &Plan, report: &Report, style: Style, out: &mut dyn Write) -
         "{head}: {} done, {} {}, {} failed, {} skipped in {}",
         s.done,
         s.warnings,
-        if s.warnings == 1 { "warning" } else { "warnings" },
+        if s.warnings == 1 {
+            "warning"
+        } else {
+            "warnings"
+        },
         s.failed,
         s.skipped,
         seconds(report.duration)
     );
-    let painted = if s.failed > 0 || report.cancelled { style.red(&line) } else { style.green(&line) };
+    let painted = if s.failed > 0 || report.cancelled {
+        style.red(&line)
+    } else {
+        style.green(&line)
+    };
     writeln!(out, "{}", style.bold(&painted))
 }

@@ -1,0 +1,211 @@
+//! `poolform plan PATH`: load and validate the config, read the live state
+//! once, compute the plan, and render it; violations become located
+//! diagnostics. Also the loading and broker-connection steps `apply` shares.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::broker::embedded::EmbeddedBroker;
+use crate::broker::http::{HttpOptions, read_token};
+use crate::broker::{AnyBroker, Broker, BrokerError};
+use crate::cli::{BrokerArgs, PlanArgs, PlanFormat};
+use crate::commands::Outcome;
+use crate::config::{self, Config, SecretRef, to_desired};
+use crate::desired::Desired;
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::plan::{self, Plan, Targets, Violation};
+use crate::render::diagnostics::{self, TextStyle};
+use crate::render::markdown::{COMMENT_LIMIT, markdown};
+use crate::render::plan::{Style, text};
+use crate::render::words;
+use crate::validate::{Validated, validate};
+
+/// A config that loaded, validated and had its secrets resolved.
+pub struct Loaded {
+    pub config: Validated<Config>,
+    pub desired: Desired,
+}
+
+/// Loads, validates and resolves `path`. On failure the diagnostics are
+/// written to stderr and `None` is returned: nothing has touched the broker.
+pub fn load(path: &Path, style: TextStyle) -> io::Result<Option<Loaded>> {
+    let config = match config::load(path).and_then(validate) {
+        Ok(config) => config,
+        Err(rejected) => {
+            diagnostics::text(
+                &mut io::stderr().lock(),
+                &rejected.items,
+                &rejected.sources,
+                style,
+            )?;
+            return Ok(None);
+        }
+    };
+    match to_desired(&config, &SecretRef::resolve) {
+        Ok(desired) => Ok(Some(Loaded { config, desired })),
+        Err(items) => {
+            diagnostics::text(&mut io::stderr().lock(), &items, &config.sources, style)?;
+            Ok(None)
+        }
+    }
+}
+
+/// The snapshot an embedded broker starts from when its state file is new:
+/// `--seed`, else `broker-seed.json` in the config's directory or the one
+/// above it (where `examples/maintenance/` keeps it for all its states).
+fn seed_for(args: &BrokerArgs, config_path: Option<&Path>) -> Option<PathBuf> {
+    if let Some(seed) = &args.seed {
+        return Some(seed.clone());
+    }
+    let path = config_path?;
+    let dir = if path.is_dir() { path } else { path.parent()? };
+    [Some(dir), dir.parent()]
+        .into_iter()
+        .flatten()
+        .map(|d| d.join("broker-seed.json"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Connects to the broker named by `--broker`, `POOLFORM_BROKER` or the
+/// config's `broker.url`, in that order.
+pub fn connect(
+    args: &BrokerArgs,
+    config_url: Option<&str>,
+    config_path: Option<&Path>,
+) -> Result<AnyBroker, String> {
+    let url = args.broker.as_deref().or(config_url).ok_or(
+        "no broker given: pass --broker URL, set POOLFORM_BROKER, or set broker.url in the config",
+    )?;
+    if let Some(state) = url.strip_prefix("file:") {
+        let seed = seed_for(args, config_path);
+        return EmbeddedBroker::open(Path::new(state), seed.as_deref())
+            .map(AnyBroker::Embedded)
+            .map_err(|e| e.to_string());
+    }
+    let token = read_token(args.token_file.as_deref()).map_err(|e| e.to_string())?;
+    AnyBroker::from_url(url, token, HttpOptions::default()).map_err(|e| e.to_string())
+}
+
+pub fn config_url(config: &Config) -> Option<&str> {
+    config.broker_url.as_ref().map(|u| u.value.value.as_str())
+}
+
+/// A violation as a diagnostic underlining what the config says about it;
+/// a warning when `--force` overrides it.
+pub fn violation_diagnostic(config: &Config, violation: &Violation, force: bool) -> Diagnostic {
+    let mut diagnostic = Diagnostic::error(violation.code(), words::violation(violation));
+    if force {
+        diagnostic.severity = Severity::Warning;
+    }
+    let location = violation
+        .member()
+        .and_then(|(pool, member)| config.locate_member(pool, member))
+        .or_else(|| violation.address().and_then(|a| config.locate(&a)));
+    match location {
+        Some(location) => diagnostic.with_label(location, "here"),
+        None => diagnostic,
+    }
+}
+
+/// Writes the violations of `plan` as diagnostics on stderr.
+pub fn report_violations(
+    config: &Config,
+    plan: &Plan,
+    force: bool,
+    style: TextStyle,
+) -> io::Result<()> {
+    if plan.violations.is_empty() {
+        return Ok(());
+    }
+    let items: Vec<Diagnostic> = plan
+        .violations
+        .iter()
+        .map(|v| violation_diagnostic(config, v, force))
+        .collect();
+    let mut err = io::stderr().lock();
+    diagnostics::text(&mut err, &items, &config.sources, style)?;
+    if !force {
+        writeln!(
+            err,
+            "poolform: the plan breaks {} safety {}; apply refuses it unless --force",
+            items.len(),
+            if items.len() == 1 { "rule" } else { "rules" }
+        )?;
+    }
+    Ok(())
+}
+
+/// Renders a plan in the chosen format.
+pub fn render(plan: &Plan, format: PlanFormat, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    match format {
+        PlanFormat::Text => text(plan, Style { color }, out),
+        PlanFormat::Markdown => markdown(plan, COMMENT_LIMIT, out),
+        PlanFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, plan).map_err(io::Error::other)?;
+            writeln!(out)
+        }
+    }
+}
+
+/// Writes a plan file by atomic replace, so a crash never leaves half a plan.
+pub fn save(plan: &Plan, path: &Path) -> io::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(plan).map_err(io::Error::other)?;
+    bytes.push(b'\n');
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, &bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+pub fn runtime() -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// Reports a broker failure on stderr.
+pub fn broker_failed(what: &str, error: &BrokerError) -> io::Result<Outcome> {
+    writeln!(io::stderr().lock(), "poolform: {what}: {error}")?;
+    Ok(Outcome::Rejected)
+}
+
+pub fn run(args: &PlanArgs, style: TextStyle, color: bool) -> io::Result<Outcome> {
+    let Some(loaded) = load(&args.path, style)? else {
+        return Ok(Outcome::Rejected);
+    };
+    let broker = match connect(&args.broker, config_url(&loaded.config), Some(&args.path)) {
+        Ok(broker) => broker,
+        Err(message) => {
+            writeln!(io::stderr().lock(), "poolform: {message}")?;
+            return Ok(Outcome::Rejected);
+        }
+    };
+    let live = match runtime()?.block_on(broker.read_live()) {
+        Ok(live) => live,
+        Err(e) => return broker_failed("cannot read the live state", &e),
+    };
+    let plan = match plan::compute(&loaded.desired, &live, &Targets(args.targets.clone())) {
+        Ok(plan) => plan,
+        Err(cycle) => {
+            writeln!(io::stderr().lock(), "poolform: {cycle}")?;
+            return Ok(Outcome::Rejected);
+        }
+    };
+    report_violations(&loaded.config, &plan, args.force, style)?;
+    render(&plan, args.format, color, &mut io::stdout().lock())?;
+    if let Some(out) = &args.out {
+        save(&plan, out)?;
+        writeln!(
+            io::stderr().lock(),
+            "Saved the plan to {}; apply it with: poolform apply {}",
+            out.display(),
+            out.display()
+        )?;
+    }
+    Ok(if !plan.violations.is_empty() && !args.force {
+        Outcome::Rejected
+    } else if args.detailed_exitcode && plan.has_changes() {
+        Outcome::Changes
+    } else {
+        Outcome::Success
+    })
+}
