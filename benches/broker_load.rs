@@ -227,7 +227,7 @@ async fn bench_member_puts(server: &Server, pools: usize, label: &str) {
         );
     }
     println!(
-        "PUT /v1/pools/{{name}}/members/{{destination}} ({label}), {CLIENTS} clients, fsync per write: median {:.0} req/s; runs {:?}",
+        "PUT /v1/pools/{{name}}/members/{{destination}} ({label}), {CLIENTS} clients, each persisted before its answer: median {:.0} req/s; runs {:?}",
         median(rps.clone()),
         rps.iter().map(|r| r.round()).collect::<Vec<_>>()
     );
