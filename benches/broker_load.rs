@@ -166,6 +166,7 @@ async fn bench_pool_pages(server: &Server) {
     let cursors = Arc::new(page_cursors(&server.url).await);
     let mut rps = Vec::new();
     let mut sweeps = Vec::new();
+    let mut sweep_requests = 0;
     for _ in 0..RUNS {
         let (url, cursors2) = (server.url.clone(), cursors.clone());
         rps.push(
@@ -193,6 +194,7 @@ async fn bench_pool_pages(server: &Server) {
         let live = poolform::broker::Broker::read_live(&broker).await.unwrap();
         sweeps.push(started.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(live.pools.len(), 10_000);
+        sweep_requests = broker.requests();
     }
     println!(
         "GET /v1/pools?limit=1000 (10k pools, 100k members), {CLIENTS} clients: median {:.0} req/s ({:.0} pools/s); runs {:?}",
@@ -201,7 +203,7 @@ async fn bench_pool_pages(server: &Server) {
         rps.iter().map(|r| r.round()).collect::<Vec<_>>()
     );
     println!(
-        "read_live sweep (10k destinations + 2k spares, 10k pools; 23 paginated requests): median {:.0} ms; runs {:?}",
+        "read_live sweep (12k destinations, 10k pools; {sweep_requests} paginated requests): median {:.0} ms; runs {:?}",
         median(sweeps.clone()),
         sweeps.iter().map(|s| s.round()).collect::<Vec<_>>()
     );
@@ -227,7 +229,7 @@ async fn bench_member_puts(server: &Server, pools: usize, label: &str) {
         );
     }
     println!(
-        "PUT /v1/pools/{{name}}/members/{{destination}} ({label}), {CLIENTS} clients, fsync per write: median {:.0} req/s; runs {:?}",
+        "PUT /v1/pools/{{name}}/members/{{destination}} ({label}), {CLIENTS} clients, each persisted before its answer: median {:.0} req/s; runs {:?}",
         median(rps.clone()),
         rps.iter().map(|r| r.round()).collect::<Vec<_>>()
     );

@@ -109,4 +109,20 @@ mod tests {
         ));
         assert!(AnyBroker::from_url("ftp://x", None, HttpOptions::default()).is_err());
     }
+
+    #[tokio::test]
+    async fn a_file_url_can_name_the_seed_for_a_new_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/maintenance/broker-seed.json");
+        let url = format!(
+            "file:{}?seed={}",
+            dir.path().join("b.json").display(),
+            seed.display()
+        );
+        let broker = AnyBroker::from_url(&url, None, HttpOptions::default()).unwrap();
+        let live = broker.read_live().await.unwrap();
+        assert_eq!(live.pools.len(), 2);
+        assert!(dir.path().join("b.json").exists());
+    }
 }

@@ -257,5 +257,11 @@ mod tests {
             .map(|e| e.op)
             .collect();
         assert_eq!(ops, vec!["member.add", "member.remove"]);
+        let leftover = reopened.snapshot().destinations;
+        assert!(
+            leftover
+                .iter()
+                .any(|d| d.name == "rds-02" && d.lb_service_installed)
+        );
     }
 }

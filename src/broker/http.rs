@@ -554,6 +554,16 @@ mod tests {
     }
 
     #[test]
+    fn a_token_file_wins_and_loses_its_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let token = read_token(Some(&file)).unwrap().unwrap();
+        assert_eq!(token.expose_secret(), "from-file");
+        assert!(read_token(Some(&dir.path().join("missing"))).is_err());
+    }
+
+    #[test]
     fn path_segments_are_encoded() {
         assert_eq!(enc("rds-02"), "rds-02");
         assert_eq!(enc("a b/c"), "a%20b%2Fc");

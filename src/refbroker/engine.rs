@@ -258,14 +258,42 @@ impl Engine {
                     .password_hashes
                     .insert(p.name.clone(), SaltedHash::new(&hex::encode(unknown)));
             }
+            if p.load_balancing.enabled {
+                for m in &p.members {
+                    if let Some(other) = engine.lb_pool_of(m) {
+                        return Err(bad_request(format!(
+                            "seed: {m} is in load-balanced pools {} and {}",
+                            other.name, p.name
+                        )));
+                    }
+                }
+                // Membership in a load-balanced pool means the service is there.
+                for m in &p.members {
+                    if let Some(d) = engine.destinations.get_mut(m) {
+                        d.lb_service_installed = true;
+                    }
+                }
+            }
             max_rev = max_rev.max(p.revision);
             engine.pools.insert(p.name.clone(), p);
         }
         for c in snapshot.app_configs {
+            if !engine.pools.contains_key(&c.pool) {
+                return Err(bad_request(format!(
+                    "seed: app config {} uses unknown pool {}",
+                    c.name, c.pool
+                )));
+            }
             max_rev = max_rev.max(c.revision);
             engine.app_configs.insert(c.name.clone(), c);
         }
         for i in snapshot.app_instances {
+            if !engine.app_configs.contains_key(&i.app_config) {
+                return Err(bad_request(format!(
+                    "seed: app instance {} uses unknown app config {}",
+                    i.name, i.app_config
+                )));
+            }
             max_rev = max_rev.max(i.revision);
             engine.app_instances.insert(i.name.clone(), i);
         }
@@ -1547,6 +1575,25 @@ mod tests {
         );
         assert_eq!(ev.next_cursor.as_deref(), Some("23"));
         assert!(e.events_page(23, 3).next_cursor.is_none());
+    }
+
+    #[test]
+    fn seeds_are_checked_for_broken_references() {
+        let e = engine();
+        let mut snap = e.snapshot(T0);
+        snap.pools[0].members = vec!["rds-01".into()];
+        let mut second = snap.pools[0].clone();
+        second.name = "live-2".into();
+        snap.pools.push(second);
+        let err = Engine::from_snapshot(snap.clone()).unwrap_err();
+        assert!(
+            err.detail
+                .unwrap()
+                .contains("load-balanced pools live and live-2")
+        );
+        snap.pools.pop();
+        let restored = Engine::from_snapshot(snap).unwrap();
+        assert!(restored.destination("rds-01").unwrap().lb_service_installed);
     }
 
     #[test]

@@ -130,10 +130,6 @@ impl Store {
         }))
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Runs a read-only operation; callers serialise answers inside `f` so
     /// that no state is cloned beyond what the answer holds.
     pub fn read<T>(&self, f: impl FnOnce(&Engine) -> T) -> T {
