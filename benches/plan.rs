@@ -136,7 +136,7 @@ fn main() {
     let runs = if full { RUNS } else { 1 };
     let token = "bench-token";
     println!(
-        "whole-process plan against the reference broker over loopback (median of {RUNS} runs)"
+        "whole-process plan against the reference broker over loopback (median of {runs} runs)"
     );
     println!(
         "{:>7} {:>8} {:>9} {:>11} {:>10} {:>12}",
