@@ -191,8 +191,33 @@ pub(super) fn diff(
     };
 
     diff_pools(desired, index, targets, &mut delta);
-    diff_app_configs(desired, index, targets, &mut delta);
-    diff_app_instances(desired, index, targets, &mut delta);
+    let stack = desired.stack.as_str();
+    let configs = desired
+        .app_configs
+        .iter()
+        .map(|(n, c)| (n, app_config_body(c, stack)))
+        .collect();
+    delta.app_configs = diff_items(
+        stack,
+        configs,
+        &index.app_configs,
+        &live.app_configs,
+        targets,
+        &mut delta,
+    );
+    let instances = desired
+        .app_instances
+        .iter()
+        .map(|(n, i)| (n, app_instance_body(i, stack)))
+        .collect();
+    delta.app_instances = diff_items(
+        stack,
+        instances,
+        &index.app_instances,
+        &live.app_instances,
+        targets,
+        &mut delta,
+    );
     diff_maintenance(desired, index, targets, &mut delta);
     find_lb_cleanups(desired, index, targets, &mut delta);
 
@@ -471,122 +496,6 @@ fn app_config_body(want: &DesiredAppConfig, stack: &str) -> AppConfigBody {
     }
 }
 
-fn app_config_value(body: &AppConfigBody) -> Vec<(&'static str, Value)> {
-    vec![
-        ("pool", json!(body.pool)),
-        ("type", json!(body.app_type)),
-        ("protocol", json!(body.protocol)),
-        ("admin_session", json!(body.admin_session)),
-        (
-            "keep_credentials_on_destination_change",
-            json!(body.keep_credentials_on_destination_change),
-        ),
-        (
-            "allow_destination_change",
-            json!(body.allow_destination_change),
-        ),
-    ]
-}
-
-fn diff_app_configs(
-    desired: &crate::desired::Desired,
-    index: &LiveIndex,
-    targets: &Targets,
-    delta: &mut Delta,
-) {
-    let stack = desired.stack.as_str();
-    for (name, want) in &desired.app_configs {
-        let address = Address::new(Kind::AppConfig, name);
-        if !targets.covers(&address) {
-            continue;
-        }
-        let body = app_config_body(want, stack);
-        let have = index.app_configs.get(name.as_str()).copied();
-        let mut fields = Vec::new();
-        match have {
-            Some(have) if owner(&have.labels) != Some(stack) => {
-                delta
-                    .not_owned
-                    .push((address, owner(&have.labels).map(str::to_owned)));
-                continue;
-            }
-            Some(have) => {
-                let before = AppConfigBody {
-                    pool: have.pool.clone(),
-                    app_type: have.app_type,
-                    protocol: have.protocol,
-                    admin_session: have.admin_session,
-                    keep_credentials_on_destination_change: have
-                        .keep_credentials_on_destination_change,
-                    allow_destination_change: have.allow_destination_change,
-                    labels: comparable_labels(&have.labels),
-                };
-                for ((name, b), (_, a)) in app_config_value(&before)
-                    .into_iter()
-                    .zip(app_config_value(&body))
-                {
-                    diff_value(&mut fields, name, b, a);
-                }
-                diff_labels(&mut fields, &before.labels, &body.labels);
-                if fields.is_empty() {
-                    continue;
-                }
-            }
-            None => {
-                for (name, value) in app_config_value(&body) {
-                    fields.push(field(name, None, Some(value)));
-                }
-                diff_labels(&mut fields, &Labels::new(), &body.labels);
-            }
-        }
-        delta.revisions.push(Revision {
-            address: address.clone(),
-            revision: have.map(|c| c.revision),
-        });
-        let created = have.is_none();
-        delta.changes.push(Change {
-            address,
-            action: if created {
-                Action::Create
-            } else {
-                Action::Update
-            },
-            fields,
-        });
-        delta.app_configs.push(ItemDelta {
-            name: name.clone(),
-            put: Some(body),
-            deleted: false,
-        });
-    }
-    for config in owned_absent(
-        &index.live.app_configs,
-        |c| &c.name,
-        |c| &c.labels,
-        stack,
-        &desired.app_configs,
-    ) {
-        let address = Address::new(Kind::AppConfig, &config.name);
-        if !targets.covers(&address) {
-            continue;
-        }
-        delta.revisions.push(Revision {
-            address: address.clone(),
-            revision: Some(config.revision),
-        });
-        delta.changes.push(Change {
-            address,
-            action: Action::Delete,
-            fields: Vec::new(),
-        });
-        delta.app_configs.push(ItemDelta {
-            name: config.name.clone(),
-            put: None,
-            deleted: true,
-        });
-    }
-}
-
 fn app_instance_body(want: &DesiredAppInstance, stack: &str) -> AppInstanceBody {
     let (user, group) = match &want.assignee {
         Assignee::User(u) => (Some(u.clone()), None),
@@ -601,111 +510,191 @@ fn app_instance_body(want: &DesiredAppInstance, stack: &str) -> AppInstanceBody 
     }
 }
 
-fn app_instance_value(body: &AppInstanceBody) -> Vec<(&'static str, Value)> {
-    vec![
-        ("app_config", json!(body.app_config)),
-        ("user", optional(&body.user)),
-        ("group", optional(&body.group)),
-        ("destination", optional(&body.destination)),
-    ]
+/// A live resource whose whole content is one write body: app configs and
+/// app instances diff the same way, field by field over that body.
+trait BodyItem {
+    type Body;
+    const KIND: Kind;
+    fn name(&self) -> &str;
+    fn labels(&self) -> &Labels;
+    fn revision(&self) -> u64;
+    /// The live content as a write body, bookkeeping labels left out.
+    fn body(&self) -> Self::Body;
+    fn fields(body: &Self::Body) -> Vec<(&'static str, Value)>;
+    fn body_labels(body: &Self::Body) -> &Labels;
 }
 
-fn diff_app_instances(
-    desired: &crate::desired::Desired,
-    index: &LiveIndex,
+impl BodyItem for AppConfig {
+    type Body = AppConfigBody;
+    const KIND: Kind = Kind::AppConfig;
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn labels(&self) -> &Labels {
+        &self.labels
+    }
+    fn revision(&self) -> u64 {
+        self.revision
+    }
+    fn body(&self) -> AppConfigBody {
+        AppConfigBody {
+            pool: self.pool.clone(),
+            app_type: self.app_type,
+            protocol: self.protocol,
+            admin_session: self.admin_session,
+            keep_credentials_on_destination_change: self.keep_credentials_on_destination_change,
+            allow_destination_change: self.allow_destination_change,
+            labels: comparable_labels(&self.labels),
+        }
+    }
+    fn fields(body: &AppConfigBody) -> Vec<(&'static str, Value)> {
+        vec![
+            ("pool", json!(body.pool)),
+            ("type", json!(body.app_type)),
+            ("protocol", json!(body.protocol)),
+            ("admin_session", json!(body.admin_session)),
+            (
+                "keep_credentials_on_destination_change",
+                json!(body.keep_credentials_on_destination_change),
+            ),
+            (
+                "allow_destination_change",
+                json!(body.allow_destination_change),
+            ),
+        ]
+    }
+    fn body_labels(body: &AppConfigBody) -> &Labels {
+        &body.labels
+    }
+}
+
+impl BodyItem for AppInstance {
+    type Body = AppInstanceBody;
+    const KIND: Kind = Kind::AppInstance;
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn labels(&self) -> &Labels {
+        &self.labels
+    }
+    fn revision(&self) -> u64 {
+        self.revision
+    }
+    fn body(&self) -> AppInstanceBody {
+        AppInstanceBody {
+            app_config: self.app_config.clone(),
+            user: self.user.clone(),
+            group: self.group.clone(),
+            destination: self.destination.clone(),
+            labels: comparable_labels(&self.labels),
+        }
+    }
+    fn fields(body: &AppInstanceBody) -> Vec<(&'static str, Value)> {
+        vec![
+            ("app_config", json!(body.app_config)),
+            ("user", optional(&body.user)),
+            ("group", optional(&body.group)),
+            ("destination", optional(&body.destination)),
+        ]
+    }
+    fn body_labels(body: &AppInstanceBody) -> &Labels {
+        &body.labels
+    }
+}
+
+/// Diffs one kind of body item: `wanted` holds the declared names with the
+/// bodies they should have; owned live items not declared are deleted.
+fn diff_items<L: BodyItem>(
+    stack: &str,
+    wanted: Vec<(&String, L::Body)>,
+    live: &HashMap<&str, &L>,
+    all_live: &[L],
     targets: &Targets,
     delta: &mut Delta,
-) {
-    let stack = desired.stack.as_str();
-    for (name, want) in &desired.app_instances {
-        let address = Address::new(Kind::AppInstance, name);
+) -> Vec<ItemDelta<L::Body>> {
+    let mut out = Vec::new();
+    let declared: BTreeSet<&str> = wanted.iter().map(|(name, _)| name.as_str()).collect();
+    for (name, body) in wanted {
+        let address = Address::new(L::KIND, name);
         if !targets.covers(&address) {
             continue;
         }
-        let body = app_instance_body(want, stack);
-        let have = index.app_instances.get(name.as_str()).copied();
+        let have = live.get(name.as_str()).copied();
         let mut fields = Vec::new();
         match have {
-            Some(have) if owner(&have.labels) != Some(stack) => {
+            Some(have) if owner(have.labels()) != Some(stack) => {
                 delta
                     .not_owned
-                    .push((address, owner(&have.labels).map(str::to_owned)));
+                    .push((address, owner(have.labels()).map(str::to_owned)));
                 continue;
             }
             Some(have) => {
-                let before = AppInstanceBody {
-                    app_config: have.app_config.clone(),
-                    user: have.user.clone(),
-                    group: have.group.clone(),
-                    destination: have.destination.clone(),
-                    labels: comparable_labels(&have.labels),
-                };
-                for ((name, b), (_, a)) in app_instance_value(&before)
-                    .into_iter()
-                    .zip(app_instance_value(&body))
+                let before = have.body();
+                for ((field_name, b), (_, a)) in
+                    L::fields(&before).into_iter().zip(L::fields(&body))
                 {
-                    diff_value(&mut fields, name, b, a);
+                    diff_value(&mut fields, field_name, b, a);
                 }
-                diff_labels(&mut fields, &before.labels, &body.labels);
+                diff_labels(&mut fields, L::body_labels(&before), L::body_labels(&body));
                 if fields.is_empty() {
                     continue;
                 }
             }
             None => {
-                for (name, value) in app_instance_value(&body) {
+                for (field_name, value) in L::fields(&body) {
                     if !value.is_null() {
-                        fields.push(field(name, None, Some(value)));
+                        fields.push(field(field_name, None, Some(value)));
                     }
                 }
-                diff_labels(&mut fields, &Labels::new(), &body.labels);
+                diff_labels(&mut fields, &Labels::new(), L::body_labels(&body));
             }
         }
         delta.revisions.push(Revision {
             address: address.clone(),
-            revision: have.map(|i| i.revision),
+            revision: have.map(L::revision),
         });
-        let created = have.is_none();
+        let action = if have.is_some() {
+            Action::Update
+        } else {
+            Action::Create
+        };
         delta.changes.push(Change {
             address,
-            action: if created {
-                Action::Create
-            } else {
-                Action::Update
-            },
+            action,
             fields,
         });
-        delta.app_instances.push(ItemDelta {
+        out.push(ItemDelta {
             name: name.clone(),
             put: Some(body),
             deleted: false,
         });
     }
-    for instance in owned_absent(
-        &index.live.app_instances,
-        |i| &i.name,
-        |i| &i.labels,
-        stack,
-        &desired.app_instances,
-    ) {
-        let address = Address::new(Kind::AppInstance, &instance.name);
+    let mut absent: Vec<&L> = all_live
+        .iter()
+        .filter(|item| owner(item.labels()) == Some(stack) && !declared.contains(item.name()))
+        .collect();
+    absent.sort_by(|a, b| a.name().cmp(b.name()));
+    for item in absent {
+        let address = Address::new(L::KIND, item.name());
         if !targets.covers(&address) {
             continue;
         }
         delta.revisions.push(Revision {
             address: address.clone(),
-            revision: Some(instance.revision),
+            revision: Some(item.revision()),
         });
         delta.changes.push(Change {
             address,
             action: Action::Delete,
             fields: Vec::new(),
         });
-        delta.app_instances.push(ItemDelta {
-            name: instance.name.clone(),
+        out.push(ItemDelta {
+            name: item.name().to_owned(),
             put: None,
             deleted: true,
         });
     }
+    out
 }
 
 fn maintenance_value(m: &Maintenance) -> Vec<(&'static str, Value)> {
