@@ -416,6 +416,9 @@ impl Rng {
 /// event log shows no side effect done twice. Each trial alternates taking
 /// rds-02 out (with two fresh sessions to drain) and putting it back. The
 /// killed run's lease is short (`--lock-ttl 1s`) so the re-run waits briefly.
+/// Half the kills land 0-600 ms after the start (at `--latency 20` the CLI
+/// needs a few hundred ms of reads before its first write), half right after
+/// a random one of the trial's writes shows in the event log.
 #[tokio::test]
 async fn killed_applies_converge_on_rerun_without_duplicate_side_effects() {
     const TRIALS: usize = 20;
@@ -432,6 +435,7 @@ async fn killed_applies_converge_on_rerun_without_duplicate_side_effects() {
         example("maintenance/rds-02-back"),
     );
     let mut reruns_needed = Vec::new();
+    let mut done_before_kill = Vec::new();
     for trial in 0..TRIALS {
         let taking_out = trial % 2 == 0;
         let (config, what) = if taking_out {
@@ -457,9 +461,26 @@ async fn killed_applies_converge_on_rerun_without_duplicate_side_effects() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.below(300)));
+        if rng.below(2) == 0 {
+            std::thread::sleep(Duration::from_millis(rng.below(600)));
+        } else {
+            // Kill as soon as the k-th side effect shows in the log, which
+            // lands between two writes far more often than a blind delay.
+            let total = if taking_out { 3 } else { 1 };
+            let k = 1 + rng.below(total) as usize;
+            let deadline = Instant::now() + PATIENCE;
+            while without_locks(&server.events(start).await).len() < k
+                && killed.try_wait().unwrap().is_none()
+                && Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
         let _ = killed.kill();
         let _ = killed.wait();
+        // How far the killed run got, for the summary: kills before any
+        // write, in the middle, and after the last are all worth covering.
+        done_before_kill.push(without_locks(&server.events(start).await).len());
 
         // A re-run can itself meet an injected 503 on a POST (disconnect),
         // which is never retried blindly; running again is the remedy.
@@ -515,7 +536,9 @@ async fn killed_applies_converge_on_rerun_without_duplicate_side_effects() {
     }
     let stats = server.stats().await;
     eprintln!(
-        "{TRIALS} trials converged; re-runs per trial {reruns_needed:?}; {} injected 503s",
+        "{TRIALS} trials converged; side effects done before the kill per trial \
+         {done_before_kill:?} (out: 3 in all, back: 1); re-runs per trial \
+         {reruns_needed:?}; {} injected 503s",
         stats.injected_unavailable
     );
     assert!(stats.injected_unavailable > 0, "faults were injected");
