@@ -141,6 +141,12 @@ async fn the_runbook_out_while_offline_warns_once_and_succeeds() {
     assert_eq!(warnings.len(), 1, "one warning in:\n{}", out.stdout);
     assert!(warnings[0].contains("rds-02"), "{}", warnings[0]);
     assert!(out.stdout.contains("1 warning, 0 failed"), "{}", out.stdout);
+    assert_eq!(
+        out.stderr.matches("warning:").count(),
+        1,
+        "one progress line warns:\n{}",
+        out.stderr
+    );
     assert!(
         !out.stderr.contains("error"),
         "no error on stderr:\n{}",
