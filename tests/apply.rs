@@ -269,7 +269,7 @@ async fn a_failed_step_skips_its_dependents_and_independent_ones_finish() {
         ["rds-01", "rds-02", "rds-03"]
     );
     assert_eq!(destination(&server, "rds-02").await.sessions.active, 2);
-    // Nothing is left half-locked: the next run can start at once.
+    // The failed branch is still pending, for a re-run once rds-04 is up.
     plan_code(&server, config.path()).expect_code(2, "the failed part is still pending");
 }
 
