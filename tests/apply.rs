@@ -269,8 +269,22 @@ async fn a_failed_step_skips_its_dependents_and_independent_ones_finish() {
         ["rds-01", "rds-02", "rds-03"]
     );
     assert_eq!(destination(&server, "rds-02").await.sessions.active, 2);
-    // The failed branch is still pending, for a re-run once rds-04 is up.
+    // The failed branch is still pending, for a re-run once rds-04 is up;
+    // that re-run does only what is left, in order.
     plan_code(&server, config.path()).expect_code(2, "the failed part is still pending");
+    power(&server, "rds-04", true).await;
+    let start = server.last_seq().await;
+    apply(&server, config.path(), &[]).expect_code(0, "re-run");
+    assert_eq!(
+        without_locks(&server.events(start).await),
+        [
+            "member.add pool/live/member/rds-04",
+            "sessions.disconnect destination/rds-02/sessions",
+            "sticky.clear pool/live/sticky-sessions/rds-02",
+            "member.remove pool/live/member/rds-02",
+        ]
+    );
+    plan_code(&server, config.path()).expect_code(0, "converged");
 }
 
 /// A saved plan whose resource changed behind its back is refused as a
