@@ -152,6 +152,11 @@ pub struct ApplyArgs {
     /// How long to wait for another apply's lock on the stack (e.g. 30s, 5m).
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub lock_timeout: std::time::Duration,
+    /// How long the stack's lease lasts without a heartbeat (whole seconds,
+    /// at least 1s): a killed apply blocks the stack this long. Shorten it
+    /// for scripted sandboxes and tests that kill applies on purpose.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub lock_ttl: std::time::Duration,
     /// Exit 1 when a step ends with a warning.
     #[arg(long)]
     pub warnings_as_errors: bool,

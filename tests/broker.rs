@@ -3,10 +3,7 @@
 //! validity and its agreement with the server's route table.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
 use std::time::Duration;
 
 use poolform::broker::http::{HttpBroker, HttpOptions, RetryPolicy};
@@ -15,140 +12,12 @@ use poolform::broker::wire::{
     PoolBody, Protocol, Snapshot, codes,
 };
 use poolform::broker::{Broker, BrokerError};
-use poolform::refbroker::server::{Stats, operations};
+use poolform::refbroker::server::operations;
 use poolform::refbroker::store::load_state;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-const TOKEN: &str = "test-token-3f9a";
-/// Generous: the machine is shared and may be loaded.
-const STARTUP: Duration = Duration::from_secs(60);
-
-fn seed_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/maintenance/broker-seed.json")
-}
-
-/// A running `poolform broker serve`, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    state: PathBuf,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Server {
-    fn start(extra: &[&str]) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state.json");
-        Server::start_on(Some(dir), state, extra)
-    }
-
-    /// Serves `state`; `dir`, when given, lives as long as the server.
-    fn start_on(dir: Option<tempfile::TempDir>, state: PathBuf, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_poolform"))
-            .args([
-                "broker",
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--token",
-                TOKEN,
-            ])
-            .arg("--state")
-            .arg(&state)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let line = rx
-            .recv_timeout(STARTUP)
-            .expect("server announces its address");
-        let url = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        Server {
-            child,
-            url,
-            state,
-            _dir: dir,
-        }
-    }
-
-    fn client(&self) -> HttpBroker {
-        self.client_with(RetryPolicy::none())
-    }
-
-    fn client_with(&self, retry: RetryPolicy) -> HttpBroker {
-        let options = HttpOptions {
-            retry,
-            ..HttpOptions::default()
-        };
-        HttpBroker::new(
-            &self.url,
-            Some(SecretString::from(TOKEN.to_owned())),
-            options,
-        )
-        .unwrap()
-    }
-
-    fn raw(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        reqwest::Client::new()
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(TOKEN)
-    }
-
-    async fn sim(&self, path: &str, body: Value) -> Value {
-        let response = self
-            .raw(reqwest::Method::POST, path)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
-        response.json().await.unwrap_or(Value::Null)
-    }
-
-    async fn snapshot(&self) -> Snapshot {
-        self.raw(reqwest::Method::GET, "/v1/snapshot")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    async fn stats(&self) -> Stats {
-        self.raw(reqwest::Method::GET, "/v1/_sim/stats")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::support::{STARTUP, Server, TOKEN, seed_path};
 
 fn lb(sticky: u32) -> PoolBody {
     PoolBody {

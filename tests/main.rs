@@ -1,5 +1,8 @@
 //! Integration tests, compiled into one binary. Each module owns one area.
 
+/// `poolform apply`/`plan` processes against the reference broker process:
+/// the runbook, ordering, failures, stale plans, locking, convergence, secrets.
+mod apply;
 /// The reference broker binary driven through the HTTP client: every path,
 /// auth, revisions, pagination, faults, crash safety; and the OpenAPI file.
 mod broker;
@@ -15,3 +18,5 @@ mod fuzz;
 mod invalid;
 /// The committed JSON Schema is what the code generates.
 mod schema;
+/// The reference broker as a child process, and a CLI runner against it.
+mod support;

@@ -5,7 +5,6 @@ use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -21,10 +20,6 @@ use crate::plan::{self, Plan, Targets};
 use crate::render::diagnostics::TextStyle;
 use crate::render::plan::Style;
 use crate::render::{report, words};
-
-/// How long a lease lasts without a heartbeat: a killed apply frees the
-/// stack this long after it died.
-const LEASE_TTL: Duration = Duration::from_secs(30);
 
 /// A saved plan is JSON; a config is YAML (or a directory).
 fn is_plan_file(path: &Path) -> bool {
@@ -165,7 +160,7 @@ async fn take_lease(
         broker.clone(),
         stack,
         &holder,
-        LEASE_TTL,
+        args.lock_ttl,
         args.lock_timeout,
         options.cancel.clone(),
     )
