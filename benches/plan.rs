@@ -119,6 +119,17 @@ fn generate(dir: &Path, pools: usize) {
     std::fs::write(dir.join("seed.json"), serde_json::to_vec(&seed).unwrap()).unwrap();
 }
 
+/// The broker process, killed when dropped: a failed plan run panics, and
+/// the server must not outlive the benchmark (it would hold a core).
+struct Serving(std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));
     values[values.len() / 2]
@@ -145,25 +156,27 @@ fn main() {
     for &(label, pools) in sizes {
         let dir = tempfile::tempdir().unwrap();
         generate(dir.path(), pools);
-        let mut server = Command::new(BIN)
-            .args([
-                "broker",
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--token",
-                token,
-            ])
-            .arg("--state")
-            .arg(dir.path().join("state.json"))
-            .arg("--seed")
-            .arg(dir.path().join("seed.json"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut server = Serving(
+            Command::new(BIN)
+                .args([
+                    "broker",
+                    "serve",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--token",
+                    token,
+                ])
+                .arg("--state")
+                .arg(dir.path().join("state.json"))
+                .arg("--seed")
+                .arg(dir.path().join("seed.json"))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
         let mut line = String::new();
-        BufReader::new(server.stdout.take().unwrap())
+        BufReader::new(server.0.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
         let url = line
@@ -195,8 +208,7 @@ fn main() {
                 .expect("time prints max RSS");
             rss.push(kb / 1024.0);
         }
-        let _ = server.kill();
-        let _ = server.wait();
+        drop(server);
         println!(
             "{label:>7} {pools:>8} {:>9} {:>11} {:>10.0} {:>12.1}",
             pools * MEMBERS_PER_POOL,

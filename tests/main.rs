@@ -16,6 +16,9 @@ mod examples;
 mod fuzz;
 /// Every invalid config under tests/invalid is rejected with located diagnostics (snapshots).
 mod invalid;
+/// `poolform plan` and `show` end to end: the runbook states in every format
+/// (snapshots), exit codes, saved plans, targets, colour, refresh request count.
+mod plan;
 /// The committed JSON Schema is what the code generates.
 mod schema;
 /// The reference broker as a child process, and a CLI runner against it.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::broker::embedded::EmbeddedBroker;
 use crate::broker::http::{HttpOptions, read_token};
-use crate::broker::{AnyBroker, Broker, BrokerError};
+use crate::broker::{AnyBroker, Broker, BrokerError, LiveState};
 use crate::cli::{BrokerArgs, PlanArgs, PlanFormat};
 use crate::commands::Outcome;
 use crate::config::{self, Config, SecretRef, to_desired};
@@ -168,20 +168,52 @@ pub fn broker_failed(what: &str, error: &BrokerError) -> io::Result<Outcome> {
     Ok(Outcome::Rejected)
 }
 
+/// The live state as read by a thread of its own (see `read_ahead`).
+type Reading = std::thread::JoinHandle<Result<Result<LiveState, BrokerError>, String>>;
+
+/// When `--broker`/`POOLFORM_BROKER` names an HTTP broker, starts reading the
+/// live state at once on another thread, so that the broker's answers arrive
+/// while the config loads (on a 10k-pool stack each takes a good part of the
+/// plan's time). Reads only: an invalid config still ends the run before any
+/// write, and the result of the read is then dropped unseen. A `file:`
+/// broker waits for a valid config, so that a rejected plan creates no state
+/// file.
+fn read_ahead(args: &BrokerArgs) -> Option<Reading> {
+    let url = args.broker.as_deref()?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return None;
+    }
+    let args = args.clone();
+    Some(std::thread::spawn(move || {
+        let broker = connect(&args, None, None)?;
+        let runtime = runtime().map_err(|e| e.to_string())?;
+        Ok(runtime.block_on(broker.read_live()))
+    }))
+}
+
 pub fn run(args: &PlanArgs, style: TextStyle, color: bool) -> io::Result<Outcome> {
+    let reading = read_ahead(&args.broker);
     let Some(loaded) = load(&args.path, style)? else {
         return Ok(Outcome::Rejected);
     };
-    let broker = match connect(&args.broker, config_url(&loaded.config), Some(&args.path)) {
-        Ok(broker) => broker,
+    let read = match reading {
+        Some(reading) => reading
+            .join()
+            .unwrap_or_else(|_| Err("the broker reader panicked".to_owned())),
+        None => {
+            connect(&args.broker, config_url(&loaded.config), Some(&args.path)).and_then(|broker| {
+                let runtime = runtime().map_err(|e| e.to_string())?;
+                Ok(runtime.block_on(broker.read_live()))
+            })
+        }
+    };
+    let live = match read {
+        Ok(Ok(live)) => live,
+        Ok(Err(e)) => return broker_failed("cannot read the live state", &e),
         Err(message) => {
             writeln!(io::stderr().lock(), "poolform: {message}")?;
             return Ok(Outcome::Rejected);
         }
-    };
-    let live = match runtime()?.block_on(broker.read_live()) {
-        Ok(live) => live,
-        Err(e) => return broker_failed("cannot read the live state", &e),
     };
     let plan = match plan::compute(&loaded.desired, &live, &Targets(args.targets.clone())) {
         Ok(plan) => plan,

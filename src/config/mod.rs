@@ -409,6 +409,20 @@ mod tests {
     const APPS: &str = "app_configs:\n  desk: {pool: live, type: desktop, protocol: rdp}\n";
 
     #[test]
+    fn a_config_larger_than_the_parser_default_budget_loads() {
+        // 300,000 member entries: more nodes than serde-saphyr's default
+        // budget of 250,000, which rejected DESIGN.md's 10k-pool config as
+        // "too complex". The alias bomb in tests/invalid still is.
+        let members: Vec<String> = (0..300_000).map(|i| format!("d{i}")).collect();
+        let text = format!(
+            "stack: s\npools:\n  big:\n    members: [{}]\n",
+            members.join(", ")
+        );
+        let config = load_sources(files(&[&text])).expect("loads");
+        assert_eq!(config.pools["big"].spec.members.len(), 300_000);
+    }
+
+    #[test]
     fn files_merge_into_one_config() {
         let config = load_sources(files(&[POOLS, APPS])).expect("loads");
         assert_eq!(config.stack.as_ref().map(|s| s.file), Some(0));

@@ -8,8 +8,18 @@ use super::file::ConfigFile;
 use super::locate_in;
 use crate::diagnostic::{Diagnostic, SourceLocation, SourceMap};
 
-fn options() -> Options {
+fn options(text: &str) -> Options {
+    // The parser's default budget (250,000 nodes, 1,000,000 events) rejects
+    // an honest config of a few thousand pools as "too complex". Outside of
+    // alias expansion (bounded below) a node or event costs about a byte of
+    // input, which is already in memory: scale the budget with the input
+    // (twice its size, for empty scalars) so only aliases can blow it up.
+    let size_bound = text.len().saturating_mul(2).saturating_add(1_000_000);
     serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_events: size_bound,
+            max_nodes: size_bound,
+        },
         // Only `true`/`false` are booleans: `enabled: no` is an error rather
         // than a silent `false` (the "Norway problem").
         strict_booleans: true,
@@ -26,7 +36,7 @@ fn options() -> Options {
 
 pub(super) fn parse(text: &str) -> Result<ConfigFile, Error> {
     // An empty or comment-only file is an empty config, not a type error.
-    let file: Option<ConfigFile> = serde_saphyr::from_str_with_options(text, options())?;
+    let file: Option<ConfigFile> = serde_saphyr::from_str_with_options(text, options(text))?;
     Ok(file.unwrap_or_default())
 }
 

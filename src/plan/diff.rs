@@ -628,6 +628,10 @@ fn diff_items<L: BodyItem>(
                     .push((address, owner(have.labels()).map(str::to_owned)));
                 continue;
             }
+            // Most instances of a large stack are unchanged: find that out
+            // without building and comparing JSON values field by field
+            // (about 20 allocations an instance, 100k instances at full size).
+            Some(have) if instance_unchanged(have, want, stack) => continue,
             Some(have) => {
                 let before = have.body();
                 for ((field_name, b), (_, a)) in
@@ -695,6 +699,42 @@ fn diff_items<L: BodyItem>(
         });
     }
     out
+}
+
+/// Whether `have` already is what `app_instance_body(want, stack)` would
+/// write; the same verdict as the field-by-field diff, without allocating.
+fn instance_unchanged(have: &AppInstance, want: &DesiredAppInstance, stack: &str) -> bool {
+    let (user, group) = match &want.assignee {
+        Assignee::User(u) => (Some(u), None),
+        Assignee::Group(g) => (None, Some(g)),
+    };
+    have.app_config == want.app_config
+        && have.user.as_ref() == user
+        && have.group.as_ref() == group
+        && have.destination == want.destination
+        && labels_unchanged(&have.labels, &want.labels, stack)
+}
+
+/// Whether `comparable_labels(live) == stack_labels(user, stack)`, without
+/// building either map.
+fn labels_unchanged(live: &Labels, user: &Labels, stack: &str) -> bool {
+    let expected = user.len() + usize::from(!user.contains_key(STACK_LABEL));
+    let mut compared = 0;
+    for (key, value) in live {
+        if key.starts_with(FINGERPRINT_LABEL_PREFIX) {
+            continue;
+        }
+        let want = if key == STACK_LABEL {
+            Some(stack)
+        } else {
+            user.get(key).map(String::as_str)
+        };
+        if want != Some(value.as_str()) {
+            return false;
+        }
+        compared += 1;
+    }
+    compared == expected
 }
 
 fn maintenance_value(m: &Maintenance) -> Vec<(&'static str, Value)> {

@@ -409,6 +409,34 @@ fn joining_a_second_load_balanced_pool_is_a_violation() {
 }
 
 #[test]
+fn a_server_moving_between_load_balanced_pools_leaves_the_old_one_first() {
+    // The one exception to make-before-break: the broker admits a destination
+    // to one load-balanced pool at a time, so the add must wait for the
+    // removal (and its drain), and it is no violation.
+    let mut desired = without_member(steady(), "live", "rds-02");
+    desired.pools.insert(
+        "live-b".to_owned(),
+        DesiredPool {
+            members: members(&["rds-02"]),
+            min_members: None,
+            ..desired.pools["live"].clone()
+        },
+    );
+    let plan = check(
+        &desired,
+        &live(true),
+        &[
+            "put pool live-b",
+            "drain rds-02 (Disconnect, 3 active)",
+            "clear sticky live/rds-02 after [1]",
+            "remove rds-02 from live after [2]",
+            "add rds-02 to live-b after [0, 3]",
+        ],
+    );
+    assert!(plan.violations.is_empty(), "{:?}", plan.violations);
+}
+
+#[test]
 fn deleting_too_much_is_a_violation() {
     let mut state = live(true);
     for i in 0..10 {

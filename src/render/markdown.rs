@@ -24,10 +24,10 @@ fn build(plan: &Plan, limit: usize) -> String {
     if !plan.violations.is_empty() {
         let _ = writeln!(
             head,
-            "**:no_entry: Violations** (apply refuses unless `--force`):\n"
+            "**\u{26d4} Violations** (apply refuses unless `--force`):\n"
         );
         for v in &plan.violations {
-            let _ = writeln!(head, "- {}", words::violation(v));
+            let _ = writeln!(head, "- {}", inline(&words::violation(v)));
         }
         head.push('\n');
     }
@@ -37,9 +37,9 @@ fn build(plan: &Plan, limit: usize) -> String {
         .map(words::expected_warning)
         .collect();
     if !warnings.is_empty() {
-        let _ = writeln!(head, "**:warning: Expected warnings**\n");
+        let _ = writeln!(head, "**{WARNING} Expected warnings**\n");
         for w in &warnings {
-            let _ = writeln!(head, "- {w}");
+            let _ = writeln!(head, "- {}", inline(w));
         }
         head.push('\n');
     }
@@ -58,7 +58,7 @@ fn build(plan: &Plan, limit: usize) -> String {
         plan.violations.len(),
         u.pools + u.app_configs + u.app_instances
     );
-    let _ = writeln!(head, "{}\n", words::summary(plan));
+    let _ = writeln!(head, "{}\n", inline(&words::summary(plan)));
 
     let resources: Vec<String> = plan
         .changes
@@ -80,14 +80,15 @@ fn build(plan: &Plan, limit: usize) -> String {
             if c.fields.is_empty() {
                 let _ = writeln!(block, "The whole {} goes.\n", c.address.kind);
             } else {
-                block.push_str("````diff\n");
+                let mut lines = String::new();
                 for field in &c.fields {
                     for (sign, text) in field_lines(field) {
                         let sign = if sign == '~' { '!' } else { sign };
-                        let _ = writeln!(block, "{sign} {text}");
+                        let _ = writeln!(lines, "{sign} {text}");
                     }
                 }
-                block.push_str("````\n\n");
+                let fence = fence_for(&lines);
+                let _ = write!(block, "{fence}diff\n{lines}{fence}\n\n");
             }
             block.push_str("</details>\n\n");
             block
@@ -97,21 +98,26 @@ fn build(plan: &Plan, limit: usize) -> String {
         .steps
         .iter()
         .map(|s| {
-            let mut line = format!("{}. {}", s.id + 1, words::step(&s.op));
+            let mut line = format!("{}. {}", s.id + 1, inline(&words::step(&s.op)));
             if !s.depends_on.is_empty() {
                 let ids: Vec<String> = s.depends_on.iter().map(|d| (d + 1).to_string()).collect();
                 let _ = write!(line, " _(after {})_", ids.join(", "));
             }
             if let Some(w) = &s.expected_warning {
-                let _ = write!(line, "<br>:warning: {}", words::expected_warning(w));
+                let _ = write!(
+                    line,
+                    "<br>{WARNING} {}",
+                    inline(&words::expected_warning(w))
+                );
             }
             line.push('\n');
             line
         })
         .collect();
 
-    // Room for the note and the steps heading whatever gets cut.
-    let reserve = 400;
+    // Room for the note (written twice) and the steps heading whatever gets cut.
+    let reserve = 1_000;
+    let head_len = head.len();
     let mut body = head;
     let mut shown_resources = 0;
     for r in &resources {
@@ -135,13 +141,45 @@ fn build(plan: &Plan, limit: usize) -> String {
     }
     let (cut_resources, cut_steps) = (resources.len() - shown_resources, steps.len() - shown_steps);
     if cut_resources + cut_steps > 0 {
-        let _ = writeln!(
-            body,
+        let note = format!(
             "> **Truncated** to stay under the comment size limit: {cut_resources} of {} resources and {cut_steps} of {} \
-             steps are not shown. Run `poolform show PLANFILE` for the whole plan.",
+             steps are not shown. Run `poolform show PLANFILE` for the whole plan.\n",
             resources.len(),
             steps.len()
         );
+        // Also right under the summary: a reviewer should learn that the
+        // comment is partial before reading 60,000 characters of it.
+        body.insert_str(head_len, &format!("{note}\n"));
+        body.push_str(&note);
     }
     body
+}
+
+/// The emoji GitHub's `:warning:` shortcode stands for, as the character
+/// itself: plain CommonMark renderers (cmark-gfm among them) print shortcodes
+/// literally.
+const WARNING: &str = "\u{26a0}\u{fe0f}";
+
+/// Backslash-escapes the characters that would turn plain words into markup:
+/// names may contain `_`, and `__init__` or `_old_` would otherwise render
+/// as bold or italic in a step line.
+fn inline(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(
+            c,
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '~' | '&' | '|' | '#'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A code fence longer than any backtick run in `content`, so a label value
+/// holding backticks cannot close the block early.
+fn fence_for(content: &str) -> String {
+    let longest = content.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    "`".repeat((longest + 1).max(4))
 }

@@ -121,3 +121,52 @@ fn markdown_is_truncated_under_the_limit_with_a_note() {
     let full = render_markdown(&plan, usize::MAX);
     assert!(!full.contains("Truncated"));
 }
+
+#[test]
+fn markdown_keeps_names_and_label_values_literal() {
+    // A member named like markup, and a label value holding a fence's worth
+    // of backticks: rendered, neither may turn into emphasis or close the
+    // diff block early.
+    let mut desired = steady();
+    let mut state = live(true);
+    let mut odd = dest("__init__", true, 0);
+    odd.lb_service_installed = false;
+    state.destinations.push(odd);
+    let maintenance = desired.pools.get_mut("maintenance").unwrap();
+    maintenance.members.insert("__init__".to_owned());
+    maintenance
+        .labels
+        .insert("note".to_owned(), "see ````sh```` and *this*".to_owned());
+    let plan = compute(&desired, &state, &Targets::default()).unwrap();
+    let md = render_markdown(&plan, COMMENT_LIMIT);
+    assert!(md.contains(r"add \_\_init\_\_ to pool maintenance"), "{md}");
+    assert!(!md.contains("add __init__"), "{md}");
+    assert!(
+        md.contains("`````diff\n"),
+        "a fence longer than the value's run:\n{md}"
+    );
+    assert!(!md.contains(":warning:") && !md.contains(":no_entry:"));
+}
+
+#[test]
+fn a_truncated_markdown_plan_says_so_under_the_summary_too() {
+    let mut desired = steady();
+    let mut state = live(true);
+    for i in 0..2000 {
+        let name = format!("rds-{i:04}");
+        let mut fresh = dest(&name, true, 0);
+        fresh.lb_service_installed = false;
+        state.destinations.push(fresh);
+        desired
+            .pools
+            .get_mut("maintenance")
+            .unwrap()
+            .members
+            .insert(name);
+    }
+    let plan = compute(&desired, &state, &Targets::default()).unwrap();
+    let md = render_markdown(&plan, 5_000);
+    assert_eq!(md.matches("> **Truncated**").count(), 2, "{md}");
+    let summary = md.find("Plan: ").unwrap();
+    assert!(md[summary..].find("> **Truncated**").unwrap() < 100, "{md}");
+}
