@@ -295,7 +295,7 @@ fn write_pool(out: &mut String, pool: &Pool) {
             let var = password_env(&pool.name);
             let _ = writeln!(
                 out,
-                "      # The broker never returns passwords: set {var} to this pool's\n      \
+                "      # The broker never returns passwords: set this variable to the pool's\n      \
                  # current password before running plan or apply.\n      \
                  password: {{ env: {var} }}"
             );
