@@ -145,7 +145,7 @@ fn owned(labels: &Labels, stack: &str, force: bool) -> Result<bool, String> {
     match labels.get(STACK_LABEL) {
         Some(owner) if owner == stack => Ok(true),
         Some(owner) if !force => Err(format!(
-            "owned by stack {owner}; not imported (--force takes it over, and stack {owner} would then plan to create it again)"
+            "owned by stack {owner}; not imported (--force takes it over; stack {owner}'s plans then report it as plan::not_owned)"
         )),
         _ => Ok(false),
     }
