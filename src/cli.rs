@@ -48,6 +48,16 @@ pub enum Command {
         after_help = "Examples:\n  poolform apply examples/maintenance/rds-02-out --broker file:/tmp/sandbox.json --auto-approve\n  poolform apply plan.json --auto-approve"
     )]
     Apply(ApplyArgs),
+    /// Write the live resources of a stack as config YAML that plans no changes.
+    #[command(
+        after_help = "Examples:\n  poolform export --stack corp-rds --broker https://broker.corp.example\n  poolform export --stack corp-rds -o config/\n  poolform export --stack corp-rds --all -o config/   # then import what it marks"
+    )]
+    Export(ExportArgs),
+    /// Adopt unowned live resources into a stack by labelling them, changing nothing else.
+    #[command(
+        after_help = "Examples:\n  poolform import --stack corp-rds pool/legacy app_config/legacy-desktop\n  POOLFORM_LEGACY_PASSWORD=... poolform import --stack corp-rds pool/legacy"
+    )]
+    Import(ImportArgs),
     /// Write the JSON Schemas (config, plan).
     Schema(SchemaArgs),
     /// Run the reference broker (sandbox, tests, rehearsals).
@@ -124,6 +134,43 @@ pub struct PlanArgs {
     /// Do not fail on safety violations (they are still shown).
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The stack whose resources to export; also the config's `stack`.
+    #[arg(long)]
+    pub stack: String,
+    /// Export every live pool, app config and app instance, not only the
+    /// stack's; those it does not own are marked for `poolform import`.
+    #[arg(long)]
+    pub all: bool,
+    /// Directory to write `pools.yaml`, `apps.yaml` (and `destinations.yaml`)
+    /// into; without it, one document goes to stdout.
+    #[arg(short = 'o', long = "out-dir")]
+    pub out_dir: Option<PathBuf>,
+    /// Overwrite files already in the directory.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The stack to adopt the resources into.
+    #[arg(long)]
+    pub stack: String,
+    /// Resources to adopt (kinds: pool, app_config, app_instance). A pool with
+    /// a password needs it in POOLFORM_<POOL>_PASSWORD, as the broker's pool
+    /// write replaces the password too.
+    #[arg(required = true, value_name = "KIND/NAME")]
+    pub resources: Vec<Address>,
+    /// Take over resources another stack owns.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
 }
 
 #[derive(Debug, Args)]

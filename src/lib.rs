@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod desired;
 pub mod diagnostic;
+pub mod export;
 pub mod plan;
 pub mod refbroker;
 pub mod render;

@@ -23,6 +23,8 @@ fn main() -> ExitCode {
         Command::Apply(args) => {
             commands::apply::run(args, style, commands::stdout_color(cli.color))
         }
+        Command::Export(args) => commands::export::run(args, style),
+        Command::Import(args) => commands::import::run(args),
         Command::Schema(args) => commands::schema::run(args),
         Command::Completions { shell } => commands::completions(*shell),
         Command::Broker(command) => commands::broker::run(command),

@@ -12,6 +12,8 @@ mod cli;
 mod docs;
 /// Every example config is valid and means what its README says.
 mod examples;
+/// `poolform export` and `import` against the reference broker: round trips and adoption.
+mod export;
 /// Random mutations of the examples never make loading or validation panic.
 mod fuzz;
 /// Every invalid config under tests/invalid is rejected with located diagnostics (snapshots).

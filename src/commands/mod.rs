@@ -3,6 +3,8 @@
 
 pub mod apply;
 pub mod broker;
+pub mod export;
+pub mod import;
 pub mod plan;
 pub mod schema;
 pub mod show;

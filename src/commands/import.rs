@@ -1,0 +1,222 @@
+//! `poolform import`: adopts live resources into a stack by writing the
+//! stack label through each resource's PUT, every other setting sent back as
+//! read and guarded by its revision, so that nothing but ownership changes.
+
+use std::io::{self, Write};
+
+use crate::broker::wire::{
+    AppConfig, AppConfigBody, AppInstance, AppInstanceBody, CredentialsBody, Labels, Pool,
+    PoolBody, STACK_LABEL,
+};
+use crate::broker::{AnyBroker, Broker};
+use crate::cli::ImportArgs;
+use crate::commands::Outcome;
+use crate::commands::plan::{connect, runtime};
+use crate::desired::{Address, Kind};
+use crate::export::password_env;
+use crate::plan;
+use crate::validate::is_valid_name;
+
+/// What became of a resource that did not fail.
+enum Adopted {
+    Now,
+    Already,
+}
+
+pub fn run(args: &ImportArgs) -> io::Result<Outcome> {
+    if !is_valid_name(&args.stack) {
+        writeln!(
+            io::stderr().lock(),
+            "poolform: '{}' is not a valid stack name (1-63 characters of letters, digits, '.', '_' and '-')",
+            args.stack
+        )?;
+        return Ok(Outcome::Rejected);
+    }
+    let broker = match connect(&args.broker, None, None) {
+        Ok(broker) => broker,
+        Err(message) => {
+            writeln!(io::stderr().lock(), "poolform: {message}")?;
+            return Ok(Outcome::Rejected);
+        }
+    };
+    let runtime = runtime()?;
+    let mut failed = false;
+    for address in &args.resources {
+        let result = runtime.block_on(adopt(&broker, address, &args.stack, args.force));
+        match result {
+            Ok(Adopted::Now) => writeln!(
+                io::stdout().lock(),
+                "{address}: imported into stack {}",
+                args.stack
+            )?,
+            Ok(Adopted::Already) => writeln!(
+                io::stdout().lock(),
+                "{address}: already in stack {}",
+                args.stack
+            )?,
+            Err(reason) => {
+                failed = true;
+                writeln!(io::stderr().lock(), "poolform: {address}: {reason}")?;
+            }
+        }
+    }
+    Ok(if failed {
+        Outcome::Rejected
+    } else {
+        Outcome::Success
+    })
+}
+
+async fn adopt(
+    broker: &AnyBroker,
+    address: &Address,
+    stack: &str,
+    force: bool,
+) -> Result<Adopted, String> {
+    let name = address.name.as_str();
+    let missing = || "not found on the broker".to_owned();
+    let failed = |e: crate::broker::BrokerError| format!("not imported: {e}");
+    match address.kind {
+        Kind::Pool => {
+            let pool = broker
+                .get_pool(name)
+                .await
+                .map_err(failed)?
+                .ok_or_else(missing)?;
+            if owned(&pool.labels, stack, force)? {
+                return Ok(Adopted::Already);
+            }
+            let password = std::env::var(password_env(name)).ok();
+            let body = pool_body(&pool, stack, password)?;
+            broker
+                .put_pool(name, &body, Some(pool.revision))
+                .await
+                .map_err(failed)?;
+        }
+        Kind::AppConfig => {
+            let config = broker
+                .get_app_config(name)
+                .await
+                .map_err(failed)?
+                .ok_or_else(missing)?;
+            if owned(&config.labels, stack, force)? {
+                return Ok(Adopted::Already);
+            }
+            broker
+                .put_app_config(
+                    name,
+                    &app_config_body(&config, stack),
+                    Some(config.revision),
+                )
+                .await
+                .map_err(failed)?;
+        }
+        Kind::AppInstance => {
+            let instance = broker
+                .get_app_instance(name)
+                .await
+                .map_err(failed)?
+                .ok_or_else(missing)?;
+            if owned(&instance.labels, stack, force)? {
+                return Ok(Adopted::Already);
+            }
+            broker
+                .put_app_instance(
+                    name,
+                    &app_instance_body(&instance, stack),
+                    Some(instance.revision),
+                )
+                .await
+                .map_err(failed)?;
+        }
+        Kind::Destination => {
+            return Err(
+                "destinations have no owner; declare it under `destinations:` to manage its maintenance mode"
+                    .to_owned(),
+            );
+        }
+    }
+    Ok(Adopted::Now)
+}
+
+/// Whether the resource is in `stack` already; an error when another stack
+/// owns it and `--force` was not given.
+fn owned(labels: &Labels, stack: &str, force: bool) -> Result<bool, String> {
+    match labels.get(STACK_LABEL) {
+        Some(owner) if owner == stack => Ok(true),
+        Some(owner) if !force => Err(format!(
+            "owned by stack {owner}; not imported (--force takes it over; stack {owner}'s plans then report it as plan::not_owned)"
+        )),
+        _ => Ok(false),
+    }
+}
+
+fn with_stack(labels: &Labels, stack: &str) -> Labels {
+    let mut labels = labels.clone();
+    labels.insert(STACK_LABEL.to_owned(), stack.to_owned());
+    labels
+}
+
+/// The pool as it is, plus the stack label. A pool write replaces the
+/// password too (an absent one clears it), and the broker never returns it:
+/// a pool with a password is re-sent with the one in `POOLFORM_<POOL>_PASSWORD`,
+/// checked against poolform's fingerprint label when the pool has one.
+fn pool_body(pool: &Pool, stack: &str, password: Option<String>) -> Result<PoolBody, String> {
+    let mut labels = with_stack(&pool.labels, stack);
+    let password = if pool.default_credentials.password_set {
+        let var = password_env(&pool.name);
+        let secret = password.ok_or_else(|| {
+            format!(
+                "has a password, which the broker never returns and a pool write would clear; set {var} to it and run again"
+            )
+        })?;
+        let key = plan::password_fingerprint_label();
+        match pool.labels.get(&key) {
+            Some(label) if !plan::fingerprint_matches(label, &secret) => {
+                return Err(format!(
+                    "{var} is not the password poolform last wrote to this pool (by its fingerprint label); not imported, the password is unchanged"
+                ));
+            }
+            Some(_) => {}
+            // Later plans compare the configured password with this
+            // fingerprint, as for a password poolform wrote itself.
+            None => {
+                let salt = hex::encode(rand::random::<[u8; 16]>());
+                labels.insert(key, plan::fingerprint(&salt, &secret));
+            }
+        }
+        Some(secret)
+    } else {
+        None
+    };
+    Ok(PoolBody {
+        load_balancing: pool.load_balancing,
+        default_credentials: CredentialsBody {
+            username: pool.default_credentials.username.clone(),
+            password,
+        },
+        labels,
+    })
+}
+
+fn app_config_body(config: &AppConfig, stack: &str) -> AppConfigBody {
+    AppConfigBody {
+        pool: config.pool.clone(),
+        app_type: config.app_type,
+        protocol: config.protocol,
+        admin_session: config.admin_session,
+        keep_credentials_on_destination_change: config.keep_credentials_on_destination_change,
+        allow_destination_change: config.allow_destination_change,
+        labels: with_stack(&config.labels, stack),
+    }
+}
+
+fn app_instance_body(instance: &AppInstance, stack: &str) -> AppInstanceBody {
+    AppInstanceBody {
+        app_config: instance.app_config.clone(),
+        user: instance.user.clone(),
+        group: instance.group.clone(),
+        destination: instance.destination.clone(),
+        labels: with_stack(&instance.labels, stack),
+    }
+}
