@@ -522,6 +522,9 @@ trait BodyItem {
     fn body(&self) -> Self::Body;
     fn fields(body: &Self::Body) -> Vec<(&'static str, Value)>;
     fn body_labels(body: &Self::Body) -> &Labels;
+    /// Whether the live item already is `body`: the same verdict as the
+    /// field-by-field diff, without building JSON values.
+    fn unchanged(&self, body: &Self::Body) -> bool;
 }
 
 impl BodyItem for AppConfig {
@@ -566,6 +569,16 @@ impl BodyItem for AppConfig {
     fn body_labels(body: &AppConfigBody) -> &Labels {
         &body.labels
     }
+    fn unchanged(&self, body: &AppConfigBody) -> bool {
+        self.pool == body.pool
+            && self.app_type == body.app_type
+            && self.protocol == body.protocol
+            && self.admin_session == body.admin_session
+            && self.keep_credentials_on_destination_change
+                == body.keep_credentials_on_destination_change
+            && self.allow_destination_change == body.allow_destination_change
+            && labels_unchanged(&self.labels, &body.labels)
+    }
 }
 
 impl BodyItem for AppInstance {
@@ -600,6 +613,13 @@ impl BodyItem for AppInstance {
     fn body_labels(body: &AppInstanceBody) -> &Labels {
         &body.labels
     }
+    fn unchanged(&self, body: &AppInstanceBody) -> bool {
+        self.app_config == body.app_config
+            && self.user == body.user
+            && self.group == body.group
+            && self.destination == body.destination
+            && labels_unchanged(&self.labels, &body.labels)
+    }
 }
 
 /// Diffs one kind of body item: `wanted` holds the declared names with the
@@ -631,7 +651,7 @@ fn diff_items<L: BodyItem>(
             // Most instances of a large stack are unchanged: find that out
             // without building and comparing JSON values field by field
             // (about 20 allocations an instance, 100k instances at full size).
-            Some(have) if instance_unchanged(have, want, stack) => continue,
+            Some(have) if have.unchanged(&body) => continue,
             Some(have) => {
                 let before = have.body();
                 for ((field_name, b), (_, a)) in
@@ -701,40 +721,19 @@ fn diff_items<L: BodyItem>(
     out
 }
 
-/// Whether `have` already is what `app_instance_body(want, stack)` would
-/// write; the same verdict as the field-by-field diff, without allocating.
-fn instance_unchanged(have: &AppInstance, want: &DesiredAppInstance, stack: &str) -> bool {
-    let (user, group) = match &want.assignee {
-        Assignee::User(u) => (Some(u), None),
-        Assignee::Group(g) => (None, Some(g)),
-    };
-    have.app_config == want.app_config
-        && have.user.as_ref() == user
-        && have.group.as_ref() == group
-        && have.destination == want.destination
-        && labels_unchanged(&have.labels, &want.labels, stack)
-}
-
-/// Whether `comparable_labels(live) == stack_labels(user, stack)`, without
-/// building either map.
-fn labels_unchanged(live: &Labels, user: &Labels, stack: &str) -> bool {
-    let expected = user.len() + usize::from(!user.contains_key(STACK_LABEL));
+/// Whether `comparable_labels(live) == wanted`, without building a map.
+fn labels_unchanged(live: &Labels, wanted: &Labels) -> bool {
     let mut compared = 0;
     for (key, value) in live {
         if key.starts_with(FINGERPRINT_LABEL_PREFIX) {
             continue;
         }
-        let want = if key == STACK_LABEL {
-            Some(stack)
-        } else {
-            user.get(key).map(String::as_str)
-        };
-        if want != Some(value.as_str()) {
+        if wanted.get(key) != Some(value) {
             return false;
         }
         compared += 1;
     }
-    compared == expected
+    compared == wanted.len()
 }
 
 fn maintenance_value(m: &Maintenance) -> Vec<(&'static str, Value)> {
