@@ -11,7 +11,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
-use poolform::broker::wire::{Destination, Event, Labels, Page, Pool, STACK_LABEL, Snapshot};
+use poolform::contract::labels::STACK_LABEL;
+use poolform::contract::wire::{Destination, Event, Labels, Page, Pool, Snapshot};
 use poolform::refbroker::server::Stats;
 
 const BIN: &str = env!("CARGO_BIN_EXE_poolform");

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use poolform::broker::wire::{Destination, LoadBalancing, Pool, Snapshot};
+use poolform::contract::wire::{Destination, LoadBalancing, Pool, Snapshot};
 
 const TOKEN: &str = "bench-token";
 const RUNS: usize = 5;
@@ -184,14 +184,16 @@ async fn bench_pool_pages(server: &Server) {
             })
             .await,
         );
-        let broker = poolform::broker::http::HttpBroker::new(
+        let broker = poolform::client::http::HttpBroker::new(
             &server.url,
             Some(secrecy::SecretString::from(TOKEN.to_owned())),
             Default::default(),
         )
         .unwrap();
         let started = Instant::now();
-        let live = poolform::broker::Broker::read_live(&broker).await.unwrap();
+        let live = poolform::contract::Broker::read_live(&broker)
+            .await
+            .unwrap();
         sweeps.push(started.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(live.pools.len(), 10_000);
         sweep_requests = broker.requests();

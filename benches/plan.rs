@@ -10,9 +10,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use poolform::broker::wire::{
+use poolform::contract::labels::STACK_LABEL;
+use poolform::contract::wire::{
     AppConfig, AppInstance, AppType, Credentials, Destination, Labels, LoadBalancing, Maintenance,
-    Pool, Protocol, STACK_LABEL, SessionCounts, Snapshot,
+    Pool, Protocol, SessionCounts, Snapshot,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_poolform");

@@ -6,8 +6,7 @@ use std::fmt::Write;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
-use poolform::config::load_sources;
-use poolform::validate::validate;
+use poolform::config::{merge, validate};
 
 const POOLS: usize = 1_000;
 const MEMBERS_PER_POOL: usize = 100;
@@ -51,7 +50,7 @@ fn bench(c: &mut Criterion) {
     group.sample_size(20);
     group.bench_function("100k_members", |b| {
         b.iter(|| {
-            let config = load_sources(files.clone()).map_err(|e| e.items);
+            let config = merge(files.clone()).map_err(|e| e.items);
             let validated = config.and_then(|c| validate(c).map_err(|e| e.items));
             assert!(validated.is_ok(), "the generated config is valid");
             validated
@@ -66,7 +65,7 @@ fn median(files: &[(String, String)], runs: usize) -> Duration {
     let mut times: Vec<Duration> = (0..runs)
         .map(|_| {
             let start = Instant::now();
-            let validated = load_sources(files.to_vec()).map(validate);
+            let validated = merge(files.to_vec()).map(validate);
             assert!(
                 matches!(validated, Ok(Ok(_))),
                 "the generated config is valid"

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::desired::Address;
+use crate::address::Address;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -213,7 +213,7 @@ pub struct ApplyArgs {
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    crate::config::file::parse_duration(text, 1)
+    crate::config::spec::parse_duration(text, 1)
         .map(std::time::Duration::from_secs)
         .ok_or_else(|| format!("{text:?} is not a duration like 90s, 10m or 1h30m"))
 }

@@ -3,12 +3,10 @@
 //! Plan compares this against `broker::LiveState`; it never sees YAML.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::broker::wire::{AppType, Labels, LoadBalancing, Maintenance, Protocol};
+use crate::contract::wire::{AppType, Labels, LoadBalancing, Maintenance, Protocol};
 
 #[derive(Debug, Clone)]
 pub struct Desired {
@@ -41,29 +39,12 @@ impl Default for Safety {
 pub struct DesiredPool {
     pub load_balancing: LoadBalancing,
     pub username: Option<String>,
-    pub password: Option<Secret>,
+    pub password: Option<crate::secret::Secret>,
     pub members: BTreeSet<String>,
     pub drain: Drain,
     pub min_members: Option<u32>,
     /// User labels; plan adds the stack label.
     pub labels: Labels,
-}
-
-/// A secret with where it came from. The plan records only the source; apply
-/// resolves it again, so a saved plan never holds the value.
-#[derive(Debug, Clone)]
-pub struct Secret {
-    pub source: SecretSource,
-    pub value: SecretString,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SecretSource {
-    /// Name of an environment variable.
-    Env(String),
-    /// Path of a file whose content (trailing newline trimmed) is the secret.
-    File(std::path::PathBuf),
 }
 
 /// What to do with sessions on a destination leaving a pool.
@@ -117,96 +98,4 @@ pub enum Assignee {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredDestination {
     pub maintenance: Maintenance,
-}
-
-/// The kinds of resource poolform manages, as written in `--target KIND/NAME`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    schemars::JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Pool,
-    AppConfig,
-    AppInstance,
-    Destination,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 4] = [
-        Kind::Pool,
-        Kind::AppConfig,
-        Kind::AppInstance,
-        Kind::Destination,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Pool => "pool",
-            Kind::AppConfig => "app_config",
-            Kind::AppInstance => "app_instance",
-            Kind::Destination => "destination",
-        }
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Identity of a resource: (kind, name).
-#[derive(
-    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
-)]
-pub struct Address {
-    pub kind: Kind,
-    pub name: String,
-}
-
-impl Address {
-    pub fn new(kind: Kind, name: impl Into<String>) -> Self {
-        Address {
-            kind,
-            name: name.into(),
-        }
-    }
-}
-
-impl fmt::Display for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.kind, self.name)
-    }
-}
-
-impl std::str::FromStr for Address {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (kind, name) = s
-            .split_once('/')
-            .ok_or_else(|| format!("'{s}' is not KIND/NAME"))?;
-        let kind = Kind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == kind || k.as_str().replace('_', "-") == kind)
-            .ok_or_else(|| {
-                format!(
-                    "unknown kind '{kind}' (expected pool, app_config, app_instance or destination)"
-                )
-            })?;
-        if name.is_empty() {
-            return Err(format!("'{s}' has no name after the '/'"));
-        }
-        Ok(Address::new(kind, name))
-    }
 }

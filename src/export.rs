@@ -10,12 +10,12 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use crate::broker::LiveState;
-use crate::broker::wire::{
+use crate::address::{Address, Kind};
+use crate::contract::LiveState;
+use crate::contract::labels::STACK_LABEL;
+use crate::contract::wire::{
     AppConfig, AppInstance, AppType, Destination, Labels, LoadBalancing, Pool, Protocol,
-    STACK_LABEL,
 };
-use crate::desired::{Address, Kind};
 
 /// Which live pools, app configs and app instances go into the config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -487,10 +487,9 @@ fn is_printable(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::wire::{Credentials, Maintenance};
-    use crate::config::file::parse_duration;
-    use crate::config::{self, to_desired};
-    use crate::validate::validate;
+    use crate::config::spec::parse_duration;
+    use crate::config::{self, lower};
+    use crate::contract::wire::{Credentials, Maintenance};
 
     fn pool(name: &str, stack: Option<&str>) -> Pool {
         Pool {
@@ -511,10 +510,9 @@ mod tests {
             .into_iter()
             .map(|(name, text)| (name.to_owned(), text))
             .collect();
-        let config = config::load_sources(sources)
-            .and_then(validate)
+        let config = config::load_text(sources)
             .unwrap_or_else(|d| panic!("{:#?}\n{}", d.items, files.document()));
-        to_desired(&config, &|_| Ok("pw".to_owned().into())).expect("secrets resolve")
+        lower(&config, &|_| Ok("pw".to_owned().into())).expect("secrets resolve")
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use poolform::broker::wire::Event;
+use poolform::contract::wire::Event;
 use serde_json::json;
 
 use crate::support::{Run, Server, copy_example, edit, example, run, seed_path, without_locks};
@@ -41,7 +41,7 @@ fn plan_code(server: &Server, config: &std::path::Path) -> Run {
     run(server.poolform(&args).env("MAINT_PASSWORD", SEED_PASSWORD))
 }
 
-async fn destination(server: &Server, name: &str) -> poolform::broker::wire::Destination {
+async fn destination(server: &Server, name: &str) -> poolform::contract::wire::Destination {
     server
         .snapshot()
         .await

@@ -6,12 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use poolform::broker::http::{HttpBroker, HttpOptions, RetryPolicy};
-use poolform::broker::wire::{
+use poolform::client::http::{HttpBroker, HttpOptions, RetryPolicy};
+use poolform::contract::problem::codes;
+use poolform::contract::wire::{
     AppConfigBody, AppInstanceBody, AppType, Labels, LoadBalancing, LockBody, Maintenance,
-    PoolBody, Protocol, Snapshot, codes,
+    PoolBody, Protocol, Snapshot,
 };
-use poolform::broker::{Broker, BrokerError};
+use poolform::contract::{Broker, BrokerError};
 use poolform::refbroker::server::operations;
 use poolform::refbroker::store::load_state;
 use secrecy::SecretString;
@@ -522,7 +523,7 @@ async fn lists_page_across_more_than_a_thousand_items() {
     let dir = tempfile::tempdir().unwrap();
     let mut snapshot = Snapshot::default();
     for i in 0..2500 {
-        snapshot.pools.push(poolform::broker::wire::Pool {
+        snapshot.pools.push(poolform::contract::wire::Pool {
             name: format!("pool-{i:05}"),
             load_balancing: LoadBalancing::default(),
             default_credentials: Default::default(),

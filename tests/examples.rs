@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use poolform::config::{self, SecretRef, to_desired};
+use poolform::config::{self, lower};
 use poolform::desired::{Assignee, Desired, DrainSessions};
-use poolform::validate::validate;
+use poolform::secret::SecretSource;
 use secrecy::{ExposeSecret, SecretString};
 
 /// Every directory under examples/ that holds YAML files.
@@ -31,18 +31,16 @@ fn example_dirs() -> Vec<PathBuf> {
     found
 }
 
-fn fake_secret(reference: &SecretRef) -> Result<SecretString, String> {
+fn fake_secret(reference: &SecretSource) -> Result<SecretString, String> {
     match reference {
-        SecretRef::Env(var) => Ok(SecretString::from(format!("value-of-{var}"))),
-        SecretRef::File(path) => Err(format!("no file {}", path.display())),
+        SecretSource::Env(var) => Ok(SecretString::from(format!("value-of-{var}"))),
+        SecretSource::File(path) => Err(format!("no file {}", path.display())),
     }
 }
 
 fn desired(path: &str) -> Desired {
-    let config = config::load(Path::new(path))
-        .and_then(validate)
-        .unwrap_or_else(|e| panic!("{path}: {:#?}", e.items));
-    to_desired(&config, &fake_secret).expect("secrets resolve")
+    let config = config::load(Path::new(path)).unwrap_or_else(|e| panic!("{path}: {:#?}", e.items));
+    lower(&config, &fake_secret).expect("secrets resolve")
 }
 
 #[test]
@@ -50,7 +48,7 @@ fn every_example_is_valid() {
     let dirs = example_dirs();
     assert!(dirs.len() >= 4, "{dirs:?}");
     for dir in dirs {
-        if let Err(rejected) = config::load(&dir).and_then(validate) {
+        if let Err(rejected) = config::load(&dir) {
             panic!("{}: {:#?}", dir.display(), rejected.items);
         }
     }

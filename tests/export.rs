@@ -5,10 +5,10 @@
 
 use std::path::Path;
 
-use poolform::broker::Broker;
-use poolform::broker::wire::{
-    AppConfigBody, AppType, CredentialsBody, Labels, LoadBalancing, Maintenance, PoolBody,
-    Protocol, STACK_LABEL,
+use poolform::contract::Broker;
+use poolform::contract::labels::STACK_LABEL;
+use poolform::contract::wire::{
+    AppConfigBody, AppType, CredentialsBody, Labels, LoadBalancing, Maintenance, PoolBody, Protocol,
 };
 
 use crate::support::{Run, Server, run, seed_path};
@@ -166,10 +166,8 @@ async fn free_text_with_yaml_special_characters_round_trips() {
     plan(&server, dir.path(), &[]).expect_code(0, "plan on the export");
 
     // The loader reads back exactly the live strings.
-    let config = poolform::config::load(dir.path())
-        .and_then(poolform::validate::validate)
-        .unwrap_or_else(|d| panic!("{:#?}", d.items));
-    let desired = poolform::config::to_desired(&config, &|_| Ok("pw".to_owned().into()))
+    let config = poolform::config::load(dir.path()).unwrap_or_else(|d| panic!("{:#?}", d.items));
+    let desired = poolform::config::lower(&config, &|_| Ok("pw".to_owned().into()))
         .unwrap_or_else(|d| panic!("{d:#?}"));
     let pool = &desired.pools["odd"];
     assert_eq!(pool.username.as_deref(), Some(username));

@@ -2,9 +2,9 @@
 //! swapped lines) go through load, validate, conversion and rendering: any
 //! outcome is fine except a panic.
 
-use poolform::config::{SecretRef, load_sources, to_desired};
+use poolform::config::{load_text, lower};
 use poolform::render::diagnostics::{self, TextStyle};
-use poolform::validate::validate;
+use poolform::secret::SecretSource;
 use proptest::prelude::*;
 use secrecy::SecretString;
 
@@ -63,7 +63,7 @@ fn apply(text: &str, mutations: &[Mutation]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-fn no_secrets(_: &SecretRef) -> Result<SecretString, String> {
+fn no_secrets(_: &SecretSource) -> Result<SecretString, String> {
     Err("not available in this test".to_owned())
 }
 
@@ -80,9 +80,9 @@ proptest! {
             ("a.yaml".to_owned(), apply(EXAMPLES[pools], &mutations)),
             ("b.yaml".to_owned(), EXAMPLES[apps].to_owned()),
         ];
-        match load_sources(files).and_then(validate) {
+        match load_text(files) {
             Ok(config) => {
-                let _ = to_desired(&config, &no_secrets);
+                let _ = lower(&config, &no_secrets);
             }
             Err(rejected) => {
                 prop_assert!(!rejected.items.is_empty());

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use poolform::config;
 use poolform::render::diagnostics::{self, TextStyle};
-use poolform::validate::validate;
 
 fn cases() -> Vec<PathBuf> {
     let mut cases: Vec<PathBuf> = std::fs::read_dir("tests/invalid")
@@ -17,7 +16,7 @@ fn cases() -> Vec<PathBuf> {
 }
 
 fn render(path: &Path) -> String {
-    let rejected = match config::load(path).and_then(validate) {
+    let rejected = match config::load(path) {
         Ok(_) => panic!("{} should be invalid", path.display()),
         Err(rejected) => rejected,
     };

@@ -13,9 +13,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use assert_cmd::Command;
-use poolform::broker::wire::{
+use poolform::contract::labels::STACK_LABEL;
+use poolform::contract::wire::{
     AppConfig, AppInstance, AppType, Credentials, Destination, Labels, LoadBalancing, Maintenance,
-    Pool, Protocol, STACK_LABEL, SessionCounts, Snapshot,
+    Pool, Protocol, SessionCounts, Snapshot,
 };
 use poolform::refbroker::server::Stats;
 use serde_json::Value;

@@ -9,8 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use poolform::broker::http::{HttpBroker, HttpOptions, RetryPolicy};
-use poolform::broker::wire::{Event, Snapshot};
+use poolform::client::http::{HttpBroker, HttpOptions, RetryPolicy};
+use poolform::contract::wire::{Event, Snapshot};
 use poolform::refbroker::server::Stats;
 use secrecy::SecretString;
 use serde_json::Value;

@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::broker::wire::{
+use crate::contract::labels::STACK_LABEL;
+use crate::contract::problem::{Problem, codes};
+use crate::contract::wire::{
     Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Credentials, Destination,
-    Event, Labels, LoadBalancing, Lock, LockBody, Maintenance, Pool, PoolBody, Problem,
-    STACK_LABEL, SessionCounts, SessionState, StickyBinding, codes,
+    Event, Labels, LoadBalancing, Lock, LockBody, Maintenance, Pool, PoolBody, SessionCounts,
+    SessionState, StickyBinding,
 };
-use crate::broker::{Broker, BrokerError, LiveState, Result};
+use crate::contract::{Broker, BrokerError, LiveState, Result};
 
 /// The stack that owns the fake's pools.
 pub const STACK: &str = "corp-rds";
@@ -28,7 +30,7 @@ pub struct State {
     pub pools: BTreeMap<String, Pool>,
     pub app_configs: BTreeMap<String, AppConfig>,
     pub app_instances: BTreeMap<String, AppInstance>,
-    pub sessions: Vec<crate::broker::wire::Session>,
+    pub sessions: Vec<crate::contract::wire::Session>,
     pub sticky: Vec<StickyBinding>,
     pub locks: BTreeMap<String, Lock>,
     /// Every call as `method arg...`, in the order they started.
@@ -212,7 +214,10 @@ impl Broker for Fake {
         Ok(self.state.lock().unwrap().app_instances.get(name).cloned())
     }
 
-    async fn list_sessions(&self, destination: &str) -> Result<Vec<crate::broker::wire::Session>> {
+    async fn list_sessions(
+        &self,
+        destination: &str,
+    ) -> Result<Vec<crate::contract::wire::Session>> {
         self.enter(format!("list_sessions {destination}"), Some(destination))
             .await?;
         let mut s = self.state.lock().unwrap();

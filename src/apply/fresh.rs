@@ -3,8 +3,8 @@
 //! only; a stale plan is refused whole, never re-planned.
 
 use super::{InFlight, next_finished};
-use crate::broker::{Broker, BrokerError};
-use crate::desired::{Address, Kind};
+use crate::address::{Address, Kind};
+use crate::contract::{Broker, BrokerError};
 use crate::plan::Plan;
 
 /// A resource that changed between plan and apply. `None` revisions mean

@@ -9,8 +9,9 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::broker::wire::{LockBody, codes};
-use crate::broker::{Broker, BrokerError};
+use crate::contract::problem::codes;
+use crate::contract::wire::LockBody;
+use crate::contract::{Broker, BrokerError};
 
 /// Pause between two attempts while another holder has the lease.
 const RETRY_INTERVAL: Duration = Duration::from_secs(1);

@@ -24,10 +24,10 @@ use std::time::Duration;
 use secrecy::SecretString;
 use tokio::time::Instant;
 
-use crate::broker::wire::Problem;
-use crate::broker::{Broker, BrokerError};
-use crate::desired::SecretSource;
+use crate::contract::problem::Problem;
+use crate::contract::{Broker, BrokerError};
 use crate::plan::{ExpectedWarning, Plan};
+use crate::secret::SecretSource;
 
 pub use fresh::{Stale, StaleCheckError, check_fresh};
 pub use lease::{Lease, LockError, default_holder};

@@ -10,10 +10,11 @@ use secrecy::ExposeSecret;
 use tokio::time::Instant;
 
 use super::{ApplyError, Context, Event, Outcome, Warning};
-use crate::broker::wire::{CredentialsBody, PoolBody, SessionState, codes};
-use crate::broker::{Broker, BrokerError};
+use crate::contract::problem::codes;
+use crate::contract::wire::{CredentialsBody, PoolBody, SessionState};
+use crate::contract::{Broker, BrokerError};
 use crate::desired::DrainSessions;
-use crate::plan::{self, ExpectedWarning, Op, PoolSettings, Step};
+use crate::plan::{ExpectedWarning, Op, PoolSettings, Step};
 
 pub(super) async fn run<B: Broker>(ctx: &Context<'_, B>, step: &Step) -> Outcome {
     match execute(ctx, step).await {
@@ -101,8 +102,8 @@ fn pool_body<B>(ctx: &Context<'_, B>, settings: &PoolSettings) -> Result<PoolBod
             })?;
             let salt = hex::encode(rand::random::<[u8; 16]>());
             labels.insert(
-                plan::password_fingerprint_label(),
-                plan::fingerprint(&salt, secret.expose_secret()),
+                crate::contract::labels::password_fingerprint(),
+                crate::secret::fingerprint(&salt, secret.expose_secret()),
             );
             Some(secret.expose_secret().to_owned())
         }

@@ -12,11 +12,13 @@ use secrecy::SecretString;
 
 use super::fake::{Fake, State, destination, pool, problem};
 use super::*;
-use crate::broker::Broker;
-use crate::broker::wire::{
-    AppConfig, AppType, Labels, LoadBalancing, Maintenance, Protocol, Session, SessionState, codes,
+use crate::address::{Address, Kind};
+use crate::contract::Broker;
+use crate::contract::problem::codes;
+use crate::contract::wire::{
+    AppConfig, AppType, Labels, LoadBalancing, Maintenance, Protocol, Session, SessionState,
 };
-use crate::desired::{Address, Desired, DesiredPool, Drain, DrainSessions, Kind, Safety};
+use crate::desired::{Desired, DesiredPool, Drain, DrainSessions, Safety};
 use crate::plan::{self, Op, PoolSettings, Revision, Step, Targets, Unmanaged};
 
 const LATENCY: Duration = Duration::from_millis(20);
@@ -205,7 +207,7 @@ fn config(live_members: &[&str]) -> Desired {
     let all = ["rds-01", "rds-02", "rds-03"];
     let live = pool("live", true, live_members);
     let maintenance = pool("maintenance", false, &all);
-    let desired_pool = |p: crate::broker::wire::Pool, drain| DesiredPool {
+    let desired_pool = |p: crate::contract::wire::Pool, drain| DesiredPool {
         load_balancing: p.load_balancing,
         username: None,
         password: None,
@@ -670,8 +672,8 @@ async fn put_pool_sends_the_password_and_labels_its_fingerprint_only() {
     assert_eq!(outcomes(&report), ["done"]);
     let body = fake.state.lock().unwrap().pool_bodies[0].clone();
     assert_eq!(body.default_credentials.password.as_deref(), Some(SECRET));
-    let label = &body.labels[&plan::password_fingerprint_label()];
-    assert!(plan::fingerprint_matches(label, SECRET));
+    let label = &body.labels[&crate::contract::labels::password_fingerprint()];
+    assert!(crate::secret::fingerprint_matches(label, SECRET));
     assert!(!label.contains(SECRET));
     assert!(!format!("{report:?}{:?}{body:?}", events.lock().unwrap()).contains(SECRET));
 }
@@ -780,7 +782,7 @@ fn held_by_bob(expires_in: u64) -> impl FnOnce(&mut State) {
     move |s: &mut State| {
         s.locks.insert(
             "corp-rds".to_owned(),
-            crate::broker::wire::Lock {
+            crate::contract::wire::Lock {
                 stack: "corp-rds".to_owned(),
                 holder: "bob@ws7 pid 42".to_owned(),
                 expires_at: 1_800_000_000 + expires_in,

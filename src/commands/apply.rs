@@ -9,17 +9,18 @@ use std::sync::atomic::Ordering;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::apply::{self, Event, Lease, LockError, Options, StaleCheckError};
-use crate::broker::{AnyBroker, Broker};
+use crate::backend::AnyBroker;
 use crate::cli::{ApplyArgs, PlanFormat};
 use crate::commands::Outcome;
 use crate::commands::plan::{
     broker_failed, config_url, connect, load, render, report_violations, runtime,
 };
-use crate::config::SecretRef;
+use crate::contract::Broker;
 use crate::plan::{self, Plan, Targets};
 use crate::render::diagnostics::TextStyle;
 use crate::render::plan::Style;
 use crate::render::{report, words};
+use crate::secret::SecretSource;
 
 /// A saved plan is JSON; a config is YAML (or a directory).
 fn is_plan_file(path: &Path) -> bool {
@@ -280,7 +281,7 @@ async fn execute(
             }
         }
     };
-    let secrets = |source: &SecretRef| source.resolve();
+    let secrets = |source: &SecretSource| source.resolve();
     let result = apply::execute(broker, plan, &options, &secrets, &on_event).await;
     watcher.abort();
     if let Some(bar) = bar {

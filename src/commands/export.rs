@@ -5,14 +5,14 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::broker::Broker;
 use crate::cli::ExportArgs;
 use crate::commands::Outcome;
 use crate::commands::plan::{broker_failed, connect, runtime};
 use crate::config;
+use crate::config::validate::is_valid_name;
+use crate::contract::Broker;
 use crate::export::{DESTINATIONS_FILE, Dangling, Files, Scope, to_config_yaml};
 use crate::render::diagnostics::{self, TextStyle};
-use crate::validate::{is_valid_name, validate};
 
 pub fn run(args: &ExportArgs, style: TextStyle) -> io::Result<Outcome> {
     let mut err = io::stderr().lock();
@@ -68,7 +68,7 @@ pub fn run(args: &ExportArgs, style: TextStyle) -> io::Result<Outcome> {
         .into_iter()
         .map(|(name, text)| (name.to_owned(), text))
         .collect();
-    if let Err(rejected) = config::load_sources(sources).and_then(validate) {
+    if let Err(rejected) = config::load_text(sources) {
         diagnostics::text(&mut err, &rejected.items, &rejected.sources, style)?;
         writeln!(
             err,

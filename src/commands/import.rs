@@ -4,18 +4,18 @@
 
 use std::io::{self, Write};
 
-use crate::broker::wire::{
-    AppConfig, AppConfigBody, AppInstance, AppInstanceBody, CredentialsBody, Labels, Pool,
-    PoolBody, STACK_LABEL,
-};
-use crate::broker::{AnyBroker, Broker};
+use crate::address::{Address, Kind};
+use crate::backend::AnyBroker;
 use crate::cli::ImportArgs;
 use crate::commands::Outcome;
 use crate::commands::plan::{connect, runtime};
-use crate::desired::{Address, Kind};
+use crate::config::validate::is_valid_name;
+use crate::contract::Broker;
+use crate::contract::labels::STACK_LABEL;
+use crate::contract::wire::{
+    AppConfig, AppConfigBody, AppInstance, AppInstanceBody, CredentialsBody, Labels, Pool, PoolBody,
+};
 use crate::export::password_env;
-use crate::plan;
-use crate::validate::is_valid_name;
 
 /// What became of a resource that did not fail.
 enum Adopted {
@@ -75,7 +75,7 @@ async fn adopt(
 ) -> Result<Adopted, String> {
     let name = address.name.as_str();
     let missing = || "not found on the broker".to_owned();
-    let failed = |e: crate::broker::BrokerError| format!("not imported: {e}");
+    let failed = |e: crate::contract::BrokerError| format!("not imported: {e}");
     match address.kind {
         Kind::Pool => {
             let pool = broker
@@ -170,9 +170,9 @@ fn pool_body(pool: &Pool, stack: &str, password: Option<String>) -> Result<PoolB
                 "has a password, which the broker never returns and a pool write would clear; set {var} to it and run again"
             )
         })?;
-        let key = plan::password_fingerprint_label();
+        let key = crate::contract::labels::password_fingerprint();
         match pool.labels.get(&key) {
-            Some(label) if !plan::fingerprint_matches(label, &secret) => {
+            Some(label) if !crate::secret::fingerprint_matches(label, &secret) => {
                 return Err(format!(
                     "{var} is not the password poolform last wrote to this pool (by its fingerprint label); not imported, the password is unchanged"
                 ));
@@ -182,7 +182,7 @@ fn pool_body(pool: &Pool, stack: &str, password: Option<String>) -> Result<PoolB
             // fingerprint, as for a password poolform wrote itself.
             None => {
                 let salt = hex::encode(rand::random::<[u8; 16]>());
-                labels.insert(key, plan::fingerprint(&salt, &secret));
+                labels.insert(key, crate::secret::fingerprint(&salt, &secret));
             }
         }
         Some(secret)

@@ -5,12 +5,13 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::broker::embedded::EmbeddedBroker;
-use crate::broker::http::{HttpOptions, read_token};
-use crate::broker::{AnyBroker, Broker, BrokerError, LiveState};
+use crate::backend::{AnyBroker, BrokerUrl};
 use crate::cli::{BrokerArgs, PlanArgs, PlanFormat};
+use crate::client::http::{HttpOptions, read_token};
 use crate::commands::Outcome;
-use crate::config::{self, Config, SecretRef, to_desired};
+use crate::config::validate::Validated;
+use crate::config::{self, Config, lower};
+use crate::contract::{Broker, BrokerError, LiveState};
 use crate::desired::Desired;
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::plan::{self, Plan, Targets, Violation};
@@ -18,7 +19,7 @@ use crate::render::diagnostics::{self, TextStyle};
 use crate::render::markdown::{COMMENT_LIMIT, markdown};
 use crate::render::plan::{Style, text};
 use crate::render::words;
-use crate::validate::{Validated, validate};
+use crate::secret::SecretSource;
 
 /// A config that loaded, validated and had its secrets resolved.
 pub struct Loaded {
@@ -29,7 +30,7 @@ pub struct Loaded {
 /// Loads, validates and resolves `path`. On failure the diagnostics are
 /// written to stderr and `None` is returned: nothing has touched the broker.
 pub fn load(path: &Path, style: TextStyle) -> io::Result<Option<Loaded>> {
-    let config = match config::load(path).and_then(validate) {
+    let config = match config::load(path) {
         Ok(config) => config,
         Err(rejected) => {
             diagnostics::text(
@@ -41,7 +42,7 @@ pub fn load(path: &Path, style: TextStyle) -> io::Result<Option<Loaded>> {
             return Ok(None);
         }
     };
-    match to_desired(&config, &SecretRef::resolve) {
+    match lower(&config, &SecretSource::resolve) {
         Ok(desired) => Ok(Some(Loaded { config, desired })),
         Err(items) => {
             diagnostics::text(&mut io::stderr().lock(), &items, &config.sources, style)?;
@@ -73,17 +74,18 @@ pub fn connect(
     config_url: Option<&str>,
     config_path: Option<&Path>,
 ) -> Result<AnyBroker, String> {
-    let url = args.broker.as_deref().or(config_url).ok_or(
+    let text = args.broker.as_deref().or(config_url).ok_or(
         "no broker given: pass --broker URL, set POOLFORM_BROKER, or set broker.url in the config",
     )?;
-    if let Some(state) = url.strip_prefix("file:") {
-        let seed = seed_for(args, config_path);
-        return EmbeddedBroker::open(Path::new(state), seed.as_deref())
-            .map(AnyBroker::Embedded)
-            .map_err(|e| e.to_string());
-    }
-    let token = read_token(args.token_file.as_deref()).map_err(|e| e.to_string())?;
-    AnyBroker::from_url(url, token, HttpOptions::default()).map_err(|e| e.to_string())
+    let url = text
+        .parse::<BrokerUrl>()
+        .map_err(|e| e.to_string())?
+        .with_default_seed(seed_for(args, config_path));
+    let token = match url {
+        BrokerUrl::Http(_) => read_token(args.token_file.as_deref()).map_err(|e| e.to_string())?,
+        BrokerUrl::File { .. } => None,
+    };
+    AnyBroker::open(&url, token, HttpOptions::default()).map_err(|e| e.to_string())
 }
 
 pub fn config_url(config: &Config) -> Option<&str> {
@@ -179,8 +181,8 @@ type Reading = std::thread::JoinHandle<Result<Result<LiveState, BrokerError>, St
 /// broker waits for a valid config, so that a rejected plan creates no state
 /// file.
 fn read_ahead(args: &BrokerArgs) -> Option<Reading> {
-    let url = args.broker.as_deref()?;
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
+    let url: BrokerUrl = args.broker.as_deref()?.parse().ok()?;
+    if !url.is_remote() {
         return None;
     }
     let args = args.clone();

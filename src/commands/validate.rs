@@ -7,10 +7,9 @@ use crate::cli::{DiagnosticFormat, ValidateArgs};
 use crate::commands::Outcome;
 use crate::config::{self, Config};
 use crate::render::diagnostics::{self, TextStyle};
-use crate::validate::validate;
 
 pub fn run(args: &ValidateArgs, style: TextStyle) -> io::Result<Outcome> {
-    let result = config::load(&args.path).and_then(validate);
+    let result = config::load(&args.path);
     match (result, args.format) {
         (Ok(config), DiagnosticFormat::Text) => {
             writeln!(io::stdout().lock(), "{}: valid", summary(&config))?;

@@ -4,8 +4,8 @@
 
 use serde_saphyr::{DuplicateKeyPolicy, Error, Options};
 
-use super::file::ConfigFile;
-use super::locate_in;
+use super::locate::locate_in;
+use super::spec::ConfigFile;
 use crate::diagnostic::{Diagnostic, SourceLocation, SourceMap};
 
 fn options(text: &str) -> Options {

@@ -7,14 +7,13 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::{Value, json};
 
 use super::{Action, Change, FieldDiff, PoolSettings, Revision, Targets, Unmanaged};
-use crate::broker::LiveState;
-use crate::broker::wire::{
-    AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Destination, FINGERPRINT_LABEL_PREFIX,
-    Labels, Maintenance, Pool, STACK_LABEL,
+use crate::address::{Address, Kind};
+use crate::contract::LiveState;
+use crate::contract::labels::{FINGERPRINT_LABEL_PREFIX, STACK_LABEL};
+use crate::contract::wire::{
+    AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Destination, Labels, Maintenance, Pool,
 };
-use crate::desired::{
-    Address, Assignee, DesiredAppConfig, DesiredAppInstance, DesiredPool, Drain, Kind,
-};
+use crate::desired::{Assignee, DesiredAppConfig, DesiredAppInstance, DesiredPool, Drain};
 
 /// Live state indexed by name, built once per plan so that every lookup is
 /// O(1) whatever the size.
@@ -476,9 +475,9 @@ fn password_changes(have: &Pool, want: &DesiredPool) -> bool {
             !have.default_credentials.password_set
                 || !have
                     .labels
-                    .get(&super::password_fingerprint_label())
+                    .get(&crate::contract::labels::password_fingerprint())
                     .is_some_and(|label| {
-                        super::fingerprint_matches(label, secret.value.expose_secret())
+                        crate::secret::fingerprint_matches(label, secret.value.expose_secret())
                     })
         }
     }

@@ -3,10 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::broker::LiveState;
-use crate::broker::wire::{
+use crate::contract::LiveState;
+use crate::contract::labels::STACK_LABEL;
+use crate::contract::wire::{
     AppConfig, AppInstance, AppType, Credentials, Destination, Labels, LoadBalancing, Maintenance,
-    Pool, Protocol, STACK_LABEL, SessionCounts,
+    Pool, Protocol, SessionCounts,
 };
 use crate::desired::{
     Assignee, Desired, DesiredAppConfig, DesiredAppInstance, DesiredPool, Drain, DrainSessions,

@@ -13,9 +13,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::broker::LiveState;
-use crate::broker::wire::{AppConfigBody, AppInstanceBody, Labels, LoadBalancing, Maintenance};
-use crate::desired::{Address, Desired, DrainSessions, SecretSource};
+use crate::address::Address;
+use crate::contract::LiveState;
+use crate::contract::wire::{AppConfigBody, AppInstanceBody, Labels, LoadBalancing, Maintenance};
+use crate::desired::{Desired, DrainSessions};
+use crate::secret::SecretSource;
 
 pub use order::CycleError;
 pub use safety::Violation;
@@ -226,8 +228,8 @@ impl Targets {
     fn covers_member(&self, pool: &str, destination: &str) -> bool {
         self.all()
             || self.0.iter().any(|t| {
-                (t.kind == crate::desired::Kind::Pool && t.name == pool)
-                    || (t.kind == crate::desired::Kind::Destination && t.name == destination)
+                (t.kind == crate::address::Kind::Pool && t.name == pool)
+                    || (t.kind == crate::address::Kind::Destination && t.name == destination)
             })
     }
 }
@@ -320,30 +322,6 @@ impl Plan {
             .map(|r| (&r.address, r.revision))
             .collect()
     }
-}
-
-/// Salted fingerprint of a secret as stored in a label: `SALT:HEX`.
-pub fn fingerprint(salt: &str, secret: &str) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(salt.as_bytes());
-    hasher.update([0u8]);
-    hasher.update(secret.as_bytes());
-    format!("{salt}:{}", hex::encode(hasher.finalize()))
-}
-
-/// Whether `label` (a fingerprint as made by [`fingerprint`]) was made from `secret`.
-pub fn fingerprint_matches(label: &str, secret: &str) -> bool {
-    label
-        .split_once(':')
-        .is_some_and(|(salt, _)| fingerprint(salt, secret) == label)
-}
-
-/// Label key of the pool password's fingerprint.
-pub fn password_fingerprint_label() -> String {
-    format!(
-        "{}default_credentials.password",
-        crate::broker::wire::FINGERPRINT_LABEL_PREFIX
-    )
 }
 
 #[cfg(test)]

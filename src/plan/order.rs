@@ -8,7 +8,8 @@ use std::collections::{BinaryHeap, HashMap};
 
 use super::diff::{Delta, LiveIndex};
 use super::{ExpectedWarning, Op, Step};
-use crate::desired::{Address, Desired, Kind};
+use crate::address::{Address, Kind};
+use crate::desired::Desired;
 
 /// Phases break ties between independent steps so that the list reads in
 /// the order a person would do the work; dependencies alone decide safety.

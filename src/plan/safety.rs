@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::diff::{Delta, LiveIndex};
 use super::{Action, Op, Step};
-use crate::broker::wire::STACK_LABEL;
-use crate::desired::{Address, Desired, Kind};
+use crate::address::{Address, Kind};
+use crate::contract::labels::STACK_LABEL;
+use crate::desired::Desired;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "rule", rename_all = "snake_case", deny_unknown_fields)]
@@ -237,8 +238,9 @@ pub(super) fn check(
         }
     }
     let stack = desired.stack.as_str();
-    let owned =
-        |labels: &crate::broker::wire::Labels| labels.get(STACK_LABEL).is_some_and(|s| s == stack);
+    let owned = |labels: &crate::contract::wire::Labels| {
+        labels.get(STACK_LABEL).is_some_and(|s| s == stack)
+    };
     let managed = index.live.pools.iter().filter(|p| owned(&p.labels)).count()
         + index
             .live

@@ -6,11 +6,13 @@ use secrecy::SecretString;
 
 use super::fixtures::*;
 use super::*;
-use crate::broker::wire::{LoadBalancing, Maintenance, STACK_LABEL};
+use crate::address::Kind;
+use crate::contract::labels::STACK_LABEL;
+use crate::contract::wire::{LoadBalancing, Maintenance};
 use crate::desired::{
-    Assignee, DesiredAppConfig, DesiredAppInstance, DesiredDestination, DesiredPool, Drain, Kind,
-    Secret, SecretSource,
+    Assignee, DesiredAppConfig, DesiredAppInstance, DesiredDestination, DesiredPool, Drain,
 };
+use crate::secret::{Secret, SecretSource};
 
 fn describe(step: &Step) -> String {
     let text = match &step.op {
@@ -502,13 +504,14 @@ fn a_password_is_planned_by_source_and_compared_by_fingerprint() {
     );
 
     state.pools[1].default_credentials.password_set = true;
-    state.pools[1]
-        .labels
-        .insert(password_fingerprint_label(), fingerprint("s4lt", "hunter2"));
+    state.pools[1].labels.insert(
+        crate::contract::labels::password_fingerprint(),
+        crate::secret::fingerprint("s4lt", "hunter2"),
+    );
     check(&desired, &state, &[]);
     state.pools[1].labels.insert(
-        password_fingerprint_label(),
-        fingerprint("s4lt", "old-password"),
+        crate::contract::labels::password_fingerprint(),
+        crate::secret::fingerprint("s4lt", "old-password"),
     );
     check(&desired, &state, &["put pool maintenance"]);
 }

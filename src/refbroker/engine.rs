@@ -2,7 +2,7 @@
 //! it as typed, transport-independent methods. The HTTP server and the
 //! embedded broker both call these; neither adds behaviour of its own.
 //!
-//! Conventions (see docs-broker.md):
+//! Conventions:
 //! - every state change appends exactly one event; a write that changes
 //!   nothing (idempotent repeat) appends none and keeps revisions;
 //! - revisions come from one broker-wide counter, so a deleted and re-created
@@ -15,10 +15,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::broker::wire::{
+use crate::contract::names;
+use crate::contract::problem::{self, Problem, codes};
+use crate::contract::wire::{
     Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Credentials, Destination,
-    Event, Lock, LockBody, Maintenance, Outcome, Page, Pool, PoolBody, Problem, Session,
-    SessionCounts, SessionState, Snapshot, StickyBinding, codes,
+    Event, Lock, LockBody, Maintenance, Outcome, Page, Pool, PoolBody, Session, SessionCounts,
+    SessionState, Snapshot, StickyBinding,
 };
 
 /// Version of the state file layout written by `store`.
@@ -85,38 +87,8 @@ pub struct Engine {
 /// Problems are boxed: they are large and travel on the rare path.
 pub type Result<T> = std::result::Result<T, Box<Problem>>;
 
-/// Builds a problem answer; `title` is fixed per code so clients can rely on it.
-pub fn problem(status: u16, code: &str, detail: impl Into<String>) -> Box<Problem> {
-    let title = match code {
-        codes::LB_SERVICE_UNINSTALL_FAILED => "load-balancing service could not be uninstalled",
-        codes::DESTINATION_NOT_READY => "destination is not prepared for process execution",
-        codes::DESTINATION_UNREACHABLE => "destination is unreachable",
-        codes::CONFLICT => "conflict",
-        codes::IN_USE => "resource is in use",
-        codes::NOT_FOUND => "not found",
-        codes::UNAUTHORIZED => "unauthorized",
-        codes::RATE_LIMITED => "too many requests",
-        codes::PRECONDITION_FAILED => "revision does not match If-Match",
-        codes::BAD_REQUEST => "bad request",
-        codes::PAYLOAD_TOO_LARGE => "request body too large",
-        codes::UNAVAILABLE => "service unavailable",
-        codes::LOCKED => "locked",
-        _ => "error",
-    };
-    Box::new(Problem {
-        type_uri: format!("urn:poolform:problem:{code}"),
-        title: title.to_owned(),
-        status,
-        code: code.to_owned(),
-        detail: Some(detail.into()),
-        destination_online: None,
-        holder: None,
-        expires_at: None,
-    })
-}
-
 fn not_found(kind: &str, name: &str) -> Box<Problem> {
-    problem(
+    problem::new(
         404,
         codes::NOT_FOUND,
         format!("{kind} {name} does not exist"),
@@ -126,7 +98,7 @@ fn not_found(kind: &str, name: &str) -> Box<Problem> {
 /// A reference in a body to something that does not exist: the request is
 /// well-formed but cannot be processed.
 fn missing_reference(kind: &str, name: &str) -> Box<Problem> {
-    problem(
+    problem::new(
         422,
         codes::NOT_FOUND,
         format!("{kind} {name} does not exist"),
@@ -134,11 +106,11 @@ fn missing_reference(kind: &str, name: &str) -> Box<Problem> {
 }
 
 fn bad_request(detail: impl Into<String>) -> Box<Problem> {
-    problem(400, codes::BAD_REQUEST, detail)
+    problem::new(400, codes::BAD_REQUEST, detail)
 }
 
 fn unreachable_host(name: &str) -> Box<Problem> {
-    let mut p = problem(
+    let mut p = problem::new(
         502,
         codes::DESTINATION_UNREACHABLE,
         format!("destination {name} is offline"),
@@ -148,7 +120,7 @@ fn unreachable_host(name: &str) -> Box<Problem> {
 }
 
 fn uninstall_failed(names: &[String]) -> Box<Problem> {
-    let mut p = problem(
+    let mut p = problem::new(
         502,
         codes::LB_SERVICE_UNINSTALL_FAILED,
         format!(
@@ -160,28 +132,20 @@ fn uninstall_failed(names: &[String]) -> Box<Problem> {
     p
 }
 
-/// Names of pools, app configs, app instances, lock stacks and simulated
-/// destinations: 1-63 characters of `[A-Za-z0-9._-]` (DESIGN.md section 3).
-pub fn valid_name(name: &str) -> bool {
-    (1..=63).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
 fn check_name(kind: &str, name: &str) -> Result<()> {
-    if valid_name(name) {
+    if names::is_valid(name) {
         Ok(())
     } else {
         Err(bad_request(format!(
-            "{kind} name {name:?} must be 1-63 characters of A-Z a-z 0-9 . _ -"
+            "{kind} name {name:?} must be {}",
+            names::RULE
         )))
     }
 }
 
 fn check_match(kind: &str, name: &str, current: Option<u64>, if_match: Option<u64>) -> Result<()> {
     match if_match {
-        Some(wanted) if current != Some(wanted) => Err(problem(
+        Some(wanted) if current != Some(wanted) => Err(problem::new(
             412,
             codes::PRECONDITION_FAILED,
             match current {
@@ -638,7 +602,7 @@ impl Engine {
     pub fn delete_lb_service(&mut self, destination: &str) -> Result<Destination> {
         let d = self.destination_or_404(destination)?;
         if let Some(pool) = self.lb_pool_of(destination) {
-            return Err(problem(
+            return Err(problem::new(
                 409,
                 codes::IN_USE,
                 format!(
@@ -695,7 +659,7 @@ impl Engine {
     fn lb_admission(&self, pool: &str, destination: &str) -> Result<()> {
         let d = self.destination_or_404(destination)?;
         if let Some(other) = self.lb_pool_of(destination).filter(|p| p.name != pool) {
-            return Err(problem(
+            return Err(problem::new(
                 409,
                 codes::CONFLICT,
                 format!(
@@ -708,7 +672,7 @@ impl Engine {
             return Err(unreachable_host(destination));
         }
         if !d.process_execution_ready {
-            let mut p = problem(
+            let mut p = problem::new(
                 409,
                 codes::DESTINATION_NOT_READY,
                 format!("destination {destination} is not prepared for process execution"),
@@ -800,7 +764,7 @@ impl Engine {
         let p = self.pool_or_404(name)?;
         check_match("pool", name, Some(p.revision), if_match)?;
         if let Some(c) = self.app_configs.values().find(|c| c.pool == name) {
-            return Err(problem(
+            return Err(problem::new(
                 409,
                 codes::IN_USE,
                 format!("pool {name} is used by app config {}", c.name),
@@ -866,7 +830,7 @@ impl Engine {
                     .get(&i.app_config)
                     .is_some_and(|c| c.pool == pool)
         }) {
-            return Err(problem(
+            return Err(problem::new(
                 409,
                 codes::IN_USE,
                 format!(
@@ -919,7 +883,7 @@ impl Engine {
                         .is_some_and(|d| pool.members.binary_search(d).is_err())
             })
         {
-            return Err(problem(
+            return Err(problem::new(
                 409,
                 codes::CONFLICT,
                 format!(
@@ -960,7 +924,7 @@ impl Engine {
             .ok_or_else(|| not_found("app config", name))?;
         check_match("app config", name, Some(c.revision), if_match)?;
         if let Some(i) = self.app_instances.values().find(|i| i.app_config == name) {
-            return Err(problem(
+            return Err(problem::new(
                 409,
                 codes::IN_USE,
                 format!("app config {name} is used by app instance {}", i.name),
@@ -997,7 +961,7 @@ impl Engine {
                 .get(&config.pool)
                 .is_some_and(|p| p.members.binary_search(d).is_ok());
             if !in_pool {
-                return Err(problem(
+                return Err(problem::new(
                     409,
                     codes::CONFLICT,
                     format!("destination {d} is not a member of pool {}", config.pool),
@@ -1046,7 +1010,7 @@ impl Engine {
     }
 
     fn lock_conflict(lock: &Lock) -> Box<Problem> {
-        let mut p = problem(
+        let mut p = problem::new(
             409,
             codes::CONFLICT,
             format!("stack {} is locked by {}", lock.stack, lock.holder),
@@ -1233,7 +1197,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::wire::{AppType, Labels, LoadBalancing, Protocol};
+    use crate::contract::wire::{AppType, Labels, LoadBalancing, Protocol};
 
     const T0: u64 = 1_700_000_000_000;
 
@@ -1605,6 +1569,6 @@ mod tests {
                 .status,
             400
         );
-        assert!(valid_name(&"a".repeat(63)) && !valid_name(&"a".repeat(64)));
+        assert!(names::is_valid(&"a".repeat(63)) && !names::is_valid(&"a".repeat(64)));
     }
 }

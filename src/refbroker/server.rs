@@ -22,12 +22,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::broker::wire::{
-    AppConfigBody, AppInstanceBody, LockBody, MAX_PAGE_LIMIT, Maintenance, PoolBody, Problem,
-    SessionState, codes,
+use crate::contract::problem::{self, Problem, codes};
+use crate::contract::wire::{
+    AppConfigBody, AppInstanceBody, LockBody, MAX_PAGE_LIMIT, Maintenance, PoolBody, SessionState,
 };
 
-use super::engine::problem;
 use super::store::{Store, now_ms};
 
 /// Largest request body; bigger ones get 413 before any parsing.
@@ -133,7 +132,7 @@ impl IntoResponse for ApiError {
 type Answer = Result<Response, ApiError>;
 
 fn bad_request(detail: impl Into<String>) -> ApiError {
-    ApiError(problem(400, codes::BAD_REQUEST, detail))
+    ApiError(problem::new(400, codes::BAD_REQUEST, detail))
 }
 
 /// JSON body whose rejections (syntax, types, unknown fields, size) become
@@ -147,7 +146,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Body(v)),
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError(problem(
+                Err(ApiError(problem::new(
                     413,
                     codes::PAYLOAD_TOO_LARGE,
                     format!("bodies are limited to {MAX_BODY_BYTES} bytes"),
@@ -308,7 +307,7 @@ async fn list_sessions(State(app): State<App>, P(name): P<String>, Q(q): Q<ListQ
 
 fn found(kind: &str, name: &str, hit: Option<Response>) -> Answer {
     hit.ok_or_else(|| {
-        ApiError(problem(
+        ApiError(problem::new(
             404,
             codes::NOT_FOUND,
             format!("{kind} {name} does not exist"),
@@ -771,7 +770,7 @@ async fn gate(State(app): State<App>, req: Request, next: Next) -> Response {
             && let Some(wait) = app.sim.rate_limited(per_second)
         {
             app.sim.bump(|s| &mut s.rate_limited);
-            let mut response = ApiError(problem(
+            let mut response = ApiError(problem::new(
                 429,
                 codes::RATE_LIMITED,
                 format!("more than {per_second} requests per second"),
@@ -784,7 +783,7 @@ async fn gate(State(app): State<App>, req: Request, next: Next) -> Response {
         }
         if app.sim.inject_failure() {
             app.sim.bump(|s| &mut s.injected_unavailable);
-            return ApiError(problem(
+            return ApiError(problem::new(
                 503,
                 codes::UNAVAILABLE,
                 "injected failure (--fail-rate)",
@@ -797,7 +796,7 @@ async fn gate(State(app): State<App>, req: Request, next: Next) -> Response {
     }
     if !app.sim.authorised(req.headers()) {
         app.sim.bump(|s| &mut s.unauthorized);
-        let mut response = ApiError(problem(
+        let mut response = ApiError(problem::new(
             401,
             codes::UNAUTHORIZED,
             "send Authorization: Bearer TOKEN",
@@ -812,11 +811,11 @@ async fn gate(State(app): State<App>, req: Request, next: Next) -> Response {
 }
 
 async fn no_route() -> ApiError {
-    ApiError(problem(404, codes::NOT_FOUND, "no such path"))
+    ApiError(problem::new(404, codes::NOT_FOUND, "no such path"))
 }
 
 async fn wrong_method() -> ApiError {
-    ApiError(problem(
+    ApiError(problem::new(
         405,
         codes::BAD_REQUEST,
         "method not allowed on this path",

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::broker::wire::{Problem, Snapshot, codes};
+use crate::contract::problem::{self, Problem, codes};
+use crate::contract::wire::Snapshot;
 
 use super::engine::{self, Engine};
 
@@ -184,7 +185,7 @@ impl Store {
 }
 
 fn storage_problem() -> Box<Problem> {
-    engine::problem(
+    problem::new(
         503,
         codes::UNAVAILABLE,
         "the broker could not persist its state; the change may be lost on restart",
@@ -198,7 +199,7 @@ fn encode(engine: &Engine) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::wire::PoolBody;
+    use crate::contract::wire::PoolBody;
 
     #[tokio::test]
     async fn mutations_are_persisted_and_reloaded() {

@@ -14,11 +14,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::wire::{
+use crate::contract::names::encode as enc;
+use crate::contract::problem::{Problem, codes};
+use crate::contract::wire::{
     Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Destination, Event, Lock,
-    LockBody, MAX_PAGE_LIMIT, Maintenance, Page, Pool, PoolBody, Problem, Session, codes,
+    LockBody, MAX_PAGE_LIMIT, Maintenance, Page, Pool, PoolBody, Session,
 };
-use super::{Broker, BrokerError, LiveState, Result};
+use crate::contract::{Broker, BrokerError, LiveState, Result};
 
 /// Environment variable holding the API token when no `--token-file` is given.
 pub const TOKEN_ENV: &str = "POOLFORM_TOKEN";
@@ -124,19 +126,6 @@ struct Answer {
     status: StatusCode,
     retry_after: Option<Duration>,
     body: Vec<u8>,
-}
-
-/// Percent-encodes a path segment or query value.
-fn enc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 impl HttpBroker {
@@ -561,12 +550,6 @@ mod tests {
         let token = read_token(Some(&file)).unwrap().unwrap();
         assert_eq!(token.expose_secret(), "from-file");
         assert!(read_token(Some(&dir.path().join("missing"))).is_err());
-    }
-
-    #[test]
-    fn path_segments_are_encoded() {
-        assert_eq!(enc("rds-02"), "rds-02");
-        assert_eq!(enc("a b/c"), "a%20b%2Fc");
     }
 
     fn answer(status: u16, body: &str) -> Answer {

@@ -7,39 +7,23 @@ use std::collections::{BTreeMap, BTreeSet};
 use secrecy::SecretString;
 
 use super::Config;
-use super::file::{
+use super::Validated;
+use super::spec::{
     AppTypeSpec, DrainSessionsSpec, DurationValue, LabelMap, ProtocolSpec, SecretValue,
 };
-use crate::broker::wire::{AppType, Labels, LoadBalancing, Maintenance, Protocol};
+use crate::contract::wire::{AppType, Labels, LoadBalancing, Maintenance, Protocol};
 use crate::desired::{
     Assignee, Desired, DesiredAppConfig, DesiredAppInstance, DesiredDestination, DesiredPool,
-    Drain, DrainSessions, Safety, Secret,
+    Drain, DrainSessions, Safety,
 };
 use crate::diagnostic::Diagnostic;
-use crate::validate::Validated;
-
-/// Where a secret lives. Never the secret itself.
-pub use crate::desired::SecretSource as SecretRef;
-
-impl SecretRef {
-    /// Reads the secret from the process environment or the file system.
-    /// A trailing newline in a file is not part of the secret.
-    pub fn resolve(&self) -> Result<SecretString, String> {
-        match self {
-            SecretRef::Env(var) => std::env::var(var)
-                .map(SecretString::from)
-                .map_err(|_| format!("the environment variable {var} is not set")),
-            SecretRef::File(path) => std::fs::read_to_string(path)
-                .map(|text| SecretString::from(text.trim_end_matches(['\r', '\n']).to_owned()))
-                .map_err(|e| format!("cannot read the secret file {}: {e}", path.display())),
-        }
-    }
-}
+use crate::secret::Secret;
+use crate::secret::SecretSource;
 
 /// The desired state a validated config asks for.
-pub fn to_desired(
+pub fn lower(
     config: &Validated<Config>,
-    resolve: &dyn Fn(&SecretRef) -> Result<SecretString, String>,
+    resolve: &dyn Fn(&SecretSource) -> Result<SecretString, String>,
 ) -> Result<Desired, Vec<Diagnostic>> {
     let config: &Config = config;
     let mut diagnostics = Vec::new();
@@ -62,8 +46,8 @@ pub fn to_desired(
             None => None,
             Some(secret) => {
                 let reference = match &secret.value {
-                    SecretValue::Env(var) => Some(SecretRef::Env(var.clone())),
-                    SecretValue::File(path) => Some(SecretRef::File(path.clone())),
+                    SecretValue::Env(var) => Some(SecretSource::Env(var.clone())),
+                    SecretValue::File(path) => Some(SecretSource::File(path.clone())),
                     // Validation rejects inline secrets; nothing to resolve.
                     SecretValue::Inline => None,
                 };

@@ -8,9 +8,9 @@ use std::ops::Deref;
 
 use serde_saphyr::Location;
 
-use crate::config::file::{DrainSessionsSpec, DurationValue, LabelMap, SecretValue, Sp};
+use crate::address::Kind;
+use crate::config::spec::{DrainSessionsSpec, DurationValue, LabelMap, SecretValue, Sp};
 use crate::config::{Config, Diagnostics, kind_noun};
-use crate::desired::Kind;
 use crate::diagnostic::{Diagnostic, Label, SourceLocation};
 
 /// A value that passed validation. Only this module can construct one.
@@ -595,7 +595,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::load_sources;
 
     const HEADER: &str = "stack: s\n";
 
@@ -613,7 +612,7 @@ mod tests {
             .enumerate()
             .map(|(i, text)| (format!("f{i}.yaml"), text))
             .collect();
-        let rejected = match load_sources(files).and_then(super::validate) {
+        let rejected = match super::super::load_text(files) {
             Ok(_) => panic!("expected {code}, but the config is valid"),
             Err(rejected) => rejected,
         };
@@ -634,7 +633,7 @@ mod tests {
     #[track_caller]
     fn valid(yaml: &str) {
         let files = vec![("ok.yaml".to_owned(), format!("{HEADER}{yaml}"))];
-        if let Err(rejected) = load_sources(files).and_then(super::validate) {
+        if let Err(rejected) = super::super::load_text(files) {
             panic!("expected valid, got {:#?}", rejected.items);
         }
     }
@@ -785,9 +784,7 @@ mod tests {
     #[test]
     fn empty_config() {
         let files = vec![("empty.yaml".to_owned(), "# nothing yet\n".to_owned())];
-        let rejected = load_sources(files)
-            .and_then(super::validate)
-            .expect_err("empty");
+        let rejected = super::super::load_text(files).expect_err("empty");
         assert_eq!(rejected.items[0].code, "config::empty");
         let label = rejected.items[0].primary.as_ref().expect("located");
         assert_eq!((label.location.line, label.location.column), (1, 1));
@@ -851,9 +848,7 @@ mod tests {
                 "pools:\n  other: {}\n  live: {}\n".to_owned(),
             ),
         ];
-        let rejected = load_sources(files)
-            .and_then(super::validate)
-            .expect_err("duplicate");
+        let rejected = super::super::load_text(files).expect_err("duplicate");
         let diagnostic = &rejected.items[0];
         assert_eq!(diagnostic.code, "config::duplicate_name");
         let primary = &diagnostic.primary.as_ref().expect("located").location;
@@ -875,9 +870,7 @@ mod tests {
             "pools:\n  p!: {min_members: 1}\napp_configs:\n  a: {pool: q, type: web, protocol: vnc}\n"
                 .to_owned(),
         )];
-        let rejected = load_sources(files)
-            .and_then(super::validate)
-            .expect_err("invalid");
+        let rejected = super::super::load_text(files).expect_err("invalid");
         let mut codes: Vec<&str> = rejected.items.iter().map(|d| d.code).collect();
         codes.sort_unstable();
         assert_eq!(
@@ -904,9 +897,7 @@ mod tests {
                     .to_owned(),
             ),
         ];
-        let rejected = load_sources(files)
-            .and_then(super::validate)
-            .expect_err("invalid");
+        let rejected = super::super::load_text(files).expect_err("invalid");
         let codes: Vec<&str> = rejected.items.iter().map(|d| d.code).collect();
         assert_eq!(
             codes,

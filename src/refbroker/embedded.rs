@@ -5,15 +5,15 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::refbroker::Store;
-use crate::refbroker::engine::{self, Engine};
-use crate::refbroker::store::now_ms;
-
-use super::wire::{
+use super::Store;
+use super::engine::{self, Engine};
+use super::store::now_ms;
+use crate::contract::problem::Problem;
+use crate::contract::wire::{
     Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Destination, Event, Lock,
-    LockBody, Maintenance, Pool, PoolBody, Problem, Session, Snapshot,
+    LockBody, Maintenance, Pool, PoolBody, Session, Snapshot,
 };
-use super::{Broker, BrokerError, LiveState, Result};
+use crate::contract::{Broker, BrokerError, LiveState, Result};
 
 #[derive(Debug, Clone)]
 pub struct EmbeddedBroker {
@@ -215,7 +215,8 @@ impl Broker for EmbeddedBroker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::wire::{LoadBalancing, codes};
+    use crate::contract::problem::codes;
+    use crate::contract::wire::LoadBalancing;
 
     fn seed(dir: &Path) -> std::path::PathBuf {
         let path = dir.join("seed.json");

@@ -1,19 +1,20 @@
-//! The broker client: the `Broker` trait that the plan and apply commands talk
-//! through, its typed error, and the wire types. Two backends implement it:
-//! HTTP (a live broker API) and embedded (the reference engine in-process).
+//! The broker contract, the neutral ground between poolform's client side and
+//! the reference broker: the wire types, the problem codes, the name rule, the
+//! labels poolform keeps on the broker, and the `Broker` trait that both
+//! backends (the HTTP client and the in-process reference broker) implement.
+//! It depends on nothing else in the crate.
 
-mod any;
-pub mod embedded;
-pub mod http;
+pub mod labels;
+pub mod names;
+pub mod problem;
 pub mod wire;
-
-pub use any::AnyBroker;
 
 use std::future::Future;
 
+use problem::Problem;
 use wire::{
     Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Destination, Event, Lock,
-    LockBody, Maintenance, Pool, PoolBody, Problem, Session,
+    LockBody, Maintenance, Pool, PoolBody, Session,
 };
 
 /// Everything the planner needs from the broker, read with one paginated

@@ -6,14 +6,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Label key that marks a live resource as owned by a poolform stack.
-pub const STACK_LABEL: &str = "poolform.stack";
-
-/// Label key prefix under which poolform stores salted fingerprints of secrets
-/// it has written, so that a later plan can detect a changed secret without
-/// the broker ever returning it.
-pub const FINGERPRINT_LABEL_PREFIX: &str = "poolform.fingerprint/";
-
 /// Largest page a list request may ask for.
 pub const MAX_PAGE_LIMIT: usize = 1000;
 
@@ -330,46 +322,4 @@ pub struct Snapshot {
     pub sessions: Vec<Session>,
     #[serde(default)]
     pub sticky_bindings: Vec<StickyBinding>,
-}
-
-/// `application/problem+json` error body (RFC 9457) with a stable `code`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Problem {
-    #[serde(rename = "type", default = "about_blank")]
-    pub type_uri: String,
-    pub title: String,
-    pub status: u16,
-    pub code: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    /// Set on `lb_service_uninstall_failed`, `destination_unreachable` and
-    /// `destination_not_ready`: whether the broker saw the host online.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub destination_online: Option<bool>,
-    /// Set on `conflict` from the lock endpoint.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub holder: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<u64>,
-}
-
-fn about_blank() -> String {
-    "about:blank".to_owned()
-}
-
-/// Stable problem codes.
-pub mod codes {
-    pub const LB_SERVICE_UNINSTALL_FAILED: &str = "lb_service_uninstall_failed";
-    pub const DESTINATION_NOT_READY: &str = "destination_not_ready";
-    pub const DESTINATION_UNREACHABLE: &str = "destination_unreachable";
-    pub const CONFLICT: &str = "conflict";
-    pub const IN_USE: &str = "in_use";
-    pub const NOT_FOUND: &str = "not_found";
-    pub const UNAUTHORIZED: &str = "unauthorized";
-    pub const RATE_LIMITED: &str = "rate_limited";
-    pub const PRECONDITION_FAILED: &str = "precondition_failed";
-    pub const BAD_REQUEST: &str = "bad_request";
-    pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
-    pub const UNAVAILABLE: &str = "unavailable";
-    pub const LOCKED: &str = "locked";
 }

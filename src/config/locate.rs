@@ -1,0 +1,125 @@
+//! Source locations: from a parser position to a located, underlinable
+//! place in a file, and from a resource address back to where the config
+//! declares it (for findings made after loading, such as plan violations).
+
+use serde_saphyr::Location;
+
+use super::Config;
+use crate::address::{Address, Kind};
+use crate::diagnostic::{Diagnostic, SourceLocation, SourceMap};
+
+/// Converts a parser location in file `file` into a diagnostic location.
+pub(crate) fn locate_in(sources: &SourceMap, file: usize, at: &Location) -> SourceLocation {
+    let span = at.span();
+    let text = sources.text(file);
+    // Scanner errors carry no byte offsets; fall back to line and column.
+    let offset = span
+        .byte_offset()
+        .and_then(|o| usize::try_from(o).ok())
+        .filter(|o| text.is_char_boundary(*o))
+        .unwrap_or_else(|| offset_of(text, at.line(), at.column()));
+    let len = span
+        .byte_len()
+        .and_then(|l| usize::try_from(l).ok())
+        .filter(|l| text.is_char_boundary(offset.saturating_add(*l)))
+        .unwrap_or_else(|| {
+            let chars = usize::try_from(span.len()).unwrap_or(0);
+            text[offset..].chars().take(chars).map(char::len_utf8).sum()
+        });
+    SourceLocation {
+        file: sources.name(file).to_owned(),
+        line: u32::try_from(at.line()).unwrap_or(u32::MAX),
+        column: u32::try_from(at.column()).unwrap_or(u32::MAX),
+        offset,
+        len,
+    }
+}
+
+/// Byte offset of a 1-based line and character column, clamped to the text.
+fn offset_of(text: &str, line: u64, column: u64) -> usize {
+    let skip = usize::try_from(line.saturating_sub(1)).unwrap_or(usize::MAX);
+    let line_start = if skip == 0 {
+        0
+    } else {
+        text.match_indices('\n')
+            .nth(skip - 1)
+            .map_or(text.len(), |(i, _)| i + 1)
+    };
+    let skip = usize::try_from(column.saturating_sub(1)).unwrap_or(usize::MAX);
+    line_start
+        + text[line_start..]
+            .chars()
+            .take_while(|c| *c != '\n')
+            .take(skip)
+            .map(char::len_utf8)
+            .sum::<usize>()
+}
+
+impl Config {
+    /// Location of a value written in file `file`.
+    pub fn at(&self, file: usize, at: &Location) -> SourceLocation {
+        locate_in(&self.sources, file, at)
+    }
+
+    /// Where a resource is declared (its name), if the config declares it.
+    pub fn locate(&self, address: &Address) -> Option<SourceLocation> {
+        let found = match address.kind {
+            Kind::Pool => self.pools.get(&address.name).map(|d| (d.file, &d.name.at)),
+            Kind::AppConfig => self
+                .app_configs
+                .get(&address.name)
+                .map(|d| (d.file, &d.name.at)),
+            Kind::AppInstance => self
+                .app_instances
+                .get(&address.name)
+                .map(|d| (d.file, &d.name.at)),
+            Kind::Destination => self
+                .destinations
+                .get(&address.name)
+                .map(|d| (d.file, &d.name.at)),
+        };
+        found.map(|(file, at)| self.at(file, at))
+    }
+
+    /// Where `pool` lists `member` in its `members`.
+    pub fn locate_member(&self, pool: &str, member: &str) -> Option<SourceLocation> {
+        let declared = self.pools.get(pool)?;
+        let entry = declared.spec.members.iter().find(|m| m.value == member)?;
+        Some(self.at(declared.file, &entry.at))
+    }
+
+    /// A diagnostic about a resource, underlining its declaration when the
+    /// config has one. For findings made later (plan time) about the config.
+    pub fn diagnostic(
+        &self,
+        code: &'static str,
+        address: &Address,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        let diagnostic = Diagnostic::error(code, message);
+        match self.locate(address) {
+            Some(location) => diagnostic.with_label(location, "declared here"),
+            None => diagnostic,
+        }
+    }
+
+    /// Number of declared resources of every kind.
+    pub fn resource_count(&self) -> usize {
+        self.pools.len()
+            + self.app_configs.len()
+            + self.app_instances.len()
+            + self.destinations.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_without_byte_info_come_from_line_and_column() {
+        assert_eq!(offset_of("ab\ncdé\nf", 2, 3), 5);
+        assert_eq!(offset_of("ab\ncdé\nf", 3, 1), 8);
+        assert_eq!(offset_of("ab", 9, 9), 2);
+    }
+}
