@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use poolform::cli::{Cli, Command};
-use poolform::commands::{self, Outcome};
+use poolform::commands::{self, ExitStatus};
 use poolform::render::diagnostics::TextStyle;
 
 fn main() -> ExitCode {
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("poolform: {e}");
-            ExitCode::from(Outcome::Rejected.exit_code())
+            ExitCode::from(ExitStatus::Rejected.exit_code())
         }
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! Invariants: apply never re-plans or re-diffs (a stale saved plan is
 //! refused by [`check_fresh`], a re-run re-plans in the CLI); it never
-//! prints (progress goes out as [`Event`]s); a secret value exists only
+//! prints (progress goes out as [`Progress`] events); a secret value exists only
 //! inside the `PutPool` write; and every step is safe to repeat after a
 //! crash, so a re-run converges without duplicate side effects.
 
@@ -59,13 +59,13 @@ impl Default for Options {
 
 /// Progress as it happens, for the CLI's bar or log lines.
 #[derive(Debug, Clone)]
-pub enum Event {
+pub enum Progress {
     StepStarted {
         step: usize,
     },
     StepFinished {
         step: usize,
-        outcome: Outcome,
+        outcome: StepOutcome,
         /// `None` for a step that never started (skipped).
         duration: Option<Duration>,
     },
@@ -88,7 +88,7 @@ pub enum Event {
 
 /// What became of one step.
 #[derive(Debug, Clone)]
-pub enum Outcome {
+pub enum StepOutcome {
     Done,
     /// The broker answered with an error that is known to leave the wanted
     /// state in place; counts as success for dependents.
@@ -97,10 +97,10 @@ pub enum Outcome {
     Skipped(SkipReason),
 }
 
-impl Outcome {
+impl StepOutcome {
     /// Whether dependents may run after this outcome.
     pub fn succeeded(&self) -> bool {
-        matches!(self, Outcome::Done | Outcome::Warning(_))
+        matches!(self, StepOutcome::Done | StepOutcome::Warning(_))
     }
 }
 
@@ -157,7 +157,7 @@ pub enum ApplyError {
 pub struct StepReport {
     /// `Step::id` in the plan.
     pub step: usize,
-    pub outcome: Outcome,
+    pub outcome: StepOutcome,
     /// Offset from the start of the apply; `None` when the step never started.
     pub started: Option<Duration>,
     pub duration: Option<Duration>,
@@ -187,15 +187,15 @@ impl Report {
         let mut s = Summary::default();
         for r in &self.steps {
             match &r.outcome {
-                Outcome::Done => s.done += 1,
-                Outcome::Warning(w) => {
+                StepOutcome::Done => s.done += 1,
+                StepOutcome::Warning(w) => {
                     s.warnings += 1;
                     if !w.expected {
                         s.unexpected_warnings += 1;
                     }
                 }
-                Outcome::Failed(_) => s.failed += 1,
-                Outcome::Skipped(_) => s.skipped += 1,
+                StepOutcome::Failed(_) => s.failed += 1,
+                StepOutcome::Skipped(_) => s.skipped += 1,
             }
         }
         s
@@ -215,7 +215,7 @@ struct Context<'a, B> {
     broker: &'a B,
     options: &'a Options,
     secrets: Secrets<'a>,
-    events: &'a dyn Fn(Event),
+    events: &'a dyn Fn(Progress),
 }
 
 enum State {
@@ -252,7 +252,7 @@ pub async fn execute<B: Broker>(
     plan: &Plan,
     options: &Options,
     secrets: &dyn Fn(&SecretSource) -> Result<SecretString, String>,
-    events: &dyn Fn(Event),
+    events: &dyn Fn(Progress),
 ) -> Report {
     let began = Instant::now();
     let ctx = Context {
@@ -268,13 +268,13 @@ pub async fn execute<B: Broker>(
         .iter()
         .map(|s| StepReport {
             step: s.id,
-            outcome: Outcome::Skipped(SkipReason::Cancelled),
+            outcome: StepOutcome::Skipped(SkipReason::Cancelled),
             started: None,
             duration: None,
         })
         .collect();
     let mut busy: Vec<&str> = Vec::new();
-    let mut running: InFlight<'_, usize, Outcome> = Vec::new();
+    let mut running: InFlight<'_, usize, StepOutcome> = Vec::new();
     let mut cancelled = false;
     // Plan step ids are indexes; a position map keeps this correct even for a
     // hand-made plan whose ids are not.
@@ -285,7 +285,7 @@ pub async fn execute<B: Broker>(
     loop {
         if !cancelled && options.cancel.load(Ordering::SeqCst) {
             cancelled = true;
-            events(Event::Cancelling {
+            events(Progress::Cancelling {
                 running: running.len(),
             });
         }
@@ -311,10 +311,11 @@ pub async fn execute<B: Broker>(
                         }
                     }
                     if let Some(dep) = blocked_by {
-                        let outcome = Outcome::Skipped(SkipReason::DependencyFailed { step: dep });
+                        let outcome =
+                            StepOutcome::Skipped(SkipReason::DependencyFailed { step: dep });
                         reports[i].outcome = outcome.clone();
                         state[i] = State::Finished(false);
-                        events(Event::StepFinished {
+                        events(Progress::StepFinished {
                             step: step.id,
                             outcome,
                             duration: None,
@@ -334,7 +335,7 @@ pub async fn execute<B: Broker>(
                     }
                     state[i] = State::Running;
                     reports[i].started = Some(began.elapsed());
-                    events(Event::StepStarted { step: step.id });
+                    events(Progress::StepStarted { step: step.id });
                     running.push((i, Box::pin(step::run(&ctx, step))));
                 }
             }
@@ -351,7 +352,7 @@ pub async fn execute<B: Broker>(
         state[i] = State::Finished(outcome.succeeded());
         reports[i].duration = Some(duration);
         reports[i].outcome = outcome.clone();
-        events(Event::StepFinished {
+        events(Progress::StepFinished {
             step: step.id,
             outcome,
             duration: Some(duration),
@@ -374,10 +375,10 @@ pub async fn execute<B: Broker>(
                     .unwrap_or(step.id);
                 SkipReason::DependencyFailed { step: dep }
             };
-            reports[i].outcome = Outcome::Skipped(reason);
-            events(Event::StepFinished {
+            reports[i].outcome = StepOutcome::Skipped(reason);
+            events(Progress::StepFinished {
                 step: step.id,
-                outcome: Outcome::Skipped(reason),
+                outcome: StepOutcome::Skipped(reason),
                 duration: None,
             });
         }

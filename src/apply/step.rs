@@ -9,21 +9,21 @@ use std::time::Duration;
 use secrecy::ExposeSecret;
 use tokio::time::Instant;
 
-use super::{ApplyError, Context, Event, Outcome, Warning};
+use super::{ApplyError, Context, Progress, StepOutcome, Warning};
 use crate::contract::problem::codes;
 use crate::contract::wire::{CredentialsBody, PoolBody, SessionState};
 use crate::contract::{Broker, BrokerError};
 use crate::desired::DrainSessions;
 use crate::plan::{ExpectedWarning, Op, PoolSettings, Step};
 
-pub(super) async fn run<B: Broker>(ctx: &Context<'_, B>, step: &Step) -> Outcome {
+pub(super) async fn run<B: Broker>(ctx: &Context<'_, B>, step: &Step) -> StepOutcome {
     match execute(ctx, step).await {
         Ok(outcome) => outcome,
-        Err(error) => Outcome::Failed(error),
+        Err(error) => StepOutcome::Failed(error),
     }
 }
 
-async fn execute<B: Broker>(ctx: &Context<'_, B>, step: &Step) -> Result<Outcome, ApplyError> {
+async fn execute<B: Broker>(ctx: &Context<'_, B>, step: &Step) -> Result<StepOutcome, ApplyError> {
     let broker = ctx.broker;
     match &step.op {
         Op::PutPool { pool, settings } => {
@@ -78,7 +78,7 @@ async fn execute<B: Broker>(ctx: &Context<'_, B>, step: &Step) -> Result<Outcome
             already_gone(broker.delete_pool(pool, None).await)?;
         }
     }
-    Ok(Outcome::Done)
+    Ok(StepOutcome::Done)
 }
 
 /// A delete re-run after a crash finds the resource gone: that is success.
@@ -150,7 +150,7 @@ async fn drain<B: Broker>(
         }
         DrainSessions::Disconnect => {
             let affected = broker.disconnect_sessions(destination).await?;
-            (ctx.events)(Event::SessionsDisconnected {
+            (ctx.events)(Progress::SessionsDisconnected {
                 step,
                 affected: affected.affected,
             });
@@ -161,7 +161,7 @@ async fn drain<B: Broker>(
     loop {
         let now = Instant::now();
         let time_left = deadline.saturating_duration_since(now);
-        (ctx.events)(Event::DrainProgress {
+        (ctx.events)(Progress::DrainProgress {
             step,
             remaining_sessions: active,
             time_left,
@@ -202,9 +202,9 @@ async fn remove_member<B: Broker>(
     step: &Step,
     pool: &str,
     destination: &str,
-) -> Result<Outcome, ApplyError> {
+) -> Result<StepOutcome, ApplyError> {
     let error = match ctx.broker.delete_member(pool, destination).await {
-        Ok(_) => return Ok(Outcome::Done),
+        Ok(_) => return Ok(StepOutcome::Done),
         Err(error) => error,
     };
     let offline_uninstall = error.code() == Some(codes::LB_SERVICE_UNINSTALL_FAILED)
@@ -233,7 +233,7 @@ async fn remove_member<B: Broker>(
         destination: destination.to_owned(),
     };
     let expected = step.expected_warning.as_ref() == Some(&warning);
-    Ok(Outcome::Warning(Warning {
+    Ok(StepOutcome::Warning(Warning {
         warning,
         problem,
         expected,

@@ -145,7 +145,7 @@ fn no_secrets(_: &SecretSource) -> Result<SecretString, String> {
 
 struct Run {
     report: Report,
-    events: Vec<Event>,
+    events: Vec<Progress>,
 }
 
 async fn run_with(fake: &Fake, plan: &Plan, options: &Options) -> Run {
@@ -170,27 +170,27 @@ fn outcomes(report: &Report) -> Vec<String> {
         .steps
         .iter()
         .map(|r| match &r.outcome {
-            Outcome::Done => "done".to_owned(),
-            Outcome::Warning(w) if w.expected => "expected warning".to_owned(),
-            Outcome::Warning(_) => "unexpected warning".to_owned(),
-            Outcome::Failed(ApplyError::Broker(e)) => {
+            StepOutcome::Done => "done".to_owned(),
+            StepOutcome::Warning(w) if w.expected => "expected warning".to_owned(),
+            StepOutcome::Warning(_) => "unexpected warning".to_owned(),
+            StepOutcome::Failed(ApplyError::Broker(e)) => {
                 format!("failed {}", e.code().unwrap_or("transport"))
             }
-            Outcome::Failed(ApplyError::SessionsActive { active, .. }) => {
+            StepOutcome::Failed(ApplyError::SessionsActive { active, .. }) => {
                 format!("failed sessions active {active}")
             }
-            Outcome::Failed(ApplyError::DrainTimedOut { active, .. }) => {
+            StepOutcome::Failed(ApplyError::DrainTimedOut { active, .. }) => {
                 format!("failed drain timed out {active}")
             }
-            Outcome::Failed(ApplyError::MembershipRemains { .. }) => {
+            StepOutcome::Failed(ApplyError::MembershipRemains { .. }) => {
                 "failed membership remains".to_owned()
             }
-            Outcome::Failed(ApplyError::Secret { .. }) => "failed secret".to_owned(),
-            Outcome::Failed(ApplyError::Cancelled) => "failed cancelled".to_owned(),
-            Outcome::Skipped(SkipReason::DependencyFailed { step }) => {
+            StepOutcome::Failed(ApplyError::Secret { .. }) => "failed secret".to_owned(),
+            StepOutcome::Failed(ApplyError::Cancelled) => "failed cancelled".to_owned(),
+            StepOutcome::Skipped(SkipReason::DependencyFailed { step }) => {
                 format!("skipped after {step}")
             }
-            Outcome::Skipped(SkipReason::Cancelled) => "skipped cancelled".to_owned(),
+            StepOutcome::Skipped(SkipReason::Cancelled) => "skipped cancelled".to_owned(),
         })
         .collect()
 }
@@ -309,7 +309,7 @@ async fn cancelling_interrupts_a_drain_that_waits() {
         &options,
         &no_secrets,
         &|e| {
-            if let Event::DrainProgress { .. } = e {
+            if let Progress::DrainProgress { .. } = e {
                 cancel.store(true, Ordering::SeqCst);
             }
         },
@@ -341,14 +341,14 @@ async fn taking_out_an_online_server_disconnects_then_clears_sticky_then_removes
     assert!(!is_member(&fake, "live", "rds-02"));
     assert!(run.events.iter().any(|e| matches!(
         e,
-        Event::SessionsDisconnected {
+        Progress::SessionsDisconnected {
             step: 0,
             affected: 3
         }
     )));
     assert!(run.events.iter().any(|e| matches!(
         e,
-        Event::DrainProgress {
+        Progress::DrainProgress {
             step: 0,
             remaining_sessions: 0,
             ..
@@ -386,7 +386,7 @@ async fn taking_out_an_offline_server_gives_exactly_the_expected_warning() {
     let summary = run.report.summary();
     assert_eq!((summary.warnings, summary.unexpected_warnings), (1, 0));
     assert!(run.report.succeeded());
-    let Outcome::Warning(w) = &run.report.steps[1].outcome else {
+    let StepOutcome::Warning(w) = &run.report.steps[1].outcome else {
         unreachable!("checked above")
     };
     assert_eq!(w.warning, offline_warning("rds-02"));
@@ -523,7 +523,7 @@ async fn wait_policy_waits_for_sessions_to_end() {
         .events
         .iter()
         .filter_map(|e| match e {
-            Event::DrainProgress {
+            Progress::DrainProgress {
                 remaining_sessions, ..
             } => Some(*remaining_sessions),
             _ => None,
@@ -550,7 +550,7 @@ async fn wait_policy_timeout_fails_and_leaves_the_member() {
         .events
         .iter()
         .filter_map(|e| match e {
-            Event::DrainProgress { time_left, .. } => Some(*time_left),
+            Progress::DrainProgress { time_left, .. } => Some(*time_left),
             _ => None,
         })
         .collect();
@@ -710,7 +710,7 @@ async fn cancelling_starts_nothing_new_and_lets_running_steps_finish() {
     let options = options();
     let cancel = Arc::clone(&options.cancel);
     let report = execute(&fake, &plan, &options, &no_secrets, &|e| {
-        if let Event::StepStarted { step: 1 } = e {
+        if let Progress::StepStarted { step: 1 } = e {
             cancel.store(true, Ordering::SeqCst);
         }
     })

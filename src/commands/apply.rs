@@ -8,10 +8,10 @@ use std::sync::atomic::Ordering;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::apply::{self, Event, Lease, LockError, Options, StaleCheckError};
+use crate::apply::{self, Lease, LockError, Options, Progress, StaleCheckError};
 use crate::backend::AnyBroker;
 use crate::cli::{ApplyArgs, PlanFormat};
-use crate::commands::Outcome;
+use crate::commands::ExitStatus;
 use crate::commands::plan::{
     broker_failed, config_url, connect, load, render, report_violations, runtime,
 };
@@ -27,7 +27,7 @@ fn is_plan_file(path: &Path) -> bool {
     path.is_file() && path.extension().is_some_and(|e| e == "json")
 }
 
-pub fn run(args: &ApplyArgs, style: TextStyle, color: bool) -> io::Result<Outcome> {
+pub fn run(args: &ApplyArgs, style: TextStyle, color: bool) -> io::Result<ExitStatus> {
     let runtime = runtime()?;
     if is_plan_file(&args.path) {
         let plan = match super::show::read(&args.path) {
@@ -47,7 +47,7 @@ pub fn run(args: &ApplyArgs, style: TextStyle, color: bool) -> io::Result<Outcom
         return runtime.block_on(apply_saved(args, broker, plan, color));
     }
     let Some(loaded) = load(&args.path, style)? else {
-        return Ok(Outcome::Rejected);
+        return Ok(ExitStatus::Rejected);
     };
     let broker = match connect(&args.broker, config_url(&loaded.config), Some(&args.path)) {
         Ok(broker) => Arc::new(broker),
@@ -57,7 +57,7 @@ pub fn run(args: &ApplyArgs, style: TextStyle, color: bool) -> io::Result<Outcom
         let options = options(args);
         let lease = match take_lease(&broker, &loaded.desired.stack, args, &options).await? {
             Some(lease) => lease,
-            None => return Ok(Outcome::Rejected),
+            None => return Ok(ExitStatus::Rejected),
         };
         let outcome = async {
             let live = match broker.read_live().await {
@@ -71,13 +71,13 @@ pub fn run(args: &ApplyArgs, style: TextStyle, color: bool) -> io::Result<Outcom
             report_violations(&loaded.config, &plan, args.force, style)?;
             render(&plan, PlanFormat::Text, color, &mut io::stdout().lock())?;
             if !plan.violations.is_empty() && !args.force {
-                return Ok(Outcome::Rejected);
+                return Ok(ExitStatus::Rejected);
             }
             if !plan.has_changes() {
-                return Ok(Outcome::Success);
+                return Ok(ExitStatus::Success);
             }
             if !args.auto_approve && !confirm(&plan)? {
-                return Ok(Outcome::Rejected);
+                return Ok(ExitStatus::Rejected);
             }
             execute(args, &broker, &plan, options.clone(), color).await
         }
@@ -92,7 +92,7 @@ async fn apply_saved(
     broker: Arc<AnyBroker>,
     plan: Plan,
     color: bool,
-) -> io::Result<Outcome> {
+) -> io::Result<ExitStatus> {
     // Checked before the lease so that a stale plan causes no write at all,
     // and again under it so that nothing slips in between.
     if let Some(outcome) = stale(&broker, &plan).await? {
@@ -100,7 +100,7 @@ async fn apply_saved(
     }
     let options = options(args);
     let Some(lease) = take_lease(&broker, &plan.stack, args, &options).await? else {
-        return Ok(Outcome::Rejected);
+        return Ok(ExitStatus::Rejected);
     };
     let outcome = match stale(&broker, &plan).await? {
         Some(outcome) => Ok(outcome),
@@ -117,13 +117,13 @@ fn options(args: &ApplyArgs) -> Options {
     }
 }
 
-fn fail(message: &str) -> io::Result<Outcome> {
+fn fail(message: &str) -> io::Result<ExitStatus> {
     writeln!(io::stderr().lock(), "poolform: {message}")?;
-    Ok(Outcome::Rejected)
+    Ok(ExitStatus::Rejected)
 }
 
 /// `Some(outcome)` when the plan cannot be applied as saved.
-async fn stale(broker: &AnyBroker, plan: &Plan) -> io::Result<Option<Outcome>> {
+async fn stale(broker: &AnyBroker, plan: &Plan) -> io::Result<Option<ExitStatus>> {
     match apply::check_fresh(broker, plan).await {
         Ok(()) => Ok(None),
         Err(StaleCheckError::Stale(changed)) => {
@@ -142,7 +142,7 @@ async fn stale(broker: &AnyBroker, plan: &Plan) -> io::Result<Option<Outcome>> {
                 writeln!(err, "  {} ({was} when planned, {now} now)", s.address)?;
             }
             writeln!(err, "Nothing was changed. Run plan again.")?;
-            Ok(Some(Outcome::Rejected))
+            Ok(Some(ExitStatus::Rejected))
         }
         Err(StaleCheckError::Broker(e)) => {
             broker_failed("cannot check the saved plan against the broker", &e).map(Some)
@@ -240,7 +240,7 @@ async fn execute(
     plan: &Plan,
     options: Options,
     color: bool,
-) -> io::Result<Outcome> {
+) -> io::Result<ExitStatus> {
     let cancel = options.cancel.clone();
     // Ctrl-C stops new steps from starting; running ones finish.
     let watcher = tokio::spawn(async move {
@@ -256,18 +256,20 @@ async fn execute(
         );
         bar
     });
-    let on_event = |event: Event| {
+    let on_event = |event: Progress| {
         let line = report::event_line(plan, &event);
         match (&bar, &event) {
-            (Some(bar), Event::DrainProgress { .. }) => bar.set_message(line.unwrap_or_default()),
-            (Some(bar), Event::StepStarted { step }) => bar.set_message(
+            (Some(bar), Progress::DrainProgress { .. }) => {
+                bar.set_message(line.unwrap_or_default())
+            }
+            (Some(bar), Progress::StepStarted { step }) => bar.set_message(
                 plan.steps
                     .get(*step)
                     .map(|s| words::step(&s.op))
                     .unwrap_or_default(),
             ),
             (Some(bar), event) => {
-                if matches!(event, Event::StepFinished { .. }) {
+                if matches!(event, Progress::StepFinished { .. }) {
                     bar.inc(1);
                 }
                 if let Some(line) = line {
@@ -294,9 +296,9 @@ async fn execute(
             || result.cancelled
             || (args.warnings_as_errors && summary.warnings > 0)
         {
-            Outcome::Rejected
+            ExitStatus::Rejected
         } else {
-            Outcome::Success
+            ExitStatus::Success
         },
     )
 }

@@ -8,16 +8,16 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::cli::{BrokerCommand, ServeArgs};
-use crate::commands::Outcome;
+use crate::commands::ExitStatus;
 use crate::refbroker::{ServeOptions, Store, router};
 
-pub fn run(command: &BrokerCommand) -> io::Result<Outcome> {
+pub fn run(command: &BrokerCommand) -> io::Result<ExitStatus> {
     match command {
         BrokerCommand::Serve(args) => match serve(args.clone()) {
-            Ok(()) => Ok(Outcome::Success),
+            Ok(()) => Ok(ExitStatus::Success),
             Err(message) => {
                 writeln!(io::stderr().lock(), "poolform broker serve: {message}")?;
-                Ok(Outcome::Rejected)
+                Ok(ExitStatus::Rejected)
             }
         },
     }

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::cli::ExportArgs;
-use crate::commands::Outcome;
+use crate::commands::ExitStatus;
 use crate::commands::plan::{broker_failed, connect, runtime};
 use crate::config;
 use crate::config::validate::is_valid_name;
@@ -14,7 +14,7 @@ use crate::contract::Broker;
 use crate::export::{DESTINATIONS_FILE, Dangling, Files, Scope, to_config_yaml};
 use crate::render::diagnostics::{self, TextStyle};
 
-pub fn run(args: &ExportArgs, style: TextStyle) -> io::Result<Outcome> {
+pub fn run(args: &ExportArgs, style: TextStyle) -> io::Result<ExitStatus> {
     let mut err = io::stderr().lock();
     if !is_valid_name(&args.stack) {
         writeln!(
@@ -22,7 +22,7 @@ pub fn run(args: &ExportArgs, style: TextStyle) -> io::Result<Outcome> {
             "poolform: '{}' is not a valid stack name (1-63 characters of letters, digits, '.', '_' and '-')",
             args.stack
         )?;
-        return Ok(Outcome::Rejected);
+        return Ok(ExitStatus::Rejected);
     }
     // Refused before the broker is asked, so a mistyped directory costs no
     // broker read.
@@ -35,14 +35,14 @@ pub fn run(args: &ExportArgs, style: TextStyle) -> io::Result<Outcome> {
                 dir.display(),
                 names(&existing)
             )?;
-            return Ok(Outcome::Rejected);
+            return Ok(ExitStatus::Rejected);
         }
     }
     let broker = match connect(&args.broker, None, None) {
         Ok(broker) => broker,
         Err(message) => {
             writeln!(err, "poolform: {message}")?;
-            return Ok(Outcome::Rejected);
+            return Ok(ExitStatus::Rejected);
         }
     };
     let live = match runtime()?.block_on(broker.read_live()) {
@@ -57,7 +57,7 @@ pub fn run(args: &ExportArgs, style: TextStyle) -> io::Result<Outcome> {
                 writeln!(err, "poolform: {}", dangling_message(d, &args.stack))?;
             }
             writeln!(err, "poolform: nothing was exported")?;
-            return Ok(Outcome::Rejected);
+            return Ok(ExitStatus::Rejected);
         }
     };
     // The output is meant to be committed as is: a live value the config
@@ -74,14 +74,14 @@ pub fn run(args: &ExportArgs, style: TextStyle) -> io::Result<Outcome> {
             err,
             "poolform: the live state cannot be written as a valid config; nothing was exported"
         )?;
-        return Ok(Outcome::Rejected);
+        return Ok(ExitStatus::Rejected);
     }
     match &args.out_dir {
         None => io::stdout().lock().write_all(files.document().as_bytes())?,
         Some(dir) => write_dir(dir, &files, &mut err)?,
     }
     report_not_owned(&files, &args.stack, &mut err)?;
-    Ok(Outcome::Success)
+    Ok(ExitStatus::Success)
 }
 
 fn dangling_message(d: &Dangling, stack: &str) -> String {

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use crate::address::{Address, Kind};
 use crate::backend::AnyBroker;
 use crate::cli::ImportArgs;
-use crate::commands::Outcome;
+use crate::commands::ExitStatus;
 use crate::commands::plan::{connect, runtime};
 use crate::config::validate::is_valid_name;
 use crate::contract::Broker;
@@ -23,20 +23,20 @@ enum Adopted {
     Already,
 }
 
-pub fn run(args: &ImportArgs) -> io::Result<Outcome> {
+pub fn run(args: &ImportArgs) -> io::Result<ExitStatus> {
     if !is_valid_name(&args.stack) {
         writeln!(
             io::stderr().lock(),
             "poolform: '{}' is not a valid stack name (1-63 characters of letters, digits, '.', '_' and '-')",
             args.stack
         )?;
-        return Ok(Outcome::Rejected);
+        return Ok(ExitStatus::Rejected);
     }
     let broker = match connect(&args.broker, None, None) {
         Ok(broker) => broker,
         Err(message) => {
             writeln!(io::stderr().lock(), "poolform: {message}")?;
-            return Ok(Outcome::Rejected);
+            return Ok(ExitStatus::Rejected);
         }
     };
     let runtime = runtime()?;
@@ -61,9 +61,9 @@ pub fn run(args: &ImportArgs) -> io::Result<Outcome> {
         }
     }
     Ok(if failed {
-        Outcome::Rejected
+        ExitStatus::Rejected
     } else {
-        Outcome::Success
+        ExitStatus::Success
     })
 }
 

@@ -1,5 +1,5 @@
 //! The commands behind the CLI: each takes parsed arguments, does its IO and
-//! returns an `Outcome`; `main` alone turns outcomes and errors into exit codes.
+//! returns an `ExitStatus`; `main` alone turns outcomes and errors into exit codes.
 
 pub mod apply;
 pub mod broker;
@@ -18,7 +18,7 @@ use crate::cli::{Cli, ColorChoice};
 
 /// How a command ended, as far as the exit code is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum ExitStatus {
     /// Exit 0: success, or nothing to change.
     Success,
     /// Exit 1: the input was rejected or a step failed; the reason has been written.
@@ -27,12 +27,12 @@ pub enum Outcome {
     Changes,
 }
 
-impl Outcome {
+impl ExitStatus {
     pub fn exit_code(self) -> u8 {
         match self {
-            Outcome::Success => 0,
-            Outcome::Rejected => 1,
-            Outcome::Changes => 2,
+            ExitStatus::Success => 0,
+            ExitStatus::Rejected => 1,
+            ExitStatus::Changes => 2,
         }
     }
 }
@@ -66,11 +66,11 @@ pub fn terminal_width() -> usize {
 }
 
 /// `poolform completions SHELL`.
-pub fn completions(shell: clap_complete::Shell) -> io::Result<Outcome> {
+pub fn completions(shell: clap_complete::Shell) -> io::Result<ExitStatus> {
     // clap_complete panics when its writer fails; generating into memory
     // first turns a closed pipe into an ordinary error that `main` handles.
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "poolform", &mut script);
     io::stdout().lock().write_all(&script)?;
-    Ok(Outcome::Success)
+    Ok(ExitStatus::Success)
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::backend::{AnyBroker, BrokerUrl};
 use crate::cli::{BrokerArgs, PlanArgs, PlanFormat};
 use crate::client::http::{HttpOptions, read_token};
-use crate::commands::Outcome;
+use crate::commands::ExitStatus;
 use crate::config::validate::Validated;
 use crate::config::{self, Config, lower};
 use crate::contract::{Broker, BrokerError, LiveState};
@@ -165,9 +165,9 @@ pub fn runtime() -> io::Result<tokio::runtime::Runtime> {
 }
 
 /// Reports a broker failure on stderr.
-pub fn broker_failed(what: &str, error: &BrokerError) -> io::Result<Outcome> {
+pub fn broker_failed(what: &str, error: &BrokerError) -> io::Result<ExitStatus> {
     writeln!(io::stderr().lock(), "poolform: {what}: {error}")?;
-    Ok(Outcome::Rejected)
+    Ok(ExitStatus::Rejected)
 }
 
 /// The live state as read by a thread of its own (see `read_ahead`).
@@ -193,10 +193,10 @@ fn read_ahead(args: &BrokerArgs) -> Option<Reading> {
     }))
 }
 
-pub fn run(args: &PlanArgs, style: TextStyle, color: bool) -> io::Result<Outcome> {
+pub fn run(args: &PlanArgs, style: TextStyle, color: bool) -> io::Result<ExitStatus> {
     let reading = read_ahead(&args.broker);
     let Some(loaded) = load(&args.path, style)? else {
-        return Ok(Outcome::Rejected);
+        return Ok(ExitStatus::Rejected);
     };
     let read = match reading {
         Some(reading) => reading
@@ -214,14 +214,14 @@ pub fn run(args: &PlanArgs, style: TextStyle, color: bool) -> io::Result<Outcome
         Ok(Err(e)) => return broker_failed("cannot read the live state", &e),
         Err(message) => {
             writeln!(io::stderr().lock(), "poolform: {message}")?;
-            return Ok(Outcome::Rejected);
+            return Ok(ExitStatus::Rejected);
         }
     };
     let plan = match plan::compute(&loaded.desired, &live, &Targets(args.targets.clone())) {
         Ok(plan) => plan,
         Err(cycle) => {
             writeln!(io::stderr().lock(), "poolform: {cycle}")?;
-            return Ok(Outcome::Rejected);
+            return Ok(ExitStatus::Rejected);
         }
     };
     report_violations(&loaded.config, &plan, args.force, style)?;
@@ -236,10 +236,10 @@ pub fn run(args: &PlanArgs, style: TextStyle, color: bool) -> io::Result<Outcome
         )?;
     }
     Ok(if !plan.violations.is_empty() && !args.force {
-        Outcome::Rejected
+        ExitStatus::Rejected
     } else if args.detailed_exitcode && plan.has_changes() {
-        Outcome::Changes
+        ExitStatus::Changes
     } else {
-        Outcome::Success
+        ExitStatus::Success
     })
 }

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use crate::cli::SchemaArgs;
-use crate::commands::Outcome;
+use crate::commands::ExitStatus;
 
 /// A schema file and the function that generates it.
 pub struct SchemaFile {
@@ -34,7 +34,7 @@ impl SchemaFile {
     }
 }
 
-pub fn run(args: &SchemaArgs) -> io::Result<Outcome> {
+pub fn run(args: &SchemaArgs) -> io::Result<ExitStatus> {
     std::fs::create_dir_all(&args.out_dir)?;
     let mut out = io::stdout().lock();
     for schema in SCHEMAS {
@@ -42,5 +42,5 @@ pub fn run(args: &SchemaArgs) -> io::Result<Outcome> {
         std::fs::write(&path, schema.contents())?;
         writeln!(out, "wrote {}", path.display())?;
     }
-    Ok(Outcome::Success)
+    Ok(ExitStatus::Success)
 }

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use crate::cli::ShowArgs;
-use crate::commands::Outcome;
+use crate::commands::ExitStatus;
 use crate::commands::plan::render;
 use crate::plan::Plan;
 
@@ -19,15 +19,15 @@ pub fn read(path: &Path) -> Result<Plan, String> {
     Ok(plan)
 }
 
-pub fn run(args: &ShowArgs, color: bool) -> io::Result<Outcome> {
+pub fn run(args: &ShowArgs, color: bool) -> io::Result<ExitStatus> {
     match read(&args.planfile) {
         Ok(plan) => {
             render(&plan, args.format, color, &mut io::stdout().lock())?;
-            Ok(Outcome::Success)
+            Ok(ExitStatus::Success)
         }
         Err(message) => {
             writeln!(io::stderr().lock(), "poolform: {message}")?;
-            Ok(Outcome::Rejected)
+            Ok(ExitStatus::Rejected)
         }
     }
 }

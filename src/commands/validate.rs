@@ -4,20 +4,20 @@
 use std::io::{self, Write};
 
 use crate::cli::{DiagnosticFormat, ValidateArgs};
-use crate::commands::Outcome;
+use crate::commands::ExitStatus;
 use crate::config::{self, Config};
 use crate::render::diagnostics::{self, TextStyle};
 
-pub fn run(args: &ValidateArgs, style: TextStyle) -> io::Result<Outcome> {
+pub fn run(args: &ValidateArgs, style: TextStyle) -> io::Result<ExitStatus> {
     let result = config::load(&args.path);
     match (result, args.format) {
         (Ok(config), DiagnosticFormat::Text) => {
             writeln!(io::stdout().lock(), "{}: valid", summary(&config))?;
-            Ok(Outcome::Success)
+            Ok(ExitStatus::Success)
         }
         (Ok(_), DiagnosticFormat::Json) => {
             diagnostics::json(&mut io::stdout().lock(), &[])?;
-            Ok(Outcome::Success)
+            Ok(ExitStatus::Success)
         }
         (Err(rejected), DiagnosticFormat::Text) => {
             let mut err = io::stderr().lock();
@@ -29,12 +29,12 @@ pub fn run(args: &ValidateArgs, style: TextStyle) -> io::Result<Outcome> {
                 plural(count, "problem", "problems"),
                 args.path.display()
             )?;
-            Ok(Outcome::Rejected)
+            Ok(ExitStatus::Rejected)
         }
         // Machine consumers read one JSON document from stdout either way.
         (Err(rejected), DiagnosticFormat::Json) => {
             diagnostics::json(&mut io::stdout().lock(), &rejected.items)?;
-            Ok(Outcome::Rejected)
+            Ok(ExitStatus::Rejected)
         }
     }
 }

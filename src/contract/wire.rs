@@ -284,7 +284,7 @@ pub struct Affected {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub enum EventOutcome {
     Ok,
     /// The mutation happened in part; the problem code says what was left.
     Partial,
@@ -301,7 +301,7 @@ pub struct Event {
     pub op: String,
     /// Resource address, e.g. `pool/live/member/rds-02`.
     pub resource: String,
-    pub outcome: Outcome,
+    pub outcome: EventOutcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
 }

@@ -19,7 +19,7 @@ use crate::contract::names;
 use crate::contract::problem::{self, Problem, codes};
 use crate::contract::wire::{
     Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Credentials, Destination,
-    Event, Lock, LockBody, Maintenance, Outcome, Page, Pool, PoolBody, Session, SessionCounts,
+    Event, EventOutcome, Lock, LockBody, Maintenance, Page, Pool, PoolBody, Session, SessionCounts,
     SessionState, Snapshot, StickyBinding,
 };
 
@@ -310,9 +310,9 @@ impl Engine {
             op: op.to_owned(),
             resource,
             outcome: if failure.is_some() {
-                Outcome::Partial
+                EventOutcome::Partial
             } else {
-                Outcome::Ok
+                EventOutcome::Ok
             },
             code: failure.map(|p| p.code.clone()),
         });

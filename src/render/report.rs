@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::plan::Style;
 use super::words;
-use crate::apply::{Event, Outcome, Report, SkipReason, Warning};
+use crate::apply::{Progress, Report, SkipReason, StepOutcome, Warning};
 use crate::plan::{ExpectedWarning, Op, Plan};
 
 /// What a downgraded warning means for the admin. `op` is the step's
@@ -41,15 +41,15 @@ fn seconds(d: Duration) -> String {
 }
 
 /// The outcome of one step in a few words.
-pub fn outcome(plan: &Plan, step: usize, outcome: &Outcome) -> String {
+pub fn outcome(plan: &Plan, step: usize, outcome: &StepOutcome) -> String {
     match outcome {
-        Outcome::Done => "done".to_owned(),
-        Outcome::Warning(w) => format!(
+        StepOutcome::Done => "done".to_owned(),
+        StepOutcome::Warning(w) => format!(
             "warning: {}",
             warning(plan.steps.get(step).map(|s| &s.op), w)
         ),
-        Outcome::Failed(e) => format!("failed: {e}"),
-        Outcome::Skipped(SkipReason::DependencyFailed { step }) => {
+        StepOutcome::Failed(e) => format!("failed: {e}"),
+        StepOutcome::Skipped(SkipReason::DependencyFailed { step }) => {
             let what = plan
                 .steps
                 .get(*step)
@@ -57,13 +57,13 @@ pub fn outcome(plan: &Plan, step: usize, outcome: &Outcome) -> String {
                 .unwrap_or_default();
             format!("skipped: step {} ({what}) did not succeed", step + 1)
         }
-        Outcome::Skipped(SkipReason::Cancelled) => "skipped: apply was interrupted".to_owned(),
+        StepOutcome::Skipped(SkipReason::Cancelled) => "skipped: apply was interrupted".to_owned(),
     }
 }
 
 /// One log line for an apply event, or `None` for events only a live
 /// progress display shows.
-pub fn event_line(plan: &Plan, event: &Event) -> Option<String> {
+pub fn event_line(plan: &Plan, event: &Progress) -> Option<String> {
     let total = plan.steps.len();
     let what = |step: usize| {
         plan.steps
@@ -72,8 +72,8 @@ pub fn event_line(plan: &Plan, event: &Event) -> Option<String> {
             .unwrap_or_default()
     };
     match event {
-        Event::StepStarted { .. } => None,
-        Event::StepFinished {
+        Progress::StepStarted { .. } => None,
+        Progress::StepFinished {
             step,
             outcome: o,
             duration,
@@ -88,15 +88,15 @@ pub fn event_line(plan: &Plan, event: &Event) -> Option<String> {
                 outcome(plan, *step, o)
             ))
         }
-        Event::SessionsDisconnected { step, affected } => Some(format!(
+        Progress::SessionsDisconnected { step, affected } => Some(format!(
             "[{}/{total}] disconnected {affected} sessions",
             step + 1
         )),
-        Event::DrainProgress {
+        Progress::DrainProgress {
             remaining_sessions: 0,
             ..
         } => None,
-        Event::DrainProgress {
+        Progress::DrainProgress {
             step,
             remaining_sessions,
             time_left,
@@ -105,7 +105,7 @@ pub fn event_line(plan: &Plan, event: &Event) -> Option<String> {
             step + 1,
             seconds(*time_left)
         )),
-        Event::Cancelling { running } => Some(format!(
+        Progress::Cancelling { running } => Some(format!(
             "interrupted: starting no new steps, waiting for {running} running"
         )),
     }
@@ -117,14 +117,14 @@ pub fn report(plan: &Plan, report: &Report, style: Style, out: &mut dyn Write) -
         let op = plan.steps.get(r.step).map(|s| &s.op);
         let what = op.map(words::step).unwrap_or_default();
         match &r.outcome {
-            Outcome::Warning(w) => writeln!(
+            StepOutcome::Warning(w) => writeln!(
                 out,
                 "{} step {} ({what}): {}",
                 style.yellow("warning:"),
                 r.step + 1,
                 warning(op, w)
             )?,
-            Outcome::Failed(e) => writeln!(
+            StepOutcome::Failed(e) => writeln!(
                 out,
                 "{} step {} ({what}): {e}",
                 style.red("error:"),
