@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 use crate::address::{Address, Kind};
 use crate::contract::LiveState;
-use crate::contract::labels::STACK_LABEL;
+use crate::contract::labels::owner;
 use crate::contract::wire::{
     AppConfig, AppInstance, AppType, Destination, Labels, LoadBalancing, Pool, Protocol,
 };
@@ -97,10 +97,6 @@ pub fn password_env(pool: &str) -> String {
         })
         .collect();
     format!("POOLFORM_{name}_PASSWORD")
-}
-
-fn owner(labels: &Labels) -> Option<&str> {
-    labels.get(STACK_LABEL).map(String::as_str)
 }
 
 /// The config that declares the live resources in `scope` as they are, so
@@ -489,6 +485,7 @@ mod tests {
     use super::*;
     use crate::config::spec::parse_duration;
     use crate::config::{self, lower};
+    use crate::contract::labels::STACK_LABEL;
     use crate::contract::wire::{Credentials, Maintenance};
 
     fn pool(name: &str, stack: Option<&str>) -> Pool {

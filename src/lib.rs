@@ -3,6 +3,7 @@
 
 pub mod address;
 pub mod apply;
+pub mod atomic_file;
 pub mod backend;
 pub mod cli;
 pub mod client;

@@ -9,18 +9,19 @@ use crate::cli::ExportArgs;
 use crate::commands::ExitStatus;
 use crate::commands::plan::{broker_failed, connect, runtime};
 use crate::config;
-use crate::config::validate::is_valid_name;
 use crate::contract::Broker;
+use crate::contract::names;
 use crate::export::{DESTINATIONS_FILE, Dangling, Files, Scope, to_config_yaml};
 use crate::render::diagnostics::{self, TextStyle};
 
 pub fn run(args: &ExportArgs, style: TextStyle) -> io::Result<ExitStatus> {
     let mut err = io::stderr().lock();
-    if !is_valid_name(&args.stack) {
+    if !names::is_valid(&args.stack) {
         writeln!(
             err,
-            "poolform: '{}' is not a valid stack name (1-63 characters of letters, digits, '.', '_' and '-')",
-            args.stack
+            "poolform: '{}' is not a valid stack name ({})",
+            args.stack,
+            names::RULE
         )?;
         return Ok(ExitStatus::Rejected);
     }

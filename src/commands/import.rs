@@ -9,9 +9,9 @@ use crate::backend::AnyBroker;
 use crate::cli::ImportArgs;
 use crate::commands::ExitStatus;
 use crate::commands::plan::{connect, runtime};
-use crate::config::validate::is_valid_name;
 use crate::contract::Broker;
-use crate::contract::labels::STACK_LABEL;
+use crate::contract::labels::{owner, with_stack};
+use crate::contract::names;
 use crate::contract::wire::{
     AppConfig, AppConfigBody, AppInstance, AppInstanceBody, CredentialsBody, Labels, Pool, PoolBody,
 };
@@ -24,11 +24,12 @@ enum Adopted {
 }
 
 pub fn run(args: &ImportArgs) -> io::Result<ExitStatus> {
-    if !is_valid_name(&args.stack) {
+    if !names::is_valid(&args.stack) {
         writeln!(
             io::stderr().lock(),
-            "poolform: '{}' is not a valid stack name (1-63 characters of letters, digits, '.', '_' and '-')",
-            args.stack
+            "poolform: '{}' is not a valid stack name ({})",
+            args.stack,
+            names::RULE
         )?;
         return Ok(ExitStatus::Rejected);
     }
@@ -142,19 +143,13 @@ async fn adopt(
 /// Whether the resource is in `stack` already; an error when another stack
 /// owns it and `--force` was not given.
 fn owned(labels: &Labels, stack: &str, force: bool) -> Result<bool, String> {
-    match labels.get(STACK_LABEL) {
+    match owner(labels) {
         Some(owner) if owner == stack => Ok(true),
         Some(owner) if !force => Err(format!(
             "owned by stack {owner}; not imported (--force takes it over; stack {owner}'s plans then report it as plan::not_owned)"
         )),
         _ => Ok(false),
     }
-}
-
-fn with_stack(labels: &Labels, stack: &str) -> Labels {
-    let mut labels = labels.clone();
-    labels.insert(STACK_LABEL.to_owned(), stack.to_owned());
-    labels
 }
 
 /// The pool as it is, plus the stack label. A pool write replaces the

@@ -153,9 +153,7 @@ pub fn render(plan: &Plan, format: PlanFormat, color: bool, out: &mut dyn Write)
 pub fn save(plan: &Plan, path: &Path) -> io::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(plan).map_err(io::Error::other)?;
     bytes.push(b'\n');
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, &bytes)?;
-    std::fs::rename(&tmp, path)
+    crate::atomic_file::write(path, &bytes)
 }
 
 pub fn runtime() -> io::Result<tokio::runtime::Runtime> {

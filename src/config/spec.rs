@@ -15,8 +15,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_saphyr::{Location, Spanned};
 
-/// Regular expression every resource name matches (DESIGN.md section 3).
-pub const NAME_PATTERN: &str = "^[A-Za-z0-9._-]{1,63}$";
+use crate::contract::names;
 
 /// A value with the place in its file where it was written.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,7 +77,7 @@ impl<V: JsonSchema> JsonSchema for Resources<V> {
         json_schema!({
             "type": "object",
             "propertyNames": {
-                "pattern": NAME_PATTERN,
+                "pattern": names::PATTERN,
                 "description": "A name: 1-63 characters of A-Z, a-z, 0-9, '.', '_' and '-'."
             },
             "additionalProperties": value
@@ -206,7 +205,7 @@ pub struct PoolSpec {
     /// Names of the destinations in the pool. A destination may be a member of
     /// at most one load-balanced pool.
     #[serde(default)]
-    #[schemars(inner(regex(pattern = NAME_PATTERN)))]
+    #[schemars(inner(regex(pattern = names::PATTERN)))]
     pub members: Vec<Sp<String>>,
     /// What happens to sessions on a destination that leaves the pool.
     pub drain: Option<DrainSpec>,

@@ -11,6 +11,8 @@ use serde_saphyr::Location;
 use crate::address::Kind;
 use crate::config::spec::{DrainSessionsSpec, DurationValue, LabelMap, SecretValue, Sp};
 use crate::config::{Config, Diagnostics, kind_noun};
+use crate::contract::labels::RESERVED_PREFIX;
+use crate::contract::names;
 use crate::diagnostic::{Diagnostic, Label, SourceLocation};
 
 /// A value that passed validation. Only this module can construct one.
@@ -30,10 +32,6 @@ impl<T> Deref for Validated<T> {
         &self.0
     }
 }
-
-/// Label keys with this prefix belong to poolform (stack ownership, secret
-/// fingerprints); users may not set them.
-const RESERVED_LABEL_PREFIX: &str = "poolform.";
 
 /// Checks `config` and returns it validated, or every problem found.
 pub fn validate(config: Config) -> Result<Validated<Config>, Diagnostics> {
@@ -490,7 +488,7 @@ impl Checker<'_> {
     }
 
     fn name(&mut self, file: usize, name: &Sp<String>, what: &str) {
-        if !is_valid_name(&name.value) {
+        if !names::is_valid(&name.value) {
             self.error(
                 "config::invalid_name",
                 format!("'{}' is not a valid {what} name", name.value),
@@ -498,18 +496,17 @@ impl Checker<'_> {
                 &name.at,
                 "invalid name",
             )
-            .help =
-                Some("names are 1-63 characters of letters, digits, '.', '_' and '-'".to_owned());
+            .help = Some(format!("names are {}", names::RULE));
         }
     }
 
     fn labels(&mut self, file: usize, labels: &LabelMap, kind: Kind, owner: &str) {
         for (key, value) in &labels.0 {
-            if key.value.starts_with(RESERVED_LABEL_PREFIX) {
+            if key.value.starts_with(RESERVED_PREFIX) {
                 self.error(
                     "config::reserved_label",
                     format!(
-                        "{} '{owner}' sets the label '{}', but keys starting with '{RESERVED_LABEL_PREFIX}' are reserved",
+                        "{} '{owner}' sets the label '{}', but keys starting with '{RESERVED_PREFIX}' are reserved",
                         kind_noun(kind),
                         key.value
                     ),
@@ -557,14 +554,6 @@ impl Checker<'_> {
             .help = Some(format!("quote it: '{}'", value.value));
         }
     }
-}
-
-/// 1-63 characters of `[A-Za-z0-9._-]` (DESIGN.md section 3).
-pub fn is_valid_name(name: &str) -> bool {
-    (1..=63).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// The candidate closest to `name` by edit distance, if close enough to be a

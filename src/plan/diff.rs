@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::{Action, Change, FieldDiff, PoolSettings, Revision, Targets, Unmanaged};
 use crate::address::{Address, Kind};
 use crate::contract::LiveState;
-use crate::contract::labels::{FINGERPRINT_LABEL_PREFIX, STACK_LABEL};
+use crate::contract::labels::{self, owner};
 use crate::contract::wire::{
     AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Destination, Labels, Maintenance, Pool,
 };
@@ -102,26 +102,6 @@ pub(super) struct Delta {
     pub lb_cleanups: Vec<String>,
     /// Declared resources that exist live but belong to another stack (or none).
     pub not_owned: Vec<(Address, Option<String>)>,
-}
-
-fn owner(labels: &Labels) -> Option<&str> {
-    labels.get(STACK_LABEL).map(String::as_str)
-}
-
-/// Labels as poolform writes them: the user's plus the stack label.
-fn stack_labels(user: &Labels, stack: &str) -> Labels {
-    let mut labels = user.clone();
-    labels.insert(STACK_LABEL.to_owned(), stack.to_owned());
-    labels
-}
-
-/// Live labels without the ones the broker side keeps for poolform's own
-/// bookkeeping (secret fingerprints), which are never part of a diff.
-fn comparable_labels(live: &Labels) -> Labels {
-    live.iter()
-        .filter(|(k, _)| !k.starts_with(FINGERPRINT_LABEL_PREFIX))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
 }
 
 fn field(name: &str, before: Option<Value>, after: Option<Value>) -> FieldDiff {
@@ -246,7 +226,7 @@ fn pool_settings(pool: &DesiredPool, stack: &str) -> PoolSettings {
         load_balancing: pool.load_balancing,
         username: pool.username.clone(),
         password: pool.password.as_ref().map(|s| s.source.clone()),
-        labels: stack_labels(&pool.labels, stack),
+        labels: labels::with_stack(&pool.labels, stack),
     }
 }
 
@@ -346,7 +326,7 @@ fn diff_pools(
                     }
                     diff_labels(
                         &mut settings_fields,
-                        &comparable_labels(&have.labels),
+                        &labels::comparable(&have.labels),
                         &settings.labels,
                     );
                 }
@@ -491,7 +471,7 @@ fn app_config_body(want: &DesiredAppConfig, stack: &str) -> AppConfigBody {
         admin_session: want.admin_session,
         keep_credentials_on_destination_change: want.keep_credentials_on_destination_change,
         allow_destination_change: want.allow_destination_change,
-        labels: stack_labels(&want.labels, stack),
+        labels: labels::with_stack(&want.labels, stack),
     }
 }
 
@@ -505,7 +485,7 @@ fn app_instance_body(want: &DesiredAppInstance, stack: &str) -> AppInstanceBody 
         user,
         group,
         destination: want.destination.clone(),
-        labels: stack_labels(&want.labels, stack),
+        labels: labels::with_stack(&want.labels, stack),
     }
 }
 
@@ -546,7 +526,7 @@ impl BodyItem for AppConfig {
             admin_session: self.admin_session,
             keep_credentials_on_destination_change: self.keep_credentials_on_destination_change,
             allow_destination_change: self.allow_destination_change,
-            labels: comparable_labels(&self.labels),
+            labels: labels::comparable(&self.labels),
         }
     }
     fn fields(body: &AppConfigBody) -> Vec<(&'static str, Value)> {
@@ -598,7 +578,7 @@ impl BodyItem for AppInstance {
             user: self.user.clone(),
             group: self.group.clone(),
             destination: self.destination.clone(),
-            labels: comparable_labels(&self.labels),
+            labels: labels::comparable(&self.labels),
         }
     }
     fn fields(body: &AppInstanceBody) -> Vec<(&'static str, Value)> {
@@ -724,7 +704,7 @@ fn diff_items<L: BodyItem>(
 fn labels_unchanged(live: &Labels, wanted: &Labels) -> bool {
     let mut compared = 0;
     for (key, value) in live {
-        if key.starts_with(FINGERPRINT_LABEL_PREFIX) {
+        if labels::is_fingerprint(key) {
             continue;
         }
         if wanted.get(key) != Some(value) {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::diff::{Delta, LiveIndex};
 use super::{Action, Op, Step};
 use crate::address::{Address, Kind};
-use crate::contract::labels::STACK_LABEL;
+use crate::contract::labels::owner;
 use crate::desired::Desired;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -238,9 +238,7 @@ pub(super) fn check(
         }
     }
     let stack = desired.stack.as_str();
-    let owned = |labels: &crate::contract::wire::Labels| {
-        labels.get(STACK_LABEL).is_some_and(|s| s == stack)
-    };
+    let owned = |labels: &crate::contract::wire::Labels| owner(labels) == Some(stack);
     let managed = index.live.pools.iter().filter(|p| owned(&p.labels)).count()
         + index
             .live

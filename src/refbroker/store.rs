@@ -2,12 +2,13 @@
 //! the state file (or a seed) and written back by atomic replace after every
 //! mutation. The HTTP server and the embedded broker share it.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::atomic_file;
 use crate::contract::problem::{self, Problem, codes};
 use crate::contract::wire::Snapshot;
 
@@ -31,35 +32,6 @@ pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Replaces `path` with `bytes` so that a crash at any point leaves either
-/// the old or the new file, never a torn one: write a temp file in the same
-/// directory, fsync it, rename it over `path`, fsync the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "state path has no file name")
-    })?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// Reads a state file written by `write_atomic`.
@@ -119,7 +91,7 @@ impl Store {
         };
         let seq = engine.seq();
         if !exists {
-            write_atomic(path, &encode(&engine)).map_err(|source| StoreError::Write {
+            atomic_file::write(path, &encode(&engine)).map_err(|source| StoreError::Write {
                 path: path.to_owned(),
                 source,
             })?;
@@ -178,7 +150,7 @@ impl Store {
             return Ok(());
         }
         let (current, bytes) = self.read(|e| (e.seq(), encode(e)));
-        write_atomic(&self.path, &bytes)?;
+        atomic_file::write(&self.path, &bytes)?;
         *written = current;
         Ok(())
     }
