@@ -1,4 +1,4 @@
-//! Whole-process `poolform apply` benchmark for DESIGN.md section 9: 1,000
+//! Whole-process `poolform apply` benchmark for the apply bar: 1,000
 //! independent member additions (1,000 pools each gaining one member, every
 //! step on its own destination) against the reference broker over loopback
 //! at `--latency 20`, with `--parallelism 20`. Prints medians of wall time

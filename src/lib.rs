@@ -1,5 +1,116 @@
 //! poolform: config-as-code for oneclick destination pools. The library holds
 //! every module; the `poolform` binary only parses flags and dispatches.
+//!
+//! # Bird's-eye view
+//!
+//! ```text
+//! YAML files ─config::read─▶ texts ─merge─▶ Config (spans) ─validate─▶ Validated<Config> ─lower─▶ Desired
+//!                                                                                                 │
+//! broker (client over HTTP, or the reference broker in-process) ─▶ LiveState ─────────▶ plan::compute
+//!                                                                                                 │
+//!                                  render (text / markdown / JSON) ◀── Plan (saved, checksummed) ──▶ apply ──▶ Report
+//! ```
+//!
+//! Data flows one way; each stage takes the previous stage's output as a
+//! value. The broker side is split by a neutral contract: poolform's client
+//! and the reference broker it ships both depend on [`contract`], never on
+//! each other.
+//!
+//! # Code map
+//!
+//! Bottom layer, depending on nothing else in the crate:
+//!
+//! - [`contract`] — the broker API as Rust: wire types ([`contract::wire`],
+//!   each a compatibility promise described by `schema/broker-api.openapi.yaml`),
+//!   problem codes with their one title each ([`contract::problem`]), the one
+//!   name rule and its wording ([`contract::names`]), the labels poolform
+//!   keeps on broker resources ([`contract::labels`]), and the [`contract::Broker`]
+//!   trait with its error type and the `LiveState` a plan reads.
+//! - [`address`] — a resource's identity, (kind, name), as in `--target`.
+//! - [`diagnostic`] — the one located `Diagnostic` type and the `SourceMap`.
+//! - [`atomic_file`] — replacing a file so a crash leaves old or new, never torn.
+//! - [`secret`] — where a secret comes from, its `SecretString` value, and the
+//!   fingerprint label that detects a changed secret without reading it back.
+//! - [`desired`] — the desired state in broker terms: no spans, no files,
+//!   secrets resolved. What a plan is computed from.
+//!
+//! The two sides of the broker contract:
+//!
+//! - [`client`] — a live broker over HTTP(S): reqwest with rustls, timeouts,
+//!   bearer token, bounded retries with backoff and jitter.
+//! - [`refbroker`] — the reference broker: the engine (every broker rule,
+//!   one file per rule family), its durable store, the axum server behind
+//!   `poolform broker serve`, and the in-process `EmbeddedBroker`.
+//!
+//! The core:
+//!
+//! - [`config`] — YAML to desired state: `read` (the only IO) → `merge` →
+//!   `validate` (every problem at once; the only maker of `Validated<T>`) →
+//!   `lower`. `config::spec` holds the file's serde types, from which the
+//!   config JSON Schema is derived.
+//! - [`plan`] — `plan::compute(&Desired, &LiveState, &Targets)`: the diff by
+//!   identity then field, the expansion of each change into broker steps with
+//!   explicit dependencies, their topological order, and the safety checks.
+//! - [`apply`] — executes a plan's steps through the `Broker` trait: ordered,
+//!   concurrent up to the parallelism, one step per destination at a time; the
+//!   drain protocol, the offline-removal warning, the stack lease, the
+//!   stale-plan check. Emits progress events and returns a report.
+//! - [`export`] — live state to config YAML that plans no changes.
+//! - [`render`] — diagnostics, plans and apply reports as text, markdown and
+//!   JSON, to any `io::Write`; `render::words` has the one sentence per step,
+//!   violation and warning that every rendering shares.
+//!
+//! The top:
+//!
+//! - [`backend`] — the broker URL, parsed in one place, and `AnyBroker` over
+//!   both backends: the only module that sees the client and the reference
+//!   broker at once.
+//! - [`cli`] — the clap definitions: a plain mirror of the flags, no IO.
+//! - [`commands`] — one file per command; each does its IO and returns an
+//!   exit status. `main` decides the exit code in one place.
+//!
+//! # Where a change goes
+//!
+//! - A new config key: its serde type in `config::spec`, its checks in
+//!   `config::validate`, its conversion in `config::lower` and a field of
+//!   [`desired`]; then `cargo run -- schema`.
+//! - A new broker error code: `contract::problem::codes` (and its title in
+//!   `contract::problem::new`), the OpenAPI file, the rule that answers it
+//!   in `refbroker::engine`, and its handling where apply meets it.
+//! - A new step kind: a variant of `plan::Op`, where `plan::order` expands a
+//!   change into it and what it depends on, the broker call in `apply::step`,
+//!   and its sentence in `render::words`.
+//! - A new output format: a renderer in [`render`] and a value of the format
+//!   flag in [`cli`]; commands pick it.
+//! - A new reference-broker rule: the rule family's file in
+//!   `refbroker::engine`, its route in `refbroker::server` when it is a new
+//!   operation, and the OpenAPI file (a test compares routes and spec).
+//!
+//! # Invariants
+//!
+//! - Dependencies point down the layers above; `tests/architecture.rs` fails
+//!   on any production import the layout forbids. In particular: the client
+//!   never imports the reference broker (nor the reverse); plan and apply
+//!   never import config, render, commands or either broker side; render
+//!   never imports a broker backend; nothing imports commands.
+//! - The config pipeline does IO only in `config::read`; everything after it
+//!   is pure. Only `config::validate` constructs `Validated<T>`, so later
+//!   stages take one instead of re-checking. Every config diagnostic carries
+//!   file, line and column, and validation reports all problems at once.
+//! - Plan computation is deterministic: the same inputs give byte-identical
+//!   JSON. Plans are pure data (no closures, no colours, no human strings),
+//!   versioned and checksummed when saved.
+//! - Apply never re-plans or re-diffs: a saved plan that no longer matches
+//!   the broker is refused whole. Every step is safe to run twice, so a
+//!   re-run after a crash converges with no duplicate side effect.
+//! - Core modules never print: apply emits progress events, render writes.
+//! - Secrets are `SecretSource`s in plans and `SecretString`s in memory; an
+//!   inline secret in YAML is masked in the kept source, so no diagnostic
+//!   snippet, plan, log or report can show one.
+//! - The reference broker answers a write only once it is durable, and every
+//!   state change appends exactly one event to its log.
+//! - Deliberately absent: validation never contacts the broker, and the
+//!   config types use no `flatten`/`untagged` (the parser would lose spans).
 
 pub mod address;
 pub mod apply;

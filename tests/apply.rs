@@ -431,7 +431,7 @@ impl Rng {
     }
 }
 
-/// DESIGN.md section 9: with 10% injected 503s and the apply killed at a
+/// The reliability bar: with 10% injected 503s and the apply killed at a
 /// random point, re-running converges, a plan then shows no changes, and the
 /// event log shows no side effect done twice. Each trial alternates taking
 /// rds-02 out (with two fresh sessions to drain) and putting it back. The

@@ -3,6 +3,8 @@
 /// `poolform apply`/`plan` processes against the reference broker process:
 /// the runbook, ordering, failures, stale plans, locking, convergence, secrets.
 mod apply;
+/// The module layout: production code imports only what its layer may use.
+mod architecture;
 /// The reference broker binary driven through the HTTP client: every path,
 /// auth, revisions, pagination, faults, crash safety; and the OpenAPI file.
 mod broker;

@@ -69,7 +69,7 @@ mod tests {
     #[test]
     fn a_config_larger_than_the_parser_default_budget_loads() {
         // 300,000 member entries: more nodes than serde-saphyr's default
-        // budget of 250,000, which rejected DESIGN.md's 10k-pool config as
+        // budget of 250,000, which rejected a 10k-pool config as
         // "too complex". The alias bomb in tests/invalid still is.
         let members: Vec<String> = (0..300_000).map(|i| format!("d{i}")).collect();
         let text = format!(
