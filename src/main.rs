@@ -1,32 +1,25 @@
-//! The `poolform` binary: parses flags, dispatches one command, and decides
-//! the process exit code in one place.
+//! The `poolform` binary: parses flags, builds the shared command context,
+//! dispatches one command, and decides the process exit code in one place.
 
 use std::io;
 use std::process::ExitCode;
 
 use clap::Parser;
 use poolform::cli::{Cli, Command};
-use poolform::commands::{self, ExitStatus};
-use poolform::render::diagnostics::TextStyle;
+use poolform::commands::{self, Context, ExitStatus};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let style = TextStyle {
-        color: commands::stderr_color(cli.color),
-        unicode: true,
-        width: commands::terminal_width(),
-    };
+    let ctx = Context::new(cli.color);
     let result = match &cli.command {
-        Command::Validate(args) => commands::validate::run(args, style),
-        Command::Plan(args) => commands::plan::run(args, style, commands::stdout_color(cli.color)),
-        Command::Show(args) => commands::show::run(args, commands::stdout_color(cli.color)),
-        Command::Apply(args) => {
-            commands::apply::run(args, style, commands::stdout_color(cli.color))
-        }
-        Command::Export(args) => commands::export::run(args, style),
-        Command::Import(args) => commands::import::run(args),
+        Command::Validate(args) => commands::validate::run(&ctx, args),
+        Command::Plan(args) => commands::plan::run(&ctx, args),
+        Command::Show(args) => commands::show::run(&ctx, args),
+        Command::Apply(args) => commands::apply::run(&ctx, args),
+        Command::Export(args) => commands::export::run(&ctx, args),
+        Command::Import(args) => commands::import::run(&ctx, args),
         Command::Schema(args) => commands::schema::run(args),
-        Command::Completions { shell } => commands::completions(*shell),
+        Command::Completions { shell } => commands::completions::run(*shell),
         Command::Broker(command) => commands::broker::run(command),
     };
     match result {

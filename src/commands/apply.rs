@@ -12,13 +12,9 @@ use crate::apply::{self, Lease, LockError, Options, Progress, StaleCheckError};
 use crate::backend::AnyBroker;
 use crate::cli::{ApplyArgs, PlanFormat};
 use crate::commands::ExitStatus;
-use crate::commands::plan::{
-    broker_failed, config_url, connect, load, render, report_violations, runtime,
-};
+use crate::commands::context::{Context, broker_failed, connect, read_plan};
 use crate::contract::Broker;
 use crate::plan::{self, Plan, Targets};
-use crate::render::diagnostics::TextStyle;
-use crate::render::plan::Style;
 use crate::render::{report, words};
 use crate::secret::SecretSource;
 
@@ -27,10 +23,10 @@ fn is_plan_file(path: &Path) -> bool {
     path.is_file() && path.extension().is_some_and(|e| e == "json")
 }
 
-pub fn run(args: &ApplyArgs, style: TextStyle, color: bool) -> io::Result<ExitStatus> {
-    let runtime = runtime()?;
+pub fn run(ctx: &Context, args: &ApplyArgs) -> io::Result<ExitStatus> {
+    let runtime = ctx.runtime()?;
     if is_plan_file(&args.path) {
-        let plan = match super::show::read(&args.path) {
+        let plan = match read_plan(&args.path) {
             Ok(plan) => plan,
             Err(message) => return fail(&message),
         };
@@ -40,16 +36,16 @@ pub fn run(args: &ApplyArgs, style: TextStyle, color: bool) -> io::Result<ExitSt
             }
             return fail("the saved plan breaks safety rules; apply refuses it unless --force");
         }
-        let broker = match connect(&args.broker, None, None) {
+        let broker = match connect(&args.broker, None) {
             Ok(broker) => Arc::new(broker),
             Err(message) => return fail(&message),
         };
-        return runtime.block_on(apply_saved(args, broker, plan, color));
+        return runtime.block_on(apply_saved(ctx, args, broker, plan));
     }
-    let Some(loaded) = load(&args.path, style)? else {
+    let Some(loaded) = ctx.load(&args.path)? else {
         return Ok(ExitStatus::Rejected);
     };
-    let broker = match connect(&args.broker, config_url(&loaded.config), Some(&args.path)) {
+    let broker = match connect(&args.broker, Some(&loaded)) {
         Ok(broker) => Arc::new(broker),
         Err(message) => return fail(&message),
     };
@@ -68,8 +64,8 @@ pub fn run(args: &ApplyArgs, style: TextStyle, color: bool) -> io::Result<ExitSt
                 Ok(plan) => plan,
                 Err(cycle) => return fail(&cycle.to_string()),
             };
-            report_violations(&loaded.config, &plan, args.force, style)?;
-            render(&plan, PlanFormat::Text, color, &mut io::stdout().lock())?;
+            ctx.report_violations(&loaded, &plan, args.force)?;
+            ctx.render(&plan, PlanFormat::Text)?;
             if !plan.violations.is_empty() && !args.force {
                 return Ok(ExitStatus::Rejected);
             }
@@ -79,7 +75,7 @@ pub fn run(args: &ApplyArgs, style: TextStyle, color: bool) -> io::Result<ExitSt
             if !args.auto_approve && !confirm(&plan)? {
                 return Ok(ExitStatus::Rejected);
             }
-            execute(args, &broker, &plan, options.clone(), color).await
+            execute(ctx, args, &broker, &plan, options.clone()).await
         }
         .await;
         release(lease).await?;
@@ -88,10 +84,10 @@ pub fn run(args: &ApplyArgs, style: TextStyle, color: bool) -> io::Result<ExitSt
 }
 
 async fn apply_saved(
+    ctx: &Context,
     args: &ApplyArgs,
     broker: Arc<AnyBroker>,
     plan: Plan,
-    color: bool,
 ) -> io::Result<ExitStatus> {
     // Checked before the lease so that a stale plan causes no write at all,
     // and again under it so that nothing slips in between.
@@ -104,7 +100,7 @@ async fn apply_saved(
     };
     let outcome = match stale(&broker, &plan).await? {
         Some(outcome) => Ok(outcome),
-        None => execute(args, &broker, &plan, options, color).await,
+        None => execute(ctx, args, &broker, &plan, options).await,
     };
     release(lease).await?;
     outcome
@@ -235,11 +231,11 @@ fn confirm(plan: &Plan) -> io::Result<bool> {
 }
 
 async fn execute(
+    ctx: &Context,
     args: &ApplyArgs,
     broker: &AnyBroker,
     plan: &Plan,
     options: Options,
-    color: bool,
 ) -> io::Result<ExitStatus> {
     let cancel = options.cancel.clone();
     // Ctrl-C stops new steps from starting; running ones finish.
@@ -289,7 +285,7 @@ async fn execute(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    report::report(plan, &result, Style { color }, &mut io::stdout().lock())?;
+    report::report(plan, &result, ctx.stdout, &mut io::stdout().lock())?;
     let summary = result.summary();
     Ok(
         if summary.failed > 0

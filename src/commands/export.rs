@@ -7,14 +7,13 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::ExportArgs;
 use crate::commands::ExitStatus;
-use crate::commands::plan::{broker_failed, connect, runtime};
+use crate::commands::context::{Context, broker_failed, connect};
 use crate::config;
 use crate::contract::Broker;
 use crate::contract::names;
 use crate::export::{DESTINATIONS_FILE, Dangling, Files, Scope, to_config_yaml};
-use crate::render::diagnostics::{self, TextStyle};
 
-pub fn run(args: &ExportArgs, style: TextStyle) -> io::Result<ExitStatus> {
+pub fn run(ctx: &Context, args: &ExportArgs) -> io::Result<ExitStatus> {
     let mut err = io::stderr().lock();
     if !names::is_valid(&args.stack) {
         writeln!(
@@ -39,14 +38,14 @@ pub fn run(args: &ExportArgs, style: TextStyle) -> io::Result<ExitStatus> {
             return Ok(ExitStatus::Rejected);
         }
     }
-    let broker = match connect(&args.broker, None, None) {
+    let broker = match connect(&args.broker, None) {
         Ok(broker) => broker,
         Err(message) => {
             writeln!(err, "poolform: {message}")?;
             return Ok(ExitStatus::Rejected);
         }
     };
-    let live = match runtime()?.block_on(broker.read_live()) {
+    let live = match ctx.runtime()?.block_on(broker.read_live()) {
         Ok(live) => live,
         Err(e) => return broker_failed("cannot read the live state", &e),
     };
@@ -70,7 +69,7 @@ pub fn run(args: &ExportArgs, style: TextStyle) -> io::Result<ExitStatus> {
         .map(|(name, text)| (name.to_owned(), text))
         .collect();
     if let Err(rejected) = config::load_text(sources) {
-        diagnostics::text(&mut err, &rejected.items, &rejected.sources, style)?;
+        ctx.write_diagnostics(&rejected.items, &rejected.sources)?;
         writeln!(
             err,
             "poolform: the live state cannot be written as a valid config; nothing was exported"

@@ -8,7 +8,7 @@ use crate::address::{Address, Kind};
 use crate::backend::AnyBroker;
 use crate::cli::ImportArgs;
 use crate::commands::ExitStatus;
-use crate::commands::plan::{connect, runtime};
+use crate::commands::context::{Context, connect};
 use crate::contract::Broker;
 use crate::contract::labels::{owner, with_stack};
 use crate::contract::names;
@@ -23,7 +23,7 @@ enum Adopted {
     Already,
 }
 
-pub fn run(args: &ImportArgs) -> io::Result<ExitStatus> {
+pub fn run(ctx: &Context, args: &ImportArgs) -> io::Result<ExitStatus> {
     if !names::is_valid(&args.stack) {
         writeln!(
             io::stderr().lock(),
@@ -33,14 +33,14 @@ pub fn run(args: &ImportArgs) -> io::Result<ExitStatus> {
         )?;
         return Ok(ExitStatus::Rejected);
     }
-    let broker = match connect(&args.broker, None, None) {
+    let broker = match connect(&args.broker, None) {
         Ok(broker) => broker,
         Err(message) => {
             writeln!(io::stderr().lock(), "poolform: {message}")?;
             return Ok(ExitStatus::Rejected);
         }
     };
-    let runtime = runtime()?;
+    let runtime = ctx.runtime()?;
     let mut failed = false;
     for address in &args.resources {
         let result = runtime.block_on(adopt(&broker, address, &args.stack, args.force));

@@ -5,10 +5,11 @@ use std::io::{self, Write};
 
 use crate::cli::{DiagnosticFormat, ValidateArgs};
 use crate::commands::ExitStatus;
+use crate::commands::context::Context;
 use crate::config::{self, Config};
-use crate::render::diagnostics::{self, TextStyle};
+use crate::render::diagnostics;
 
-pub fn run(args: &ValidateArgs, style: TextStyle) -> io::Result<ExitStatus> {
+pub fn run(ctx: &Context, args: &ValidateArgs) -> io::Result<ExitStatus> {
     let result = config::load(&args.path);
     match (result, args.format) {
         (Ok(config), DiagnosticFormat::Text) => {
@@ -20,11 +21,10 @@ pub fn run(args: &ValidateArgs, style: TextStyle) -> io::Result<ExitStatus> {
             Ok(ExitStatus::Success)
         }
         (Err(rejected), DiagnosticFormat::Text) => {
-            let mut err = io::stderr().lock();
-            diagnostics::text(&mut err, &rejected.items, &rejected.sources, style)?;
+            ctx.write_diagnostics(&rejected.items, &rejected.sources)?;
             let count = rejected.items.len();
             writeln!(
-                err,
+                io::stderr().lock(),
                 "poolform: {count} {} in {}",
                 plural(count, "problem", "problems"),
                 args.path.display()
