@@ -1,12 +1,13 @@
 //! The `poolform` binary: parses flags, builds the shared command context,
-//! dispatches one command, and decides the process exit code in one place.
+//! dispatches one command, and decides the exit code and prints a failure
+//! in one place.
 
-use std::io;
+use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
 use poolform::cli::{Cli, Command};
-use poolform::commands::{self, Context, ExitStatus};
+use poolform::commands::{self, Context};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -23,12 +24,14 @@ fn main() -> ExitCode {
         Command::Broker(command) => commands::broker::run(command),
     };
     match result {
-        Ok(outcome) => ExitCode::from(outcome.exit_code()),
-        // A reader that went away (`| head`) is not a failure of ours.
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(status.exit_code()),
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("poolform: {e}");
-            ExitCode::from(ExitStatus::Rejected.exit_code())
+            if let Some(message) = e.message() {
+                // Nothing is left to tell anyone if stderr itself is gone.
+                let _ = writeln!(io::stderr().lock(), "poolform: {message}");
+            }
+            ExitCode::FAILURE
         }
     }
 }

@@ -12,7 +12,7 @@ use tokio::runtime::Runtime;
 use crate::backend::{AnyBroker, BrokerUrl};
 use crate::cli::{BrokerArgs, ColorChoice, PlanFormat};
 use crate::client::http::{HttpOptions, read_token};
-use crate::commands::ExitStatus;
+use crate::commands::error::{During, Error, IoAction};
 use crate::config::validate::Validated;
 use crate::config::{self, Config, lower};
 use crate::desired::Desired;
@@ -50,7 +50,7 @@ impl Context {
     }
 
     /// The single-threaded runtime the broker calls run on.
-    pub fn runtime(&self) -> io::Result<&Runtime> {
+    pub fn runtime(&self) -> Result<&Runtime, Error> {
         if let Some(runtime) = self.runtime.get() {
             return Ok(runtime);
         }
@@ -59,36 +59,53 @@ impl Context {
     }
 
     /// Loads, validates and resolves `path`. On failure the diagnostics are
-    /// written to stderr and `None` is returned: nothing has touched the broker.
-    pub fn load(&self, path: &Path) -> io::Result<Option<Loaded>> {
+    /// written to stderr before the error returns; nothing has touched the
+    /// broker.
+    pub fn load(&self, path: &Path) -> Result<Loaded, Error> {
         let config = match config::load(path) {
             Ok(config) => config,
-            Err(rejected) => {
-                self.write_diagnostics(&rejected.items, &rejected.sources)?;
-                return Ok(None);
-            }
+            Err(rejected) => return Err(self.invalid(path, &rejected.items, &rejected.sources)),
         };
         match lower(&config, &SecretSource::resolve) {
-            Ok(desired) => Ok(Some(Loaded {
+            Ok(desired) => Ok(Loaded {
                 path: path.to_owned(),
                 config,
                 desired,
-            })),
-            Err(items) => {
-                self.write_diagnostics(&items, &config.sources)?;
-                Ok(None)
-            }
+            }),
+            Err(items) => Err(self.invalid(path, &items, &config.sources)),
+        }
+    }
+
+    /// Writes the diagnostics that reject the config at `path` and returns
+    /// the error that ends the command.
+    pub fn invalid(&self, path: &Path, items: &[Diagnostic], sources: &SourceMap) -> Error {
+        match self.write_diagnostics(items, sources) {
+            Ok(()) => Error::InvalidConfig {
+                path: path.to_owned(),
+                count: items.len(),
+            },
+            Err(e) => e,
         }
     }
 
     /// Writes located diagnostics to stderr.
-    pub fn write_diagnostics(&self, items: &[Diagnostic], sources: &SourceMap) -> io::Result<()> {
+    pub fn write_diagnostics(
+        &self,
+        items: &[Diagnostic],
+        sources: &SourceMap,
+    ) -> Result<(), Error> {
         diagnostics::text(&mut io::stderr().lock(), items, sources, self.diagnostics)
+            .during(IoAction::WriteStderr)
     }
 
     /// Writes the violations of `plan` as diagnostics on stderr, located in
-    /// the config it was planned from.
-    pub fn report_violations(&self, loaded: &Loaded, plan: &Plan, force: bool) -> io::Result<()> {
+    /// the config it was planned from; warnings when `force` overrides them.
+    pub fn report_violations(
+        &self,
+        loaded: &Loaded,
+        plan: &Plan,
+        force: bool,
+    ) -> Result<(), Error> {
         if plan.violations.is_empty() {
             return Ok(());
         }
@@ -98,31 +115,22 @@ impl Context {
             .iter()
             .map(|v| violation_diagnostic(config, v, force))
             .collect();
-        self.write_diagnostics(&items, &config.sources)?;
-        if !force {
-            writeln!(
-                io::stderr().lock(),
-                "poolform: the plan breaks {} safety {}; apply refuses it unless --force",
-                items.len(),
-                if items.len() == 1 { "rule" } else { "rules" }
-            )?;
-        }
-        Ok(())
+        self.write_diagnostics(&items, &config.sources)
     }
 
     /// Renders a plan on stdout in the chosen format.
-    pub fn render(&self, plan: &Plan, format: PlanFormat) -> io::Result<()> {
+    pub fn render(&self, plan: &Plan, format: PlanFormat) -> Result<(), Error> {
         let out = &mut io::stdout().lock();
         match format {
             PlanFormat::Text => text(plan, self.stdout, out),
             PlanFormat::Markdown => markdown(plan, COMMENT_LIMIT, out),
-            PlanFormat::Json => {
-                // `io::Error::from` keeps the kind of a failed write, so a
-                // closed pipe stays recognisable as one.
-                serde_json::to_writer_pretty(&mut *out, plan).map_err(io::Error::from)?;
-                writeln!(out)
-            }
+            // `io::Error::from` keeps the kind of a failed write, so that a
+            // closed pipe is still recognised as one.
+            PlanFormat::Json => serde_json::to_writer_pretty(&mut *out, plan)
+                .map_err(io::Error::from)
+                .and_then(|()| writeln!(out)),
         }
+        .during(IoAction::WriteStdout)
     }
 }
 
@@ -155,36 +163,40 @@ fn terminal_width() -> usize {
 
 /// A runtime of its own, for a thread that talks to the broker while the
 /// main thread does something else.
-pub fn runtime() -> io::Result<Runtime> {
+pub fn runtime() -> Result<Runtime, Error> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
+        .during(IoAction::StartRuntime)
 }
 
 /// The broker named by `--broker` (clap fills it from `POOLFORM_BROKER` when
 /// the flag is absent), else by the config's `broker.url`. A `file:` URL
 /// without a seed of its own takes `--seed` or the one beside the config.
-pub fn broker_url(args: &BrokerArgs, config: Option<&Loaded>) -> Result<BrokerUrl, String> {
+pub fn broker_url(args: &BrokerArgs, config: Option<&Loaded>) -> Result<BrokerUrl, Error> {
+    let from_config = config.and_then(|c| c.config.broker_url.as_ref());
     let text = args
         .broker
         .as_deref()
-        .or_else(|| config.and_then(|c| c.config.broker_url.as_ref()).map(|u| u.value.value.as_str()))
-        .ok_or(
-            "no broker given: pass --broker URL, set POOLFORM_BROKER, or set broker.url in the config",
-        )?;
-    let url = text.parse::<BrokerUrl>().map_err(|e| e.to_string())?;
+        .or_else(|| from_config.map(|url| url.value.value.as_str()))
+        .ok_or(Error::NoBroker)?;
+    let url = text.parse::<BrokerUrl>()?;
     Ok(url.with_default_seed(seed_for(args, config.map(|c| c.path.as_path()))))
 }
 
 /// Connects to the broker `broker_url` names, with the API token for an
 /// HTTP broker.
-pub fn connect(args: &BrokerArgs, config: Option<&Loaded>) -> Result<AnyBroker, String> {
+pub fn connect(args: &BrokerArgs, config: Option<&Loaded>) -> Result<AnyBroker, Error> {
     let url = broker_url(args, config)?;
-    let token = match url {
-        BrokerUrl::Http(_) => read_token(args.token_file.as_deref()).map_err(|e| e.to_string())?,
-        BrokerUrl::File { .. } => None,
+    let opened = match url {
+        BrokerUrl::Http(_) => read_token(args.token_file.as_deref())
+            .and_then(|token| AnyBroker::open(&url, token, HttpOptions::default())),
+        BrokerUrl::File { .. } => AnyBroker::open(&url, None, HttpOptions::default()),
     };
-    AnyBroker::open(&url, token, HttpOptions::default()).map_err(|e| e.to_string())
+    opened.map_err(|source| Error::Open {
+        url: url.to_string(),
+        source,
+    })
 }
 
 /// The snapshot an embedded broker starts from when its state file is new:
@@ -220,25 +232,37 @@ fn violation_diagnostic(config: &Config, violation: &Violation, force: bool) -> 
     }
 }
 
+/// The error for a plan whose violations `--force` does not override.
+pub fn refuse_unsafe(plan: &Plan, force: bool, saved: bool) -> Result<(), Error> {
+    if plan.violations.is_empty() || force {
+        return Ok(());
+    }
+    Err(Error::Unsafe {
+        count: plan.violations.len(),
+        saved,
+    })
+}
+
 /// Writes a plan file by atomic replace, so a crash never leaves half a plan.
-pub fn save_plan(plan: &Plan, path: &Path) -> io::Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(plan).map_err(io::Error::other)?;
-    bytes.push(b'\n');
-    crate::atomic_file::write(path, &bytes)
+pub fn save_plan(plan: &Plan, path: &Path) -> Result<(), Error> {
+    let write = || {
+        let mut bytes = serde_json::to_vec_pretty(plan).map_err(io::Error::from)?;
+        bytes.push(b'\n');
+        crate::atomic_file::write(path, &bytes)
+    };
+    write().during(IoAction::Write(path.to_owned()))
 }
 
-/// Reads and verifies a saved plan; the error says what is wrong with it.
-pub fn read_plan(path: &Path) -> Result<Plan, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let plan: Plan = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("{} is not a poolform plan file: {e}", path.display()))?;
-    plan.verify()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+/// Reads a saved plan and checks its format version and checksum.
+pub fn read_plan(path: &Path) -> Result<Plan, Error> {
+    let bytes = std::fs::read(path).during(IoAction::Read(path.to_owned()))?;
+    let plan: Plan = serde_json::from_slice(&bytes).map_err(|source| Error::NotAPlan {
+        path: path.to_owned(),
+        source,
+    })?;
+    plan.verify().map_err(|source| Error::SavedPlan {
+        path: path.to_owned(),
+        source,
+    })?;
     Ok(plan)
-}
-
-/// Reports a broker failure on stderr.
-pub fn broker_failed(what: &str, error: &crate::contract::BrokerError) -> io::Result<ExitStatus> {
-    writeln!(io::stderr().lock(), "poolform: {what}: {error}")?;
-    Ok(ExitStatus::Rejected)
 }

@@ -1,11 +1,12 @@
 //! The commands behind the CLI: each takes the shared `Context` and its
-//! parsed arguments, does its IO and returns an `ExitStatus`; `main` alone
-//! turns outcomes and errors into exit codes.
+//! parsed arguments, does its IO, and returns an `ExitStatus` or an `Error`;
+//! `main` alone turns those into exit codes and prints errors.
 
 pub mod apply;
 pub mod broker;
 pub mod completions;
 pub mod context;
+pub mod error;
 pub mod export;
 pub mod import;
 pub mod plan;
@@ -14,14 +15,14 @@ pub mod show;
 pub mod validate;
 
 pub use context::Context;
+pub use error::Error;
 
-/// How a command ended, as far as the exit code is concerned.
+/// How a command that did not fail ended. A command that failed returns an
+/// `Error` instead, which exits 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
     /// Exit 0: success, or nothing to change.
     Success,
-    /// Exit 1: the input was rejected or a step failed; the reason has been written.
-    Rejected,
     /// Exit 2: the plan has changes (`plan --detailed-exitcode` only).
     Changes,
 }
@@ -30,7 +31,6 @@ impl ExitStatus {
     pub fn exit_code(self) -> u8 {
         match self {
             ExitStatus::Success => 0,
-            ExitStatus::Rejected => 1,
             ExitStatus::Changes => 2,
         }
     }

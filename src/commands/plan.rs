@@ -6,14 +6,13 @@ use std::io::{self, Write};
 
 use crate::cli::{BrokerArgs, PlanArgs};
 use crate::commands::ExitStatus;
-use crate::commands::context::{
-    self, Context, broker_failed, broker_url, connect, runtime, save_plan,
-};
-use crate::contract::{Broker, BrokerError, LiveState};
+use crate::commands::context::{Context, broker_url, connect, refuse_unsafe, runtime, save_plan};
+use crate::commands::error::{During, Error, IoAction};
+use crate::contract::{Broker, LiveState};
 use crate::plan::{self, Targets};
 
 /// The live state as read by a thread of its own (see `read_ahead`).
-type Reading = std::thread::JoinHandle<Result<Result<LiveState, BrokerError>, String>>;
+type Reading = std::thread::JoinHandle<Result<LiveState, Error>>;
 
 /// When `--broker`/`POOLFORM_BROKER` names an HTTP broker, starts reading the
 /// live state at once on another thread, so that the broker's answers arrive
@@ -29,40 +28,28 @@ fn read_ahead(args: &BrokerArgs) -> Option<Reading> {
     let args = args.clone();
     Some(std::thread::spawn(move || {
         let broker = connect(&args, None)?;
-        let runtime = runtime().map_err(|e| e.to_string())?;
-        Ok(runtime.block_on(broker.read_live()))
+        runtime()?
+            .block_on(broker.read_live())
+            .map_err(Error::ReadLive)
     }))
 }
 
-pub fn run(ctx: &Context, args: &PlanArgs) -> io::Result<ExitStatus> {
+pub fn run(ctx: &Context, args: &PlanArgs) -> Result<ExitStatus, Error> {
     let reading = read_ahead(&args.broker);
-    let Some(loaded) = ctx.load(&args.path)? else {
-        return Ok(ExitStatus::Rejected);
-    };
-    let read = match reading {
+    let loaded = ctx.load(&args.path)?;
+    let live = match reading {
+        // A panic there is a bug like one here, and ends the run the same way.
         Some(reading) => reading
             .join()
-            .unwrap_or_else(|_| Err("the broker reader panicked".to_owned())),
-        None => context::connect(&args.broker, Some(&loaded)).and_then(|broker| {
-            let runtime = ctx.runtime().map_err(|e| e.to_string())?;
-            Ok(runtime.block_on(broker.read_live()))
-        }),
-    };
-    let live = match read {
-        Ok(Ok(live)) => live,
-        Ok(Err(e)) => return broker_failed("cannot read the live state", &e),
-        Err(message) => {
-            writeln!(io::stderr().lock(), "poolform: {message}")?;
-            return Ok(ExitStatus::Rejected);
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
+        None => {
+            let broker = connect(&args.broker, Some(&loaded))?;
+            ctx.runtime()?
+                .block_on(broker.read_live())
+                .map_err(Error::ReadLive)?
         }
     };
-    let plan = match plan::compute(&loaded.desired, &live, &Targets(args.targets.clone())) {
-        Ok(plan) => plan,
-        Err(cycle) => {
-            writeln!(io::stderr().lock(), "poolform: {cycle}")?;
-            return Ok(ExitStatus::Rejected);
-        }
-    };
+    let plan = plan::compute(&loaded.desired, &live, &Targets(args.targets.clone()))?;
     ctx.report_violations(&loaded, &plan, args.force)?;
     ctx.render(&plan, args.format)?;
     if let Some(out) = &args.out {
@@ -72,11 +59,11 @@ pub fn run(ctx: &Context, args: &PlanArgs) -> io::Result<ExitStatus> {
             "Saved the plan to {}; apply it with: poolform apply {}",
             out.display(),
             out.display()
-        )?;
+        )
+        .during(IoAction::WriteStderr)?;
     }
-    Ok(if !plan.violations.is_empty() && !args.force {
-        ExitStatus::Rejected
-    } else if args.detailed_exitcode && plan.has_changes() {
+    refuse_unsafe(&plan, args.force, false)?;
+    Ok(if args.detailed_exitcode && plan.has_changes() {
         ExitStatus::Changes
     } else {
         ExitStatus::Success
