@@ -102,80 +102,125 @@ pub fn password_env(pool: &str) -> String {
 /// The config that declares the live resources in `scope` as they are, so
 /// that `plan` on it shows no changes.
 pub fn to_config_yaml(live: &LiveState, stack: &str, scope: Scope) -> Result<Files, Vec<Dangling>> {
-    let in_scope = |labels: &Labels| scope == Scope::All || owner(labels) == Some(stack);
-    let pools: Vec<&Pool> = live.pools.iter().filter(|p| in_scope(&p.labels)).collect();
-    let app_configs: Vec<&AppConfig> = live
-        .app_configs
-        .iter()
-        .filter(|c| in_scope(&c.labels))
-        .collect();
-    let app_instances: Vec<&AppInstance> = live
-        .app_instances
-        .iter()
-        .filter(|i| in_scope(&i.labels))
-        .collect();
-
-    let pool_names: BTreeSet<&str> = pools.iter().map(|p| p.name.as_str()).collect();
-    let config_names: BTreeSet<&str> = app_configs.iter().map(|c| c.name.as_str()).collect();
-    let mut dangling = Vec::new();
-    let owner_of = |kind: Kind, name: &str| -> Option<String> {
-        let labels = match kind {
-            Kind::Pool => live
-                .pools
-                .iter()
-                .find(|p| p.name == name)
-                .map(|p| &p.labels),
-            _ => live
-                .app_configs
-                .iter()
-                .find(|c| c.name == name)
-                .map(|c| &c.labels),
-        };
-        labels.and_then(owner).map(str::to_owned)
-    };
-    for config in &app_configs {
-        if !pool_names.contains(config.pool.as_str()) {
-            dangling.push(Dangling {
-                from: Address::new(Kind::AppConfig, &config.name),
-                to: Address::new(Kind::Pool, &config.pool),
-                owner: owner_of(Kind::Pool, &config.pool),
-            });
-        }
-    }
-    for instance in &app_instances {
-        if !config_names.contains(instance.app_config.as_str()) {
-            dangling.push(Dangling {
-                from: Address::new(Kind::AppInstance, &instance.name),
-                to: Address::new(Kind::AppConfig, &instance.app_config),
-                owner: owner_of(Kind::AppConfig, &instance.app_config),
-            });
-        }
-    }
+    let selected = Selection::of(live, stack, scope);
+    let dangling = selected.dangling(live);
     if !dangling.is_empty() {
         return Err(dangling);
     }
+    let mut notes = Ownership {
+        stack,
+        not_owned: Vec::new(),
+    };
+    let pools = pools_file(stack, &selected, &mut notes);
+    let apps = apps_file(stack, &selected, &mut notes);
+    let destinations = destinations_file(&selected.destinations(live, scope));
+    Ok(Files {
+        pools,
+        apps,
+        destinations,
+        not_owned: notes.not_owned,
+    })
+}
 
-    // Destinations carry no stack label: a stack's export declares the ones
-    // in maintenance that its pools or instances use, so that two stacks'
-    // exports do not both claim every destination in maintenance.
-    let used: BTreeSet<&str> = pools
-        .iter()
-        .flat_map(|p| p.members.iter().map(String::as_str))
-        .chain(
-            app_instances
+/// The live pools, app configs and app instances a scope takes in.
+struct Selection<'a> {
+    pools: Vec<&'a Pool>,
+    app_configs: Vec<&'a AppConfig>,
+    app_instances: Vec<&'a AppInstance>,
+}
+
+impl<'a> Selection<'a> {
+    fn of(live: &'a LiveState, stack: &str, scope: Scope) -> Selection<'a> {
+        let in_scope = |labels: &Labels| scope == Scope::All || owner(labels) == Some(stack);
+        Selection {
+            pools: live.pools.iter().filter(|p| in_scope(&p.labels)).collect(),
+            app_configs: live
+                .app_configs
                 .iter()
-                .filter_map(|i| i.destination.as_deref()),
-        )
-        .collect();
-    let destinations: Vec<&Destination> = live
-        .destinations
-        .iter()
-        .filter(|d| d.maintenance.enabled)
-        .filter(|d| scope == Scope::All || used.contains(d.name.as_str()))
-        .collect();
+                .filter(|c| in_scope(&c.labels))
+                .collect(),
+            app_instances: live
+                .app_instances
+                .iter()
+                .filter(|i| in_scope(&i.labels))
+                .collect(),
+        }
+    }
 
-    let mut not_owned = Vec::new();
-    let mut note = |out: &mut String, kind: Kind, name: &str, labels: &Labels| {
+    /// References from a selected resource to one left out: the config would
+    /// not validate.
+    fn dangling(&self, live: &LiveState) -> Vec<Dangling> {
+        let pool_names: BTreeSet<&str> = self.pools.iter().map(|p| p.name.as_str()).collect();
+        let config_names: BTreeSet<&str> =
+            self.app_configs.iter().map(|c| c.name.as_str()).collect();
+        let pools = self
+            .app_configs
+            .iter()
+            .filter(|c| !pool_names.contains(c.pool.as_str()))
+            .map(|c| Dangling {
+                from: Address::new(Kind::AppConfig, &c.name),
+                to: Address::new(Kind::Pool, &c.pool),
+                owner: owner_of(&live.pools, &c.pool, |p| (&p.name, &p.labels)),
+            });
+        let app_configs = self
+            .app_instances
+            .iter()
+            .filter(|i| !config_names.contains(i.app_config.as_str()))
+            .map(|i| Dangling {
+                from: Address::new(Kind::AppInstance, &i.name),
+                to: Address::new(Kind::AppConfig, &i.app_config),
+                owner: owner_of(&live.app_configs, &i.app_config, |c| (&c.name, &c.labels)),
+            });
+        pools.chain(app_configs).collect()
+    }
+
+    /// Destinations carry no stack label: a stack's export declares the ones
+    /// in maintenance that its pools or instances use, so that two stacks'
+    /// exports do not both claim every destination in maintenance.
+    fn destinations(&self, live: &'a LiveState, scope: Scope) -> Vec<&'a Destination> {
+        let used: BTreeSet<&str> = self
+            .pools
+            .iter()
+            .flat_map(|p| p.members.iter().map(String::as_str))
+            .chain(
+                self.app_instances
+                    .iter()
+                    .filter_map(|i| i.destination.as_deref()),
+            )
+            .collect();
+        live.destinations
+            .iter()
+            .filter(|d| d.maintenance.enabled)
+            .filter(|d| scope == Scope::All || used.contains(d.name.as_str()))
+            .collect()
+    }
+}
+
+/// The owner of the live resource called `name`, if it exists and has one.
+fn owner_of<T>(
+    resources: &[T],
+    name: &str,
+    identity: impl Fn(&T) -> (&String, &Labels),
+) -> Option<String> {
+    resources
+        .iter()
+        .map(identity)
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, labels)| owner(labels))
+        .map(str::to_owned)
+}
+
+/// Exported resources the stack does not own, noted in the YAML where they
+/// are declared and collected for the command's closing hint.
+struct Ownership<'a> {
+    stack: &'a str,
+    not_owned: Vec<(Address, Option<String>)>,
+}
+
+impl Ownership<'_> {
+    /// Writes the comment on how to adopt a resource the stack does not own.
+    fn note(&mut self, out: &mut String, kind: Kind, name: &str, labels: &Labels) {
+        let stack = self.stack;
         let owner = owner(labels);
         if owner == Some(stack) {
             return;
@@ -191,80 +236,78 @@ pub fn to_config_yaml(live: &LiveState, stack: &str, scope: Scope) -> Result<Fil
                 "  # Owned by stack {other}: take it over with `poolform import --stack {stack} --force {address}`."
             ),
         };
-        not_owned.push((address, owner.map(str::to_owned)));
-    };
+        self.not_owned.push((address, owner.map(str::to_owned)));
+    }
+}
 
-    let mut pools_text = String::new();
+/// `pools.yaml`: the stack and its pools.
+fn pools_file(stack: &str, selected: &Selection, notes: &mut Ownership) -> String {
+    let mut text = String::new();
     let _ = writeln!(
-        pools_text,
+        text,
         "# Pools of stack {stack}, exported from the live broker by `poolform export`.\n\
          # Drain policy and min_members are not stored on the broker: the defaults\n\
          # (refuse to remove a member with active sessions; no minimum) apply until set here."
     );
-    let _ = writeln!(pools_text, "stack: {}\n", scalar(stack));
-    if pools.is_empty() {
-        pools_text.push_str("pools: {}\n");
-    } else {
-        pools_text.push_str("pools:\n");
+    let _ = writeln!(text, "stack: {}\n", scalar(stack));
+    section_key(&mut text, "pools", selected.pools.is_empty());
+    for pool in &selected.pools {
+        notes.note(&mut text, Kind::Pool, &pool.name, &pool.labels);
+        write_pool(&mut text, pool);
     }
-    for pool in &pools {
-        note(&mut pools_text, Kind::Pool, &pool.name, &pool.labels);
-        write_pool(&mut pools_text, pool);
-    }
+    text
+}
 
-    let mut apps_text = String::new();
+/// `apps.yaml`: app configs, then app instances.
+fn apps_file(stack: &str, selected: &Selection, notes: &mut Ownership) -> String {
+    let mut text = String::new();
     let _ = writeln!(
-        apps_text,
+        text,
         "# App configs and app instances of stack {stack}, exported by `poolform export`."
     );
-    if app_configs.is_empty() {
-        apps_text.push_str("app_configs: {}\n");
-    } else {
-        apps_text.push_str("app_configs:\n");
+    section_key(&mut text, "app_configs", selected.app_configs.is_empty());
+    for config in &selected.app_configs {
+        notes.note(&mut text, Kind::AppConfig, &config.name, &config.labels);
+        write_app_config(&mut text, config);
     }
-    for config in &app_configs {
-        note(
-            &mut apps_text,
-            Kind::AppConfig,
-            &config.name,
-            &config.labels,
-        );
-        write_app_config(&mut apps_text, config);
-    }
-    apps_text.push('\n');
-    if app_instances.is_empty() {
-        apps_text.push_str("app_instances: {}\n");
-    } else {
-        apps_text.push_str("app_instances:\n");
-    }
-    for instance in &app_instances {
-        note(
-            &mut apps_text,
+    text.push('\n');
+    section_key(
+        &mut text,
+        "app_instances",
+        selected.app_instances.is_empty(),
+    );
+    for instance in &selected.app_instances {
+        notes.note(
+            &mut text,
             Kind::AppInstance,
             &instance.name,
             &instance.labels,
         );
-        write_app_instance(&mut apps_text, instance);
+        write_app_instance(&mut text, instance);
     }
+    text
+}
 
-    let destinations_text = (!destinations.is_empty()).then(|| {
-        let mut text = String::from(
-            "# Destinations in maintenance mode, exported by `poolform export`. Delete an\n\
-             # entry (or set `enabled: false`) to switch maintenance off with the next apply.\n\
-             destinations:\n",
-        );
-        for destination in &destinations {
-            write_destination(&mut text, destination);
-        }
-        text
-    });
+/// `destinations.yaml`, when any destination in scope is in maintenance.
+fn destinations_file(destinations: &[&Destination]) -> Option<String> {
+    if destinations.is_empty() {
+        return None;
+    }
+    let mut text = String::from(
+        "# Destinations in maintenance mode, exported by `poolform export`. Delete an\n\
+         # entry (or set `enabled: false`) to switch maintenance off with the next apply.\n\
+         destinations:\n",
+    );
+    for destination in destinations {
+        write_destination(&mut text, destination);
+    }
+    Some(text)
+}
 
-    Ok(Files {
-        pools: pools_text,
-        apps: apps_text,
-        destinations: destinations_text,
-        not_owned,
-    })
+/// A top-level section's key: `{}` when it is empty, so the file says so
+/// rather than leaving the key null.
+fn section_key(out: &mut String, key: &str, empty: bool) {
+    let _ = writeln!(out, "{key}:{}", if empty { " {}" } else { "" });
 }
 
 fn write_pool(out: &mut String, pool: &Pool) {

@@ -66,8 +66,12 @@
 //!   both backends: the only module that sees the client and the reference
 //!   broker at once.
 //! - [`cli`] — the clap definitions: a plain mirror of the flags, no IO.
-//! - [`commands`] — one file per command; each does its IO and returns an
-//!   exit status. `main` decides the exit code in one place.
+//! - [`commands`] — one file per command, plus `commands::context` (what
+//!   they share, built once from the global flags: styles, runtime, config
+//!   loading, broker connection, plan rendering and saving) and
+//!   `commands::error` (why a command failed, with its cause). Each command
+//!   does its IO and returns an exit status or an error; `main` prints the
+//!   error once and decides the exit code in one place.
 //!
 //! # Where a change goes
 //!

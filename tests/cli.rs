@@ -204,3 +204,81 @@ fn a_closed_stdout_is_not_an_error() {
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     assert!(output.stderr.is_empty(), "{output:?}");
 }
+
+/// Runs `args` with no broker configured (and the examples' secret set)
+/// and returns its stderr, after checking that it failed with exit 1.
+fn failure(args: &[&str]) -> String {
+    let assert = poolform()
+        .env_remove("POOLFORM_BROKER")
+        .env_remove("POOLFORM_TOKEN")
+        .env("MAINT_PASSWORD", "unused")
+        .args(["--color", "never"])
+        .args(args)
+        .assert()
+        .code(1);
+    String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
+}
+
+#[test]
+fn a_failure_ends_with_one_poolform_line_naming_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("missing.json");
+    let cases = [
+        (
+            vec!["show", missing.to_str().expect("utf-8")],
+            "poolform: cannot read ",
+        ),
+        (
+            vec!["show", "examples/maintenance/broker-seed.json"],
+            "is not a poolform plan file: ",
+        ),
+        (
+            vec!["plan", "examples/maintenance/steady"],
+            "poolform: no broker given: pass --broker URL",
+        ),
+        (
+            vec!["plan", "examples/maintenance/steady", "--broker", "ftp://x"],
+            "poolform: broker URL \"ftp://x\" must start with http://",
+        ),
+        (
+            vec!["plan", "tests/invalid/09-dangling-pool.yaml"],
+            "poolform: 1 problem in tests/invalid/09-dangling-pool.yaml",
+        ),
+        (
+            vec!["validate", "tests/invalid/29-many-problems.yaml"],
+            "poolform: 4 problems in tests/invalid/29-many-problems.yaml",
+        ),
+        (
+            vec!["export", "--stack", "no good"],
+            "poolform: 'no good' is not a valid stack name (",
+        ),
+        (
+            vec!["import", "--stack", "no good", "pool/live"],
+            "poolform: 'no good' is not a valid stack name (",
+        ),
+    ];
+    for (args, expected) in cases {
+        let stderr = failure(&args);
+        let last = stderr.lines().last().unwrap_or_default();
+        assert!(
+            last.contains(expected),
+            "{args:?}: {expected:?} not in\n{stderr}"
+        );
+        assert_eq!(
+            stderr.matches("poolform:").count(),
+            1,
+            "{args:?}: one poolform line in\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn json_diagnostics_leave_stderr_empty() {
+    let stderr = failure(&[
+        "validate",
+        "--format",
+        "json",
+        "tests/invalid/29-many-problems.yaml",
+    ]);
+    assert_eq!(stderr, "");
+}

@@ -8,17 +8,14 @@ use std::sync::atomic::Ordering;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::apply::{self, Lease, LockError, Options, Progress, StaleCheckError};
+use crate::apply::{self, Lease, LockError, Options, Progress, Stale, StaleCheckError};
 use crate::backend::AnyBroker;
 use crate::cli::{ApplyArgs, PlanFormat};
 use crate::commands::ExitStatus;
-use crate::commands::plan::{
-    broker_failed, config_url, connect, load, render, report_violations, runtime,
-};
+use crate::commands::context::{Context, Loaded, connect, read_plan, refuse_unsafe};
+use crate::commands::error::{During, Error, IoAction};
 use crate::contract::Broker;
 use crate::plan::{self, Plan, Targets};
-use crate::render::diagnostics::TextStyle;
-use crate::render::plan::Style;
 use crate::render::{report, words};
 use crate::secret::SecretSource;
 
@@ -27,87 +24,67 @@ fn is_plan_file(path: &Path) -> bool {
     path.is_file() && path.extension().is_some_and(|e| e == "json")
 }
 
-pub fn run(args: &ApplyArgs, style: TextStyle, color: bool) -> io::Result<ExitStatus> {
-    let runtime = runtime()?;
+pub fn run(ctx: &Context, args: &ApplyArgs) -> Result<ExitStatus, Error> {
     if is_plan_file(&args.path) {
-        let plan = match super::show::read(&args.path) {
-            Ok(plan) => plan,
-            Err(message) => return fail(&message),
-        };
-        if !plan.violations.is_empty() && !args.force {
-            for v in &plan.violations {
-                writeln!(io::stderr().lock(), "violation: {}", words::violation(v))?;
-            }
-            return fail("the saved plan breaks safety rules; apply refuses it unless --force");
-        }
-        let broker = match connect(&args.broker, None, None) {
-            Ok(broker) => Arc::new(broker),
-            Err(message) => return fail(&message),
-        };
-        return runtime.block_on(apply_saved(args, broker, plan, color));
+        return apply_saved(ctx, args);
     }
-    let Some(loaded) = load(&args.path, style)? else {
-        return Ok(ExitStatus::Rejected);
-    };
-    let broker = match connect(&args.broker, config_url(&loaded.config), Some(&args.path)) {
-        Ok(broker) => Arc::new(broker),
-        Err(message) => return fail(&message),
-    };
-    runtime.block_on(async {
+    let loaded = ctx.load(&args.path)?;
+    let broker = Arc::new(connect(&args.broker, Some(&loaded))?);
+    ctx.runtime()?.block_on(async {
         let options = options(args);
-        let lease = match take_lease(&broker, &loaded.desired.stack, args, &options).await? {
-            Some(lease) => lease,
-            None => return Ok(ExitStatus::Rejected),
-        };
-        let outcome = async {
-            let live = match broker.read_live().await {
-                Ok(live) => live,
-                Err(e) => return broker_failed("cannot read the live state", &e),
-            };
-            let plan = match plan::compute(&loaded.desired, &live, &Targets(args.targets.clone())) {
-                Ok(plan) => plan,
-                Err(cycle) => return fail(&cycle.to_string()),
-            };
-            report_violations(&loaded.config, &plan, args.force, style)?;
-            render(&plan, PlanFormat::Text, color, &mut io::stdout().lock())?;
-            if !plan.violations.is_empty() && !args.force {
-                return Ok(ExitStatus::Rejected);
-            }
-            if !plan.has_changes() {
-                return Ok(ExitStatus::Success);
-            }
-            if !args.auto_approve && !confirm(&plan)? {
-                return Ok(ExitStatus::Rejected);
-            }
-            execute(args, &broker, &plan, options.clone(), color).await
-        }
-        .await;
+        let lease = take_lease(&broker, &loaded.desired.stack, args, &options).await?;
+        let outcome = plan_and_execute(ctx, args, &broker, &loaded, options).await;
         release(lease).await?;
         outcome
     })
 }
 
-async fn apply_saved(
+/// Under the lease: plans from the live state, shows the plan, asks, and
+/// executes it.
+async fn plan_and_execute(
+    ctx: &Context,
     args: &ApplyArgs,
-    broker: Arc<AnyBroker>,
-    plan: Plan,
-    color: bool,
-) -> io::Result<ExitStatus> {
-    // Checked before the lease so that a stale plan causes no write at all,
-    // and again under it so that nothing slips in between.
-    if let Some(outcome) = stale(&broker, &plan).await? {
-        return Ok(outcome);
+    broker: &AnyBroker,
+    loaded: &Loaded,
+    options: Options,
+) -> Result<ExitStatus, Error> {
+    let live = broker.read_live().await.map_err(Error::ReadLive)?;
+    let plan = plan::compute(&loaded.desired, &live, &Targets(args.targets.clone()))?;
+    ctx.report_violations(loaded, &plan, args.force)?;
+    ctx.render(&plan, PlanFormat::Text)?;
+    refuse_unsafe(&plan, args.force, false)?;
+    if !plan.has_changes() {
+        return Ok(ExitStatus::Success);
     }
-    let options = options(args);
-    let Some(lease) = take_lease(&broker, &plan.stack, args, &options).await? else {
-        return Ok(ExitStatus::Rejected);
-    };
-    let outcome = match stale(&broker, &plan).await? {
-        Some(outcome) => Ok(outcome),
-        None => execute(args, &broker, &plan, options, color).await,
-    };
-    release(lease).await?;
-    outcome
+    if !args.auto_approve {
+        confirm(&plan)?;
+    }
+    execute(ctx, args, broker, &plan, options).await
+}
+
+fn apply_saved(ctx: &Context, args: &ApplyArgs) -> Result<ExitStatus, Error> {
+    let plan = read_plan(&args.path)?;
+    if !args.force {
+        let mut err = io::stderr().lock();
+        for v in &plan.violations {
+            writeln!(err, "violation: {}", words::violation(v)).during(IoAction::WriteStderr)?;
+        }
+    }
+    refuse_unsafe(&plan, args.force, true)?;
+    let broker = Arc::new(connect(&args.broker, None)?);
+    ctx.runtime()?.block_on(async {
+        // Checked before the lease so that a stale plan causes no write at
+        // all, and again under it so that nothing slips in between.
+        check_fresh(&broker, &plan).await?;
+        let options = options(args);
+        let lease = take_lease(&broker, &plan.stack, args, &options).await?;
+        let outcome = match check_fresh(&broker, &plan).await {
+            Ok(()) => execute(ctx, args, &broker, &plan, options).await,
+            Err(stale) => Err(stale),
+        };
+        release(lease).await?;
+        outcome
+    })
 }
 
 fn options(args: &ApplyArgs) -> Options {
@@ -117,37 +94,34 @@ fn options(args: &ApplyArgs) -> Options {
     }
 }
 
-fn fail(message: &str) -> io::Result<ExitStatus> {
-    writeln!(io::stderr().lock(), "poolform: {message}")?;
-    Ok(ExitStatus::Rejected)
+/// Refuses a saved plan whose resources changed since it was made, after
+/// listing them.
+async fn check_fresh(broker: &AnyBroker, plan: &Plan) -> Result<(), Error> {
+    match apply::check_fresh(broker, plan).await {
+        Ok(()) => Ok(()),
+        Err(StaleCheckError::Stale(changed)) => {
+            list_stale(&changed).during(IoAction::WriteStderr)?;
+            Err(Error::Stale {
+                changed: changed.len(),
+            })
+        }
+        Err(StaleCheckError::Broker(e)) => Err(Error::CheckFresh(e)),
+    }
 }
 
-/// `Some(outcome)` when the plan cannot be applied as saved.
-async fn stale(broker: &AnyBroker, plan: &Plan) -> io::Result<Option<ExitStatus>> {
-    match apply::check_fresh(broker, plan).await {
-        Ok(()) => Ok(None),
-        Err(StaleCheckError::Stale(changed)) => {
-            let mut err = io::stderr().lock();
-            writeln!(
-                err,
-                "poolform: the saved plan is stale; these resources changed since it was made:"
-            )?;
-            for s in &changed {
-                let was = s
-                    .planned
-                    .map_or("absent".to_owned(), |r| format!("revision {r}"));
-                let now = s
-                    .live
-                    .map_or("absent".to_owned(), |r| format!("revision {r}"));
-                writeln!(err, "  {} ({was} when planned, {now} now)", s.address)?;
-            }
-            writeln!(err, "Nothing was changed. Run plan again.")?;
-            Ok(Some(ExitStatus::Rejected))
-        }
-        Err(StaleCheckError::Broker(e)) => {
-            broker_failed("cannot check the saved plan against the broker", &e).map(Some)
-        }
+fn list_stale(changed: &[Stale]) -> io::Result<()> {
+    let mut err = io::stderr().lock();
+    writeln!(err, "Changed since the plan was made:")?;
+    for s in changed {
+        let was = s
+            .planned
+            .map_or("absent".to_owned(), |r| format!("revision {r}"));
+        let now = s
+            .live
+            .map_or("absent".to_owned(), |r| format!("revision {r}"));
+        writeln!(err, "  {} ({was} when planned, {now} now)", s.address)?;
     }
+    Ok(())
 }
 
 async fn take_lease(
@@ -155,9 +129,9 @@ async fn take_lease(
     stack: &str,
     args: &ApplyArgs,
     options: &Options,
-) -> io::Result<Option<Lease<AnyBroker>>> {
+) -> Result<Lease<AnyBroker>, Error> {
     let holder = apply::default_holder();
-    match Lease::acquire(
+    Lease::acquire(
         broker.clone(),
         stack,
         &holder,
@@ -166,55 +140,45 @@ async fn take_lease(
         options.cancel.clone(),
     )
     .await
-    {
-        Ok(lease) => Ok(Some(lease)),
-        Err(LockError::Held {
+    .map_err(|e| match e {
+        LockError::Held {
             stack,
             holder,
             expires_at,
-        }) => {
-            let who = holder.unwrap_or_else(|| "another apply".to_owned());
-            let until = expires_at.map(expiry).unwrap_or_default();
-            fail(&format!(
-                "stack {stack} is locked by {who}{until}; wait for it to finish or pass --lock-timeout"
-            ))
-            .map(|_| None)
-        }
-        Err(LockError::Broker(e)) => {
-            broker_failed("cannot take the stack's lock", &e).map(|_| None)
-        }
-    }
+        } => Error::Locked {
+            stack,
+            holder: holder.unwrap_or_else(|| "another apply".to_owned()),
+            expires_in: expires_at.map(seconds_until),
+        },
+        LockError::Broker(e) => Error::Lock(e),
+    })
 }
 
-/// "; the lease expires in 25s" from a unix-seconds expiry.
-fn expiry(expires_at: u64) -> String {
+/// Seconds from now until `unix_seconds`; 0 once it has passed.
+fn seconds_until(unix_seconds: u64) -> u64 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    format!(
-        "; the lease expires in {} unless renewed",
-        words::duration(expires_at.saturating_sub(now))
-    )
+    unix_seconds.saturating_sub(now)
 }
 
-async fn release(lease: Lease<AnyBroker>) -> io::Result<()> {
+/// Gives the lease back. A failure only delays the next apply until the
+/// lease runs out, so it is a warning and the apply's outcome stands.
+async fn release(lease: Lease<AnyBroker>) -> Result<(), Error> {
     if let Err(e) = lease.release().await {
         writeln!(
             io::stderr().lock(),
-            "poolform: could not release the stack's lock (it expires by itself): {e}"
-        )?;
+            "warning: could not release the stack's lock (it expires by itself): {e}"
+        )
+        .during(IoAction::WriteStderr)?;
     }
     Ok(())
 }
 
 /// Asks on the terminal; refuses when there is none to ask on.
-fn confirm(plan: &Plan) -> io::Result<bool> {
+fn confirm(plan: &Plan) -> Result<(), Error> {
     if !io::stdin().is_terminal() {
-        writeln!(
-            io::stderr().lock(),
-            "poolform: not applying: stdin is not a terminal to confirm on; pass --auto-approve"
-        )?;
-        return Ok(false);
+        return Err(Error::NoTerminal);
     }
     let mut err = io::stderr().lock();
     write!(
@@ -222,25 +186,28 @@ fn confirm(plan: &Plan) -> io::Result<bool> {
         "\nApply these {} steps to stack {}? Only 'yes' is accepted: ",
         plan.steps.len(),
         plan.stack
-    )?;
-    err.flush()?;
+    )
+    .and_then(|()| err.flush())
+    .during(IoAction::WriteStderr)?;
     let mut answer = String::new();
-    io::stdin().lock().read_line(&mut answer)?;
+    io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .during(IoAction::ReadStdin)?;
     if answer.trim() == "yes" {
-        Ok(true)
+        Ok(())
     } else {
-        writeln!(err, "Apply cancelled; nothing was changed.")?;
-        Ok(false)
+        Err(Error::Cancelled)
     }
 }
 
 async fn execute(
+    ctx: &Context,
     args: &ApplyArgs,
     broker: &AnyBroker,
     plan: &Plan,
     options: Options,
-    color: bool,
-) -> io::Result<ExitStatus> {
+) -> Result<ExitStatus, Error> {
     let cancel = options.cancel.clone();
     // Ctrl-C stops new steps from starting; running ones finish.
     let watcher = tokio::spawn(async move {
@@ -289,16 +256,17 @@ async fn execute(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    report::report(plan, &result, Style { color }, &mut io::stdout().lock())?;
+    report::report(plan, &result, ctx.stdout, &mut io::stdout().lock())
+        .during(IoAction::WriteStdout)?;
     let summary = result.summary();
-    Ok(
-        if summary.failed > 0
-            || result.cancelled
-            || (args.warnings_as_errors && summary.warnings > 0)
-        {
-            ExitStatus::Rejected
-        } else {
-            ExitStatus::Success
-        },
-    )
+    if summary.failed > 0 || result.cancelled {
+        // The report on stdout says what failed or did not run.
+        return Err(Error::Rejected);
+    }
+    if args.warnings_as_errors && summary.warnings > 0 {
+        return Err(Error::WarningsAsErrors {
+            warnings: summary.warnings,
+        });
+    }
+    Ok(ExitStatus::Success)
 }

@@ -7,58 +7,45 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::ExportArgs;
 use crate::commands::ExitStatus;
-use crate::commands::plan::{broker_failed, connect, runtime};
+use crate::commands::context::{Context, connect};
+use crate::commands::error::{During, Error, IoAction};
 use crate::config;
 use crate::contract::Broker;
 use crate::contract::names;
 use crate::export::{DESTINATIONS_FILE, Dangling, Files, Scope, to_config_yaml};
-use crate::render::diagnostics::{self, TextStyle};
 
-pub fn run(args: &ExportArgs, style: TextStyle) -> io::Result<ExitStatus> {
-    let mut err = io::stderr().lock();
+pub fn run(ctx: &Context, args: &ExportArgs) -> Result<ExitStatus, Error> {
     if !names::is_valid(&args.stack) {
-        writeln!(
-            err,
-            "poolform: '{}' is not a valid stack name ({})",
-            args.stack,
-            names::RULE
-        )?;
-        return Ok(ExitStatus::Rejected);
+        return Err(Error::InvalidStack(args.stack.clone()));
     }
     // Refused before the broker is asked, so a mistyped directory costs no
     // broker read.
     if let Some(dir) = &args.out_dir {
         let existing = yaml_files(dir)?;
         if !existing.is_empty() && !args.force {
-            writeln!(
-                err,
-                "poolform: {} already holds {}; pass --force to overwrite (any other YAML file there becomes part of the config)",
-                dir.display(),
-                names(&existing)
-            )?;
-            return Ok(ExitStatus::Rejected);
+            return Err(Error::WouldOverwrite {
+                dir: dir.clone(),
+                files: names(&existing),
+            });
         }
     }
-    let broker = match connect(&args.broker, None, None) {
-        Ok(broker) => broker,
-        Err(message) => {
-            writeln!(err, "poolform: {message}")?;
-            return Ok(ExitStatus::Rejected);
-        }
-    };
-    let live = match runtime()?.block_on(broker.read_live()) {
-        Ok(live) => live,
-        Err(e) => return broker_failed("cannot read the live state", &e),
-    };
+    let broker = connect(&args.broker, None)?;
+    let live = ctx
+        .runtime()?
+        .block_on(broker.read_live())
+        .map_err(Error::ReadLive)?;
     let scope = if args.all { Scope::All } else { Scope::Stack };
     let files = match to_config_yaml(&live, &args.stack, scope) {
         Ok(files) => files,
         Err(dangling) => {
+            let mut err = io::stderr().lock();
             for d in &dangling {
-                writeln!(err, "poolform: {}", dangling_message(d, &args.stack))?;
+                writeln!(err, "error: {}", dangling_message(d, &args.stack))
+                    .during(IoAction::WriteStderr)?;
             }
-            writeln!(err, "poolform: nothing was exported")?;
-            return Ok(ExitStatus::Rejected);
+            return Err(Error::Dangling {
+                count: dangling.len(),
+            });
         }
     };
     // The output is meant to be committed as is: a live value the config
@@ -70,18 +57,17 @@ pub fn run(args: &ExportArgs, style: TextStyle) -> io::Result<ExitStatus> {
         .map(|(name, text)| (name.to_owned(), text))
         .collect();
     if let Err(rejected) = config::load_text(sources) {
-        diagnostics::text(&mut err, &rejected.items, &rejected.sources, style)?;
-        writeln!(
-            err,
-            "poolform: the live state cannot be written as a valid config; nothing was exported"
-        )?;
-        return Ok(ExitStatus::Rejected);
+        ctx.write_diagnostics(&rejected.items, &rejected.sources)?;
+        return Err(Error::Unexportable);
     }
     match &args.out_dir {
-        None => io::stdout().lock().write_all(files.document().as_bytes())?,
-        Some(dir) => write_dir(dir, &files, &mut err)?,
+        None => io::stdout()
+            .lock()
+            .write_all(files.document().as_bytes())
+            .during(IoAction::WriteStdout)?,
+        Some(dir) => write_dir(dir, &files)?,
     }
-    report_not_owned(&files, &args.stack, &mut err)?;
+    report_not_owned(&files, &args.stack).during(IoAction::WriteStderr)?;
     Ok(ExitStatus::Success)
 }
 
@@ -99,15 +85,16 @@ fn dangling_message(d: &Dangling, stack: &str) -> String {
 
 /// The `*.yaml`/`*.yml` files in `dir` (none when it does not exist yet):
 /// the files a config directory is loaded from.
-fn yaml_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let list = || IoAction::ListDir(dir.to_owned());
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
+        Err(e) => return Err(e).during(list()),
     };
     let mut files = Vec::new();
     for entry in entries {
-        let path = entry?.path();
+        let path = entry.during(list())?.path();
         if path.is_file() && path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
             files.push(path);
         }
@@ -125,23 +112,26 @@ fn names(paths: &[PathBuf]) -> String {
         .join(", ")
 }
 
-fn write_dir(dir: &Path, files: &Files, err: &mut dyn Write) -> io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+fn write_dir(dir: &Path, files: &Files) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).during(IoAction::CreateDir(dir.to_owned()))?;
     let schema = schema_path(dir)?;
     let named = files.named(schema.as_deref());
     for (name, text) in &named {
-        std::fs::write(dir.join(name), text)?;
+        let path = dir.join(name);
+        std::fs::write(&path, text).during(IoAction::Write(path))?;
     }
     // A destinations file from an earlier export would switch maintenance
     // back on for destinations that have left it; it is export's own file.
     if files.destinations.is_none() {
-        match std::fs::remove_file(dir.join(DESTINATIONS_FILE)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        let path = dir.join(DESTINATIONS_FILE);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(e).during(IoAction::Remove(path));
+            }
             _ => {}
         }
     }
     let written: Vec<&str> = named.iter().map(|(name, _)| *name).collect();
-    writeln!(err, "Wrote {} to {}", written.join(", "), dir.display())?;
     let others: Vec<PathBuf> = yaml_files(dir)?
         .into_iter()
         .filter(|p| {
@@ -149,12 +139,18 @@ fn write_dir(dir: &Path, files: &Files, err: &mut dyn Write) -> io::Result<()> {
                 .is_none_or(|n| !written.iter().any(|w| n == *w))
         })
         .collect();
+    report_written(dir, &written, &others).during(IoAction::WriteStderr)
+}
+
+fn report_written(dir: &Path, written: &[&str], others: &[PathBuf]) -> io::Result<()> {
+    let mut err = io::stderr().lock();
+    writeln!(err, "Wrote {} to {}", written.join(", "), dir.display())?;
     if !others.is_empty() {
         writeln!(
             err,
             "warning: {} also holds {}, which validate, plan and apply read together with the export",
             dir.display(),
-            names(&others)
+            names(others)
         )?;
     }
     Ok(())
@@ -164,8 +160,10 @@ fn write_dir(dir: &Path, files: &Files, err: &mut dyn Write) -> io::Result<()> {
 /// checkout that has it (the nearest ancestor holding the file); editors
 /// resolve the schema line relative to the YAML file, and an absolute path
 /// would not survive a commit.
-fn schema_path(dir: &Path) -> io::Result<Option<String>> {
-    let dir = dir.canonicalize()?;
+fn schema_path(dir: &Path) -> Result<Option<String>, Error> {
+    let dir = dir
+        .canonicalize()
+        .during(IoAction::Resolve(dir.to_owned()))?;
     let Some(root) = dir
         .ancestors()
         .find(|a| a.join("schema").join("config.schema.json").is_file())
@@ -183,10 +181,11 @@ fn schema_path(dir: &Path) -> io::Result<Option<String>> {
 
 /// With `--all`: what still has to be imported before `plan` stops
 /// reporting `plan::not_owned`.
-fn report_not_owned(files: &Files, stack: &str, err: &mut dyn Write) -> io::Result<()> {
+fn report_not_owned(files: &Files, stack: &str) -> io::Result<()> {
     if files.not_owned.is_empty() {
         return Ok(());
     }
+    let mut err = io::stderr().lock();
     let (unowned, other): (Vec<_>, Vec<_>) = files
         .not_owned
         .iter()

@@ -8,13 +8,13 @@ use crate::address::{Address, Kind};
 use crate::backend::AnyBroker;
 use crate::cli::ImportArgs;
 use crate::commands::ExitStatus;
-use crate::commands::plan::{connect, runtime};
-use crate::contract::Broker;
+use crate::commands::context::{Context, connect};
+use crate::commands::error::{During, Error, IoAction};
 use crate::contract::labels::{owner, with_stack};
-use crate::contract::names;
 use crate::contract::wire::{
     AppConfig, AppConfigBody, AppInstance, AppInstanceBody, CredentialsBody, Labels, Pool, PoolBody,
 };
+use crate::contract::{Broker, BrokerError, names};
 use crate::export::password_env;
 
 /// What became of a resource that did not fail.
@@ -23,49 +23,58 @@ enum Adopted {
     Already,
 }
 
-pub fn run(args: &ImportArgs) -> io::Result<ExitStatus> {
+/// Why one resource was not imported; the others still are.
+#[derive(Debug, thiserror::Error)]
+enum NotImported {
+    #[error("not found on the broker")]
+    Missing,
+    #[error("not imported: {0}")]
+    Broker(#[from] BrokerError),
+    #[error(
+        "owned by stack {owner}; not imported (--force takes it over; stack {owner}'s plans then report it as plan::not_owned)"
+    )]
+    Owned { owner: String },
+    #[error(
+        "has a password, which the broker never returns and a pool write would clear; set {var} to it and run again"
+    )]
+    NoPassword { var: String },
+    #[error(
+        "{var} is not the password poolform last wrote to this pool (by its fingerprint label); not imported, the password is unchanged"
+    )]
+    WrongPassword { var: String },
+    #[error(
+        "destinations have no owner; declare it under `destinations:` to manage its maintenance mode"
+    )]
+    Destination,
+}
+
+pub fn run(ctx: &Context, args: &ImportArgs) -> Result<ExitStatus, Error> {
     if !names::is_valid(&args.stack) {
-        writeln!(
-            io::stderr().lock(),
-            "poolform: '{}' is not a valid stack name ({})",
-            args.stack,
-            names::RULE
-        )?;
-        return Ok(ExitStatus::Rejected);
+        return Err(Error::InvalidStack(args.stack.clone()));
     }
-    let broker = match connect(&args.broker, None, None) {
-        Ok(broker) => broker,
-        Err(message) => {
-            writeln!(io::stderr().lock(), "poolform: {message}")?;
-            return Ok(ExitStatus::Rejected);
-        }
-    };
-    let runtime = runtime()?;
-    let mut failed = false;
+    let broker = connect(&args.broker, None)?;
+    let runtime = ctx.runtime()?;
+    let mut failed = 0;
     for address in &args.resources {
-        let result = runtime.block_on(adopt(&broker, address, &args.stack, args.force));
-        match result {
-            Ok(Adopted::Now) => writeln!(
-                io::stdout().lock(),
-                "{address}: imported into stack {}",
-                args.stack
-            )?,
-            Ok(Adopted::Already) => writeln!(
-                io::stdout().lock(),
-                "{address}: already in stack {}",
-                args.stack
-            )?,
+        let line = match runtime.block_on(adopt(&broker, address, &args.stack, args.force)) {
+            Ok(Adopted::Now) => format!("{address}: imported into stack {}", args.stack),
+            Ok(Adopted::Already) => format!("{address}: already in stack {}", args.stack),
             Err(reason) => {
-                failed = true;
-                writeln!(io::stderr().lock(), "poolform: {address}: {reason}")?;
+                failed += 1;
+                writeln!(io::stderr().lock(), "error: {address}: {reason}")
+                    .during(IoAction::WriteStderr)?;
+                continue;
             }
-        }
+        };
+        writeln!(io::stdout().lock(), "{line}").during(IoAction::WriteStdout)?;
     }
-    Ok(if failed {
-        ExitStatus::Rejected
-    } else {
-        ExitStatus::Success
-    })
+    if failed > 0 {
+        return Err(Error::NotImported {
+            failed,
+            total: args.resources.len(),
+        });
+    }
+    Ok(ExitStatus::Success)
 }
 
 async fn adopt(
@@ -73,81 +82,57 @@ async fn adopt(
     address: &Address,
     stack: &str,
     force: bool,
-) -> Result<Adopted, String> {
+) -> Result<Adopted, NotImported> {
     let name = address.name.as_str();
-    let missing = || "not found on the broker".to_owned();
-    let failed = |e: crate::contract::BrokerError| format!("not imported: {e}");
     match address.kind {
         Kind::Pool => {
-            let pool = broker
-                .get_pool(name)
-                .await
-                .map_err(failed)?
-                .ok_or_else(missing)?;
+            let pool = broker.get_pool(name).await?.ok_or(NotImported::Missing)?;
             if owned(&pool.labels, stack, force)? {
                 return Ok(Adopted::Already);
             }
             let password = std::env::var(password_env(name)).ok();
             let body = pool_body(&pool, stack, password)?;
-            broker
-                .put_pool(name, &body, Some(pool.revision))
-                .await
-                .map_err(failed)?;
+            broker.put_pool(name, &body, Some(pool.revision)).await?;
         }
         Kind::AppConfig => {
             let config = broker
                 .get_app_config(name)
-                .await
-                .map_err(failed)?
-                .ok_or_else(missing)?;
+                .await?
+                .ok_or(NotImported::Missing)?;
             if owned(&config.labels, stack, force)? {
                 return Ok(Adopted::Already);
             }
+            let body = app_config_body(&config, stack);
             broker
-                .put_app_config(
-                    name,
-                    &app_config_body(&config, stack),
-                    Some(config.revision),
-                )
-                .await
-                .map_err(failed)?;
+                .put_app_config(name, &body, Some(config.revision))
+                .await?;
         }
         Kind::AppInstance => {
             let instance = broker
                 .get_app_instance(name)
-                .await
-                .map_err(failed)?
-                .ok_or_else(missing)?;
+                .await?
+                .ok_or(NotImported::Missing)?;
             if owned(&instance.labels, stack, force)? {
                 return Ok(Adopted::Already);
             }
+            let body = app_instance_body(&instance, stack);
             broker
-                .put_app_instance(
-                    name,
-                    &app_instance_body(&instance, stack),
-                    Some(instance.revision),
-                )
-                .await
-                .map_err(failed)?;
+                .put_app_instance(name, &body, Some(instance.revision))
+                .await?;
         }
-        Kind::Destination => {
-            return Err(
-                "destinations have no owner; declare it under `destinations:` to manage its maintenance mode"
-                    .to_owned(),
-            );
-        }
+        Kind::Destination => return Err(NotImported::Destination),
     }
     Ok(Adopted::Now)
 }
 
 /// Whether the resource is in `stack` already; an error when another stack
 /// owns it and `--force` was not given.
-fn owned(labels: &Labels, stack: &str, force: bool) -> Result<bool, String> {
+fn owned(labels: &Labels, stack: &str, force: bool) -> Result<bool, NotImported> {
     match owner(labels) {
         Some(owner) if owner == stack => Ok(true),
-        Some(owner) if !force => Err(format!(
-            "owned by stack {owner}; not imported (--force takes it over; stack {owner}'s plans then report it as plan::not_owned)"
-        )),
+        Some(owner) if !force => Err(NotImported::Owned {
+            owner: owner.to_owned(),
+        }),
         _ => Ok(false),
     }
 }
@@ -156,21 +141,17 @@ fn owned(labels: &Labels, stack: &str, force: bool) -> Result<bool, String> {
 /// password too (an absent one clears it), and the broker never returns it:
 /// a pool with a password is re-sent with the one in `POOLFORM_<POOL>_PASSWORD`,
 /// checked against poolform's fingerprint label when the pool has one.
-fn pool_body(pool: &Pool, stack: &str, password: Option<String>) -> Result<PoolBody, String> {
+fn pool_body(pool: &Pool, stack: &str, password: Option<String>) -> Result<PoolBody, NotImported> {
     let mut labels = with_stack(&pool.labels, stack);
     let password = if pool.default_credentials.password_set {
         let var = password_env(&pool.name);
-        let secret = password.ok_or_else(|| {
-            format!(
-                "has a password, which the broker never returns and a pool write would clear; set {var} to it and run again"
-            )
-        })?;
+        let Some(secret) = password else {
+            return Err(NotImported::NoPassword { var });
+        };
         let key = crate::contract::labels::password_fingerprint();
         match pool.labels.get(&key) {
             Some(label) if !crate::secret::fingerprint_matches(label, &secret) => {
-                return Err(format!(
-                    "{var} is not the password poolform last wrote to this pool (by its fingerprint label); not imported, the password is unchanged"
-                ));
+                return Err(NotImported::WrongPassword { var });
             }
             Some(_) => {}
             // Later plans compare the configured password with this

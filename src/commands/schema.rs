@@ -5,6 +5,7 @@ use std::io::{self, Write};
 
 use crate::cli::SchemaArgs;
 use crate::commands::ExitStatus;
+use crate::commands::error::{During, Error, IoAction};
 
 /// A schema file and the function that generates it.
 pub struct SchemaFile {
@@ -34,13 +35,13 @@ impl SchemaFile {
     }
 }
 
-pub fn run(args: &SchemaArgs) -> io::Result<ExitStatus> {
-    std::fs::create_dir_all(&args.out_dir)?;
+pub fn run(args: &SchemaArgs) -> Result<ExitStatus, Error> {
+    std::fs::create_dir_all(&args.out_dir).during(IoAction::CreateDir(args.out_dir.clone()))?;
     let mut out = io::stdout().lock();
     for schema in SCHEMAS {
         let path = args.out_dir.join(schema.name);
-        std::fs::write(&path, schema.contents())?;
-        writeln!(out, "wrote {}", path.display())?;
+        std::fs::write(&path, schema.contents()).during(IoAction::Write(path.clone()))?;
+        writeln!(out, "wrote {}", path.display()).during(IoAction::WriteStdout)?;
     }
     Ok(ExitStatus::Success)
 }

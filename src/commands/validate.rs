@@ -5,36 +5,30 @@ use std::io::{self, Write};
 
 use crate::cli::{DiagnosticFormat, ValidateArgs};
 use crate::commands::ExitStatus;
+use crate::commands::context::Context;
+use crate::commands::error::{During, Error, IoAction, plural};
 use crate::config::{self, Config};
-use crate::render::diagnostics::{self, TextStyle};
+use crate::render::diagnostics;
 
-pub fn run(args: &ValidateArgs, style: TextStyle) -> io::Result<ExitStatus> {
+pub fn run(ctx: &Context, args: &ValidateArgs) -> Result<ExitStatus, Error> {
     let result = config::load(&args.path);
+    let out = &mut io::stdout().lock();
     match (result, args.format) {
         (Ok(config), DiagnosticFormat::Text) => {
-            writeln!(io::stdout().lock(), "{}: valid", summary(&config))?;
+            writeln!(out, "{}: valid", summary(&config)).during(IoAction::WriteStdout)?;
             Ok(ExitStatus::Success)
         }
         (Ok(_), DiagnosticFormat::Json) => {
-            diagnostics::json(&mut io::stdout().lock(), &[])?;
+            diagnostics::json(out, &[]).during(IoAction::WriteStdout)?;
             Ok(ExitStatus::Success)
         }
         (Err(rejected), DiagnosticFormat::Text) => {
-            let mut err = io::stderr().lock();
-            diagnostics::text(&mut err, &rejected.items, &rejected.sources, style)?;
-            let count = rejected.items.len();
-            writeln!(
-                err,
-                "poolform: {count} {} in {}",
-                plural(count, "problem", "problems"),
-                args.path.display()
-            )?;
-            Ok(ExitStatus::Rejected)
+            Err(ctx.invalid(&args.path, &rejected.items, &rejected.sources))
         }
         // Machine consumers read one JSON document from stdout either way.
         (Err(rejected), DiagnosticFormat::Json) => {
-            diagnostics::json(&mut io::stdout().lock(), &rejected.items)?;
-            Ok(ExitStatus::Rejected)
+            diagnostics::json(out, &rejected.items).during(IoAction::WriteStdout)?;
+            Err(Error::Rejected)
         }
     }
 }
@@ -58,8 +52,4 @@ pub fn summary(config: &Config) -> String {
 
 fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", plural(n, one, many))
-}
-
-fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
-    if n == 1 { one } else { many }
 }

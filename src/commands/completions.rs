@@ -1,0 +1,21 @@
+//! `poolform completions SHELL`: the shell completion script on stdout.
+
+use std::io::{self, Write};
+
+use clap::CommandFactory;
+
+use crate::cli::Cli;
+use crate::commands::ExitStatus;
+use crate::commands::error::{During, Error, IoAction};
+
+pub fn run(shell: clap_complete::Shell) -> Result<ExitStatus, Error> {
+    // clap_complete panics when its writer fails; generating into memory
+    // first turns a closed pipe into an ordinary error that `main` handles.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "poolform", &mut script);
+    io::stdout()
+        .lock()
+        .write_all(&script)
+        .during(IoAction::WriteStdout)?;
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,268 @@
+//! What the commands share, built once from the global flags: how stderr
+//! and stdout are styled, the async runtime, and the steps several commands
+//! take alike (loading a config, connecting to the broker, reporting
+//! violations, rendering, saving and reading plans).
+
+use std::cell::OnceCell;
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use tokio::runtime::Runtime;
+
+use crate::backend::{AnyBroker, BrokerUrl};
+use crate::cli::{BrokerArgs, ColorChoice, PlanFormat};
+use crate::client::http::{HttpOptions, read_token};
+use crate::commands::error::{During, Error, IoAction};
+use crate::config::validate::Validated;
+use crate::config::{self, Config, lower};
+use crate::desired::Desired;
+use crate::diagnostic::{Diagnostic, Severity, SourceMap};
+use crate::plan::{Plan, Violation};
+use crate::render::diagnostics::{self, TextStyle};
+use crate::render::markdown::{COMMENT_LIMIT, markdown};
+use crate::render::plan::{Style, text};
+use crate::render::words;
+use crate::secret::SecretSource;
+
+/// Built by `main` from the parsed flags and handed to every command.
+pub struct Context {
+    /// How diagnostics are drawn on stderr.
+    pub diagnostics: TextStyle,
+    /// How plans and apply reports are drawn on stdout.
+    pub stdout: Style,
+    /// Made on first use: validate, show and schema never need one.
+    runtime: OnceCell<Runtime>,
+}
+
+impl Context {
+    pub fn new(color: ColorChoice) -> Context {
+        Context {
+            diagnostics: TextStyle {
+                color: use_color(color, io::stderr().is_terminal()),
+                unicode: true,
+                width: terminal_width(),
+            },
+            stdout: Style {
+                color: use_color(color, io::stdout().is_terminal()),
+            },
+            runtime: OnceCell::new(),
+        }
+    }
+
+    /// The single-threaded runtime the broker calls run on.
+    pub fn runtime(&self) -> Result<&Runtime, Error> {
+        if let Some(runtime) = self.runtime.get() {
+            return Ok(runtime);
+        }
+        let runtime = runtime()?;
+        Ok(self.runtime.get_or_init(|| runtime))
+    }
+
+    /// Loads, validates and resolves `path`. On failure the diagnostics are
+    /// written to stderr before the error returns; nothing has touched the
+    /// broker.
+    pub fn load(&self, path: &Path) -> Result<Loaded, Error> {
+        let config = match config::load(path) {
+            Ok(config) => config,
+            Err(rejected) => return Err(self.invalid(path, &rejected.items, &rejected.sources)),
+        };
+        match lower(&config, &SecretSource::resolve) {
+            Ok(desired) => Ok(Loaded {
+                path: path.to_owned(),
+                config,
+                desired,
+            }),
+            Err(items) => Err(self.invalid(path, &items, &config.sources)),
+        }
+    }
+
+    /// Writes the diagnostics that reject the config at `path` and returns
+    /// the error that ends the command.
+    pub fn invalid(&self, path: &Path, items: &[Diagnostic], sources: &SourceMap) -> Error {
+        match self.write_diagnostics(items, sources) {
+            Ok(()) => Error::InvalidConfig {
+                path: path.to_owned(),
+                count: items.len(),
+            },
+            Err(e) => e,
+        }
+    }
+
+    /// Writes located diagnostics to stderr.
+    pub fn write_diagnostics(
+        &self,
+        items: &[Diagnostic],
+        sources: &SourceMap,
+    ) -> Result<(), Error> {
+        diagnostics::text(&mut io::stderr().lock(), items, sources, self.diagnostics)
+            .during(IoAction::WriteStderr)
+    }
+
+    /// Writes the violations of `plan` as diagnostics on stderr, located in
+    /// the config it was planned from; warnings when `force` overrides them.
+    pub fn report_violations(
+        &self,
+        loaded: &Loaded,
+        plan: &Plan,
+        force: bool,
+    ) -> Result<(), Error> {
+        if plan.violations.is_empty() {
+            return Ok(());
+        }
+        let config: &Config = &loaded.config;
+        let items: Vec<Diagnostic> = plan
+            .violations
+            .iter()
+            .map(|v| violation_diagnostic(config, v, force))
+            .collect();
+        self.write_diagnostics(&items, &config.sources)
+    }
+
+    /// Renders a plan on stdout in the chosen format.
+    pub fn render(&self, plan: &Plan, format: PlanFormat) -> Result<(), Error> {
+        let out = &mut io::stdout().lock();
+        match format {
+            PlanFormat::Text => text(plan, self.stdout, out),
+            PlanFormat::Markdown => markdown(plan, COMMENT_LIMIT, out),
+            // `io::Error::from` keeps the kind of a failed write, so that a
+            // closed pipe is still recognised as one.
+            PlanFormat::Json => serde_json::to_writer_pretty(&mut *out, plan)
+                .map_err(io::Error::from)
+                .and_then(|()| writeln!(out)),
+        }
+        .during(IoAction::WriteStdout)
+    }
+}
+
+/// A config that loaded, validated and had its secrets resolved.
+pub struct Loaded {
+    /// Where it was loaded from: a file or a directory.
+    pub path: PathBuf,
+    pub config: Validated<Config>,
+    pub desired: Desired,
+}
+
+/// Whether to colour a stream: `--color`, then `NO_COLOR`, then whether the
+/// stream is a terminal.
+fn use_color(choice: ColorChoice, terminal: bool) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && terminal,
+    }
+}
+
+/// Terminal width for wrapping diagnostics: `COLUMNS` when set, else 100.
+fn terminal_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .filter(|c| *c >= 40)
+        .unwrap_or(100)
+}
+
+/// A runtime of its own, for a thread that talks to the broker while the
+/// main thread does something else.
+pub fn runtime() -> Result<Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .during(IoAction::StartRuntime)
+}
+
+/// The broker named by `--broker` (clap fills it from `POOLFORM_BROKER` when
+/// the flag is absent), else by the config's `broker.url`. A `file:` URL
+/// without a seed of its own takes `--seed` or the one beside the config.
+pub fn broker_url(args: &BrokerArgs, config: Option<&Loaded>) -> Result<BrokerUrl, Error> {
+    let from_config = config.and_then(|c| c.config.broker_url.as_ref());
+    let text = args
+        .broker
+        .as_deref()
+        .or_else(|| from_config.map(|url| url.value.value.as_str()))
+        .ok_or(Error::NoBroker)?;
+    let url = text.parse::<BrokerUrl>()?;
+    Ok(url.with_default_seed(seed_for(args, config.map(|c| c.path.as_path()))))
+}
+
+/// Connects to the broker `broker_url` names, with the API token for an
+/// HTTP broker.
+pub fn connect(args: &BrokerArgs, config: Option<&Loaded>) -> Result<AnyBroker, Error> {
+    let url = broker_url(args, config)?;
+    let opened = match url {
+        BrokerUrl::Http(_) => read_token(args.token_file.as_deref())
+            .and_then(|token| AnyBroker::open(&url, token, HttpOptions::default())),
+        BrokerUrl::File { .. } => AnyBroker::open(&url, None, HttpOptions::default()),
+    };
+    opened.map_err(|source| Error::Open {
+        url: url.to_string(),
+        source,
+    })
+}
+
+/// The snapshot an embedded broker starts from when its state file is new:
+/// `--seed`, else `broker-seed.json` in the config's directory or the one
+/// above it (where `examples/maintenance/` keeps it for all its states).
+fn seed_for(args: &BrokerArgs, config_path: Option<&Path>) -> Option<PathBuf> {
+    if let Some(seed) = &args.seed {
+        return Some(seed.clone());
+    }
+    let path = config_path?;
+    let dir = if path.is_dir() { path } else { path.parent()? };
+    [Some(dir), dir.parent()]
+        .into_iter()
+        .flatten()
+        .map(|d| d.join("broker-seed.json"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A violation as a diagnostic underlining what the config says about it;
+/// a warning when `--force` overrides it.
+fn violation_diagnostic(config: &Config, violation: &Violation, force: bool) -> Diagnostic {
+    let mut diagnostic = Diagnostic::error(violation.code(), words::violation(violation));
+    if force {
+        diagnostic.severity = Severity::Warning;
+    }
+    let location = violation
+        .member()
+        .and_then(|(pool, member)| config.locate_member(pool, member))
+        .or_else(|| violation.address().and_then(|a| config.locate(&a)));
+    match location {
+        Some(location) => diagnostic.with_label(location, "here"),
+        None => diagnostic,
+    }
+}
+
+/// The error for a plan whose violations `--force` does not override.
+pub fn refuse_unsafe(plan: &Plan, force: bool, saved: bool) -> Result<(), Error> {
+    if plan.violations.is_empty() || force {
+        return Ok(());
+    }
+    Err(Error::Unsafe {
+        count: plan.violations.len(),
+        saved,
+    })
+}
+
+/// Writes a plan file by atomic replace, so a crash never leaves half a plan.
+pub fn save_plan(plan: &Plan, path: &Path) -> Result<(), Error> {
+    let write = || {
+        let mut bytes = serde_json::to_vec_pretty(plan).map_err(io::Error::from)?;
+        bytes.push(b'\n');
+        crate::atomic_file::write(path, &bytes)
+    };
+    write().during(IoAction::Write(path.to_owned()))
+}
+
+/// Reads a saved plan and checks its format version and checksum.
+pub fn read_plan(path: &Path) -> Result<Plan, Error> {
+    let bytes = std::fs::read(path).during(IoAction::Read(path.to_owned()))?;
+    let plan: Plan = serde_json::from_slice(&bytes).map_err(|source| Error::NotAPlan {
+        path: path.to_owned(),
+        source,
+    })?;
+    plan.verify().map_err(|source| Error::SavedPlan {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(plan)
+}

@@ -1,0 +1,175 @@
+//! Rules for app configs and app instances: names, labels, the pool or app
+//! config each refers to, one assignee, and a destination from the pool.
+
+use super::Checker;
+use crate::address::Kind;
+use crate::config::Declared;
+use crate::config::spec::{AppInstanceSpec, Sp};
+use crate::diagnostic::Label;
+
+impl Checker<'_> {
+    pub(super) fn app_configs(&mut self) {
+        for (name, declared) in &self.config.app_configs {
+            let file = declared.file;
+            let spec = &declared.spec;
+            self.name(file, &declared.name, "app config");
+            self.labels(file, &spec.labels, Kind::AppConfig, name);
+            let pools = &self.config.pools;
+            self.reference(file, &spec.pool, Kind::Pool, pools, Kind::AppConfig, name);
+        }
+    }
+
+    pub(super) fn app_instances(&mut self) {
+        let config = self.config;
+        for (name, declared) in &config.app_instances {
+            let file = declared.file;
+            let spec = &declared.spec;
+            self.name(file, &declared.name, "app instance");
+            self.labels(file, &spec.labels, Kind::AppInstance, name);
+            let app_configs = &config.app_configs;
+            self.reference(
+                file,
+                &spec.app_config,
+                Kind::AppConfig,
+                app_configs,
+                Kind::AppInstance,
+                name,
+            );
+            self.assignee(file, name, declared);
+            if let Some(destination) = &spec.destination {
+                self.name(file, destination, "destination");
+                self.destination_in_pool(file, name, spec, destination);
+            }
+        }
+    }
+
+    /// Exactly one of `user` and `group`.
+    fn assignee(&mut self, file: usize, instance: &str, declared: &Declared<AppInstanceSpec>) {
+        match (&declared.spec.user, &declared.spec.group) {
+            (Some(_), Some(group)) => {
+                self.error(
+                    "config::assignee",
+                    format!("app instance '{instance}' has both a user and a group"),
+                    file,
+                    &group.at,
+                    "second assignee",
+                )
+                .help = Some(
+                    "an app instance belongs to one user (single licence) or one group (group licence); keep one"
+                        .to_owned(),
+                );
+            }
+            (None, None) => {
+                self.error(
+                    "config::assignee",
+                    format!("app instance '{instance}' has neither a user nor a group"),
+                    file,
+                    &declared.name.at,
+                    "no assignee",
+                )
+                .help = Some("add `user: NAME` or `group: NAME`".to_owned());
+            }
+            (Some(one), None) | (None, Some(one)) => self.plain_text(file, one),
+        }
+    }
+
+    /// A pinned destination must be a member of the pool the instance's app
+    /// config uses (when both are declared; a dangling reference is
+    /// reported on its own).
+    fn destination_in_pool(
+        &mut self,
+        file: usize,
+        instance: &str,
+        spec: &AppInstanceSpec,
+        destination: &Sp<String>,
+    ) {
+        let config = self.config;
+        let Some((pool_name, pool)) =
+            config
+                .app_configs
+                .get(&spec.app_config.value)
+                .and_then(|app_config| {
+                    let pool = &app_config.spec.pool.value;
+                    config.pools.get(pool).map(|p| (pool, p))
+                })
+        else {
+            return;
+        };
+        let members: Vec<&str> = pool.spec.members.iter().map(|m| m.value.as_str()).collect();
+        if members.contains(&destination.value.as_str()) {
+            return;
+        }
+        let pool_location = config.at(pool.file, &pool.name.at);
+        let diagnostic = self.error(
+            "config::destination_not_member",
+            format!(
+                "app instance '{instance}' uses destination '{}', which is not a member of pool '{pool_name}'",
+                destination.value
+            ),
+            file,
+            &destination.at,
+            "not a member",
+        );
+        diagnostic.secondary.push(Label::new(
+            pool_location,
+            format!("pool '{pool_name}' declared here"),
+        ));
+        diagnostic.help = Some(if members.is_empty() {
+            format!("pool '{pool_name}' has no members")
+        } else {
+            format!("members of '{pool_name}': {}", members.join(", "))
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{POOL, check};
+
+    #[test]
+    fn dangling_pool_reference() {
+        check(
+            &format!("{POOL}app_configs:\n  a: {{pool: q, type: desktop, protocol: rdp}}\n"),
+            "config::dangling_reference",
+            "q",
+        );
+    }
+
+    #[test]
+    fn dangling_app_config_reference() {
+        check(
+            "app_instances:\n  i: {app_config: nope, user: u}\n",
+            "config::dangling_reference",
+            "nope",
+        );
+    }
+
+    #[test]
+    fn instance_destination_outside_pool() {
+        check(
+            &format!(
+                "{POOL}app_configs:\n  a: {{pool: p, type: desktop, protocol: rdp}}\napp_instances:\n  i: {{app_config: a, user: u, destination: d9}}\n"
+            ),
+            "config::destination_not_member",
+            "d9",
+        );
+    }
+
+    #[test]
+    fn instance_with_both_user_and_group() {
+        check(
+            "app_instances:\n  i: {app_config: a, user: u, group: g}\n",
+            "config::assignee",
+            "g",
+        );
+    }
+
+    #[test]
+    fn instance_with_neither_user_nor_group() {
+        check(
+            "app_instances:\n  inst: {app_config: a}\n",
+            "config::assignee",
+            "inst",
+        );
+    }
+}
