@@ -928,3 +928,68 @@ async fn a_thousand_independent_changes_meet_the_apply_bar() {
     );
     assert_eq!(fake.calls().len(), 1000);
 }
+
+/// Independent steps that never touch the same destination, or a chain in
+/// which each step waits for the one before.
+fn many(count: usize, chained: bool) -> Plan {
+    plan_of(
+        (0..count)
+            .map(|i| {
+                let depends_on: &[usize] = if chained && i > 0 { &[i - 1] } else { &[] };
+                step(i, clear_sticky(&format!("d-{i:05}")), depends_on)
+            })
+            .collect(),
+    )
+}
+
+fn finished_events(events: &[Progress]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, Progress::StepFinished { .. }))
+        .count()
+}
+
+#[tokio::test(start_paused = true)]
+async fn twenty_thousand_independent_steps_all_finish() {
+    let fake = Fake::new(Duration::ZERO);
+    let run = run(&fake, &many(20_000, false)).await;
+    assert_eq!(run.report.summary().done, 20_000);
+    assert_eq!(fake.calls().len(), 20_000);
+    assert_eq!(finished_events(&run.events), 20_000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_chain_finishes_and_a_failure_at_its_head_skips_the_rest_once() {
+    let fake = Fake::new(Duration::ZERO);
+    let plan = many(20_000, true);
+    let run_ok = run(&fake, &plan).await;
+    assert_eq!(run_ok.report.summary().done, 20_000);
+
+    let fake = fake.with(fail(
+        "clear_sticky live d-00000",
+        problem(503, codes::UNAVAILABLE, None),
+    ));
+    let run_failed = run(&fake, &plan).await;
+    let summary = run_failed.report.summary();
+    assert_eq!((summary.failed, summary.skipped), (1, 19_999));
+    assert_eq!(finished_events(&run_failed.events), 20_000);
+    assert!(matches!(
+        run_failed.report.steps[19_999].outcome,
+        StepOutcome::Skipped(SkipReason::DependencyFailed { step: 19_998 })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_waiting_only_for_its_destination_starts_the_moment_it_frees() {
+    let fake = runbook(true);
+    let plan = plan_of(vec![
+        step(0, clear_sticky("rds-01"), &[]),
+        step(1, clear_sticky("rds-01"), &[]),
+        step(2, clear_sticky("rds-03"), &[]),
+    ]);
+    let run = run(&fake, &plan).await;
+    assert_eq!(outcomes(&run.report), ["done"; 3]);
+    let started: Vec<_> = run.report.steps.iter().map(|r| r.started).collect();
+    assert_eq!(started[1], started[0].map(|s| s + LATENCY));
+    assert_eq!(started[2], started[0]);
+}
