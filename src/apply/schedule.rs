@@ -185,16 +185,9 @@ impl<'p> Schedule<'p> {
         if !matches!(self.state[i], State::Pending) {
             return;
         }
-        let step = &self.steps[i];
-        let failed = step
-            .depends_on
-            .iter()
-            .copied()
-            .find(|d| {
-                self.state_of(*d)
-                    .is_none_or(|s| matches!(s, State::Finished { succeeded: false }))
-            })
-            .unwrap_or(step.id);
+        let failed = self.first_dependency(i, |s| {
+            s.is_none_or(|s| matches!(s, State::Finished { succeeded: false }))
+        });
         self.skipped(i, SkipReason::DependencyFailed { step: failed }, events);
         self.doomed.extend(
             std::mem::take(&mut self.dependents[i])
@@ -213,8 +206,15 @@ impl<'p> Schedule<'p> {
         });
     }
 
-    fn state_of(&self, id: usize) -> Option<State> {
-        self.positions.get(&id).map(|&p| self.state[p])
+    /// The first of step `i`'s dependencies whose state (`None`: not in the
+    /// plan) `wanted` accepts, or the step's own id when there is none.
+    fn first_dependency(&self, i: usize, wanted: impl Fn(Option<State>) -> bool) -> usize {
+        let step = &self.steps[i];
+        step.depends_on
+            .iter()
+            .copied()
+            .find(|d| wanted(self.positions.get(d).map(|&p| self.state[p])))
+            .unwrap_or(step.id)
     }
 
     /// Ends the schedule: every step still pending is skipped, as cancelled,
@@ -228,15 +228,9 @@ impl<'p> Schedule<'p> {
             let reason = if cancelled {
                 SkipReason::Cancelled
             } else {
-                let step = &self.steps[i];
-                let dep = step
-                    .depends_on
-                    .iter()
-                    .copied()
-                    .find(|d| {
-                        !matches!(self.state_of(*d), Some(State::Finished { succeeded: true }))
-                    })
-                    .unwrap_or(step.id);
+                let dep = self.first_dependency(i, |s| {
+                    !matches!(s, Some(State::Finished { succeeded: true }))
+                });
                 SkipReason::DependencyFailed { step: dep }
             };
             self.skipped(i, reason, events);
