@@ -287,6 +287,4 @@ pub async fn execute<B: Broker>(
 }
 
 #[cfg(test)]
-mod fake;
-#[cfg(test)]
 mod tests;
