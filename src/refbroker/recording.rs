@@ -143,6 +143,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The real engine as a `Broker`: in memory, on a virtual clock, logging
+/// every call. Share it with `Arc` where a caller needs `'static` (a lease).
 pub struct Recording {
     engine: Mutex<Engine>,
     /// Unix milliseconds the virtual clock shows at `started`.
