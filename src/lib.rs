@@ -40,7 +40,10 @@
 //!   bearer token, bounded retries with backoff and jitter.
 //! - [`refbroker`] — the reference broker: the engine (every broker rule,
 //!   one file per rule family), its durable store, the axum server behind
-//!   `poolform broker serve`, and the in-process `EmbeddedBroker`.
+//!   `poolform broker serve`, and the engine in-process: `EmbeddedBroker`
+//!   (persisted to a state file) and `Recording` (in memory on a virtual
+//!   clock, logging every call, with scripted faults: the test double of
+//!   every broker caller and the sandbox for rehearsing an apply).
 //!
 //! The core:
 //!

@@ -11,9 +11,9 @@
 
 mod fresh;
 mod lease;
+mod schedule;
 mod step;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -28,6 +28,8 @@ use crate::contract::problem::Problem;
 use crate::contract::{Broker, BrokerError};
 use crate::plan::{ExpectedWarning, Plan};
 use crate::secret::SecretSource;
+
+use schedule::Schedule;
 
 pub use fresh::{Stale, StaleCheckError, check_fresh};
 pub use lease::{Lease, LockError, default_holder};
@@ -218,12 +220,6 @@ struct Context<'a, B> {
     events: &'a dyn Fn(Progress),
 }
 
-enum State {
-    Pending,
-    Running,
-    Finished(bool),
-}
-
 type InFlight<'a, K, T> = Vec<(K, Pin<Box<dyn Future<Output = T> + 'a>>)>;
 
 /// Waits for whichever future in `running` finishes first and takes it out.
@@ -262,26 +258,9 @@ pub async fn execute<B: Broker>(
         events,
     };
     let steps = &plan.steps;
-    let limit = options.parallelism.max(1);
-    let mut state: Vec<State> = steps.iter().map(|_| State::Pending).collect();
-    let mut reports: Vec<StepReport> = steps
-        .iter()
-        .map(|s| StepReport {
-            step: s.id,
-            outcome: StepOutcome::Skipped(SkipReason::Cancelled),
-            started: None,
-            duration: None,
-        })
-        .collect();
-    let mut busy: Vec<&str> = Vec::new();
+    let mut schedule = Schedule::new(steps, options.parallelism, began);
     let mut running: InFlight<'_, usize, StepOutcome> = Vec::new();
     let mut cancelled = false;
-    // Plan step ids are indexes; a position map keeps this correct even for a
-    // hand-made plan whose ids are not.
-    let positions: HashMap<usize, usize> =
-        steps.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
-    let position = |id: usize| positions.get(&id).copied();
-
     loop {
         if !cancelled && options.cancel.load(Ordering::SeqCst) {
             cancelled = true;
@@ -290,107 +269,22 @@ pub async fn execute<B: Broker>(
             });
         }
         if !cancelled {
-            // Skips cascade, so repeat until a pass changes nothing.
-            let mut changed = true;
-            while changed {
-                changed = false;
-                for (i, step) in steps.iter().enumerate() {
-                    if !matches!(state[i], State::Pending) {
-                        continue;
-                    }
-                    let mut ready = true;
-                    let mut blocked_by = None;
-                    for dep in &step.depends_on {
-                        match position(*dep).map(|p| &state[p]) {
-                            Some(State::Finished(true)) => {}
-                            Some(State::Finished(false)) | None => {
-                                blocked_by = Some(*dep);
-                                break;
-                            }
-                            Some(_) => ready = false,
-                        }
-                    }
-                    if let Some(dep) = blocked_by {
-                        let outcome =
-                            StepOutcome::Skipped(SkipReason::DependencyFailed { step: dep });
-                        reports[i].outcome = outcome.clone();
-                        state[i] = State::Finished(false);
-                        events(Progress::StepFinished {
-                            step: step.id,
-                            outcome,
-                            duration: None,
-                        });
-                        changed = true;
-                        continue;
-                    }
-                    let destination = step.op.destination();
-                    if !ready
-                        || running.len() >= limit
-                        || destination.is_some_and(|d| busy.contains(&d))
-                    {
-                        continue;
-                    }
-                    if let Some(d) = destination {
-                        busy.push(d);
-                    }
-                    state[i] = State::Running;
-                    reports[i].started = Some(began.elapsed());
-                    events(Progress::StepStarted { step: step.id });
-                    running.push((i, Box::pin(step::run(&ctx, step))));
-                }
-            }
+            schedule.advance(events, |i| {
+                running.push((i, Box::pin(step::run(&ctx, &steps[i]))));
+            });
         }
         if running.is_empty() {
             break;
         }
         let (i, outcome) = next_finished(&mut running).await;
-        let step = &steps[i];
-        if let Some(d) = step.op.destination() {
-            busy.retain(|b| *b != d);
-        }
-        let duration = began.elapsed() - reports[i].started.unwrap_or_default();
-        state[i] = State::Finished(outcome.succeeded());
-        reports[i].duration = Some(duration);
-        reports[i].outcome = outcome.clone();
-        events(Progress::StepFinished {
-            step: step.id,
-            outcome,
-            duration: Some(duration),
-        });
-    }
-
-    // Left pending: cancelled, or waiting on a step that never finished.
-    for (i, step) in steps.iter().enumerate() {
-        if matches!(state[i], State::Pending) {
-            let reason = if cancelled {
-                SkipReason::Cancelled
-            } else {
-                let dep = step
-                    .depends_on
-                    .iter()
-                    .copied()
-                    .find(|d| {
-                        !matches!(position(*d).map(|p| &state[p]), Some(State::Finished(true)))
-                    })
-                    .unwrap_or(step.id);
-                SkipReason::DependencyFailed { step: dep }
-            };
-            reports[i].outcome = StepOutcome::Skipped(reason);
-            events(Progress::StepFinished {
-                step: step.id,
-                outcome: StepOutcome::Skipped(reason),
-                duration: None,
-            });
-        }
+        schedule.finish(i, outcome, events);
     }
     Report {
-        steps: reports,
+        steps: schedule.close(cancelled, events),
         cancelled,
         duration: began.elapsed(),
     }
 }
 
-#[cfg(test)]
-mod fake;
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,9 @@
-//! Apply against the in-memory fake broker: the runbook's three states, the
+//! Apply against the real reference broker engine, in-process behind the
+//! recording broker: the runbook's three states (from the example seed), the
 //! scheduling rules (dependencies, one step per destination, parallelism,
 //! cancellation), the drain policies, the warning downgrade, secrets, the
-//! stale-plan check and the lease. Time is tokio's paused clock.
+//! stale-plan check and the lease. Time is tokio's paused clock, which the
+//! broker's clock follows.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -10,16 +12,23 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::fake::{Fake, State, destination, pool, problem};
 use super::*;
 use crate::address::{Address, Kind};
 use crate::contract::Broker;
-use crate::contract::problem::codes;
+use crate::contract::problem::{self, codes};
 use crate::contract::wire::{
-    AppConfig, AppType, Labels, LoadBalancing, Maintenance, Protocol, Session, SessionState,
+    AppConfigBody, AppType, Labels, LoadBalancing, LockBody, Maintenance, Protocol, SessionState,
+    Snapshot,
 };
-use crate::desired::{Desired, DesiredPool, Drain, DrainSessions, Safety};
+use crate::desired::{Desired, DrainSessions};
+use crate::plan::fixtures::{self, STACK};
 use crate::plan::{self, Op, PoolSettings, Revision, Step, Targets, Unmanaged};
+use crate::refbroker::engine::SaltedHash;
+use crate::refbroker::{Engine, Fault, Operation, Recording};
+use crate::secret::Secret;
+
+/// Unix milliseconds the broker's virtual clock starts at.
+const EPOCH_MS: u64 = 1_800_000_000_000;
 
 const LATENCY: Duration = Duration::from_millis(20);
 
@@ -36,7 +45,7 @@ fn step(id: usize, op: Op, depends_on: &[usize]) -> Step {
 fn plan_of(steps: Vec<Step>) -> Plan {
     Plan {
         format_version: plan::FORMAT_VERSION,
-        stack: super::fake::STACK.to_owned(),
+        stack: STACK.to_owned(),
         changes: Vec::new(),
         steps,
         violations: Vec::new(),
@@ -99,37 +108,63 @@ fn out_offline() -> Plan {
     plan_of(vec![step(0, clear_sticky("rds-02"), &[]), remove_step])
 }
 
-/// The runbook's starting point: three servers in `live` (load-balanced,
-/// 10 min sticky) and `maintenance`; rds-02 has three active sessions when
-/// online.
-fn runbook(rds02_online: bool) -> Fake {
-    Fake::new(LATENCY).with(|s| {
-        for (name, online) in [("rds-01", true), ("rds-02", rds02_online), ("rds-03", true)] {
-            s.destinations
-                .insert(name.to_owned(), destination(name, online));
+/// The runbook's starting point, `examples/maintenance/broker-seed.json`:
+/// rds-01..03 in `live` (load-balanced, 10 min sticky) and `maintenance`,
+/// every server with users on it, an admin desktop pinned to rds-02.
+fn runbook_seed() -> Snapshot {
+    serde_json::from_str(include_str!("../../examples/maintenance/broker-seed.json"))
+        .expect("the example seed is a snapshot")
+}
+
+fn seeded(snapshot: Snapshot) -> Recording {
+    Recording::from_snapshot(snapshot, EPOCH_MS)
+        .expect("the seed is consistent")
+        .with_latency(LATENCY)
+}
+
+/// The runbook's broker. A third user logs on to rds-02, so it has three
+/// active sessions; offline, rds-02 has been shut down (which logs its users
+/// off, leaving sticky bindings to it).
+fn runbook(rds02_online: bool) -> Recording {
+    let broker = seeded(runbook_seed());
+    broker.engine_mut(|e| {
+        e.sim_start_session("rds-02", "cy@corp.example", SessionState::Active)
+            .expect("rds-02 is online");
+        if !rds02_online {
+            e.sim_power("rds-02", false).expect("rds-02 exists");
         }
-        let all = ["rds-01", "rds-02", "rds-03"];
-        s.pools.insert("live".to_owned(), pool("live", true, &all));
-        s.pools
-            .insert("maintenance".to_owned(), pool("maintenance", false, &all));
-        if rds02_online {
-            for user in ["ada", "bob", "cy"] {
-                s.sessions.push(Session {
-                    id: format!("s-{user}"),
-                    user: user.to_owned(),
-                    destination: "rds-02".to_owned(),
-                    state: SessionState::Active,
-                });
-            }
-        }
+    });
+    broker
+}
+
+/// A broker with destinations `names` and, unless `pool` is `None`, that
+/// pool owned by the stack, not load-balanced and without members.
+fn lab(names: &[String], pool: Option<&str>) -> Recording {
+    seeded(Snapshot {
+        destinations: names.iter().map(|n| fixtures::dest(n, true, 0)).collect(),
+        pools: pool
+            .map(|p| fixtures::pool(p, LoadBalancing::default(), &[], None))
+            .into_iter()
+            .collect(),
+        ..Snapshot::default()
     })
 }
 
-fn fail(call: &str, error: BrokerError) -> impl FnOnce(&mut State) {
-    let call = call.to_owned();
-    move |s: &mut State| {
-        s.failures.insert(call, error);
-    }
+fn empty() -> Recording {
+    Recording::new(Engine::new(), EPOCH_MS).with_latency(LATENCY)
+}
+
+/// A problem answer for a scripted fault.
+fn answer(status: u16, code: &str, online: Option<bool>) -> Box<problem::Problem> {
+    let mut p = problem::new(status, code, "scripted");
+    p.destination_online = online;
+    p
+}
+
+/// Scripts `answer` for the calls of `operation` on `target`; the engine
+/// never sees them.
+fn script(broker: &Recording, operation: Operation, target: &str, answer: Box<problem::Problem>) {
+    broker.fail(Fault::new(operation, answer).on(target));
 }
 
 fn options() -> Options {
@@ -148,9 +183,9 @@ struct Run {
     events: Vec<Progress>,
 }
 
-async fn run_with(fake: &Fake, plan: &Plan, options: &Options) -> Run {
+async fn run_with(broker: &Recording, plan: &Plan, options: &Options) -> Run {
     let events = Mutex::new(Vec::new());
-    let report = execute(fake, plan, options, &no_secrets, &|e| {
+    let report = execute(broker, plan, options, &no_secrets, &|e| {
         events.lock().unwrap().push(e)
     })
     .await;
@@ -160,8 +195,8 @@ async fn run_with(fake: &Fake, plan: &Plan, options: &Options) -> Run {
     }
 }
 
-async fn run(fake: &Fake, plan: &Plan) -> Run {
-    run_with(fake, plan, &options()).await
+async fn run(broker: &Recording, plan: &Plan) -> Run {
+    run_with(broker, plan, &options()).await
 }
 
 /// Outcomes as short strings, in plan order.
@@ -195,50 +230,50 @@ fn outcomes(report: &Report) -> Vec<String> {
         .collect()
 }
 
-fn is_member(fake: &Fake, pool: &str, destination: &str) -> bool {
-    fake.state.lock().unwrap().pools[pool]
-        .members
+/// Every call so far as `method arg...`.
+fn calls(broker: &Recording) -> Vec<String> {
+    broker.calls().iter().map(ToString::to_string).collect()
+}
+
+/// The calls that may change something.
+fn writes(broker: &Recording) -> Vec<String> {
+    broker
+        .calls()
         .iter()
-        .any(|m| m == destination)
+        .filter(|c| c.operation.writes())
+        .map(ToString::to_string)
+        .collect()
 }
 
-/// The runbook's config with `live` holding `live_members`.
+fn is_member(broker: &Recording, pool: &str, destination: &str) -> bool {
+    broker.engine(|e| {
+        e.pool(pool)
+            .expect("the pool exists")
+            .members
+            .iter()
+            .any(|m| m == destination)
+    })
+}
+
+/// The runbook's config (`examples/maintenance`) with `live` holding
+/// `live_members`.
 fn config(live_members: &[&str]) -> Desired {
-    let all = ["rds-01", "rds-02", "rds-03"];
-    let live = pool("live", true, live_members);
-    let maintenance = pool("maintenance", false, &all);
-    let desired_pool = |p: crate::contract::wire::Pool, drain| DesiredPool {
-        load_balancing: p.load_balancing,
-        username: None,
-        password: None,
-        members: p.members.into_iter().collect(),
-        drain,
-        min_members: None,
-        labels: Labels::new(),
-    };
-    let disconnect = Drain {
-        sessions: DrainSessions::Disconnect,
-        timeout_seconds: Some(900),
-    };
-    Desired {
-        stack: super::fake::STACK.to_owned(),
-        safety: Safety::default(),
-        pools: [
-            ("live".to_owned(), desired_pool(live, disconnect)),
-            (
-                "maintenance".to_owned(),
-                desired_pool(maintenance, Drain::default()),
-            ),
-        ]
-        .into(),
-        app_configs: Default::default(),
-        app_instances: Default::default(),
-        destinations: Default::default(),
-    }
+    let mut desired = fixtures::steady();
+    let pools = &mut desired.pools;
+    pools.get_mut("live").expect("the runbook has live").members = fixtures::members(live_members);
+    // The quick start's MAINT_PASSWORD; the seed's fingerprint label matches it.
+    pools
+        .get_mut("maintenance")
+        .expect("the runbook has maintenance")
+        .password = Some(Secret {
+        source: SecretSource::Env("MAINT_PASSWORD".to_owned()),
+        value: SecretString::from("maintenance-demo"),
+    });
+    desired
 }
 
-async fn plan_against(fake: &Fake, desired: &Desired) -> Plan {
-    let live = fake.read_live().await.expect("fake reads");
+async fn plan_against(broker: &Recording, desired: &Desired) -> Plan {
+    let live = broker.read_live().await.expect("the broker reads");
     plan::compute(desired, &live, &Targets::default()).expect("plan orders")
 }
 
@@ -246,65 +281,59 @@ async fn plan_against(fake: &Fake, desired: &Desired) -> Plan {
 /// must be empty, or apply did not reach what plan asked for.
 #[tokio::test(start_paused = true)]
 async fn the_runbook_round_trip_converges_with_an_online_server() {
-    let fake = runbook(true);
+    let broker = runbook(true);
     let out = config(&["rds-01", "rds-03"]);
-    let plan = plan_against(&fake, &out).await;
-    assert_eq!(outcomes(&run(&fake, &plan).await.report), ["done"; 3]);
+    let plan = plan_against(&broker, &out).await;
+    assert_eq!(outcomes(&run(&broker, &plan).await.report), ["done"; 3]);
     assert_eq!(
-        fake.writes(),
+        writes(&broker),
         [
             "disconnect_sessions rds-02",
             "clear_sticky live rds-02",
             "delete_member live rds-02"
         ]
     );
-    assert!(!plan_against(&fake, &out).await.has_changes());
+    assert!(!plan_against(&broker, &out).await.has_changes());
 
-    fake.state.lock().unwrap().calls.clear();
+    broker.take_calls();
     let back = config(&["rds-01", "rds-02", "rds-03"]);
-    let plan = plan_against(&fake, &back).await;
-    assert_eq!(outcomes(&run(&fake, &plan).await.report), ["done"]);
-    assert_eq!(fake.writes(), ["put_member live rds-02"]);
-    assert!(!plan_against(&fake, &back).await.has_changes());
+    let plan = plan_against(&broker, &back).await;
+    assert_eq!(outcomes(&run(&broker, &plan).await.report), ["done"]);
+    assert_eq!(writes(&broker), ["put_member live rds-02"]);
+    assert!(!plan_against(&broker, &back).await.has_changes());
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_runbook_round_trip_converges_with_an_offline_server() {
-    let fake = runbook(false);
+    let broker = runbook(false);
     let out = config(&["rds-01", "rds-03"]);
-    let plan = plan_against(&fake, &out).await;
-    let run_out = run(&fake, &plan).await;
+    let plan = plan_against(&broker, &out).await;
+    let run_out = run(&broker, &plan).await;
     assert_eq!(outcomes(&run_out.report), ["done", "expected warning"]);
     assert_eq!(
-        fake.writes(),
+        writes(&broker),
         ["clear_sticky live rds-02", "delete_member live rds-02"]
     );
     // The leftover service cannot be removed while the host is offline.
-    assert!(!plan_against(&fake, &out).await.has_changes());
+    assert!(!plan_against(&broker, &out).await.has_changes());
 
     // Maintenance done: the host is back online and rejoins.
-    fake.state
-        .lock()
-        .unwrap()
-        .destinations
-        .get_mut("rds-02")
-        .unwrap()
-        .online = true;
-    fake.state.lock().unwrap().calls.clear();
+    broker.engine_mut(|e| e.sim_power("rds-02", true).expect("rds-02 exists"));
+    broker.take_calls();
     let back = config(&["rds-01", "rds-02", "rds-03"]);
-    let plan = plan_against(&fake, &back).await;
-    assert_eq!(outcomes(&run(&fake, &plan).await.report), ["done"]);
-    assert_eq!(fake.writes(), ["put_member live rds-02"]);
-    assert!(!plan_against(&fake, &back).await.has_changes());
+    let plan = plan_against(&broker, &back).await;
+    assert_eq!(outcomes(&run(&broker, &plan).await.report), ["done"]);
+    assert_eq!(writes(&broker), ["put_member live rds-02"]);
+    assert!(!plan_against(&broker, &back).await.has_changes());
 }
 
 #[tokio::test(start_paused = true)]
 async fn cancelling_interrupts_a_drain_that_waits() {
-    let fake = runbook(true);
+    let broker = runbook(true);
     let options = options();
     let cancel = Arc::clone(&options.cancel);
     let report = execute(
-        &fake,
+        &broker,
         &out_online(DrainSessions::Wait, Some(900)),
         &options,
         &no_secrets,
@@ -320,16 +349,16 @@ async fn cancelling_interrupts_a_drain_that_waits() {
         outcomes(&report),
         ["failed cancelled", "skipped cancelled", "skipped cancelled"]
     );
-    assert!(fake.writes().is_empty());
+    assert!(writes(&broker).is_empty());
 }
 
 #[tokio::test(start_paused = true)]
 async fn taking_out_an_online_server_disconnects_then_clears_sticky_then_removes() {
-    let fake = runbook(true);
-    let run = run(&fake, &out_online(DrainSessions::Disconnect, Some(900))).await;
+    let broker = runbook(true);
+    let run = run(&broker, &out_online(DrainSessions::Disconnect, Some(900))).await;
     assert_eq!(outcomes(&run.report), ["done", "done", "done"]);
     assert_eq!(
-        fake.writes(),
+        writes(&broker),
         [
             "disconnect_sessions rds-02",
             "clear_sticky live rds-02",
@@ -337,8 +366,8 @@ async fn taking_out_an_online_server_disconnects_then_clears_sticky_then_removes
         ]
     );
     // The disconnect created bindings to rds-02; clearing after it caught them.
-    assert!(fake.state.lock().unwrap().sticky.is_empty());
-    assert!(!is_member(&fake, "live", "rds-02"));
+    assert!(broker.snapshot().sticky_bindings.is_empty());
+    assert!(!is_member(&broker, "live", "rds-02"));
     assert!(run.events.iter().any(|e| matches!(
         e,
         Progress::SessionsDisconnected {
@@ -360,29 +389,29 @@ async fn taking_out_an_online_server_disconnects_then_clears_sticky_then_removes
 
 #[tokio::test(start_paused = true)]
 async fn a_rerun_after_completion_disconnects_nobody_again() {
-    let fake = runbook(true);
+    let broker = runbook(true);
     let plan = out_online(DrainSessions::Disconnect, Some(900));
-    run(&fake, &plan).await;
-    fake.state.lock().unwrap().calls.clear();
-    let rerun = run(&fake, &plan).await;
+    run(&broker, &plan).await;
+    broker.take_calls();
+    let rerun = run(&broker, &plan).await;
     assert_eq!(outcomes(&rerun.report), ["done", "done", "done"]);
     assert_eq!(
-        fake.writes(),
+        writes(&broker),
         ["clear_sticky live rds-02", "delete_member live rds-02"]
     );
 }
 
 #[tokio::test(start_paused = true)]
 async fn taking_out_an_offline_server_gives_exactly_the_expected_warning() {
-    let fake = runbook(false);
-    let run = run(&fake, &out_offline()).await;
+    let broker = runbook(false);
+    let run = run(&broker, &out_offline()).await;
     assert_eq!(outcomes(&run.report), ["done", "expected warning"]);
     assert_eq!(
-        fake.writes(),
+        writes(&broker),
         ["clear_sticky live rds-02", "delete_member live rds-02"]
     );
-    assert!(fake.calls().contains(&"get_pool live".to_owned()));
-    assert!(!is_member(&fake, "live", "rds-02"));
+    assert!(calls(&broker).contains(&"get_pool live".to_owned()));
+    assert!(!is_member(&broker, "live", "rds-02"));
     let summary = run.report.summary();
     assert_eq!((summary.warnings, summary.unexpected_warnings), (1, 0));
     assert!(run.report.succeeded());
@@ -395,15 +424,15 @@ async fn taking_out_an_offline_server_gives_exactly_the_expected_warning() {
 
 #[tokio::test(start_paused = true)]
 async fn a_host_gone_offline_since_planning_is_not_drained() {
-    let fake = runbook(false);
-    let run = run(&fake, &out_online(DrainSessions::Disconnect, Some(900))).await;
+    let broker = runbook(false);
+    let run = run(&broker, &out_online(DrainSessions::Disconnect, Some(900))).await;
     // The plan did not announce the warning: it still counts, as unexpected.
     assert_eq!(
         outcomes(&run.report),
         ["done", "done", "unexpected warning"]
     );
     assert_eq!(
-        fake.writes(),
+        writes(&broker),
         ["clear_sticky live rds-02", "delete_member live rds-02"]
     );
     assert_eq!(run.report.summary().unexpected_warnings, 1);
@@ -411,44 +440,37 @@ async fn a_host_gone_offline_since_planning_is_not_drained() {
 
 #[tokio::test(start_paused = true)]
 async fn putting_the_server_back_is_one_add_and_safe_to_repeat() {
-    let fake = runbook(true).with(|s| {
-        s.pools
-            .get_mut("live")
-            .unwrap()
-            .members
-            .retain(|m| m != "rds-02")
-    });
+    let broker = runbook(true);
+    broker.engine_mut(|e| e.delete_member("live", "rds-02").expect("rds-02 is online"));
     let plan = plan_of(vec![step(0, add("live", "rds-02"), &[])]);
-    assert_eq!(outcomes(&run(&fake, &plan).await.report), ["done"]);
-    assert_eq!(outcomes(&run(&fake, &plan).await.report), ["done"]);
+    assert_eq!(outcomes(&run(&broker, &plan).await.report), ["done"]);
+    assert_eq!(outcomes(&run(&broker, &plan).await.report), ["done"]);
     assert_eq!(
-        fake.writes(),
+        writes(&broker),
         ["put_member live rds-02", "put_member live rds-02"]
     );
     assert_eq!(
-        fake.state.lock().unwrap().pools["live"].members,
+        broker.engine(|e| e.pool("live").unwrap().members.clone()),
         ["rds-01", "rds-02", "rds-03"]
     );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_step_skips_its_dependents_while_other_branches_finish() {
-    let fake = runbook(true)
-        .with(|s| {
-            s.destinations
-                .insert("rds-04".to_owned(), destination("rds-04", true));
-        })
-        .with(fail(
-            "put_member live rds-04",
-            problem(422, codes::DESTINATION_NOT_READY, Some(true)),
-        ));
+    // rds-04 is registered but not prepared for process execution: the
+    // broker refuses it in a load-balanced pool.
+    let broker = runbook(true);
+    broker.engine_mut(|e| {
+        e.sim_destination("rds-04", true, false)
+            .expect("a valid name")
+    });
     let plan = plan_of(vec![
         step(0, add("live", "rds-04"), &[]),
         step(1, clear_sticky("rds-02"), &[0]),
         step(2, remove("live", "rds-02"), &[1]),
         step(3, remove("maintenance", "rds-03"), &[]),
     ]);
-    let run = run(&fake, &plan).await;
+    let run = run(&broker, &plan).await;
     assert_eq!(
         outcomes(&run.report),
         [
@@ -458,8 +480,8 @@ async fn a_failed_step_skips_its_dependents_while_other_branches_finish() {
             "done"
         ]
     );
-    assert!(is_member(&fake, "live", "rds-02"));
-    assert!(!is_member(&fake, "maintenance", "rds-03"));
+    assert!(is_member(&broker, "live", "rds-02"));
+    assert!(!is_member(&broker, "maintenance", "rds-03"));
     let summary = run.report.summary();
     assert_eq!((summary.failed, summary.skipped, summary.done), (1, 2, 1));
     assert!(!run.report.succeeded());
@@ -467,7 +489,7 @@ async fn a_failed_step_skips_its_dependents_while_other_branches_finish() {
 
 #[tokio::test(start_paused = true)]
 async fn steps_on_one_destination_never_overlap() {
-    let fake = runbook(true);
+    let broker = runbook(true);
     let plan = plan_of(vec![
         step(
             0,
@@ -484,12 +506,16 @@ async fn steps_on_one_destination_never_overlap() {
         step(2, remove("maintenance", "rds-01"), &[]),
         step(3, clear_sticky("rds-03"), &[]),
     ]);
-    let run = run(&fake, &plan).await;
+    let run = run(&broker, &plan).await;
     assert_eq!(outcomes(&run.report), ["done"; 4]);
-    let state = fake.state.lock().unwrap();
-    assert!(state.overlaps.is_empty(), "overlaps: {:?}", state.overlaps);
+    let concurrency = broker.concurrency();
+    assert!(
+        concurrency.most_per_destination.values().all(|&n| n == 1),
+        "overlaps: {:?}",
+        concurrency.most_per_destination
+    );
     // rds-03's step ran beside the rds-01 ones: exclusion is per destination.
-    assert_eq!(state.max_in_flight, 2);
+    assert_eq!(concurrency.most, 2);
     let started: Vec<_> = run.report.steps.iter().map(|r| r.started).collect();
     assert!(started[0] < started[1] && started[1] < started[2]);
     assert_eq!(started[3], started[0]);
@@ -497,28 +523,46 @@ async fn steps_on_one_destination_never_overlap() {
 
 #[tokio::test(start_paused = true)]
 async fn no_more_than_parallelism_steps_run_at_once() {
-    let fake = Fake::new(LATENCY).with(|s| {
-        s.pools.insert("lab".to_owned(), pool("lab", false, &[]));
-    });
-    let steps = (0..30)
-        .map(|i| step(i, add("lab", &format!("rds-{i:02}")), &[]))
+    let names: Vec<String> = (0..30).map(|i| format!("rds-{i:02}")).collect();
+    let broker = lab(&names, Some("lab"));
+    let steps = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| step(i, add("lab", name), &[]))
         .collect();
     let options = Options {
         parallelism: 4,
         ..options()
     };
-    let run = run_with(&fake, &plan_of(steps), &options).await;
+    let run = run_with(&broker, &plan_of(steps), &options).await;
     assert_eq!(run.report.summary().done, 30);
-    assert_eq!(fake.state.lock().unwrap().max_in_flight, 4);
-    assert_eq!(fake.writes().len(), 30);
+    assert_eq!(broker.concurrency().most, 4);
+    assert_eq!(writes(&broker).len(), 30);
 }
 
 #[tokio::test(start_paused = true)]
 async fn wait_policy_waits_for_sessions_to_end() {
-    let fake = runbook(true).with(|s| s.sessions_end_after_lists = Some(3));
-    let run = run(&fake, &out_online(DrainSessions::Wait, Some(60))).await;
+    let broker = runbook(true);
+    let plan = out_online(DrainSessions::Wait, Some(60));
+    // The users log off between the second and the third poll.
+    let log_off = async {
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        broker.engine_mut(|e| {
+            let ids: Vec<String> = e
+                .sessions_page("rds-02", None, usize::MAX)
+                .expect("rds-02 exists")
+                .items
+                .iter()
+                .map(|s| s.id.clone())
+                .collect();
+            for id in ids {
+                e.sim_end_session(&id).expect("the session exists");
+            }
+        });
+    };
+    let (run, ()) = tokio::join!(run(&broker, &plan), log_off);
     assert_eq!(outcomes(&run.report), ["done", "done", "done"]);
-    assert!(!fake.writes().iter().any(|c| c.starts_with("disconnect")));
+    assert!(!writes(&broker).iter().any(|c| c.starts_with("disconnect")));
     let remaining: Vec<u32> = run
         .events
         .iter()
@@ -534,8 +578,8 @@ async fn wait_policy_waits_for_sessions_to_end() {
 
 #[tokio::test(start_paused = true)]
 async fn wait_policy_timeout_fails_and_leaves_the_member() {
-    let fake = runbook(true);
-    let run = run(&fake, &out_online(DrainSessions::Wait, Some(60))).await;
+    let broker = runbook(true);
+    let run = run(&broker, &out_online(DrainSessions::Wait, Some(60))).await;
     assert_eq!(
         outcomes(&run.report),
         [
@@ -544,8 +588,8 @@ async fn wait_policy_timeout_fails_and_leaves_the_member() {
             "skipped after 1"
         ]
     );
-    assert!(fake.writes().is_empty());
-    assert!(is_member(&fake, "live", "rds-02"));
+    assert!(writes(&broker).is_empty());
+    assert!(is_member(&broker, "live", "rds-02"));
     let time_left: Vec<Duration> = run
         .events
         .iter()
@@ -560,8 +604,8 @@ async fn wait_policy_timeout_fails_and_leaves_the_member() {
 
 #[tokio::test(start_paused = true)]
 async fn refuse_policy_fails_while_sessions_are_active() {
-    let fake = runbook(true);
-    let run = run(&fake, &out_online(DrainSessions::Refuse, None)).await;
+    let broker = runbook(true);
+    let run = run(&broker, &out_online(DrainSessions::Refuse, None)).await;
     assert_eq!(
         outcomes(&run.report),
         [
@@ -570,31 +614,38 @@ async fn refuse_policy_fails_while_sessions_are_active() {
             "skipped after 1"
         ]
     );
-    assert!(fake.writes().is_empty());
+    assert!(writes(&broker).is_empty());
 }
 
 #[tokio::test(start_paused = true)]
 async fn uninstall_failure_from_an_online_host_is_a_failure() {
-    let fake = runbook(true).with(fail(
-        "delete_member live rds-02",
-        problem(502, codes::LB_SERVICE_UNINSTALL_FAILED, Some(true)),
-    ));
+    // The engine uninstalls from an online host; a failure there is scripted.
+    let broker = runbook(true);
+    script(
+        &broker,
+        Operation::DeleteMember,
+        "live rds-02",
+        answer(502, codes::LB_SERVICE_UNINSTALL_FAILED, Some(true)),
+    );
     let plan = plan_of(vec![step(0, remove("live", "rds-02"), &[])]);
-    let run = run(&fake, &plan).await;
+    let run = run(&broker, &plan).await;
     assert_eq!(
         outcomes(&run.report),
         ["failed lb_service_uninstall_failed"]
     );
-    assert!(!fake.calls().contains(&"get_pool live".to_owned()));
+    assert!(!calls(&broker).contains(&"get_pool live".to_owned()));
 }
 
 #[tokio::test(start_paused = true)]
 async fn another_error_from_an_offline_host_is_a_failure() {
-    let fake = runbook(false).with(fail(
-        "delete_member live rds-02",
-        problem(502, codes::DESTINATION_UNREACHABLE, Some(false)),
-    ));
-    let run = run(&fake, &out_offline()).await;
+    let broker = runbook(false);
+    script(
+        &broker,
+        Operation::DeleteMember,
+        "live rds-02",
+        answer(502, codes::DESTINATION_UNREACHABLE, Some(false)),
+    );
+    let run = run(&broker, &out_offline()).await;
     assert_eq!(
         outcomes(&run.report),
         ["done", "failed destination_unreachable"]
@@ -604,18 +655,21 @@ async fn another_error_from_an_offline_host_is_a_failure() {
 #[tokio::test(start_paused = true)]
 async fn the_warning_needs_a_reread_showing_the_membership_gone() {
     // The scripted answer leaves the member in place, unlike the real rule.
-    let fake = runbook(false).with(fail(
-        "delete_member live rds-02",
-        problem(502, codes::LB_SERVICE_UNINSTALL_FAILED, Some(false)),
-    ));
-    let run = run(&fake, &out_offline()).await;
+    let broker = runbook(false);
+    script(
+        &broker,
+        Operation::DeleteMember,
+        "live rds-02",
+        answer(502, codes::LB_SERVICE_UNINSTALL_FAILED, Some(false)),
+    );
+    let run = run(&broker, &out_offline()).await;
     assert_eq!(outcomes(&run.report), ["done", "failed membership remains"]);
-    assert!(is_member(&fake, "live", "rds-02"));
+    assert!(is_member(&broker, "live", "rds-02"));
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_resource_already_deleted_counts_as_deleted() {
-    let fake = runbook(true);
+    let broker = runbook(true);
     let plan = plan_of(vec![
         step(
             0,
@@ -639,13 +693,13 @@ async fn a_resource_already_deleted_counts_as_deleted() {
             &[1],
         ),
     ]);
-    assert_eq!(outcomes(&run(&fake, &plan).await.report), ["done"; 3]);
+    assert_eq!(outcomes(&run(&broker, &plan).await.report), ["done"; 3]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn put_pool_sends_the_password_and_labels_its_fingerprint_only() {
     const SECRET: &str = "correct horse battery staple";
-    let fake = Fake::new(LATENCY);
+    let broker = empty();
     let source = SecretSource::Env("POOL_PASSWORD".to_owned());
     let plan = plan_of(vec![step(
         0,
@@ -665,22 +719,35 @@ async fn put_pool_sends_the_password_and_labels_its_fingerprint_only() {
         Ok(SecretString::from(SECRET.to_owned()))
     };
     let events = Mutex::new(Vec::new());
-    let report = execute(&fake, &plan, &options(), &secrets, &|e| {
+    let report = execute(&broker, &plan, &options(), &secrets, &|e| {
         events.lock().unwrap().push(e)
     })
     .await;
     assert_eq!(outcomes(&report), ["done"]);
-    let body = fake.state.lock().unwrap().pool_bodies[0].clone();
-    assert_eq!(body.default_credentials.password.as_deref(), Some(SECRET));
-    let label = &body.labels[&crate::contract::labels::password_fingerprint()];
+    // The broker keeps only a salted hash of what it was sent, in its
+    // state file: it must be the hash of the secret.
+    let state = broker.engine(|e| serde_json::to_value(e).expect("the state serialises"));
+    let hash: SaltedHash = serde_json::from_value(state["password_hashes"]["lab"].clone())
+        .expect("the pool has a password hash");
+    assert!(hash.matches(SECRET));
+    let pool = broker
+        .engine(|e| e.pool("lab").cloned())
+        .expect("the pool exists");
+    assert!(pool.default_credentials.password_set);
+    let label = &pool.labels[&crate::contract::labels::password_fingerprint()];
     assert!(crate::secret::fingerprint_matches(label, SECRET));
     assert!(!label.contains(SECRET));
-    assert!(!format!("{report:?}{:?}{body:?}", events.lock().unwrap()).contains(SECRET));
+    let seen = format!(
+        "{report:?}{:?}{:?}{state}",
+        events.lock().unwrap(),
+        broker.calls()
+    );
+    assert!(!seen.contains(SECRET));
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_unreadable_password_fails_the_step_before_any_write() {
-    let fake = Fake::new(LATENCY);
+    let broker = empty();
     let plan = plan_of(vec![step(
         0,
         Op::PutPool {
@@ -694,13 +761,16 @@ async fn an_unreadable_password_fails_the_step_before_any_write() {
         },
         &[],
     )]);
-    assert_eq!(outcomes(&run(&fake, &plan).await.report), ["failed secret"]);
-    assert!(fake.calls().is_empty());
+    assert_eq!(
+        outcomes(&run(&broker, &plan).await.report),
+        ["failed secret"]
+    );
+    assert!(calls(&broker).is_empty());
 }
 
 #[tokio::test(start_paused = true)]
 async fn cancelling_starts_nothing_new_and_lets_running_steps_finish() {
-    let fake = runbook(true);
+    let broker = runbook(true);
     let plan = plan_of(vec![
         step(0, clear_sticky("rds-01"), &[]),
         step(1, clear_sticky("rds-02"), &[]),
@@ -709,7 +779,7 @@ async fn cancelling_starts_nothing_new_and_lets_running_steps_finish() {
     ]);
     let options = options();
     let cancel = Arc::clone(&options.cancel);
-    let report = execute(&fake, &plan, &options, &no_secrets, &|e| {
+    let report = execute(&broker, &plan, &options, &no_secrets, &|e| {
         if let Progress::StepStarted { step: 1 } = e {
             cancel.store(true, Ordering::SeqCst);
         }
@@ -721,28 +791,28 @@ async fn cancelling_starts_nothing_new_and_lets_running_steps_finish() {
         ["done", "done", "skipped cancelled", "skipped cancelled"]
     );
     assert_eq!(
-        fake.writes(),
+        writes(&broker),
         ["clear_sticky live rds-01", "clear_sticky live rds-02"]
     );
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_stale_check_names_every_moved_resource_and_writes_nothing() {
-    let fake = runbook(true).with(|s| {
-        s.app_configs.insert(
-            "new-desktop".to_owned(),
-            AppConfig {
-                name: "new-desktop".to_owned(),
-                pool: "live".to_owned(),
-                app_type: AppType::Desktop,
-                protocol: Protocol::Rdp,
-                admin_session: false,
-                keep_credentials_on_destination_change: false,
-                allow_destination_change: false,
-                labels: Labels::new(),
-                revision: 1,
-            },
-        );
+    // Since the plan, someone created an app config; the seed's revisions
+    // are rds-02 2, live 4, maintenance 5, and the new config takes 8.
+    let broker = runbook(true);
+    let body = AppConfigBody {
+        pool: "live".to_owned(),
+        app_type: AppType::Desktop,
+        protocol: Protocol::Rdp,
+        admin_session: false,
+        keep_credentials_on_destination_change: false,
+        allow_destination_change: false,
+        labels: Labels::new(),
+    };
+    broker.engine_mut(|e| {
+        e.put_app_config("new-desktop", body, None)
+            .expect("pool live exists")
     });
     let mut plan = plan_of(Vec::new());
     let revision = |kind, name: &str, revision| Revision {
@@ -750,14 +820,14 @@ async fn the_stale_check_names_every_moved_resource_and_writes_nothing() {
         revision,
     };
     plan.revisions = vec![
-        revision(Kind::Pool, "live", Some(3)),
-        revision(Kind::Pool, "maintenance", Some(2)),
+        revision(Kind::Pool, "live", Some(4)),
+        revision(Kind::Pool, "maintenance", Some(4)),
         revision(Kind::AppConfig, "new-desktop", None),
         revision(Kind::AppInstance, "admin", None),
-        revision(Kind::Destination, "rds-02", Some(1)),
+        revision(Kind::Destination, "rds-02", Some(2)),
         revision(Kind::Destination, "rds-09", Some(1)),
     ];
-    let Err(StaleCheckError::Stale(stale)) = check_fresh(&fake, &plan).await else {
+    let Err(StaleCheckError::Stale(stale)) = check_fresh(&broker, &plan).await else {
         panic!("the plan should be stale")
     };
     let named: Vec<_> = stale
@@ -767,36 +837,34 @@ async fn the_stale_check_names_every_moved_resource_and_writes_nothing() {
     assert_eq!(
         named,
         [
-            ("pool/maintenance".to_owned(), Some(2), Some(3)),
-            ("app_config/new-desktop".to_owned(), None, Some(1)),
+            ("pool/maintenance".to_owned(), Some(4), Some(5)),
+            ("app_config/new-desktop".to_owned(), None, Some(8)),
             ("destination/rds-09".to_owned(), Some(1), None),
         ]
     );
-    assert!(fake.writes().is_empty());
+    assert!(writes(&broker).is_empty());
     plan.revisions
         .retain(|r| !stale.iter().any(|s| s.address == r.address));
-    assert!(check_fresh(&fake, &plan).await.is_ok());
+    assert!(check_fresh(&broker, &plan).await.is_ok());
 }
 
-fn held_by_bob(expires_in: u64) -> impl FnOnce(&mut State) {
-    move |s: &mut State| {
-        s.locks.insert(
-            "corp-rds".to_owned(),
-            crate::contract::wire::Lock {
-                stack: "corp-rds".to_owned(),
-                holder: "bob@ws7 pid 42".to_owned(),
-                expires_at: 1_800_000_000 + expires_in,
-            },
-        );
-    }
+/// Bob takes the stack's lease for `ttl_seconds`, through the engine.
+fn held_by_bob(broker: &Recording, ttl_seconds: u64) {
+    let body = LockBody {
+        holder: "bob@ws7 pid 42".to_owned(),
+        ttl_seconds,
+    };
+    broker.engine_mut(|e| e.put_lock(STACK, body).expect("the lease is free"));
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_held_lock_names_its_holder_and_expiry_after_the_timeout() {
-    let fake = Arc::new(Fake::new(LATENCY).with(held_by_bob(600)));
+    // Bob's lease runs from the clock's start, unix time 1,800,000,000.
+    let broker = Arc::new(empty());
+    held_by_bob(&broker, 600);
     let lost = Arc::new(AtomicBool::new(false));
     let error = Lease::acquire(
-        Arc::clone(&fake),
+        Arc::clone(&broker),
         "corp-rds",
         "ada@laptop pid 1",
         Duration::from_secs(60),
@@ -817,15 +885,16 @@ async fn a_held_lock_names_its_holder_and_expiry_after_the_timeout() {
     let text = error.to_string();
     assert!(text.contains("bob@ws7 pid 42") && text.contains("1800000600"));
     // Retried until the timeout, not once.
-    assert!(fake.calls().len() > 2);
+    assert!(calls(&broker).len() > 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_lease_is_taken_once_free_renewed_and_released() {
-    let fake = Arc::new(Fake::new(LATENCY).with(held_by_bob(3)));
+    let broker = Arc::new(empty());
+    held_by_bob(&broker, 3);
     let lost = Arc::new(AtomicBool::new(false));
     let lease = Lease::acquire(
-        Arc::clone(&fake),
+        Arc::clone(&broker),
         "corp-rds",
         "ada@laptop pid 1",
         Duration::from_secs(30),
@@ -834,25 +903,26 @@ async fn the_lease_is_taken_once_free_renewed_and_released() {
     )
     .await
     .expect("bob's lease expires within the timeout");
-    let taken = fake.calls().len();
+    let taken = calls(&broker).len();
     tokio::time::sleep(Duration::from_secs(35)).await;
     // Renewed every 10 s: three beats in 35 s.
-    assert_eq!(fake.calls().len(), taken + 3);
+    assert_eq!(calls(&broker).len(), taken + 3);
     assert!(!lost.load(Ordering::SeqCst));
     lease.release().await.expect("release");
-    assert!(fake.state.lock().unwrap().locks.is_empty());
     assert_eq!(
-        fake.calls().last().map(String::as_str),
+        calls(&broker).last().map(String::as_str),
         Some("delete_lock corp-rds ada@laptop pid 1")
     );
+    // Released, not just left to expire: bob can take the stack at once.
+    held_by_bob(&broker, 60);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_lease_taken_over_by_someone_else_cancels_the_apply() {
-    let fake = Arc::new(Fake::new(LATENCY));
+    let broker = Arc::new(empty());
     let options = options();
     let _lease = Lease::acquire(
-        Arc::clone(&fake),
+        Arc::clone(&broker),
         "corp-rds",
         "ada@laptop pid 1",
         Duration::from_secs(30),
@@ -861,7 +931,12 @@ async fn a_lease_taken_over_by_someone_else_cancels_the_apply() {
     )
     .await
     .expect("free lock");
-    held_by_bob(600)(&mut fake.state.lock().unwrap());
+    // An operator breaks ada's lease and bob takes the stack.
+    broker.engine_mut(|e| {
+        e.delete_lock(STACK, "ada@laptop pid 1")
+            .expect("ada holds it")
+    });
+    held_by_bob(&broker, 600);
     tokio::time::sleep(Duration::from_secs(11)).await;
     assert!(options.cancel.load(Ordering::SeqCst));
 }
@@ -876,11 +951,7 @@ fn the_default_holder_names_user_host_and_pid() {
 #[tokio::test(start_paused = true)]
 async fn the_stale_check_reads_in_parallel_and_passes_broker_errors_on() {
     let names: Vec<String> = (0..40).map(|i| format!("rds-{i:02}")).collect();
-    let fake = Fake::new(LATENCY).with(|s| {
-        for name in &names {
-            s.destinations.insert(name.clone(), destination(name, true));
-        }
-    });
+    let broker = lab(&names, None);
     let mut plan = plan_of(Vec::new());
     plan.revisions = names
         .iter()
@@ -889,42 +960,118 @@ async fn the_stale_check_reads_in_parallel_and_passes_broker_errors_on() {
             revision: Some(1),
         })
         .collect();
-    assert!(check_fresh(&fake, &plan).await.is_ok());
-    assert_eq!(fake.state.lock().unwrap().max_in_flight, 16);
-    assert_eq!(fake.calls().len(), 40);
+    assert!(check_fresh(&broker, &plan).await.is_ok());
+    assert_eq!(broker.concurrency().most, 16);
+    assert_eq!(calls(&broker).len(), 40);
 
-    let fake = fake.with(fail(
-        "get_destination rds-07",
-        problem(503, codes::UNAVAILABLE, None),
-    ));
-    let result = check_fresh(&fake, &plan).await;
+    script(
+        &broker,
+        Operation::GetDestination,
+        "rds-07",
+        answer(503, codes::UNAVAILABLE, None),
+    );
+    let result = check_fresh(&broker, &plan).await;
     assert!(
         matches!(&result, Err(StaleCheckError::Broker(e)) if e.code() == Some(codes::UNAVAILABLE)),
         "{result:?}"
     );
 }
 
-/// DESIGN.md section 9's apply bar, on the virtual clock: 1,000 independent
-/// member changes at 20 ms per call with parallelism 20 take at most 1.5x
-/// the ideal 1 s, with exactly one request per step.
+/// The apply bar, on the virtual clock: 1,000 independent member changes
+/// at 20 ms per call with parallelism 20 take at most 1.5x the ideal 1 s,
+/// with exactly one request per step.
 #[tokio::test(start_paused = true)]
 async fn a_thousand_independent_changes_meet_the_apply_bar() {
-    let fake = Fake::new(LATENCY).with(|s| {
-        s.pools.insert("lab".to_owned(), pool("lab", false, &[]));
-    });
-    let steps = (0..1000)
-        .map(|i| step(i, add("lab", &format!("rds-{i:04}")), &[]))
+    let names: Vec<String> = (0..1000).map(|i| format!("rds-{i:04}")).collect();
+    let broker = lab(&names, Some("lab"));
+    let steps = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| step(i, add("lab", name), &[]))
         .collect();
     let options = Options {
         parallelism: 20,
         ..options()
     };
-    let run = run_with(&fake, &plan_of(steps), &options).await;
+    let run = run_with(&broker, &plan_of(steps), &options).await;
     assert_eq!(run.report.summary().done, 1000);
     assert!(
         run.report.duration <= Duration::from_millis(1500),
         "{:?}",
         run.report.duration
     );
-    assert_eq!(fake.calls().len(), 1000);
+    assert_eq!(calls(&broker).len(), 1000);
+}
+
+/// The runbook's broker answering at once: these tests count scheduler
+/// work, not broker time.
+fn instant() -> Recording {
+    Recording::from_snapshot(runbook_seed(), EPOCH_MS).expect("the seed is consistent")
+}
+
+/// Independent steps that never touch the same destination, or a chain in
+/// which each step waits for the one before.
+fn many(count: usize, chained: bool) -> Plan {
+    plan_of(
+        (0..count)
+            .map(|i| {
+                let depends_on: &[usize] = if chained && i > 0 { &[i - 1] } else { &[] };
+                step(i, clear_sticky(&format!("d-{i:05}")), depends_on)
+            })
+            .collect(),
+    )
+}
+
+fn finished_events(events: &[Progress]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, Progress::StepFinished { .. }))
+        .count()
+}
+
+#[tokio::test(start_paused = true)]
+async fn twenty_thousand_independent_steps_all_finish() {
+    let broker = instant();
+    let run = run(&broker, &many(20_000, false)).await;
+    assert_eq!(run.report.summary().done, 20_000);
+    assert_eq!(calls(&broker).len(), 20_000);
+    assert_eq!(finished_events(&run.events), 20_000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_chain_finishes_and_a_failure_at_its_head_skips_the_rest_once() {
+    let broker = instant();
+    let plan = many(20_000, true);
+    let run_ok = run(&broker, &plan).await;
+    assert_eq!(run_ok.report.summary().done, 20_000);
+
+    script(
+        &broker,
+        Operation::ClearSticky,
+        "live d-00000",
+        answer(503, codes::UNAVAILABLE, None),
+    );
+    let run_failed = run(&broker, &plan).await;
+    let summary = run_failed.report.summary();
+    assert_eq!((summary.failed, summary.skipped), (1, 19_999));
+    assert_eq!(finished_events(&run_failed.events), 20_000);
+    assert!(matches!(
+        run_failed.report.steps[19_999].outcome,
+        StepOutcome::Skipped(SkipReason::DependencyFailed { step: 19_998 })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_waiting_only_for_its_destination_starts_the_moment_it_frees() {
+    let broker = runbook(true);
+    let plan = plan_of(vec![
+        step(0, clear_sticky("rds-01"), &[]),
+        step(1, clear_sticky("rds-01"), &[]),
+        step(2, clear_sticky("rds-03"), &[]),
+    ]);
+    let run = run(&broker, &plan).await;
+    assert_eq!(outcomes(&run.report), ["done"; 3]);
+    let started: Vec<_> = run.report.steps.iter().map(|r| r.started).collect();
+    assert_eq!(started[1], started[0].map(|s| s + LATENCY));
+    assert_eq!(started[2], started[0]);
 }

@@ -7,24 +7,14 @@ use std::sync::Arc;
 
 use super::Store;
 use super::engine::{self, Engine};
+use super::host::{Call, EngineHost, typed};
 use super::store::now_ms;
-use crate::contract::problem::Problem;
-use crate::contract::wire::{
-    Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Destination, Event, Lock,
-    LockBody, Maintenance, Pool, PoolBody, Session, Snapshot,
-};
-use crate::contract::{Broker, BrokerError, LiveState, Result};
+use crate::contract::wire::Snapshot;
+use crate::contract::{BrokerError, Result};
 
 #[derive(Debug, Clone)]
 pub struct EmbeddedBroker {
     store: Arc<Store>,
-}
-
-fn typed(problem: Box<Problem>) -> BrokerError {
-    BrokerError::Problem {
-        status: problem.status,
-        problem,
-    }
 }
 
 impl EmbeddedBroker {
@@ -40,181 +30,31 @@ impl EmbeddedBroker {
         let now = now_ms();
         self.store.read(|e| e.snapshot(now))
     }
-
-    async fn mutate<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Engine) -> engine::Result<T>,
-    ) -> Result<T> {
-        self.store.mutate(f).await.map_err(typed)
-    }
 }
 
-impl Broker for EmbeddedBroker {
-    async fn read_live(&self) -> Result<LiveState> {
-        Ok(self.store.read(|e| LiveState {
-            destinations: e
-                .destinations_page(None, usize::MAX)
-                .items
-                .into_iter()
-                .cloned()
-                .collect(),
-            pools: e
-                .pools_page(None, usize::MAX)
-                .items
-                .into_iter()
-                .cloned()
-                .collect(),
-            app_configs: e
-                .app_configs_page(None, usize::MAX)
-                .items
-                .into_iter()
-                .cloned()
-                .collect(),
-            app_instances: e
-                .app_instances_page(None, usize::MAX)
-                .items
-                .into_iter()
-                .cloned()
-                .collect(),
-        }))
-    }
-
-    async fn get_destination(&self, name: &str) -> Result<Option<Destination>> {
-        Ok(self.store.read(|e| e.destination(name).cloned()))
-    }
-
-    async fn get_pool(&self, name: &str) -> Result<Option<Pool>> {
-        Ok(self.store.read(|e| e.pool(name).cloned()))
-    }
-
-    async fn get_app_config(&self, name: &str) -> Result<Option<AppConfig>> {
-        Ok(self.store.read(|e| e.app_config(name).cloned()))
-    }
-
-    async fn get_app_instance(&self, name: &str) -> Result<Option<AppInstance>> {
-        Ok(self.store.read(|e| e.app_instance(name).cloned()))
-    }
-
-    async fn list_sessions(&self, destination: &str) -> Result<Vec<Session>> {
-        self.store
-            .read(|e| {
-                e.sessions_page(destination, None, usize::MAX)
-                    .map(|p| p.items.into_iter().cloned().collect())
-            })
-            .map_err(typed)
-    }
-
-    async fn events(&self, since: u64) -> Result<Vec<Event>> {
-        Ok(self.store.read(|e| {
-            e.events_page(since, usize::MAX)
-                .items
-                .into_iter()
-                .cloned()
-                .collect()
-        }))
-    }
-
-    async fn put_pool(&self, name: &str, body: &PoolBody, if_match: Option<u64>) -> Result<Pool> {
-        let (name, body) = (name.to_owned(), body.clone());
-        self.mutate(move |e| e.put_pool(&name, body, if_match))
-            .await
-    }
-
-    async fn delete_pool(&self, name: &str, if_match: Option<u64>) -> Result<()> {
-        let name = name.to_owned();
-        self.mutate(move |e| e.delete_pool(&name, if_match)).await
-    }
-
-    async fn put_member(&self, pool: &str, destination: &str) -> Result<Pool> {
-        let (pool, destination) = (pool.to_owned(), destination.to_owned());
-        self.mutate(move |e| e.put_member(&pool, &destination))
-            .await
-    }
-
-    async fn delete_member(&self, pool: &str, destination: &str) -> Result<Pool> {
-        let (pool, destination) = (pool.to_owned(), destination.to_owned());
-        self.mutate(move |e| e.delete_member(&pool, &destination))
-            .await
-    }
-
-    async fn clear_sticky(&self, pool: &str, destination: Option<&str>) -> Result<Affected> {
-        let (pool, destination) = (pool.to_owned(), destination.map(str::to_owned));
-        self.mutate(move |e| e.clear_sticky(&pool, destination.as_deref()))
-            .await
-    }
-
-    async fn disconnect_sessions(&self, destination: &str) -> Result<Affected> {
-        let destination = destination.to_owned();
-        self.mutate(move |e| e.disconnect_sessions(&destination))
-            .await
-    }
-
-    async fn put_maintenance(&self, destination: &str, body: &Maintenance) -> Result<Destination> {
-        let (destination, body) = (destination.to_owned(), body.clone());
-        self.mutate(move |e| e.put_maintenance(&destination, body, None))
-            .await
-    }
-
-    async fn delete_maintenance(&self, destination: &str) -> Result<Destination> {
-        let destination = destination.to_owned();
-        self.mutate(move |e| e.delete_maintenance(&destination, None))
-            .await
-    }
-
-    async fn delete_lb_service(&self, destination: &str) -> Result<Destination> {
-        let destination = destination.to_owned();
-        self.mutate(move |e| e.delete_lb_service(&destination))
-            .await
-    }
-
-    async fn put_app_config(
+/// Calls go straight to the store: no log, and the real clock.
+impl EngineHost for EmbeddedBroker {
+    async fn read<T: Send>(
         &self,
-        name: &str,
-        body: &AppConfigBody,
-        if_match: Option<u64>,
-    ) -> Result<AppConfig> {
-        let (name, body) = (name.to_owned(), body.clone());
-        self.mutate(move |e| e.put_app_config(&name, body, if_match))
-            .await
+        _call: Call,
+        answer: impl FnOnce(&Engine) -> engine::Result<T> + Send,
+    ) -> Result<T> {
+        self.store.read(answer).map_err(typed)
     }
 
-    async fn delete_app_config(&self, name: &str, if_match: Option<u64>) -> Result<()> {
-        let name = name.to_owned();
-        self.mutate(move |e| e.delete_app_config(&name, if_match))
-            .await
-    }
-
-    async fn put_app_instance(
+    async fn write<T: Send + 'static>(
         &self,
-        name: &str,
-        body: &AppInstanceBody,
-        if_match: Option<u64>,
-    ) -> Result<AppInstance> {
-        let (name, body) = (name.to_owned(), body.clone());
-        self.mutate(move |e| e.put_app_instance(&name, body, if_match))
-            .await
-    }
-
-    async fn delete_app_instance(&self, name: &str, if_match: Option<u64>) -> Result<()> {
-        let name = name.to_owned();
-        self.mutate(move |e| e.delete_app_instance(&name, if_match))
-            .await
-    }
-
-    async fn put_lock(&self, stack: &str, body: &LockBody) -> Result<Lock> {
-        let (stack, body) = (stack.to_owned(), body.clone());
-        self.mutate(move |e| e.put_lock(&stack, body)).await
-    }
-
-    async fn delete_lock(&self, stack: &str, holder: &str) -> Result<()> {
-        let (stack, holder) = (stack.to_owned(), holder.to_owned());
-        self.mutate(move |e| e.delete_lock(&stack, &holder)).await
+        _call: Call,
+        change: impl FnOnce(&mut Engine) -> engine::Result<T> + Send,
+    ) -> Result<T> {
+        self.store.mutate(change).await.map_err(typed)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::Broker;
     use crate::contract::problem::codes;
     use crate::contract::wire::LoadBalancing;
 

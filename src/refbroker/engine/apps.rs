@@ -1,0 +1,205 @@
+//! App configs and app instances: the pool an app config uses and the
+//! destination an app instance targets must exist and stay consistent (an
+//! instance targets a member of its config's pool), and a resource in use is
+//! not deleted.
+
+use super::{Engine, Result, bad_request, check_match, check_name, missing_reference, not_found};
+use crate::contract::problem::{self, codes};
+use crate::contract::wire::{AppConfig, AppConfigBody, AppInstance, AppInstanceBody};
+
+impl Engine {
+    pub fn put_app_config(
+        &mut self,
+        name: &str,
+        body: AppConfigBody,
+        if_match: Option<u64>,
+    ) -> Result<AppConfig> {
+        check_name("app config", name)?;
+        let existing = self.app_configs.get(name);
+        check_match("app config", name, existing.map(|c| c.revision), if_match)?;
+        let Some(pool) = self.pools.get(&body.pool) else {
+            return Err(missing_reference("pool", &body.pool));
+        };
+        if existing.is_some_and(|c| c.pool != body.pool)
+            && let Some(i) = self.app_instances.values().find(|i| {
+                i.app_config == name
+                    && i.destination
+                        .as_ref()
+                        .is_some_and(|d| pool.members.binary_search(d).is_err())
+            })
+        {
+            return Err(problem::new(
+                409,
+                codes::CONFLICT,
+                format!(
+                    "app instance {} targets a destination outside pool {}",
+                    i.name, body.pool
+                ),
+            ));
+        }
+        let mut config = AppConfig {
+            name: name.to_owned(),
+            pool: body.pool,
+            app_type: body.app_type,
+            protocol: body.protocol,
+            admin_session: body.admin_session,
+            keep_credentials_on_destination_change: body.keep_credentials_on_destination_change,
+            allow_destination_change: body.allow_destination_change,
+            labels: body.labels,
+            revision: existing.map_or(0, |c| c.revision),
+        };
+        if existing == Some(&config) {
+            return Ok(config);
+        }
+        let op = if existing.is_some() {
+            "app_config.update"
+        } else {
+            "app_config.create"
+        };
+        config.revision = self.next_revision();
+        self.app_configs.insert(name.to_owned(), config.clone());
+        self.log(op, format!("app_config/{name}"), None);
+        Ok(config)
+    }
+
+    pub fn delete_app_config(&mut self, name: &str, if_match: Option<u64>) -> Result<()> {
+        let c = self
+            .app_configs
+            .get(name)
+            .ok_or_else(|| not_found("app config", name))?;
+        check_match("app config", name, Some(c.revision), if_match)?;
+        if let Some(i) = self.app_instances.values().find(|i| i.app_config == name) {
+            return Err(problem::new(
+                409,
+                codes::IN_USE,
+                format!("app config {name} is used by app instance {}", i.name),
+            ));
+        }
+        self.app_configs.remove(name);
+        self.log("app_config.delete", format!("app_config/{name}"), None);
+        Ok(())
+    }
+
+    pub fn put_app_instance(
+        &mut self,
+        name: &str,
+        body: AppInstanceBody,
+        if_match: Option<u64>,
+    ) -> Result<AppInstance> {
+        check_name("app instance", name)?;
+        let existing = self.app_instances.get(name);
+        check_match("app instance", name, existing.map(|i| i.revision), if_match)?;
+        if body.user.is_some() == body.group.is_some() {
+            return Err(bad_request(
+                "an app instance has exactly one of user / group",
+            ));
+        }
+        let Some(config) = self.app_configs.get(&body.app_config) else {
+            return Err(missing_reference("app config", &body.app_config));
+        };
+        if let Some(d) = &body.destination {
+            if !self.destinations.contains_key(d) {
+                return Err(missing_reference("destination", d));
+            }
+            let in_pool = self
+                .pools
+                .get(&config.pool)
+                .is_some_and(|p| p.members.binary_search(d).is_ok());
+            if !in_pool {
+                return Err(problem::new(
+                    409,
+                    codes::CONFLICT,
+                    format!("destination {d} is not a member of pool {}", config.pool),
+                ));
+            }
+        }
+        let mut instance = AppInstance {
+            name: name.to_owned(),
+            app_config: body.app_config,
+            user: body.user,
+            group: body.group,
+            destination: body.destination,
+            labels: body.labels,
+            revision: existing.map_or(0, |i| i.revision),
+        };
+        if existing == Some(&instance) {
+            return Ok(instance);
+        }
+        let op = if existing.is_some() {
+            "app_instance.update"
+        } else {
+            "app_instance.create"
+        };
+        instance.revision = self.next_revision();
+        self.app_instances.insert(name.to_owned(), instance.clone());
+        self.log(op, format!("app_instance/{name}"), None);
+        Ok(instance)
+    }
+
+    pub fn delete_app_instance(&mut self, name: &str, if_match: Option<u64>) -> Result<()> {
+        let i = self
+            .app_instances
+            .get(name)
+            .ok_or_else(|| not_found("app instance", name))?;
+        check_match("app instance", name, Some(i.revision), if_match)?;
+        self.app_instances.remove(name);
+        self.log("app_instance.delete", format!("app_instance/{name}"), None);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::wire::{AppType, Labels, Protocol};
+    use crate::refbroker::engine::fixtures::engine;
+
+    #[test]
+    fn references_block_deletes() {
+        let mut e = engine();
+        e.put_member("live", "rds-01").unwrap();
+        let body = AppConfigBody {
+            pool: "live".into(),
+            app_type: AppType::Desktop,
+            protocol: Protocol::Rdp,
+            admin_session: false,
+            keep_credentials_on_destination_change: false,
+            allow_destination_change: false,
+            labels: Labels::new(),
+        };
+        let missing = AppConfigBody {
+            pool: "nope".into(),
+            ..body.clone()
+        };
+        let err = e.put_app_config("desk", missing, None).unwrap_err();
+        assert_eq!((err.status, err.code.as_str()), (422, codes::NOT_FOUND));
+        e.put_app_config("desk", body, None).unwrap();
+        let instance = |dest: &str| AppInstanceBody {
+            app_config: "desk".into(),
+            user: Some("jane".into()),
+            group: None,
+            destination: Some(dest.into()),
+            labels: Labels::new(),
+        };
+        assert_eq!(
+            e.put_app_instance("i", instance("rds-02"), None)
+                .unwrap_err()
+                .code,
+            codes::CONFLICT
+        );
+        e.put_app_instance("i", instance("rds-01"), None).unwrap();
+        assert_eq!(
+            e.delete_member("live", "rds-01").unwrap_err().code,
+            codes::IN_USE
+        );
+        assert_eq!(e.delete_pool("live", None).unwrap_err().code, codes::IN_USE);
+        assert_eq!(
+            e.delete_app_config("desk", None).unwrap_err().code,
+            codes::IN_USE
+        );
+        e.delete_app_instance("i", None).unwrap();
+        e.delete_app_config("desk", None).unwrap();
+        e.delete_pool("live", None).unwrap();
+        assert!(!e.destination("rds-01").unwrap().lb_service_installed);
+    }
+}

@@ -1,0 +1,384 @@
+//! The reference broker engine: the whole broker state and every operation on
+//! it as typed, transport-independent methods. The HTTP server and the
+//! embedded broker both call these; neither adds behaviour of its own.
+//!
+//! This file owns the state itself (the `Engine` struct, serialised as the
+//! state file), the revision counter, the event log, the virtual clock, the
+//! reads and pages, the snapshot, and the problems and checks every rule
+//! family shares. Each rule family has a file of its own: `seed` (building
+//! from a snapshot), `pools` (pools, membership, load-balancing admission and
+//! the service, leftovers), `sessions` (sessions, sticky bindings),
+//! `maintenance` (maintenance mode, leftover service removal), `apps` (app
+//! configs and app instances), `locks` (leases) and `sim` (simulation
+//! controls).
+//!
+//! Conventions:
+//! - every state change appends exactly one event; a write that changes
+//!   nothing (idempotent repeat) appends none and keeps revisions;
+//! - revisions come from one broker-wide counter, so a deleted and re-created
+//!   resource never reuses a revision;
+//! - session counts on a destination are observed data and do not bump its
+//!   revision (a user logging in must not make a saved plan stale).
+
+mod apps;
+mod locks;
+mod maintenance;
+mod pools;
+mod seed;
+mod sessions;
+mod sim;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::contract::names;
+use crate::contract::problem::{self, Problem, codes};
+use crate::contract::wire::{
+    AppConfig, AppInstance, Destination, Event, EventOutcome, Lock, Page, Pool, Session,
+    SessionCounts, SessionState, Snapshot, StickyBinding,
+};
+
+pub use pools::SaltedHash;
+
+/// Version of the state file layout written by `store`.
+pub const STATE_FORMAT: u32 = 1;
+
+/// Longest lock lease the broker grants; a killed apply must not hold a stack
+/// for longer than a day.
+pub const MAX_LOCK_TTL_SECONDS: u64 = 86_400;
+
+/// The broker state. It serialises as the state file (see `store`), which is
+/// why it holds maps keyed by name: the file stays sorted and diffable.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Engine {
+    format: u32,
+    /// Broker-wide revision counter; every changed resource takes the next value.
+    revision: u64,
+    next_session: u64,
+    destinations: BTreeMap<String, Destination>,
+    pools: BTreeMap<String, Pool>,
+    /// Pool name → salted hash of its default password.
+    password_hashes: BTreeMap<String, SaltedHash>,
+    app_configs: BTreeMap<String, AppConfig>,
+    app_instances: BTreeMap<String, AppInstance>,
+    sessions: BTreeMap<String, Session>,
+    /// Pool → user → binding.
+    sticky_bindings: BTreeMap<String, BTreeMap<String, StickyBinding>>,
+    locks: BTreeMap<String, Lock>,
+    events: Vec<Event>,
+    /// Unix milliseconds of the operation in progress; set by the caller so
+    /// that tests control time.
+    #[serde(skip)]
+    now_ms: u64,
+}
+
+/// Problems are boxed: they are large and travel on the rare path.
+pub type Result<T> = std::result::Result<T, Box<Problem>>;
+
+fn not_found(kind: &str, name: &str) -> Box<Problem> {
+    problem::new(
+        404,
+        codes::NOT_FOUND,
+        format!("{kind} {name} does not exist"),
+    )
+}
+
+/// A reference in a body to something that does not exist: the request is
+/// well-formed but cannot be processed.
+fn missing_reference(kind: &str, name: &str) -> Box<Problem> {
+    problem::new(
+        422,
+        codes::NOT_FOUND,
+        format!("{kind} {name} does not exist"),
+    )
+}
+
+fn bad_request(detail: impl Into<String>) -> Box<Problem> {
+    problem::new(400, codes::BAD_REQUEST, detail)
+}
+
+fn unreachable_host(name: &str) -> Box<Problem> {
+    let mut p = problem::new(
+        502,
+        codes::DESTINATION_UNREACHABLE,
+        format!("destination {name} is offline"),
+    );
+    p.destination_online = Some(false);
+    p
+}
+
+fn check_name(kind: &str, name: &str) -> Result<()> {
+    if names::is_valid(name) {
+        Ok(())
+    } else {
+        Err(bad_request(format!(
+            "{kind} name {name:?} must be {}",
+            names::RULE
+        )))
+    }
+}
+
+fn check_match(kind: &str, name: &str, current: Option<u64>, if_match: Option<u64>) -> Result<()> {
+    match if_match {
+        Some(wanted) if current != Some(wanted) => Err(problem::new(
+            412,
+            codes::PRECONDITION_FAILED,
+            match current {
+                Some(rev) => format!("{kind} {name} is at revision {rev}, not {wanted}"),
+                None => format!("{kind} {name} does not exist"),
+            },
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// One page of a name-ordered map: the cursor is the last name of the
+/// previous page, so pages stay stable while other entries change.
+fn page<'a, T>(map: &'a BTreeMap<String, T>, cursor: Option<&str>, limit: usize) -> Page<&'a T> {
+    use std::ops::Bound;
+    let lower = match cursor {
+        Some(c) => Bound::Excluded(c),
+        None => Bound::Unbounded,
+    };
+    let mut iter = map.range::<str, _>((lower, Bound::Unbounded));
+    let mut items = Vec::with_capacity(limit.min(map.len()));
+    let mut last = None;
+    for (key, value) in iter.by_ref().take(limit) {
+        items.push(value);
+        last = Some(key);
+    }
+    let next_cursor = match iter.next() {
+        Some(_) => last.cloned(),
+        None => None,
+    };
+    Page { items, next_cursor }
+}
+
+fn count_mut(counts: &mut SessionCounts, state: SessionState) -> &mut u32 {
+    match state {
+        SessionState::Active => &mut counts.active,
+        SessionState::Disconnected => &mut counts.disconnected,
+    }
+}
+
+impl Engine {
+    pub fn new() -> Engine {
+        Engine {
+            format: STATE_FORMAT,
+            ..Engine::default()
+        }
+    }
+
+    /// Sets the time the next operations happen at (unix milliseconds).
+    pub fn set_clock(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+    }
+
+    /// Sequence number of the last event; changes exactly when state changes.
+    pub fn seq(&self) -> u64 {
+        self.events.last().map_or(0, |e| e.seq)
+    }
+
+    fn now_secs(&self) -> u64 {
+        self.now_ms / 1000
+    }
+
+    fn next_revision(&mut self) -> u64 {
+        self.revision += 1;
+        self.revision
+    }
+
+    fn log(&mut self, op: &str, resource: String, failure: Option<&Problem>) {
+        let seq = self.seq() + 1;
+        self.events.push(Event {
+            seq,
+            time: self.now_ms,
+            op: op.to_owned(),
+            resource,
+            outcome: if failure.is_some() {
+                EventOutcome::Partial
+            } else {
+                EventOutcome::Ok
+            },
+            code: failure.map(|p| p.code.clone()),
+        });
+    }
+
+    // ----- reads -----
+
+    pub fn destination(&self, name: &str) -> Option<&Destination> {
+        self.destinations.get(name)
+    }
+
+    pub fn pool(&self, name: &str) -> Option<&Pool> {
+        self.pools.get(name)
+    }
+
+    pub fn app_config(&self, name: &str) -> Option<&AppConfig> {
+        self.app_configs.get(name)
+    }
+
+    pub fn app_instance(&self, name: &str) -> Option<&AppInstance> {
+        self.app_instances.get(name)
+    }
+
+    pub fn destinations_page(&self, cursor: Option<&str>, limit: usize) -> Page<&Destination> {
+        page(&self.destinations, cursor, limit)
+    }
+
+    pub fn pools_page(&self, cursor: Option<&str>, limit: usize) -> Page<&Pool> {
+        page(&self.pools, cursor, limit)
+    }
+
+    pub fn app_configs_page(&self, cursor: Option<&str>, limit: usize) -> Page<&AppConfig> {
+        page(&self.app_configs, cursor, limit)
+    }
+
+    pub fn app_instances_page(&self, cursor: Option<&str>, limit: usize) -> Page<&AppInstance> {
+        page(&self.app_instances, cursor, limit)
+    }
+
+    /// Sessions of one destination, ordered by id; the cursor is the last id.
+    pub fn sessions_page(
+        &self,
+        destination: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<&Session>> {
+        if !self.destinations.contains_key(destination) {
+            return Err(not_found("destination", destination));
+        }
+        use std::ops::Bound;
+        let lower = match cursor {
+            Some(c) => Bound::Excluded(c),
+            None => Bound::Unbounded,
+        };
+        let mut iter = self
+            .sessions
+            .range::<str, _>((lower, Bound::Unbounded))
+            .map(|(_, s)| s)
+            .filter(|s| s.destination == destination);
+        let items: Vec<&Session> = iter.by_ref().take(limit).collect();
+        let next_cursor = match iter.next() {
+            Some(_) => items.last().map(|s| s.id.clone()),
+            None => None,
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Events with `seq > since`, oldest first; the cursor is the last seq.
+    pub fn events_page(&self, since: u64, limit: usize) -> Page<&Event> {
+        // seq n is at index n - 1: the log is append-only and never trimmed.
+        let start = usize::try_from(since)
+            .unwrap_or(usize::MAX)
+            .min(self.events.len());
+        let items: Vec<&Event> = self.events[start..].iter().take(limit).collect();
+        let next_cursor = if start + items.len() < self.events.len() {
+            items.last().map(|e| e.seq.to_string())
+        } else {
+            None
+        };
+        Page { items, next_cursor }
+    }
+
+    /// The whole state in seed format; bindings expired at `now_ms` are left out.
+    pub fn snapshot(&self, now_ms: u64) -> Snapshot {
+        let now = now_ms / 1000;
+        Snapshot {
+            destinations: self.destinations.values().cloned().collect(),
+            pools: self.pools.values().cloned().collect(),
+            app_configs: self.app_configs.values().cloned().collect(),
+            app_instances: self.app_instances.values().cloned().collect(),
+            sessions: self.sessions.values().cloned().collect(),
+            sticky_bindings: self
+                .sticky_bindings
+                .values()
+                .flat_map(|m| m.values())
+                .filter(|b| b.expires_at > now)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// The load-balanced pool `destination` belongs to, if any (at most one).
+    fn lb_pool_of(&self, destination: &str) -> Option<&Pool> {
+        self.pools.values().find(|p| {
+            p.load_balancing.enabled
+                && p.members
+                    .binary_search_by(|m| m.as_str().cmp(destination))
+                    .is_ok()
+        })
+    }
+
+    fn destination_or_404(&self, name: &str) -> Result<&Destination> {
+        self.destinations
+            .get(name)
+            .ok_or_else(|| not_found("destination", name))
+    }
+
+    fn pool_or_404(&self, name: &str) -> Result<&Pool> {
+        self.pools.get(name).ok_or_else(|| not_found("pool", name))
+    }
+
+    /// Checks a state file's contents after loading.
+    pub fn check_format(&self) -> std::result::Result<(), String> {
+        if self.format == STATE_FORMAT {
+            Ok(())
+        } else {
+            Err(format!(
+                "state file format {} is not the supported {STATE_FORMAT}",
+                self.format
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::wire::PoolBody;
+
+    #[test]
+    fn pages_follow_the_cursor() {
+        let mut e = Engine::new();
+        for i in 0..25 {
+            e.put_pool(&format!("p{i:03}"), PoolBody::default(), None)
+                .unwrap();
+        }
+        let mut names = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = e.pools_page(cursor.as_deref(), 10);
+            names.extend(page.items.iter().map(|p| p.name.clone()));
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(names.len(), 25);
+        assert!(names.windows(2).all(|w| w[0] < w[1]));
+        let ev = e.events_page(20, 3);
+        assert_eq!(
+            ev.items.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![21, 22, 23]
+        );
+        assert_eq!(ev.next_cursor.as_deref(), Some("23"));
+        assert!(e.events_page(23, 3).next_cursor.is_none());
+    }
+
+    #[test]
+    fn names_are_checked() {
+        let mut e = Engine::new();
+        assert_eq!(
+            e.put_pool("bad name", PoolBody::default(), None)
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert!(names::is_valid(&"a".repeat(63)) && !names::is_valid(&"a".repeat(64)));
+    }
+}

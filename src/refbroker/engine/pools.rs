@@ -1,0 +1,417 @@
+//! Pools and their membership: pool settings and passwords (kept as salted
+//! hashes only), adding and removing members, the admission rules of a
+//! load-balanced pool (one such pool per destination; online and prepared
+//! for process execution), installing and uninstalling the load-balancing
+//! service, and the leftover service an offline host keeps after a removal.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{Engine, Result, check_match, check_name, unreachable_host};
+use crate::contract::problem::{self, Problem, codes};
+use crate::contract::wire::{Credentials, Pool, PoolBody};
+
+/// A salted SHA-256 of a secret: enough to tell "same password" from
+/// "different password", useless for recovering it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaltedHash {
+    pub salt: String,
+    pub sha256: String,
+}
+
+impl SaltedHash {
+    pub fn new(secret: &str) -> SaltedHash {
+        let salt: [u8; 16] = rand::random();
+        SaltedHash::with_salt(hex::encode(salt), secret)
+    }
+
+    fn with_salt(salt: String, secret: &str) -> SaltedHash {
+        let mut hasher = Sha256::new();
+        hasher.update(salt.as_bytes());
+        hasher.update(secret.as_bytes());
+        let sha256 = hex::encode(hasher.finalize());
+        SaltedHash { salt, sha256 }
+    }
+
+    pub fn matches(&self, secret: &str) -> bool {
+        SaltedHash::with_salt(self.salt.clone(), secret).sha256 == self.sha256
+    }
+}
+
+fn uninstall_failed(names: &[String]) -> Box<Problem> {
+    let mut p = problem::new(
+        502,
+        codes::LB_SERVICE_UNINSTALL_FAILED,
+        format!(
+            "the load-balancing service stays installed on offline {}; the membership change was made",
+            names.join(", ")
+        ),
+    );
+    p.destination_online = Some(false);
+    p
+}
+
+impl Engine {
+    /// Sets the service flag on `destinations`, skipping offline ones on
+    /// uninstall; returns the offline ones that keep a leftover service.
+    fn set_lb_service(&mut self, destinations: &[String], installed: bool) -> Vec<String> {
+        let mut leftovers = Vec::new();
+        for name in destinations {
+            let Some(d) = self.destinations.get(name) else {
+                continue;
+            };
+            if !installed && !d.online {
+                leftovers.push(name.clone());
+                continue;
+            }
+            if d.lb_service_installed != installed {
+                let rev = self.next_revision();
+                let d = self.destinations.get_mut(name).expect("checked above");
+                d.lb_service_installed = installed;
+                d.revision = rev;
+            }
+        }
+        leftovers
+    }
+
+    /// Why `destination` cannot join load-balanced pool `pool`, if it cannot.
+    fn lb_admission(&self, pool: &str, destination: &str) -> Result<()> {
+        let d = self.destination_or_404(destination)?;
+        if let Some(other) = self.lb_pool_of(destination).filter(|p| p.name != pool) {
+            return Err(problem::new(
+                409,
+                codes::CONFLICT,
+                format!(
+                    "destination {destination} is already in load-balanced pool {}",
+                    other.name
+                ),
+            ));
+        }
+        if !d.online {
+            return Err(unreachable_host(destination));
+        }
+        if !d.process_execution_ready {
+            let mut p = problem::new(
+                409,
+                codes::DESTINATION_NOT_READY,
+                format!("destination {destination} is not prepared for process execution"),
+            );
+            p.destination_online = Some(true);
+            return Err(p);
+        }
+        Ok(())
+    }
+
+    /// Creates or replaces a pool's settings. The body is complete: an absent
+    /// password clears the stored one. Switching load balancing on installs
+    /// the service on every member (all must be admissible); switching it
+    /// off uninstalls it, leaving leftovers on offline members.
+    pub fn put_pool(&mut self, name: &str, body: PoolBody, if_match: Option<u64>) -> Result<Pool> {
+        check_name("pool", name)?;
+        let existing = self.pools.get(name);
+        check_match("pool", name, existing.map(|p| p.revision), if_match)?;
+        let old_hash = self.password_hashes.get(name);
+        let new_hash = match &body.default_credentials.password {
+            Some(pw) => match old_hash {
+                Some(h) if h.matches(pw) => Some(h.clone()),
+                _ => Some(SaltedHash::new(pw)),
+            },
+            None => None,
+        };
+        let credentials = Credentials {
+            username: body.default_credentials.username.clone(),
+            password_set: new_hash.is_some(),
+        };
+        let members = existing.map(|p| p.members.clone()).unwrap_or_default();
+        let was_lb = existing.is_some_and(|p| p.load_balancing.enabled);
+        let created = existing.is_none();
+        if let Some(p) = existing {
+            let unchanged = p.load_balancing == body.load_balancing
+                && p.default_credentials == credentials
+                && p.labels == body.labels
+                && old_hash == new_hash.as_ref();
+            if unchanged {
+                return Ok(p.clone());
+            }
+        }
+        let now_lb = body.load_balancing.enabled;
+        if now_lb && !was_lb {
+            for m in &members {
+                self.lb_admission(name, m)?;
+            }
+        }
+        let leftovers = match (was_lb, now_lb) {
+            (false, true) => self.set_lb_service(&members, true),
+            (true, false) => self.set_lb_service(&members, false),
+            _ => Vec::new(),
+        };
+        let revision = self.next_revision();
+        let pool = Pool {
+            name: name.to_owned(),
+            load_balancing: body.load_balancing,
+            default_credentials: credentials,
+            labels: body.labels,
+            members,
+            revision,
+        };
+        self.pools.insert(name.to_owned(), pool.clone());
+        match new_hash {
+            Some(h) => self.password_hashes.insert(name.to_owned(), h),
+            None => self.password_hashes.remove(name),
+        };
+        if !now_lb {
+            self.sticky_bindings.remove(name);
+        }
+        let failure = (!leftovers.is_empty()).then(|| uninstall_failed(&leftovers));
+        let op = if created {
+            "pool.create"
+        } else {
+            "pool.update"
+        };
+        self.log(op, format!("pool/{name}"), failure.as_deref());
+        match failure {
+            Some(p) => Err(p),
+            None => Ok(pool),
+        }
+    }
+
+    /// Deletes a pool. Refused while an app config uses it; its members are
+    /// released as by member removal (leftover services on offline hosts).
+    pub fn delete_pool(&mut self, name: &str, if_match: Option<u64>) -> Result<()> {
+        let p = self.pool_or_404(name)?;
+        check_match("pool", name, Some(p.revision), if_match)?;
+        if let Some(c) = self.app_configs.values().find(|c| c.pool == name) {
+            return Err(problem::new(
+                409,
+                codes::IN_USE,
+                format!("pool {name} is used by app config {}", c.name),
+            ));
+        }
+        let p = self.pools.remove(name).expect("checked above");
+        self.password_hashes.remove(name);
+        self.sticky_bindings.remove(name);
+        let leftovers = if p.load_balancing.enabled {
+            self.set_lb_service(&p.members, false)
+        } else {
+            Vec::new()
+        };
+        let failure = (!leftovers.is_empty()).then(|| uninstall_failed(&leftovers));
+        self.log("pool.delete", format!("pool/{name}"), failure.as_deref());
+        match failure {
+            Some(p) => Err(p),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds `destination` to `pool`; for a load-balanced pool the service is
+    /// installed. Adding a member again changes nothing.
+    pub fn put_member(&mut self, pool: &str, destination: &str) -> Result<Pool> {
+        let p = self.pool_or_404(pool)?;
+        let lb = p.load_balancing.enabled;
+        let Err(at) = p.members.binary_search_by(|m| m.as_str().cmp(destination)) else {
+            return Ok(p.clone());
+        };
+        self.destination_or_404(destination)?;
+        if lb {
+            self.lb_admission(pool, destination)?;
+            self.set_lb_service(&[destination.to_owned()], true);
+        }
+        let rev = self.next_revision();
+        let p = self.pools.get_mut(pool).expect("checked above");
+        p.members.insert(at, destination.to_owned());
+        p.revision = rev;
+        let answer = p.clone();
+        self.log(
+            "member.add",
+            format!("pool/{pool}/member/{destination}"),
+            None,
+        );
+        Ok(answer)
+    }
+
+    /// Removes `destination` from `pool`. For a load-balanced pool the
+    /// service is uninstalled; when the host is offline the membership is
+    /// still removed, the service stays (leftover) and the answer is 502
+    /// `lb_service_uninstall_failed`. Refused while an app instance of the
+    /// pool targets the destination (retarget it first: make before break).
+    pub fn delete_member(&mut self, pool: &str, destination: &str) -> Result<Pool> {
+        let p = self.pool_or_404(pool)?;
+        let lb = p.load_balancing.enabled;
+        let Ok(at) = p.members.binary_search_by(|m| m.as_str().cmp(destination)) else {
+            return Ok(p.clone());
+        };
+        if let Some(i) = self.app_instances.values().find(|i| {
+            i.destination.as_deref() == Some(destination)
+                && self
+                    .app_configs
+                    .get(&i.app_config)
+                    .is_some_and(|c| c.pool == pool)
+        }) {
+            return Err(problem::new(
+                409,
+                codes::IN_USE,
+                format!(
+                    "app instance {} targets {destination} through pool {pool}",
+                    i.name
+                ),
+            ));
+        }
+        let leftovers = if lb {
+            self.set_lb_service(&[destination.to_owned()], false)
+        } else {
+            Vec::new()
+        };
+        let rev = self.next_revision();
+        let p = self.pools.get_mut(pool).expect("checked above");
+        p.members.remove(at);
+        p.revision = rev;
+        let answer = p.clone();
+        let failure = (!leftovers.is_empty()).then(|| uninstall_failed(&leftovers));
+        self.log(
+            "member.remove",
+            format!("pool/{pool}/member/{destination}"),
+            failure.as_deref(),
+        );
+        match failure {
+            Some(p) => Err(p),
+            None => Ok(answer),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::refbroker::engine::fixtures::{engine, lb_pool, ops_since};
+
+    #[test]
+    fn adding_a_member_installs_the_service_and_is_idempotent() {
+        let mut e = engine();
+        let p = e.put_member("live", "rds-02").unwrap();
+        assert_eq!(p.members, vec!["rds-02"]);
+        assert!(e.destination("rds-02").unwrap().lb_service_installed);
+        let seq = e.seq();
+        let again = e.put_member("live", "rds-02").unwrap();
+        assert_eq!(again.revision, p.revision);
+        assert_eq!(e.seq(), seq, "a repeated add logs nothing");
+    }
+
+    #[test]
+    fn lb_admission_refuses_unready_offline_and_taken_destinations() {
+        let mut e = engine();
+        e.sim_destination("rds-02", true, false).unwrap();
+        assert_eq!(
+            e.put_member("live", "rds-02").unwrap_err().code,
+            codes::DESTINATION_NOT_READY
+        );
+        e.sim_power("rds-03", false).unwrap();
+        let err = e.put_member("live", "rds-03").unwrap_err();
+        assert_eq!(
+            (err.status, err.code.as_str()),
+            (502, codes::DESTINATION_UNREACHABLE)
+        );
+        e.put_member("live", "rds-01").unwrap();
+        e.put_pool("other", lb_pool(0), None).unwrap();
+        let err = e.put_member("other", "rds-01").unwrap_err();
+        assert_eq!((err.status, err.code.as_str()), (409, codes::CONFLICT));
+        e.put_pool("plain", PoolBody::default(), None).unwrap();
+        e.put_member("plain", "rds-03").unwrap();
+        assert!(!e.destination("rds-03").unwrap().lb_service_installed);
+    }
+
+    #[test]
+    fn removing_from_an_offline_host_leaves_a_leftover_and_answers_502() {
+        let mut e = engine();
+        e.put_member("live", "rds-02").unwrap();
+        e.sim_power("rds-02", false).unwrap();
+        let seq = e.seq();
+        let err = e.delete_member("live", "rds-02").unwrap_err();
+        assert_eq!(err.status, 502);
+        assert_eq!(err.code, codes::LB_SERVICE_UNINSTALL_FAILED);
+        assert_eq!(err.destination_online, Some(false));
+        assert!(e.pool("live").unwrap().members.is_empty());
+        assert!(e.destination("rds-02").unwrap().lb_service_installed);
+        assert_eq!(
+            ops_since(&e, seq),
+            vec![
+                "member.remove pool/live/member/rds-02 Partial Some(\"lb_service_uninstall_failed\")"
+            ]
+        );
+        assert!(
+            e.delete_member("live", "rds-02").is_ok(),
+            "non-member: no-op"
+        );
+        assert_eq!(
+            e.delete_lb_service("rds-02").unwrap_err().code,
+            codes::DESTINATION_UNREACHABLE
+        );
+        e.sim_power("rds-02", true).unwrap();
+        assert!(!e.delete_lb_service("rds-02").unwrap().lb_service_installed);
+    }
+
+    #[test]
+    fn removing_from_an_online_host_uninstalls() {
+        let mut e = engine();
+        e.put_member("live", "rds-01").unwrap();
+        e.delete_member("live", "rds-01").unwrap();
+        assert!(!e.destination("rds-01").unwrap().lb_service_installed);
+    }
+
+    #[test]
+    fn if_match_guards_writes() {
+        let mut e = engine();
+        let rev = e.pool("live").unwrap().revision;
+        let err = e.put_pool("live", lb_pool(5), Some(rev + 100)).unwrap_err();
+        assert_eq!(
+            (err.status, err.code.as_str()),
+            (412, codes::PRECONDITION_FAILED)
+        );
+        let p = e.put_pool("live", lb_pool(5), Some(rev)).unwrap();
+        assert!(p.revision > rev);
+        assert_eq!(
+            e.put_pool("new", lb_pool(5), Some(1)).unwrap_err().status,
+            412
+        );
+        assert_eq!(e.delete_pool("live", Some(rev)).unwrap_err().status, 412);
+    }
+
+    #[test]
+    fn passwords_are_kept_only_as_salted_hashes() {
+        let mut e = engine();
+        let mut body = PoolBody::default();
+        body.default_credentials.password = Some("hunter2-secret".into());
+        let p = e.put_pool("maint", body.clone(), None).unwrap();
+        assert!(p.default_credentials.password_set);
+        let seq = e.seq();
+        assert_eq!(
+            e.put_pool("maint", body.clone(), None).unwrap().revision,
+            p.revision
+        );
+        assert_eq!(e.seq(), seq, "same password: no change");
+        body.default_credentials.password = Some("other".into());
+        assert!(e.put_pool("maint", body, None).unwrap().revision > p.revision);
+        let file = serde_json::to_string(&e).unwrap();
+        assert!(!file.contains("hunter2-secret") && !file.contains("\"other\""));
+    }
+
+    #[test]
+    fn enabling_load_balancing_checks_and_installs_every_member() {
+        let mut e = engine();
+        e.put_pool("plain", PoolBody::default(), None).unwrap();
+        e.put_member("plain", "rds-01").unwrap();
+        e.sim_destination("rds-02", true, false).unwrap();
+        e.put_member("plain", "rds-02").unwrap();
+        let err = e.put_pool("plain", lb_pool(0), None).unwrap_err();
+        assert_eq!(err.code, codes::DESTINATION_NOT_READY);
+        assert!(!e.destination("rds-01").unwrap().lb_service_installed);
+        e.sim_destination("rds-02", true, true).unwrap();
+        e.put_pool("plain", lb_pool(0), None).unwrap();
+        assert!(e.destination("rds-02").unwrap().lb_service_installed);
+        e.sim_power("rds-02", false).unwrap();
+        let err = e.put_pool("plain", PoolBody::default(), None).unwrap_err();
+        assert_eq!(err.code, codes::LB_SERVICE_UNINSTALL_FAILED);
+        assert!(!e.pool("plain").unwrap().load_balancing.enabled);
+        assert!(!e.destination("rds-01").unwrap().lb_service_installed);
+    }
+}
