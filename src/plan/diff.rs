@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Value, json};
 
-use super::{Action, Change, FieldDiff, PoolSettings, Revision, Targets, Unmanaged};
+use super::{Action, Change, Field, FieldDiff, PoolSettings, Revision, Targets, Unmanaged};
 use crate::address::{Address, Kind};
 use crate::contract::LiveState;
 use crate::contract::labels::{self, owner};
@@ -104,16 +104,16 @@ pub(super) struct Delta {
     pub not_owned: Vec<(Address, Option<String>)>,
 }
 
-fn field(name: &str, before: Option<Value>, after: Option<Value>) -> FieldDiff {
+fn field(name: Field, before: Option<Value>, after: Option<Value>) -> FieldDiff {
     FieldDiff {
-        field: name.to_owned(),
+        field: name,
         before,
         after,
         sensitive: false,
     }
 }
 
-fn diff_value(out: &mut Vec<FieldDiff>, name: &str, before: Value, after: Value) {
+fn diff_value(out: &mut Vec<FieldDiff>, name: Field, before: Value, after: Value) {
     if before != after {
         out.push(field(name, Some(before), Some(after)));
     }
@@ -125,7 +125,7 @@ fn diff_labels(out: &mut Vec<FieldDiff>, before: &Labels, after: &Labels) {
         let (b, a) = (before.get(key), after.get(key));
         if b != a {
             out.push(field(
-                &format!("labels.{key}"),
+                Field::Label(key.clone()),
                 b.map(|v| json!(v)),
                 a.map(|v| json!(v)),
             ));
@@ -259,31 +259,27 @@ fn diff_pools(
                     continue;
                 }
                 fields.push(field(
-                    "load_balancing.enabled",
+                    Field::LoadBalancingEnabled,
                     None,
                     Some(json!(want.load_balancing.enabled)),
                 ));
                 fields.push(field(
-                    "load_balancing.sticky_sessions_minutes",
+                    Field::StickySessionsMinutes,
                     None,
                     Some(json!(want.load_balancing.sticky_sessions_minutes)),
                 ));
                 fields.push(field(
-                    "load_balancing.grace_period_seconds",
+                    Field::GracePeriodSeconds,
                     None,
                     Some(json!(want.load_balancing.grace_period_seconds)),
                 ));
                 if let Some(user) = &want.username {
-                    fields.push(field(
-                        "default_credentials.username",
-                        None,
-                        Some(json!(user)),
-                    ));
+                    fields.push(field(Field::Username, None, Some(json!(user))));
                 }
                 if want.password.is_some() {
                     fields.push(FieldDiff {
                         sensitive: true,
-                        ..field("default_credentials.password", None, None)
+                        ..field(Field::Password, None, None)
                     });
                 }
                 diff_labels(&mut fields, &Labels::new(), &settings.labels);
@@ -296,32 +292,32 @@ fn diff_pools(
                     let (b, a) = (have.load_balancing, want.load_balancing);
                     diff_value(
                         &mut settings_fields,
-                        "load_balancing.enabled",
+                        Field::LoadBalancingEnabled,
                         json!(b.enabled),
                         json!(a.enabled),
                     );
                     diff_value(
                         &mut settings_fields,
-                        "load_balancing.sticky_sessions_minutes",
+                        Field::StickySessionsMinutes,
                         json!(b.sticky_sessions_minutes),
                         json!(a.sticky_sessions_minutes),
                     );
                     diff_value(
                         &mut settings_fields,
-                        "load_balancing.grace_period_seconds",
+                        Field::GracePeriodSeconds,
                         json!(b.grace_period_seconds),
                         json!(a.grace_period_seconds),
                     );
                     diff_value(
                         &mut settings_fields,
-                        "default_credentials.username",
+                        Field::Username,
                         optional(&have.default_credentials.username),
                         optional(&want.username),
                     );
                     if password_changes(have, want) {
                         settings_fields.push(FieldDiff {
                             sensitive: true,
-                            ..field("default_credentials.password", None, None)
+                            ..field(Field::Password, None, None)
                         });
                     }
                     diff_labels(
@@ -361,7 +357,7 @@ fn diff_pools(
         if !adds.is_empty() || !removes.is_empty() {
             let after: Vec<&String> = members_after.iter().collect();
             fields.push(field(
-                "members",
+                Field::Members,
                 (!created).then(|| json!(before_members)),
                 Some(json!(after)),
             ));
@@ -499,7 +495,7 @@ trait BodyItem {
     fn revision(&self) -> u64;
     /// The live content as a write body, bookkeeping labels left out.
     fn body(&self) -> Self::Body;
-    fn fields(body: &Self::Body) -> Vec<(&'static str, Value)>;
+    fn fields(body: &Self::Body) -> Vec<(Field, Value)>;
     fn body_labels(body: &Self::Body) -> &Labels;
     /// Whether the live item already is `body`: the same verdict as the
     /// field-by-field diff, without building JSON values.
@@ -529,18 +525,18 @@ impl BodyItem for AppConfig {
             labels: labels::comparable(&self.labels),
         }
     }
-    fn fields(body: &AppConfigBody) -> Vec<(&'static str, Value)> {
+    fn fields(body: &AppConfigBody) -> Vec<(Field, Value)> {
         vec![
-            ("pool", json!(body.pool)),
-            ("type", json!(body.app_type)),
-            ("protocol", json!(body.protocol)),
-            ("admin_session", json!(body.admin_session)),
+            (Field::Pool, json!(body.pool)),
+            (Field::AppType, json!(body.app_type)),
+            (Field::Protocol, json!(body.protocol)),
+            (Field::AdminSession, json!(body.admin_session)),
             (
-                "keep_credentials_on_destination_change",
+                Field::KeepCredentialsOnDestinationChange,
                 json!(body.keep_credentials_on_destination_change),
             ),
             (
-                "allow_destination_change",
+                Field::AllowDestinationChange,
                 json!(body.allow_destination_change),
             ),
         ]
@@ -581,12 +577,12 @@ impl BodyItem for AppInstance {
             labels: labels::comparable(&self.labels),
         }
     }
-    fn fields(body: &AppInstanceBody) -> Vec<(&'static str, Value)> {
+    fn fields(body: &AppInstanceBody) -> Vec<(Field, Value)> {
         vec![
-            ("app_config", json!(body.app_config)),
-            ("user", optional(&body.user)),
-            ("group", optional(&body.group)),
-            ("destination", optional(&body.destination)),
+            (Field::AppConfig, json!(body.app_config)),
+            (Field::User, optional(&body.user)),
+            (Field::Group, optional(&body.group)),
+            (Field::Destination, optional(&body.destination)),
         ]
     }
     fn body_labels(body: &AppInstanceBody) -> &Labels {
@@ -715,12 +711,12 @@ fn labels_unchanged(live: &Labels, wanted: &Labels) -> bool {
     compared == wanted.len()
 }
 
-fn maintenance_value(m: &Maintenance) -> Vec<(&'static str, Value)> {
+fn maintenance_value(m: &Maintenance) -> Vec<(Field, Value)> {
     vec![
-        ("maintenance.enabled", json!(m.enabled)),
-        ("maintenance.notice_de", optional(&m.notice_de)),
-        ("maintenance.notice_en", optional(&m.notice_en)),
-        ("maintenance.allowed_groups", json!(m.allowed_groups)),
+        (Field::MaintenanceEnabled, json!(m.enabled)),
+        (Field::NoticeDe, optional(&m.notice_de)),
+        (Field::NoticeEn, optional(&m.notice_en)),
+        (Field::AllowedGroups, json!(m.allowed_groups)),
     ]
 }
 
@@ -837,7 +833,7 @@ fn find_lb_cleanups(
                 address,
                 action: Action::Update,
                 fields: vec![field(
-                    "lb_service_installed",
+                    Field::LbServiceInstalled,
                     Some(json!(true)),
                     Some(json!(false)),
                 )],
