@@ -6,7 +6,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use super::diff::{Delta, LiveIndex};
+use super::diff::{Delta, ItemChange, LiveIndex, PoolChange};
 use super::{ExpectedWarning, Op, Step};
 use crate::address::{Address, Kind};
 use crate::desired::Desired;
@@ -103,7 +103,7 @@ pub(super) fn expand(
 
     for pool in &delta.pools {
         let cause = Address::new(Kind::Pool, &pool.name);
-        if let Some(settings) = &pool.put {
+        if let Some(settings) = pool.change.settings() {
             let id = b.push(
                 Op::PutPool {
                     pool: pool.name.clone(),
@@ -113,7 +113,7 @@ pub(super) fn expand(
                 Vec::new(),
             );
             put_pool.insert(&pool.name, id);
-            if pool.created {
+            if let PoolChange::Create(_) = pool.change {
                 created_pool.insert(&pool.name, id);
             }
         }
@@ -233,7 +233,7 @@ pub(super) fn expand(
 
     let mut put_config: HashMap<&str, usize> = HashMap::new();
     for config in &delta.app_configs {
-        if let Some(body) = &config.put {
+        if let ItemChange::Put(body) = &config.change {
             let deps = created_pool
                 .get(body.pool.as_str())
                 .copied()
@@ -263,7 +263,7 @@ pub(super) fn expand(
     for instance in &delta.app_instances {
         let cause = Address::new(Kind::AppInstance, &instance.name);
         let live = index.app_instances.get(instance.name.as_str()).copied();
-        let id = match &instance.put {
+        let id = match instance.change.body() {
             Some(body) => {
                 let mut deps: Vec<usize> = put_config
                     .get(body.app_config.as_str())
@@ -304,8 +304,8 @@ pub(super) fn expand(
         };
         if let Some(live) = live {
             let retargets_away = instance
-                .put
-                .as_ref()
+                .change
+                .body()
                 .is_none_or(|body| body.destination != live.destination);
             if let (true, Some(old)) = (retargets_away, &live.destination)
                 && let Some(heads) = heads_by_destination.get(old.as_str())
@@ -315,8 +315,8 @@ pub(super) fn expand(
                 }
             }
             let leaves_config = instance
-                .put
-                .as_ref()
+                .change
+                .body()
                 .is_none_or(|body| body.app_config != live.app_config);
             if leaves_config {
                 instance_steps_of_config
@@ -340,8 +340,8 @@ pub(super) fn expand(
     let mut config_steps_of_pool: HashMap<String, Vec<usize>> = HashMap::new();
     for config in &delta.app_configs {
         let live = index.app_configs.get(config.name.as_str()).copied();
-        let id = match (&config.put, config.deleted) {
-            (None, true) => {
+        let id = match &config.change {
+            ItemChange::Delete => {
                 let deps = instance_steps_of_config
                     .get(&config.name)
                     .cloned()
@@ -354,12 +354,12 @@ pub(super) fn expand(
                     deps,
                 ))
             }
-            _ => put_config.get(config.name.as_str()).copied(),
+            ItemChange::Put(_) => put_config.get(config.name.as_str()).copied(),
         };
         if let (Some(id), Some(live)) = (id, live) {
             let leaves_pool = config
-                .put
-                .as_ref()
+                .change
+                .body()
                 .is_none_or(|body| body.pool != live.pool);
             if leaves_pool {
                 config_steps_of_pool
@@ -370,7 +370,11 @@ pub(super) fn expand(
         }
     }
 
-    for pool in delta.pools.iter().filter(|p| p.deleted) {
+    for pool in delta
+        .pools
+        .iter()
+        .filter(|p| matches!(p.change, PoolChange::Delete))
+    {
         let mut deps = removes_of_pool
             .get(pool.name.as_str())
             .cloned()

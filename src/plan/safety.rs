@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::diff::{Delta, LiveIndex};
+use super::diff::{Delta, LiveIndex, PoolChange};
 use super::{Action, Op, Step};
 use crate::address::{Address, Kind};
 use crate::contract::labels::owner;
@@ -180,7 +180,7 @@ pub(super) fn check(
                 }
             }
         }
-        if pool.removes.is_empty() || pool.deleted {
+        if pool.removes.is_empty() || matches!(pool.change, PoolChange::Delete) {
             continue;
         }
         if let Some(min) = pool.min_members {

@@ -2,6 +2,8 @@
 //! field by field. Produces the resource changes shown to users and the
 //! structured deltas that step expansion and the safety checks work from.
 
+mod pools;
+
 use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Value, json};
@@ -13,7 +15,7 @@ use crate::contract::labels::{self, owner};
 use crate::contract::wire::{
     AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Destination, Labels, Maintenance, Pool,
 };
-use crate::desired::{Assignee, DesiredAppConfig, DesiredAppInstance, DesiredPool, Drain};
+use crate::desired::{Assignee, DesiredAppConfig, DesiredAppInstance, Drain};
 
 /// Live state indexed by name, built once per plan so that every lookup is
 /// O(1) whatever the size.
@@ -53,14 +55,30 @@ impl<'a> LiveIndex<'a> {
     }
 }
 
+/// Whether a pool comes, changes or goes, with the settings to write.
+#[derive(Debug)]
+pub(super) enum PoolChange {
+    Create(PoolSettings),
+    /// `None` when only members change.
+    Update(Option<PoolSettings>),
+    Delete,
+}
+
+impl PoolChange {
+    /// The settings to write: on create, and on update when a setting differs.
+    pub fn settings(&self) -> Option<&PoolSettings> {
+        match self {
+            PoolChange::Create(settings) | PoolChange::Update(Some(settings)) => Some(settings),
+            PoolChange::Update(None) | PoolChange::Delete => None,
+        }
+    }
+}
+
 /// What happens to one pool.
 #[derive(Debug)]
 pub(super) struct PoolDelta {
     pub name: String,
-    /// Settings to write: on create, and on update when a setting differs.
-    pub put: Option<PoolSettings>,
-    pub created: bool,
-    pub deleted: bool,
+    pub change: PoolChange,
     pub adds: Vec<String>,
     pub removes: Vec<String>,
     /// How to drain members leaving the pool (the default for deleted pools).
@@ -76,11 +94,27 @@ pub(super) struct PoolDelta {
     pub members_after: BTreeSet<String>,
 }
 
+/// Whether an app config or app instance is written (created or updated)
+/// or deleted: the steps are the same for a create and an update.
+#[derive(Debug)]
+pub(super) enum ItemChange<B> {
+    Put(B),
+    Delete,
+}
+
+impl<B> ItemChange<B> {
+    pub fn body(&self) -> Option<&B> {
+        match self {
+            ItemChange::Put(body) => Some(body),
+            ItemChange::Delete => None,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct ItemDelta<B> {
     pub name: String,
-    pub put: Option<B>,
-    pub deleted: bool,
+    pub change: ItemChange<B>,
 }
 
 #[derive(Debug)]
@@ -169,7 +203,7 @@ pub(super) fn diff(
             .count(),
     };
 
-    diff_pools(desired, index, targets, &mut delta);
+    pools::diff_pools(desired, index, targets, &mut delta);
     let stack = desired.stack.as_str();
     let configs = desired
         .app_configs
@@ -203,260 +237,6 @@ pub(super) fn diff(
     delta.changes.sort_by(|a, b| a.address.cmp(&b.address));
     delta.revisions.sort_by(|a, b| a.address.cmp(&b.address));
     delta
-}
-
-/// Names of live resources owned by `stack` that the config no longer declares.
-fn owned_absent<'a, T: 'a, D>(
-    items: &'a [T],
-    name: impl Fn(&T) -> &str,
-    labels: impl Fn(&T) -> &Labels,
-    stack: &str,
-    declared: &std::collections::BTreeMap<String, D>,
-) -> Vec<&'a T> {
-    let mut absent: Vec<&T> = items
-        .iter()
-        .filter(|item| owner(labels(item)) == Some(stack) && !declared.contains_key(name(item)))
-        .collect();
-    absent.sort_by(|a, b| name(a).cmp(name(b)));
-    absent
-}
-
-fn pool_settings(pool: &DesiredPool, stack: &str) -> PoolSettings {
-    PoolSettings {
-        load_balancing: pool.load_balancing,
-        username: pool.username.clone(),
-        password: pool.password.as_ref().map(|s| s.source.clone()),
-        labels: labels::with_stack(&pool.labels, stack),
-    }
-}
-
-fn diff_pools(
-    desired: &crate::desired::Desired,
-    index: &LiveIndex,
-    targets: &Targets,
-    delta: &mut Delta,
-) {
-    let stack = desired.stack.as_str();
-    for (name, want) in &desired.pools {
-        let address = Address::new(Kind::Pool, name);
-        let whole = targets.covers(&address);
-        let live_pool = index.pools.get(name.as_str()).copied();
-        if let Some(have) = live_pool
-            && owner(&have.labels) != Some(stack)
-        {
-            if whole {
-                delta
-                    .not_owned
-                    .push((address, owner(&have.labels).map(str::to_owned)));
-            }
-            continue;
-        }
-        let settings = pool_settings(want, stack);
-        let mut fields = Vec::new();
-        let (put, created, adds, removes, before_members) = match live_pool {
-            None => {
-                if !whole {
-                    continue;
-                }
-                fields.push(field(
-                    Field::LoadBalancingEnabled,
-                    None,
-                    Some(json!(want.load_balancing.enabled)),
-                ));
-                fields.push(field(
-                    Field::StickySessionsMinutes,
-                    None,
-                    Some(json!(want.load_balancing.sticky_sessions_minutes)),
-                ));
-                fields.push(field(
-                    Field::GracePeriodSeconds,
-                    None,
-                    Some(json!(want.load_balancing.grace_period_seconds)),
-                ));
-                if let Some(user) = &want.username {
-                    fields.push(field(Field::Username, None, Some(json!(user))));
-                }
-                if want.password.is_some() {
-                    fields.push(FieldDiff {
-                        sensitive: true,
-                        ..field(Field::Password, None, None)
-                    });
-                }
-                diff_labels(&mut fields, &Labels::new(), &settings.labels);
-                let adds: Vec<String> = want.members.iter().cloned().collect();
-                (Some(settings), true, adds, Vec::new(), Vec::new())
-            }
-            Some(have) => {
-                let mut settings_fields = Vec::new();
-                if whole {
-                    let (b, a) = (have.load_balancing, want.load_balancing);
-                    diff_value(
-                        &mut settings_fields,
-                        Field::LoadBalancingEnabled,
-                        json!(b.enabled),
-                        json!(a.enabled),
-                    );
-                    diff_value(
-                        &mut settings_fields,
-                        Field::StickySessionsMinutes,
-                        json!(b.sticky_sessions_minutes),
-                        json!(a.sticky_sessions_minutes),
-                    );
-                    diff_value(
-                        &mut settings_fields,
-                        Field::GracePeriodSeconds,
-                        json!(b.grace_period_seconds),
-                        json!(a.grace_period_seconds),
-                    );
-                    diff_value(
-                        &mut settings_fields,
-                        Field::Username,
-                        optional(&have.default_credentials.username),
-                        optional(&want.username),
-                    );
-                    if password_changes(have, want) {
-                        settings_fields.push(FieldDiff {
-                            sensitive: true,
-                            ..field(Field::Password, None, None)
-                        });
-                    }
-                    diff_labels(
-                        &mut settings_fields,
-                        &labels::comparable(&have.labels),
-                        &settings.labels,
-                    );
-                }
-                let put = (!settings_fields.is_empty()).then_some(settings);
-                fields.extend(settings_fields);
-                // Sorted here, not trusted to be sorted on the wire: the plan
-                // must not depend on the order the broker lists members in.
-                let live_members: BTreeSet<&str> =
-                    have.members.iter().map(String::as_str).collect();
-                let adds: Vec<String> = want
-                    .members
-                    .iter()
-                    .filter(|m| {
-                        !live_members.contains(m.as_str()) && targets.covers_member(name, m)
-                    })
-                    .cloned()
-                    .collect();
-                let removes: Vec<String> = live_members
-                    .iter()
-                    .filter(|m| !want.members.contains(**m) && targets.covers_member(name, m))
-                    .map(|m| m.to_string())
-                    .collect();
-                let before: Vec<String> = live_members.iter().map(|m| m.to_string()).collect();
-                (put, false, adds, removes, before)
-            }
-        };
-        let mut members_after: BTreeSet<String> = before_members.iter().cloned().collect();
-        members_after.extend(adds.iter().cloned());
-        for r in &removes {
-            members_after.remove(r);
-        }
-        if !adds.is_empty() || !removes.is_empty() {
-            let after: Vec<&String> = members_after.iter().collect();
-            fields.push(field(
-                Field::Members,
-                (!created).then(|| json!(before_members)),
-                Some(json!(after)),
-            ));
-        }
-        if put.is_none() && adds.is_empty() && removes.is_empty() {
-            continue;
-        }
-        delta.revisions.push(Revision {
-            address: address.clone(),
-            revision: live_pool.map(|p| p.revision),
-        });
-        delta.changes.push(Change {
-            address,
-            action: if created {
-                Action::Create
-            } else {
-                Action::Update
-            },
-            fields,
-        });
-        let removal_lb = live_pool.map_or(want.load_balancing, |p| p.load_balancing);
-        delta.pools.push(PoolDelta {
-            name: name.clone(),
-            put,
-            created,
-            deleted: false,
-            adds,
-            removes,
-            drain: want.drain,
-            removal_load_balanced: removal_lb.enabled,
-            removal_sticky: removal_lb.enabled && removal_lb.sticky_sessions_minutes >= 1,
-            load_balanced_after: want.load_balancing.enabled,
-            min_members: want.min_members,
-            members_after,
-        });
-    }
-
-    for pool in owned_absent(
-        &index.live.pools,
-        |p| &p.name,
-        |p| &p.labels,
-        stack,
-        &desired.pools,
-    ) {
-        let address = Address::new(Kind::Pool, &pool.name);
-        if !targets.covers(&address) {
-            continue;
-        }
-        delta.revisions.push(Revision {
-            address: address.clone(),
-            revision: Some(pool.revision),
-        });
-        delta.changes.push(Change {
-            address,
-            action: Action::Delete,
-            fields: Vec::new(),
-        });
-        delta.pools.push(PoolDelta {
-            name: pool.name.clone(),
-            put: None,
-            created: false,
-            deleted: true,
-            adds: Vec::new(),
-            removes: pool
-                .members
-                .iter()
-                .cloned()
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect(),
-            drain: Drain::default(),
-            removal_load_balanced: pool.load_balancing.enabled,
-            removal_sticky: pool.load_balancing.enabled
-                && pool.load_balancing.sticky_sessions_minutes >= 1,
-            load_balanced_after: false,
-            min_members: None,
-            members_after: BTreeSet::new(),
-        });
-    }
-    delta.pools.sort_by(|a, b| a.name.cmp(&b.name));
-}
-
-/// A password changes when one is wanted and the live fingerprint label is
-/// missing or was made from another secret, or when one is set live but no
-/// longer wanted.
-fn password_changes(have: &Pool, want: &DesiredPool) -> bool {
-    use secrecy::ExposeSecret;
-    match &want.password {
-        None => have.default_credentials.password_set,
-        Some(secret) => {
-            !have.default_credentials.password_set
-                || !have
-                    .labels
-                    .get(&crate::contract::labels::password_fingerprint())
-                    .is_some_and(|label| {
-                        crate::secret::fingerprint_matches(label, secret.value.expose_secret())
-                    })
-        }
-    }
 }
 
 fn app_config_body(want: &DesiredAppConfig, stack: &str) -> AppConfigBody {
@@ -664,8 +444,7 @@ fn diff_items<L: BodyItem>(
         });
         out.push(ItemDelta {
             name: name.clone(),
-            put: Some(body),
-            deleted: false,
+            change: ItemChange::Put(body),
         });
     }
     let mut absent: Vec<&L> = all_live
@@ -689,8 +468,7 @@ fn diff_items<L: BodyItem>(
         });
         out.push(ItemDelta {
             name: item.name().to_owned(),
-            put: None,
-            deleted: true,
+            change: ItemChange::Delete,
         });
     }
     out
@@ -803,7 +581,7 @@ fn find_lb_cleanups(
     for p in delta
         .pools
         .iter()
-        .filter(|p| p.created && p.load_balanced_after)
+        .filter(|p| matches!(p.change, PoolChange::Create(_)) && p.load_balanced_after)
     {
         in_lb_after.extend(p.members_after.iter().map(String::as_str));
     }
