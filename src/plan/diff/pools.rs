@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Delta, LiveIndex, PoolChange, PoolDelta, diff_labels, diff_value, field, optional};
 use crate::address::{Address, Kind};
@@ -78,19 +78,10 @@ pub(super) fn diff_pools(
 fn create_pool(address: Address, want: &DesiredPool, stack: &str, delta: &mut Delta) {
     let settings = pool_settings(want, stack);
     let lb = want.load_balancing;
-    let mut fields = vec![
-        field(Field::LoadBalancingEnabled, None, Some(json!(lb.enabled))),
-        field(
-            Field::StickySessionsMinutes,
-            None,
-            Some(json!(lb.sticky_sessions_minutes)),
-        ),
-        field(
-            Field::GracePeriodSeconds,
-            None,
-            Some(json!(lb.grace_period_seconds)),
-        ),
-    ];
+    let mut fields: Vec<FieldDiff> = load_balancing_fields(lb)
+        .into_iter()
+        .map(|(name, value)| field(name, None, Some(value)))
+        .collect();
     if let Some(user) = &want.username {
         fields.push(field(Field::Username, None, Some(json!(user))));
     }
@@ -203,25 +194,12 @@ fn diff_pool_settings(
     want: &DesiredPool,
     settings: &PoolSettings,
 ) {
-    let (b, a) = (have.load_balancing, want.load_balancing);
-    diff_value(
-        out,
-        Field::LoadBalancingEnabled,
-        json!(b.enabled),
-        json!(a.enabled),
-    );
-    diff_value(
-        out,
-        Field::StickySessionsMinutes,
-        json!(b.sticky_sessions_minutes),
-        json!(a.sticky_sessions_minutes),
-    );
-    diff_value(
-        out,
-        Field::GracePeriodSeconds,
-        json!(b.grace_period_seconds),
-        json!(a.grace_period_seconds),
-    );
+    for ((name, before), (_, after)) in load_balancing_fields(have.load_balancing)
+        .into_iter()
+        .zip(load_balancing_fields(want.load_balancing))
+    {
+        diff_value(out, name, before, after);
+    }
     diff_value(
         out,
         Field::Username,
@@ -274,6 +252,17 @@ fn record_pool(change: Change, revision: Option<u64>, pool: PoolDelta, delta: &m
     });
     delta.changes.push(change);
     delta.pools.push(pool);
+}
+
+fn load_balancing_fields(lb: LoadBalancing) -> [(Field, Value); 3] {
+    [
+        (Field::LoadBalancingEnabled, json!(lb.enabled)),
+        (
+            Field::StickySessionsMinutes,
+            json!(lb.sticky_sessions_minutes),
+        ),
+        (Field::GracePeriodSeconds, json!(lb.grace_period_seconds)),
+    ]
 }
 
 /// Sticky bindings exist only while a pool load-balances with a sticky period.
