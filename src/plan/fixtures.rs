@@ -1,25 +1,110 @@
-//! Runbook fixtures shared by the plan and render tests: the steady
-//! desired state of examples/maintenance and the live state it starts from.
+//! Runbook fixtures shared by the plan and render tests, read from
+//! examples/maintenance so that they cannot drift from it: the steady config
+//! through the real config pipeline, and the live state the reference
+//! broker is seeded with. Builders for resources the example lacks sit
+//! beside them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use secrecy::SecretString;
 
 use crate::contract::LiveState;
-use crate::contract::labels::STACK_LABEL;
+use crate::contract::labels::with_stack;
 use crate::contract::wire::{
-    AppConfig, AppInstance, AppType, Credentials, Destination, Labels, LoadBalancing, Maintenance,
-    Pool, Protocol, SessionCounts,
+    Credentials, Destination, Labels, LoadBalancing, Maintenance, Pool, SessionCounts, Snapshot,
 };
-use crate::desired::{
-    Assignee, Desired, DesiredAppConfig, DesiredAppInstance, DesiredPool, Drain, DrainSessions,
-    Safety,
-};
+use crate::desired::Desired;
+use crate::secret::SecretSource;
 
+/// The example's stack, for resources built here and tests that need the
+/// name as a constant; [`steady`] checks that the example still says so.
 pub const STACK: &str = "corp-rds";
 
-pub fn labels() -> Labels {
-    [(STACK_LABEL.to_owned(), STACK.to_owned())].into()
+/// The example's demo password, as quickstart.sh exports it: the seed holds
+/// its salted fingerprint, so the steady config plans no password change.
+const DEMO_PASSWORD: &str = "maintenance-demo";
+
+fn example(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/maintenance")
+        .join(relative)
 }
 
+fn demo_secret(source: &SecretSource) -> Result<SecretString, String> {
+    match source {
+        SecretSource::Env(var) if var == "MAINT_PASSWORD" => Ok(DEMO_PASSWORD.into()),
+        other => Err(format!("the example has no secret {other:?}")),
+    }
+}
+
+/// The runbook's steady state as config: examples/maintenance/steady.
+pub fn steady() -> Desired {
+    static STEADY: OnceLock<Desired> = OnceLock::new();
+    STEADY
+        .get_or_init(|| {
+            let config = crate::config::load(&example("steady"))
+                .unwrap_or_else(|e| panic!("the steady example loads: {:#?}", e.items));
+            let desired = crate::config::lower(&config, &demo_secret)
+                .unwrap_or_else(|e| panic!("the steady example lowers: {e:#?}"));
+            assert_eq!(desired.stack, STACK, "the example's stack");
+            desired
+        })
+        .clone()
+}
+
+/// The live state the runbook starts from (the broker seed), with rds-02
+/// offline, and so without sessions, unless `rds02_online`.
+pub fn live(rds02_online: bool) -> LiveState {
+    static SEED: OnceLock<Snapshot> = OnceLock::new();
+    let seed = SEED.get_or_init(|| {
+        let path = example("broker-seed.json");
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    });
+    let mut live = LiveState {
+        destinations: seed.destinations.clone(),
+        pools: seed.pools.clone(),
+        app_configs: seed.app_configs.clone(),
+        app_instances: seed.app_instances.clone(),
+    };
+    if !rds02_online {
+        let rds02 = live
+            .destinations
+            .iter_mut()
+            .find(|d| d.name == "rds-02")
+            .expect("the seed has rds-02");
+        rds02.online = false;
+        rds02.sessions.active = 0;
+    }
+    live
+}
+
+/// `live` with `active` sessions on `destination`: a test asserting a
+/// drain's session count sets the count itself.
+pub fn with_active_sessions(mut live: LiveState, destination: &str, active: u32) -> LiveState {
+    live.destinations
+        .iter_mut()
+        .find(|d| d.name == destination)
+        .expect("a live destination")
+        .sessions
+        .active = active;
+    live
+}
+
+/// The live pool's load-balancing settings, for pools built by [`pool`].
+pub fn live_lb() -> LoadBalancing {
+    live(true)
+        .pools
+        .iter()
+        .find(|p| p.name == "live")
+        .expect("the seed has the live pool")
+        .load_balancing
+}
+
+/// A destination the example does not have.
 pub fn dest(name: &str, online: bool, active: u32) -> Destination {
     Destination {
         name: name.to_owned(),
@@ -36,76 +121,7 @@ pub fn dest(name: &str, online: bool, active: u32) -> Destination {
     }
 }
 
-pub fn live_lb() -> LoadBalancing {
-    LoadBalancing {
-        enabled: true,
-        sticky_sessions_minutes: 10,
-        grace_period_seconds: 30,
-    }
-}
-
-pub fn members(names: &[&str]) -> BTreeSet<String> {
-    names.iter().map(|s| s.to_string()).collect()
-}
-
-/// The runbook's steady state as config.
-pub fn steady() -> Desired {
-    let live_pool = DesiredPool {
-        load_balancing: live_lb(),
-        username: None,
-        password: None,
-        members: members(&["rds-01", "rds-02", "rds-03"]),
-        drain: Drain {
-            sessions: DrainSessions::Disconnect,
-            timeout_seconds: Some(900),
-        },
-        min_members: Some(2),
-        labels: Labels::new(),
-    };
-    let maintenance_pool = DesiredPool {
-        load_balancing: LoadBalancing::default(),
-        username: Some("CORP\\svc-maint".to_owned()),
-        password: None,
-        members: members(&["rds-01", "rds-02", "rds-03"]),
-        drain: Drain::default(),
-        min_members: None,
-        labels: Labels::new(),
-    };
-    Desired {
-        stack: STACK.to_owned(),
-        safety: Safety::default(),
-        pools: [
-            ("live".to_owned(), live_pool),
-            ("maintenance".to_owned(), maintenance_pool),
-        ]
-        .into(),
-        app_configs: [(
-            "maintenance-desktop".to_owned(),
-            DesiredAppConfig {
-                pool: "maintenance".to_owned(),
-                app_type: AppType::Desktop,
-                protocol: Protocol::Rdp,
-                admin_session: true,
-                keep_credentials_on_destination_change: true,
-                allow_destination_change: false,
-                labels: Labels::new(),
-            },
-        )]
-        .into(),
-        app_instances: [(
-            "admin-maintenance".to_owned(),
-            DesiredAppInstance {
-                app_config: "maintenance-desktop".to_owned(),
-                assignee: Assignee::User("admin@corp.example".to_owned()),
-                destination: Some("rds-02".to_owned()),
-                labels: Labels::new(),
-            },
-        )]
-        .into(),
-        destinations: BTreeMap::new(),
-    }
-}
-
+/// A live pool of the example's stack that the example does not have.
 pub fn pool(name: &str, lb: LoadBalancing, member_names: &[&str], username: Option<&str>) -> Pool {
     Pool {
         name: name.to_owned(),
@@ -114,51 +130,14 @@ pub fn pool(name: &str, lb: LoadBalancing, member_names: &[&str], username: Opti
             username: username.map(str::to_owned),
             password_set: false,
         },
-        labels: labels(),
+        labels: with_stack(&Labels::new(), STACK),
         members: member_names.iter().map(|s| s.to_string()).collect(),
         revision: 3,
     }
 }
 
-/// The live state the runbook starts from; rds-02 online with 3 sessions
-/// unless `rds02_online` is false.
-pub fn live(rds02_online: bool) -> LiveState {
-    LiveState {
-        destinations: vec![
-            dest("rds-01", true, 2),
-            dest("rds-02", rds02_online, 3),
-            dest("rds-03", true, 1),
-        ],
-        pools: vec![
-            pool("live", live_lb(), &["rds-01", "rds-02", "rds-03"], None),
-            pool(
-                "maintenance",
-                LoadBalancing::default(),
-                &["rds-01", "rds-02", "rds-03"],
-                Some("CORP\\svc-maint"),
-            ),
-        ],
-        app_configs: vec![AppConfig {
-            name: "maintenance-desktop".to_owned(),
-            pool: "maintenance".to_owned(),
-            app_type: AppType::Desktop,
-            protocol: Protocol::Rdp,
-            admin_session: true,
-            keep_credentials_on_destination_change: true,
-            allow_destination_change: false,
-            labels: labels(),
-            revision: 1,
-        }],
-        app_instances: vec![AppInstance {
-            name: "admin-maintenance".to_owned(),
-            app_config: "maintenance-desktop".to_owned(),
-            user: Some("admin@corp.example".to_owned()),
-            group: None,
-            destination: Some("rds-02".to_owned()),
-            labels: labels(),
-            revision: 1,
-        }],
-    }
+pub fn members(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
 }
 
 pub fn without_member(mut desired: Desired, pool: &str, member: &str) -> Desired {

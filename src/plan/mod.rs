@@ -4,6 +4,7 @@
 //! strings; render turns it into text and apply executes it.
 
 mod diff;
+mod field;
 mod order;
 mod safety;
 
@@ -19,6 +20,7 @@ use crate::contract::wire::{AppConfigBody, AppInstanceBody, Labels, LoadBalancin
 use crate::desired::{Desired, DrainSessions};
 use crate::secret::SecretSource;
 
+pub use field::Field;
 pub use order::CycleError;
 pub use safety::Violation;
 
@@ -85,7 +87,8 @@ pub struct Change {
 #[serde(deny_unknown_fields)]
 pub struct FieldDiff {
     /// Dotted path, e.g. `load_balancing.sticky_sessions_minutes`, `labels.team`, `members`.
-    pub field: String,
+    #[schemars(with = "String")]
+    pub field: Field,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

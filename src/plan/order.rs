@@ -4,11 +4,12 @@
 //! dependency order), then one topological pass fixes the execution order.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 
-use super::diff::{Delta, LiveIndex};
+use super::diff::{Delta, ItemChange, LiveIndex, PoolChange, PoolDelta};
 use super::{ExpectedWarning, Op, Step};
 use crate::address::{Address, Kind};
+use crate::contract::wire::AppInstanceBody;
 use crate::desired::Desired;
 
 /// Phases break ties between independent steps so that the list reads in
@@ -70,176 +71,270 @@ fn key(a: &str, b: &str) -> Key {
     (a.to_owned(), b.to_owned())
 }
 
+/// What the rules need to know about the steps already planned, by resource.
+#[derive(Default)]
+struct Planned<'a> {
+    put_pool: HashMap<&'a str, usize>,
+    created_pool: HashMap<&'a str, usize>,
+    add_member: HashMap<Key, usize>,
+    /// First step of each member's removal chain (drain, sticky, remove).
+    chain_head: HashMap<Key, usize>,
+    remove_member: HashMap<Key, usize>,
+    removes_of_pool: HashMap<&'a str, Vec<usize>>,
+    maintenance_on: HashMap<&'a str, usize>,
+    put_config: HashMap<&'a str, usize>,
+    /// Steps that take an app instance off an app config (by the live config).
+    instance_steps_of_config: HashMap<String, Vec<usize>>,
+    /// Steps that take an app config off a pool (by the live pool).
+    config_steps_of_pool: HashMap<String, Vec<usize>>,
+}
+
+/// Step expansion: each rule below adds the steps of one kind of change and
+/// the dependencies it demands. Steps are created in a fixed order (the
+/// order of the calls in [`expand`]), which breaks ties in the sort.
+struct Expansion<'a> {
+    desired: &'a Desired,
+    index: &'a LiveIndex<'a>,
+    delta: &'a Delta,
+    steps: Builder,
+    planned: Planned<'a>,
+}
+
 pub(super) fn expand(
     desired: &Desired,
     index: &LiveIndex,
     delta: &Delta,
 ) -> Result<Vec<Step>, CycleError> {
-    let mut b = Builder::default();
-    let mut put_pool: HashMap<&str, usize> = HashMap::new();
-    let mut created_pool: HashMap<&str, usize> = HashMap::new();
-    let mut add_member: HashMap<Key, usize> = HashMap::new();
-    let mut chain_head: HashMap<Key, usize> = HashMap::new();
-    let mut remove_member: HashMap<Key, usize> = HashMap::new();
-    let mut removes_of_pool: HashMap<&str, Vec<usize>> = HashMap::new();
-    let mut maintenance_on: HashMap<&str, usize> = HashMap::new();
+    let mut rules = Expansion {
+        desired,
+        index,
+        delta,
+        steps: Builder::default(),
+        planned: Planned::default(),
+    };
+    rules.maintenance();
+    for pool in &delta.pools {
+        rules.pool_settings(pool);
+        rules.add_members(pool);
+        for destination in &pool.removes {
+            rules.removal_chain(pool, destination);
+        }
+    }
+    let moving_adds = rules.leave_one_load_balanced_pool_before_joining_another();
+    rules.make_before_break(&moving_adds);
+    rules.put_app_configs();
+    rules.app_instances();
+    rules.lb_cleanups();
+    rules.delete_app_configs_after_their_instances();
+    rules.delete_pools_last();
+    sort(rules.steps.drafts)
+}
 
-    for m in &delta.maintenance {
-        let cause = Address::new(Kind::Destination, &m.destination);
-        let op = match &m.put {
-            Some(maintenance) => Op::PutMaintenance {
-                destination: m.destination.clone(),
-                maintenance: maintenance.clone(),
-            },
-            None => Op::DeleteMaintenance {
-                destination: m.destination.clone(),
-            },
-        };
-        let id = b.push(op, cause, Vec::new());
-        if m.put.is_some() {
-            maintenance_on.insert(&m.destination, id);
+impl<'a> Expansion<'a> {
+    /// Maintenance mode is switched on or off; a drain of the destination
+    /// waits for it to be on (see [`Self::drain`]).
+    fn maintenance(&mut self) {
+        for m in &self.delta.maintenance {
+            let cause = Address::new(Kind::Destination, &m.destination);
+            let op = match &m.put {
+                Some(maintenance) => Op::PutMaintenance {
+                    destination: m.destination.clone(),
+                    maintenance: maintenance.clone(),
+                },
+                None => Op::DeleteMaintenance {
+                    destination: m.destination.clone(),
+                },
+            };
+            let id = self.steps.push(op, cause, Vec::new());
+            if m.put.is_some() {
+                self.planned.maintenance_on.insert(&m.destination, id);
+            }
         }
     }
 
-    for pool in &delta.pools {
-        let cause = Address::new(Kind::Pool, &pool.name);
-        if let Some(settings) = &pool.put {
-            let id = b.push(
-                Op::PutPool {
-                    pool: pool.name.clone(),
-                    settings: settings.clone(),
-                },
-                cause.clone(),
-                Vec::new(),
-            );
-            put_pool.insert(&pool.name, id);
-            if pool.created {
-                created_pool.insert(&pool.name, id);
-            }
+    /// A pool's settings are written (created) before its members are added.
+    fn pool_settings(&mut self, pool: &'a PoolDelta) {
+        let Some(settings) = pool.change.settings() else {
+            return;
+        };
+        let id = self.steps.push(
+            Op::PutPool {
+                pool: pool.name.clone(),
+                settings: settings.clone(),
+            },
+            Address::new(Kind::Pool, &pool.name),
+            Vec::new(),
+        );
+        self.planned.put_pool.insert(&pool.name, id);
+        if let PoolChange::Create(_) = pool.change {
+            self.planned.created_pool.insert(&pool.name, id);
         }
+    }
+
+    fn add_members(&mut self, pool: &'a PoolDelta) {
         for destination in &pool.adds {
-            let deps = put_pool
+            let deps = self
+                .planned
+                .put_pool
                 .get(pool.name.as_str())
                 .copied()
                 .into_iter()
                 .collect();
-            let id = b.push(
+            let id = self.steps.push(
                 Op::AddMember {
                     pool: pool.name.clone(),
                     destination: destination.clone(),
                 },
-                cause.clone(),
+                Address::new(Kind::Pool, &pool.name),
                 deps,
             );
-            add_member.insert(key(&pool.name, destination), id);
+            self.planned
+                .add_member
+                .insert(key(&pool.name, destination), id);
         }
-        for destination in &pool.removes {
-            let online = index.is_online(destination);
-            let mut head = None;
-            let mut last = None;
-            if pool.removal_load_balanced && online {
-                let active = index
-                    .destinations
-                    .get(destination.as_str())
-                    .map_or(0, |d| d.sessions.active);
-                // An empty host needs no drain; planning one anyway would
-                // repeat a side effect on every re-run after a crash.
-                if active > 0 {
-                    let deps = maintenance_on
-                        .get(destination.as_str())
-                        .copied()
-                        .into_iter()
-                        .collect();
-                    let id = b.push(
-                        Op::DrainSessions {
-                            pool: pool.name.clone(),
-                            destination: destination.clone(),
-                            policy: pool.drain.sessions,
-                            timeout_seconds: pool.drain.timeout_seconds,
-                            active_sessions: active,
-                        },
-                        cause.clone(),
-                        deps,
-                    );
-                    head = Some(id);
-                    last = Some(id);
-                }
-            }
-            if pool.removal_sticky {
-                let id = b.push(
-                    Op::ClearSticky {
-                        pool: pool.name.clone(),
-                        destination: destination.clone(),
-                    },
-                    cause.clone(),
-                    last.into_iter().collect(),
-                );
-                head.get_or_insert(id);
-                last = Some(id);
-            }
-            let id = b.push(
-                Op::RemoveMember {
+    }
+
+    /// A member leaves in a chain: drain its sessions, then clear sticky
+    /// bindings to it, then remove it. Leaving a load-balanced pool while
+    /// offline is announced as an expected warning.
+    fn removal_chain(&mut self, pool: &'a PoolDelta, destination: &str) {
+        let online = self.index.is_online(destination);
+        let mut head = None;
+        let mut last = None;
+        if pool.removal_load_balanced && online {
+            last = self.drain(pool, destination);
+            head = last;
+        }
+        if pool.removal_sticky {
+            let id = self.steps.push(
+                Op::ClearSticky {
                     pool: pool.name.clone(),
-                    destination: destination.clone(),
+                    destination: destination.to_owned(),
                 },
-                cause.clone(),
+                Address::new(Kind::Pool, &pool.name),
                 last.into_iter().collect(),
             );
-            if pool.removal_load_balanced && !online {
-                b.drafts[id].warning = Some(ExpectedWarning::LbServiceUninstallFailed {
-                    destination: destination.clone(),
-                });
-            }
-            let head = head.unwrap_or(id);
-            chain_head.insert(key(&pool.name, destination), head);
-            remove_member.insert(key(&pool.name, destination), id);
-            removes_of_pool.entry(&pool.name).or_default().push(id);
+            head.get_or_insert(id);
+            last = Some(id);
         }
+        let id = self.steps.push(
+            Op::RemoveMember {
+                pool: pool.name.clone(),
+                destination: destination.to_owned(),
+            },
+            Address::new(Kind::Pool, &pool.name),
+            last.into_iter().collect(),
+        );
+        if pool.removal_load_balanced && !online {
+            self.steps.drafts[id].warning = Some(ExpectedWarning::LbServiceUninstallFailed {
+                destination: destination.to_owned(),
+            });
+        }
+        let planned = &mut self.planned;
+        planned
+            .chain_head
+            .insert(key(&pool.name, destination), head.unwrap_or(id));
+        planned
+            .remove_member
+            .insert(key(&pool.name, destination), id);
+        planned
+            .removes_of_pool
+            .entry(&pool.name)
+            .or_default()
+            .push(id);
     }
 
-    // A destination moving between load-balanced pools must leave the old
-    // one first: the broker admits it to one load-balanced pool at a time.
-    // Such adds are not "make" steps, so they are kept out of make-before-break.
-    let mut moving_adds = std::collections::HashSet::new();
-    for pool in delta.pools.iter().filter(|p| p.load_balanced_after) {
-        for destination in &pool.adds {
-            let add = add_member[&key(&pool.name, destination)];
-            for other in delta
-                .pools
-                .iter()
-                .filter(|o| o.name != pool.name && o.removal_load_balanced)
-            {
-                if let Some(&removal) = remove_member.get(&key(&other.name, destination)) {
-                    b.depend(add, [removal]);
-                    moving_adds.insert(add);
+    /// The drain of an online member with active sessions, after its
+    /// maintenance mode is on. An empty host needs no drain; planning one
+    /// anyway would repeat a side effect on every re-run after a crash.
+    fn drain(&mut self, pool: &PoolDelta, destination: &str) -> Option<usize> {
+        let active = self
+            .index
+            .destinations
+            .get(destination)
+            .map_or(0, |d| d.sessions.active);
+        if active == 0 {
+            return None;
+        }
+        let deps = self
+            .planned
+            .maintenance_on
+            .get(destination)
+            .copied()
+            .into_iter()
+            .collect();
+        Some(self.steps.push(
+            Op::DrainSessions {
+                pool: pool.name.clone(),
+                destination: destination.to_owned(),
+                policy: pool.drain.sessions,
+                timeout_seconds: pool.drain.timeout_seconds,
+                active_sessions: active,
+            },
+            Address::new(Kind::Pool, &pool.name),
+            deps,
+        ))
+    }
+
+    /// A destination moving between load-balanced pools must leave the old
+    /// one first: the broker admits it to one load-balanced pool at a time.
+    /// Returns those adds: they are not "make" steps, so they are kept out of
+    /// make-before-break.
+    fn leave_one_load_balanced_pool_before_joining_another(&mut self) -> HashSet<usize> {
+        let mut moving_adds = HashSet::new();
+        let pools = &self.delta.pools;
+        for pool in pools.iter().filter(|p| p.load_balanced_after) {
+            for destination in &pool.adds {
+                let add = self.planned.add_member[&key(&pool.name, destination)];
+                for other in pools
+                    .iter()
+                    .filter(|o| o.name != pool.name && o.removal_load_balanced)
+                {
+                    if let Some(&removal) = self
+                        .planned
+                        .remove_member
+                        .get(&key(&other.name, destination))
+                    {
+                        self.steps.depend(add, [removal]);
+                        moving_adds.insert(add);
+                    }
                 }
             }
         }
+        moving_adds
     }
-    for pool in &delta.pools {
-        let makes: Vec<usize> = pool
-            .adds
-            .iter()
-            .map(|d| add_member[&key(&pool.name, d)])
-            .filter(|id| !moving_adds.contains(id))
-            .collect();
-        for destination in &pool.removes {
-            b.depend(
-                chain_head[&key(&pool.name, destination)],
-                makes.iter().copied(),
-            );
+
+    /// Make before break: a pool's removal chains start only once its new
+    /// members are in.
+    fn make_before_break(&mut self, moving_adds: &HashSet<usize>) {
+        for pool in &self.delta.pools {
+            let makes: Vec<usize> = pool
+                .adds
+                .iter()
+                .map(|d| self.planned.add_member[&key(&pool.name, d)])
+                .filter(|id| !moving_adds.contains(id))
+                .collect();
+            for destination in &pool.removes {
+                let head = self.planned.chain_head[&key(&pool.name, destination)];
+                self.steps.depend(head, makes.iter().copied());
+            }
         }
     }
 
-    let mut put_config: HashMap<&str, usize> = HashMap::new();
-    for config in &delta.app_configs {
-        if let Some(body) = &config.put {
-            let deps = created_pool
+    /// An app config is written after the pool it uses is created.
+    fn put_app_configs(&mut self) {
+        for config in &self.delta.app_configs {
+            let ItemChange::Put(body) = &config.change else {
+                continue;
+            };
+            let deps = self
+                .planned
+                .created_pool
                 .get(body.pool.as_str())
                 .copied()
                 .into_iter()
                 .collect();
-            let id = b.push(
+            let id = self.steps.push(
                 Op::PutAppConfig {
                     app_config: config.name.clone(),
                     body: body.clone(),
@@ -247,79 +342,51 @@ pub(super) fn expand(
                 Address::new(Kind::AppConfig, &config.name),
                 deps,
             );
-            put_config.insert(&config.name, id);
+            self.planned.put_config.insert(&config.name, id);
         }
     }
 
-    // Which removal chains an instance's old destination belongs to.
-    let heads_by_destination = {
-        let mut map: HashMap<&str, Vec<usize>> = HashMap::new();
-        for ((_, destination), &head) in &chain_head {
-            map.entry(destination.as_str()).or_default().push(head);
-        }
-        map
-    };
-    let mut instance_steps_of_config: HashMap<String, Vec<usize>> = HashMap::new();
-    for instance in &delta.app_instances {
-        let cause = Address::new(Kind::AppInstance, &instance.name);
-        let live = index.app_instances.get(instance.name.as_str()).copied();
-        let id = match &instance.put {
-            Some(body) => {
-                let mut deps: Vec<usize> = put_config
-                    .get(body.app_config.as_str())
-                    .copied()
-                    .into_iter()
-                    .collect();
-                if let Some(destination) = &body.destination {
-                    let pool = desired
-                        .app_configs
-                        .get(&body.app_config)
-                        .map(|c| c.pool.as_str())
-                        .or_else(|| {
-                            index
-                                .app_configs
-                                .get(body.app_config.as_str())
-                                .map(|c| c.pool.as_str())
-                        });
-                    if let Some(&add) = pool.and_then(|p| add_member.get(&key(p, destination))) {
-                        deps.push(add);
-                    }
-                }
-                b.push(
-                    Op::PutAppInstance {
-                        app_instance: instance.name.clone(),
-                        body: body.clone(),
-                    },
-                    cause,
-                    deps,
-                )
+    /// App instances are written or deleted; "retarget before remove": a
+    /// member's removal chain waits for every instance leaving it.
+    fn app_instances(&mut self) {
+        // Which removal chains an instance's old destination belongs to.
+        let delta = self.delta;
+        let mut heads_by_destination: HashMap<&str, Vec<usize>> = HashMap::new();
+        for pool in &delta.pools {
+            for destination in &pool.removes {
+                let head = self.planned.chain_head[&key(&pool.name, destination)];
+                heads_by_destination
+                    .entry(destination.as_str())
+                    .or_default()
+                    .push(head);
             }
-            None => b.push(
-                Op::DeleteAppInstance {
-                    app_instance: instance.name.clone(),
-                },
-                cause,
-                Vec::new(),
-            ),
-        };
-        if let Some(live) = live {
-            let retargets_away = instance
-                .put
-                .as_ref()
-                .is_none_or(|body| body.destination != live.destination);
+        }
+        for instance in &delta.app_instances {
+            let id = match &instance.change {
+                ItemChange::Put(body) => self.put_app_instance(&instance.name, body),
+                ItemChange::Delete => self.steps.push(
+                    Op::DeleteAppInstance {
+                        app_instance: instance.name.clone(),
+                    },
+                    Address::new(Kind::AppInstance, &instance.name),
+                    Vec::new(),
+                ),
+            };
+            let Some(live) = self.index.app_instances.get(instance.name.as_str()) else {
+                continue;
+            };
+            let body = instance.change.body();
+            let retargets_away = body.is_none_or(|body| body.destination != live.destination);
             if let (true, Some(old)) = (retargets_away, &live.destination)
                 && let Some(heads) = heads_by_destination.get(old.as_str())
             {
                 for &head in heads {
-                    b.depend(head, [id]);
+                    self.steps.depend(head, [id]);
                 }
             }
-            let leaves_config = instance
-                .put
-                .as_ref()
-                .is_none_or(|body| body.app_config != live.app_config);
-            if leaves_config {
-                instance_steps_of_config
+            if body.is_none_or(|body| body.app_config != live.app_config) {
+                self.planned
+                    .instance_steps_of_config
                     .entry(live.app_config.clone())
                     .or_default()
                     .push(id);
@@ -327,42 +394,88 @@ pub(super) fn expand(
         }
     }
 
-    for destination in &delta.lb_cleanups {
-        b.push(
-            Op::RemoveLbService {
-                destination: destination.clone(),
+    /// An instance is written after its app config, and after its
+    /// destination joins the config's pool.
+    fn put_app_instance(&mut self, name: &str, body: &AppInstanceBody) -> usize {
+        let mut deps: Vec<usize> = self
+            .planned
+            .put_config
+            .get(body.app_config.as_str())
+            .copied()
+            .into_iter()
+            .collect();
+        if let Some(destination) = &body.destination {
+            let pool = self
+                .desired
+                .app_configs
+                .get(&body.app_config)
+                .map(|c| c.pool.as_str())
+                .or_else(|| {
+                    self.index
+                        .app_configs
+                        .get(body.app_config.as_str())
+                        .map(|c| c.pool.as_str())
+                });
+            if let Some(&add) = pool.and_then(|p| self.planned.add_member.get(&key(p, destination)))
+            {
+                deps.push(add);
+            }
+        }
+        self.steps.push(
+            Op::PutAppInstance {
+                app_instance: name.to_owned(),
+                body: body.clone(),
             },
-            Address::new(Kind::Destination, destination),
-            Vec::new(),
-        );
+            Address::new(Kind::AppInstance, name),
+            deps,
+        )
     }
 
-    let mut config_steps_of_pool: HashMap<String, Vec<usize>> = HashMap::new();
-    for config in &delta.app_configs {
-        let live = index.app_configs.get(config.name.as_str()).copied();
-        let id = match (&config.put, config.deleted) {
-            (None, true) => {
-                let deps = instance_steps_of_config
-                    .get(&config.name)
-                    .cloned()
-                    .unwrap_or_default();
-                Some(b.push(
-                    Op::DeleteAppConfig {
-                        app_config: config.name.clone(),
-                    },
-                    Address::new(Kind::AppConfig, &config.name),
-                    deps,
-                ))
-            }
-            _ => put_config.get(config.name.as_str()).copied(),
-        };
-        if let (Some(id), Some(live)) = (id, live) {
-            let leaves_pool = config
-                .put
-                .as_ref()
-                .is_none_or(|body| body.pool != live.pool);
-            if leaves_pool {
-                config_steps_of_pool
+    fn lb_cleanups(&mut self) {
+        for destination in &self.delta.lb_cleanups {
+            self.steps.push(
+                Op::RemoveLbService {
+                    destination: destination.clone(),
+                },
+                Address::new(Kind::Destination, destination),
+                Vec::new(),
+            );
+        }
+    }
+
+    /// Deletes go in reverse dependency order: an app config goes after the
+    /// instances leaving it. Every step taking a config off its live pool is
+    /// noted for the pool's deletion.
+    fn delete_app_configs_after_their_instances(&mut self) {
+        for config in &self.delta.app_configs {
+            let id = match &config.change {
+                ItemChange::Delete => {
+                    let deps = self
+                        .planned
+                        .instance_steps_of_config
+                        .get(&config.name)
+                        .cloned()
+                        .unwrap_or_default();
+                    self.steps.push(
+                        Op::DeleteAppConfig {
+                            app_config: config.name.clone(),
+                        },
+                        Address::new(Kind::AppConfig, &config.name),
+                        deps,
+                    )
+                }
+                ItemChange::Put(_) => self.planned.put_config[config.name.as_str()],
+            };
+            let Some(live) = self.index.app_configs.get(config.name.as_str()) else {
+                continue;
+            };
+            if config
+                .change
+                .body()
+                .is_none_or(|body| body.pool != live.pool)
+            {
+                self.planned
+                    .config_steps_of_pool
                     .entry(live.pool.clone())
                     .or_default()
                     .push(id);
@@ -370,27 +483,36 @@ pub(super) fn expand(
         }
     }
 
-    for pool in delta.pools.iter().filter(|p| p.deleted) {
-        let mut deps = removes_of_pool
-            .get(pool.name.as_str())
-            .cloned()
-            .unwrap_or_default();
-        deps.extend(
-            config_steps_of_pool
-                .get(&pool.name)
+    /// A pool goes last: after its members are removed and its app configs
+    /// left it.
+    fn delete_pools_last(&mut self) {
+        let planned = &self.planned;
+        for pool in &self.delta.pools {
+            if !matches!(pool.change, PoolChange::Delete) {
+                continue;
+            }
+            let mut deps = planned
+                .removes_of_pool
+                .get(pool.name.as_str())
                 .cloned()
-                .unwrap_or_default(),
-        );
-        b.push(
-            Op::DeletePool {
-                pool: pool.name.clone(),
-            },
-            Address::new(Kind::Pool, &pool.name),
-            deps,
-        );
+                .unwrap_or_default();
+            deps.extend(
+                planned
+                    .config_steps_of_pool
+                    .get(&pool.name)
+                    .into_iter()
+                    .flatten()
+                    .copied(),
+            );
+            self.steps.push(
+                Op::DeletePool {
+                    pool: pool.name.clone(),
+                },
+                Address::new(Kind::Pool, &pool.name),
+                deps,
+            );
+        }
     }
-
-    sort(b.drafts)
 }
 
 /// Kahn's algorithm; among ready steps the lowest (phase, creation order)

@@ -7,10 +7,11 @@ use std::collections::BTreeSet;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::diff::{Delta, LiveIndex};
+use super::diff::{Delta, LiveIndex, PoolChange, PoolDelta};
 use super::{Action, Op, Step};
 use crate::address::{Address, Kind};
 use crate::contract::labels::owner;
+use crate::contract::wire::{Destination, Labels};
 use crate::desired::Desired;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -117,27 +118,17 @@ impl Violation {
     }
 }
 
+/// Every rule against the plan. The order of the findings (ownership,
+/// declared destinations, then per pool its joining and its leaving
+/// members, drains, the delete limit) is part of the plan document.
 pub(super) fn check(
     desired: &Desired,
     index: &LiveIndex,
     delta: &Delta,
     steps: &[Step],
 ) -> Vec<Violation> {
-    let mut found = Vec::new();
-    for (address, owner) in &delta.not_owned {
-        found.push(Violation::NotOwned {
-            address: address.clone(),
-            owner: owner.clone(),
-        });
-    }
-    for name in desired.destinations.keys() {
-        if !index.destinations.contains_key(name.as_str()) {
-            found.push(Violation::UnknownDestination {
-                pool: None,
-                destination: name.clone(),
-            });
-        }
-    }
+    let mut found = not_owned(delta);
+    found.extend(unknown_declared_destinations(desired, index));
     let leaving: BTreeSet<(&str, &str)> = delta
         .pools
         .iter()
@@ -145,109 +136,185 @@ pub(super) fn check(
         .collect();
     for pool in &delta.pools {
         for destination in &pool.adds {
-            let Some(dest) = index.destinations.get(destination.as_str()) else {
-                found.push(Violation::UnknownDestination {
-                    pool: Some(pool.name.clone()),
-                    destination: destination.clone(),
-                });
-                continue;
-            };
-            if !pool.load_balanced_after {
-                continue;
-            }
-            if !dest.process_execution_ready {
-                found.push(Violation::DestinationNotReady {
-                    pool: pool.name.clone(),
-                    destination: destination.clone(),
-                });
-            }
-            for other in &index.live.pools {
-                let other_stays_lb = delta
-                    .pools
-                    .iter()
-                    .find(|p| p.name == other.name)
-                    .map_or(other.load_balancing.enabled, |p| p.load_balanced_after);
-                if other.name != pool.name
-                    && other_stays_lb
-                    && other.members.iter().any(|m| m == destination)
-                    && !leaving.contains(&(other.name.as_str(), destination.as_str()))
-                {
-                    found.push(Violation::LoadBalancedElsewhere {
-                        pool: pool.name.clone(),
-                        destination: destination.clone(),
-                        other_pool: other.name.clone(),
-                    });
+            let dest = match known_member(pool, destination, index) {
+                Ok(dest) => dest,
+                Err(unknown) => {
+                    found.push(unknown);
+                    continue;
                 }
+            };
+            if pool.load_balanced_after {
+                found.extend(destination_not_ready(pool, dest));
+                found.extend(load_balanced_elsewhere(
+                    pool,
+                    destination,
+                    index,
+                    delta,
+                    &leaving,
+                ));
             }
         }
-        if pool.removes.is_empty() || pool.deleted {
+        if pool.removes.is_empty() || matches!(pool.change, PoolChange::Delete) {
             continue;
         }
-        if let Some(min) = pool.min_members {
-            let available = pool
-                .members_after
-                .iter()
-                .filter(|m| index.is_online(m))
-                .count() as u32;
-            if available < min {
-                found.push(Violation::MinMembers {
-                    pool: pool.name.clone(),
-                    min_members: min,
-                    available_after: available,
-                    members_after: pool.members_after.len() as u32,
-                });
-            }
-        }
-        if pool.members_after.is_empty() {
-            let mut users: BTreeSet<String> = desired
-                .app_configs
-                .iter()
-                .filter(|(_, c)| c.pool == pool.name)
-                .map(|(name, _)| name.clone())
-                .collect();
-            users.extend(
-                index
-                    .live
-                    .app_configs
-                    .iter()
-                    .filter(|c| c.pool == pool.name)
-                    .map(|c| c.name.clone()),
-            );
-            if !users.is_empty() {
-                found.push(Violation::LastMemberInUse {
-                    pool: pool.name.clone(),
-                    app_configs: users.into_iter().collect(),
-                });
-            }
+        found.extend(min_members(pool, index));
+        found.extend(last_member_in_use(pool, desired, index));
+    }
+    found.extend(drain_refused(steps));
+    found.extend(delete_limit(desired, index, delta));
+    found
+}
+
+fn not_owned(delta: &Delta) -> Vec<Violation> {
+    delta
+        .not_owned
+        .iter()
+        .map(|(address, owner)| Violation::NotOwned {
+            address: address.clone(),
+            owner: owner.clone(),
+        })
+        .collect()
+}
+
+/// A `destinations` entry the broker does not have.
+fn unknown_declared_destinations<'a>(
+    desired: &'a Desired,
+    index: &'a LiveIndex,
+) -> impl Iterator<Item = Violation> + 'a {
+    desired
+        .destinations
+        .keys()
+        .filter(|name| !index.destinations.contains_key(name.as_str()))
+        .map(|name| Violation::UnknownDestination {
+            pool: None,
+            destination: name.clone(),
+        })
+}
+
+/// A member the broker does not have; nothing more can be checked about it.
+fn known_member<'a>(
+    pool: &PoolDelta,
+    destination: &str,
+    index: &LiveIndex<'a>,
+) -> Result<&'a Destination, Violation> {
+    index
+        .destinations
+        .get(destination)
+        .copied()
+        .ok_or_else(|| Violation::UnknownDestination {
+            pool: Some(pool.name.clone()),
+            destination: destination.to_owned(),
+        })
+}
+
+/// Only hosts prepared for process execution may join a load-balanced pool.
+fn destination_not_ready(pool: &PoolDelta, dest: &Destination) -> Option<Violation> {
+    (!dest.process_execution_ready).then(|| Violation::DestinationNotReady {
+        pool: pool.name.clone(),
+        destination: dest.name.clone(),
+    })
+}
+
+/// A destination joining a load-balanced pool while it stays in another
+/// pool that load-balances once the plan is applied.
+fn load_balanced_elsewhere(
+    pool: &PoolDelta,
+    destination: &str,
+    index: &LiveIndex,
+    delta: &Delta,
+    leaving: &BTreeSet<(&str, &str)>,
+) -> Vec<Violation> {
+    let mut found = Vec::new();
+    for other in &index.live.pools {
+        let other_stays_lb = delta
+            .pools
+            .iter()
+            .find(|p| p.name == other.name)
+            .map_or(other.load_balancing.enabled, |p| p.load_balanced_after);
+        if other.name != pool.name
+            && other_stays_lb
+            && other.members.iter().any(|m| m == destination)
+            && !leaving.contains(&(other.name.as_str(), destination))
+        {
+            found.push(Violation::LoadBalancedElsewhere {
+                pool: pool.name.clone(),
+                destination: destination.to_owned(),
+                other_pool: other.name.clone(),
+            });
         }
     }
-    for step in steps {
-        if let Op::DrainSessions {
+    found
+}
+
+/// Offline members count as unavailable.
+fn min_members(pool: &PoolDelta, index: &LiveIndex) -> Option<Violation> {
+    let min = pool.min_members?;
+    let available = pool
+        .members_after
+        .iter()
+        .filter(|m| index.is_online(m))
+        .count() as u32;
+    (available < min).then(|| Violation::MinMembers {
+        pool: pool.name.clone(),
+        min_members: min,
+        available_after: available,
+        members_after: pool.members_after.len() as u32,
+    })
+}
+
+/// App configs, declared or live, that use a pool about to lose its last member.
+fn last_member_in_use(pool: &PoolDelta, desired: &Desired, index: &LiveIndex) -> Option<Violation> {
+    if !pool.members_after.is_empty() {
+        return None;
+    }
+    let mut users: BTreeSet<String> = desired
+        .app_configs
+        .iter()
+        .filter(|(_, c)| c.pool == pool.name)
+        .map(|(name, _)| name.clone())
+        .collect();
+    users.extend(
+        index
+            .live
+            .app_configs
+            .iter()
+            .filter(|c| c.pool == pool.name)
+            .map(|c| c.name.clone()),
+    );
+    (!users.is_empty()).then(|| Violation::LastMemberInUse {
+        pool: pool.name.clone(),
+        app_configs: users.into_iter().collect(),
+    })
+}
+
+/// A planned drain under the `refuse` policy; only planned where sessions
+/// are active.
+fn drain_refused(steps: &[Step]) -> impl Iterator<Item = Violation> + '_ {
+    steps.iter().filter_map(|step| match &step.op {
+        Op::DrainSessions {
             pool,
             destination,
             policy: crate::desired::DrainSessions::Refuse,
             active_sessions,
             ..
-        } = &step.op
-        {
-            found.push(Violation::DrainRefused {
-                pool: pool.clone(),
-                destination: destination.clone(),
-                active_sessions: *active_sessions,
-            });
-        }
-    }
+        } => Some(Violation::DrainRefused {
+            pool: pool.clone(),
+            destination: destination.clone(),
+            active_sessions: *active_sessions,
+        }),
+        _ => None,
+    })
+}
+
+/// More deletes than `max_delete_percent` of the managed resources; small
+/// stacks (under ten resources) are exempt.
+fn delete_limit(desired: &Desired, index: &LiveIndex, delta: &Delta) -> Option<Violation> {
     let stack = desired.stack.as_str();
-    let owned = |labels: &crate::contract::wire::Labels| owner(labels) == Some(stack);
-    let managed = index.live.pools.iter().filter(|p| owned(&p.labels)).count()
-        + index
-            .live
-            .app_configs
-            .iter()
-            .filter(|c| owned(&c.labels))
-            .count()
-        + index
-            .live
+    let owned = |labels: &Labels| owner(labels) == Some(stack);
+    let live = index.live;
+    let managed = live.pools.iter().filter(|p| owned(&p.labels)).count()
+        + live.app_configs.iter().filter(|c| owned(&c.labels)).count()
+        + live
             .app_instances
             .iter()
             .filter(|i| owned(&i.labels))
@@ -258,12 +325,11 @@ pub(super) fn check(
         .filter(|c| c.action == Action::Delete)
         .count();
     let max = desired.safety.max_delete_percent;
-    if managed >= 10 && deletes * 100 > usize::from(max) * managed {
-        found.push(Violation::DeleteLimit {
+    (managed >= 10 && deletes * 100 > usize::from(max) * managed).then_some(
+        Violation::DeleteLimit {
             deletes,
             managed,
             max_delete_percent: max,
-        });
-    }
-    found
+        },
+    )
 }

@@ -77,7 +77,7 @@ fn steady_state_plans_no_changes() {
 fn taking_out_an_online_server_drains_then_clears_sticky_then_removes() {
     let plan = check(
         &without_member(steady(), "live", "rds-02"),
-        &live(true),
+        &with_active_sessions(live(true), "rds-02", 3),
         &[
             "drain rds-02 (Disconnect, 3 active)",
             "clear sticky live/rds-02 after [0]",
@@ -147,7 +147,7 @@ fn without_sticky_sessions_nothing_is_cleared() {
         .unwrap()
         .load_balancing
         .sticky_sessions_minutes = 0;
-    let mut state = live(true);
+    let mut state = with_active_sessions(live(true), "rds-02", 3);
     state.pools[0].load_balancing.sticky_sessions_minutes = 0;
     check(
         &desired,
@@ -168,7 +168,7 @@ fn members_are_added_before_others_are_removed() {
         .unwrap()
         .members
         .insert("rds-04".to_owned());
-    let mut state = live(true);
+    let mut state = with_active_sessions(live(true), "rds-02", 3);
     state.destinations.push(dest("rds-04", true, 0));
     check(
         &desired,
@@ -342,7 +342,7 @@ fn removing_the_last_member_of_a_pool_in_use_is_a_violation() {
 fn refuse_policy_with_active_sessions_is_a_violation_with_the_count() {
     let mut desired = without_member(steady(), "live", "rds-02");
     desired.pools.get_mut("live").unwrap().drain = Drain::default();
-    let plan = plan_of(&desired, &live(true));
+    let plan = plan_of(&desired, &with_active_sessions(live(true), "rds-02", 3));
     assert_eq!(
         plan.violations,
         vec![Violation::DrainRefused {
@@ -426,7 +426,7 @@ fn a_server_moving_between_load_balanced_pools_leaves_the_old_one_first() {
     );
     let plan = check(
         &desired,
-        &live(true),
+        &with_active_sessions(live(true), "rds-02", 3),
         &[
             "put pool live-b",
             "drain rds-02 (Disconnect, 3 active)",
@@ -473,7 +473,7 @@ fn maintenance_mode_is_switched_on_before_the_drain() {
         .insert("rds-02".to_owned(), DesiredDestination { maintenance });
     check(
         &desired,
-        &live(true),
+        &with_active_sessions(live(true), "rds-02", 3),
         &[
             "maintenance on rds-02",
             "drain rds-02 (Disconnect, 3 active) after [0]",

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 use super::plan::{field_lines, sigil};
 use super::words;
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, Change, Plan, Step};
 
 /// GitHub rejects comments over 65,536 characters; stay well below.
 pub const COMMENT_LIMIT: usize = 60_000;
@@ -19,6 +19,14 @@ pub fn markdown(plan: &Plan, limit: usize, out: &mut dyn Write) -> io::Result<()
 }
 
 fn build(plan: &Plan, limit: usize) -> String {
+    let resources: Vec<String> = plan.changes.iter().map(resource).collect();
+    let steps: Vec<String> = plan.steps.iter().map(step).collect();
+    fit(head(plan), &resources, &steps, limit)
+}
+
+/// Everything above the resources: violations, expected warnings, the
+/// summary table and line. Never cut.
+fn head(plan: &Plan) -> String {
     let mut head = String::new();
     let _ = writeln!(head, "### poolform plan for stack `{}`\n", plan.stack);
     if !plan.violations.is_empty() {
@@ -59,68 +67,69 @@ fn build(plan: &Plan, limit: usize) -> String {
         u.pools + u.app_configs + u.app_instances
     );
     let _ = writeln!(head, "{}\n", inline(&words::summary(plan)));
+    head
+}
 
-    let resources: Vec<String> = plan
-        .changes
-        .iter()
-        .map(|c| {
-            let mut block = String::new();
-            let verb = match c.action {
-                Action::Create => "create",
-                Action::Update => "update",
-                Action::Delete => "delete",
-            };
-            let _ = writeln!(
-                block,
-                "<details><summary><code>{} {} {}</code> ({verb})</summary>\n",
-                sigil(c.action),
-                c.address.kind,
-                c.address.name
-            );
-            if c.fields.is_empty() {
-                let _ = writeln!(block, "The whole {} goes.\n", c.address.kind);
-            } else {
-                let mut lines = String::new();
-                for field in &c.fields {
-                    for (sign, text) in field_lines(field) {
-                        let sign = if sign == '~' { '!' } else { sign };
-                        let _ = writeln!(lines, "{sign} {text}");
-                    }
-                }
-                let fence = fence_for(&lines);
-                let _ = write!(block, "{fence}diff\n{lines}{fence}\n\n");
+/// One resource change as a `<details>` block with its fields as a diff.
+fn resource(c: &Change) -> String {
+    let mut block = String::new();
+    let verb = match c.action {
+        Action::Create => "create",
+        Action::Update => "update",
+        Action::Delete => "delete",
+    };
+    let _ = writeln!(
+        block,
+        "<details><summary><code>{} {} {}</code> ({verb})</summary>\n",
+        sigil(c.action),
+        c.address.kind,
+        c.address.name
+    );
+    if c.fields.is_empty() {
+        let _ = writeln!(block, "The whole {} goes.\n", c.address.kind);
+    } else {
+        let mut lines = String::new();
+        for field in &c.fields {
+            for (sign, text) in field_lines(field) {
+                let sign = if sign == '~' { '!' } else { sign };
+                let _ = writeln!(lines, "{sign} {text}");
             }
-            block.push_str("</details>\n\n");
-            block
-        })
-        .collect();
-    let steps: Vec<String> = plan
-        .steps
-        .iter()
-        .map(|s| {
-            let mut line = format!("{}. {}", s.id + 1, inline(&words::step(&s.op)));
-            if !s.depends_on.is_empty() {
-                let ids: Vec<String> = s.depends_on.iter().map(|d| (d + 1).to_string()).collect();
-                let _ = write!(line, " _(after {})_", ids.join(", "));
-            }
-            if let Some(w) = &s.expected_warning {
-                let _ = write!(
-                    line,
-                    "<br>{WARNING} {}",
-                    inline(&words::expected_warning(w))
-                );
-            }
-            line.push('\n');
-            line
-        })
-        .collect();
+        }
+        let fence = fence_for(&lines);
+        let _ = write!(block, "{fence}diff\n{lines}{fence}\n\n");
+    }
+    block.push_str("</details>\n\n");
+    block
+}
 
+/// One numbered step line with what it waits for and its expected warning.
+fn step(s: &Step) -> String {
+    let mut line = format!("{}. {}", s.id + 1, inline(&words::step(&s.op)));
+    if !s.depends_on.is_empty() {
+        let ids: Vec<String> = s.depends_on.iter().map(|d| (d + 1).to_string()).collect();
+        let _ = write!(line, " _(after {})_", ids.join(", "));
+    }
+    if let Some(w) = &s.expected_warning {
+        let _ = write!(
+            line,
+            "<br>{WARNING} {}",
+            inline(&words::expected_warning(w))
+        );
+    }
+    line.push('\n');
+    line
+}
+
+/// The head, then as many resources and steps as fit under `limit`, with a
+/// note wherever something was cut. Steps are shown only after every
+/// resource.
+fn fit(head: String, resources: &[String], steps: &[String], limit: usize) -> String {
     // Room for the note (written twice) and the steps heading whatever gets cut.
     let reserve = 1_000;
     let head_len = head.len();
     let mut body = head;
     let mut shown_resources = 0;
-    for r in &resources {
+    for r in resources {
         if body.len() + r.len() + reserve > limit {
             break;
         }
@@ -130,7 +139,7 @@ fn build(plan: &Plan, limit: usize) -> String {
     let mut shown_steps = 0;
     if !steps.is_empty() && shown_resources == resources.len() {
         body.push_str("#### Steps, in order\n\n");
-        for s in &steps {
+        for s in steps {
             if body.len() + s.len() + reserve > limit {
                 break;
             }

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use serde_json::Value;
 
 use super::words;
-use crate::plan::{Action, Change, FieldDiff, Plan};
+use crate::plan::{Action, Change, Field, FieldDiff, Plan};
 
 /// Whether to emit ANSI colour; decided by the caller (TTY, `--color`, `NO_COLOR`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -81,7 +81,7 @@ pub(super) fn field_lines(field: &FieldDiff) -> Vec<(char, String)> {
     if field.sensitive {
         return vec![('~', format!("{}: (sensitive)", field.field))];
     }
-    if field.field == "members" {
+    if field.field == Field::Members {
         let before = strings(field.before.as_ref());
         let after = strings(field.after.as_ref());
         let mut lines: Vec<(char, String)> = Vec::new();
@@ -125,7 +125,7 @@ pub(super) fn field_lines(field: &FieldDiff) -> Vec<(char, String)> {
                 format!("{}: {} -> {}", field.field, value(before), value(after)),
             )]
         }
-        (None, None) => vec![('~', field.field.clone())],
+        (None, None) => vec![('~', field.field.to_string())],
     }
 }
 

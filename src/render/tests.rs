@@ -9,7 +9,7 @@ use super::plan::{Style, text};
 fn out_online() -> Plan {
     compute(
         &without_member(steady(), "live", "rds-02"),
-        &live(true),
+        &with_active_sessions(live(true), "rds-02", 3),
         &Targets::default(),
     )
     .unwrap()
@@ -88,7 +88,12 @@ fn colour_only_when_asked() {
 fn violations_come_first_in_both_renderings() {
     let mut desired = without_member(steady(), "live", "rds-02");
     desired.pools.get_mut("live").unwrap().drain = Default::default();
-    let plan = compute(&desired, &live(true), &Targets::default()).unwrap();
+    let plan = compute(
+        &desired,
+        &with_active_sessions(live(true), "rds-02", 3),
+        &Targets::default(),
+    )
+    .unwrap();
     let text = render_text(&plan, Style::default());
     assert!(text.starts_with(
         "Violations (apply refuses unless --force):\n  ! 'rds-02' has 3 active sessions"

@@ -2,18 +2,20 @@
 //! field by field. Produces the resource changes shown to users and the
 //! structured deltas that step expansion and the safety checks work from.
 
+mod pools;
+
 use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Value, json};
 
-use super::{Action, Change, FieldDiff, PoolSettings, Revision, Targets, Unmanaged};
+use super::{Action, Change, Field, FieldDiff, PoolSettings, Revision, Targets, Unmanaged};
 use crate::address::{Address, Kind};
 use crate::contract::LiveState;
 use crate::contract::labels::{self, owner};
 use crate::contract::wire::{
     AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Destination, Labels, Maintenance, Pool,
 };
-use crate::desired::{Assignee, DesiredAppConfig, DesiredAppInstance, DesiredPool, Drain};
+use crate::desired::{Assignee, DesiredAppConfig, DesiredAppInstance, Drain};
 
 /// Live state indexed by name, built once per plan so that every lookup is
 /// O(1) whatever the size.
@@ -53,14 +55,30 @@ impl<'a> LiveIndex<'a> {
     }
 }
 
+/// Whether a pool comes, changes or goes, with the settings to write.
+#[derive(Debug)]
+pub(super) enum PoolChange {
+    Create(PoolSettings),
+    /// `None` when only members change.
+    Update(Option<PoolSettings>),
+    Delete,
+}
+
+impl PoolChange {
+    /// The settings to write: on create, and on update when a setting differs.
+    pub fn settings(&self) -> Option<&PoolSettings> {
+        match self {
+            PoolChange::Create(settings) | PoolChange::Update(Some(settings)) => Some(settings),
+            PoolChange::Update(None) | PoolChange::Delete => None,
+        }
+    }
+}
+
 /// What happens to one pool.
 #[derive(Debug)]
 pub(super) struct PoolDelta {
     pub name: String,
-    /// Settings to write: on create, and on update when a setting differs.
-    pub put: Option<PoolSettings>,
-    pub created: bool,
-    pub deleted: bool,
+    pub change: PoolChange,
     pub adds: Vec<String>,
     pub removes: Vec<String>,
     /// How to drain members leaving the pool (the default for deleted pools).
@@ -76,11 +94,27 @@ pub(super) struct PoolDelta {
     pub members_after: BTreeSet<String>,
 }
 
+/// Whether an app config or app instance is written (created or updated)
+/// or deleted: the steps are the same for a create and an update.
+#[derive(Debug)]
+pub(super) enum ItemChange<B> {
+    Put(B),
+    Delete,
+}
+
+impl<B> ItemChange<B> {
+    pub fn body(&self) -> Option<&B> {
+        match self {
+            ItemChange::Put(body) => Some(body),
+            ItemChange::Delete => None,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct ItemDelta<B> {
     pub name: String,
-    pub put: Option<B>,
-    pub deleted: bool,
+    pub change: ItemChange<B>,
 }
 
 #[derive(Debug)]
@@ -104,16 +138,16 @@ pub(super) struct Delta {
     pub not_owned: Vec<(Address, Option<String>)>,
 }
 
-fn field(name: &str, before: Option<Value>, after: Option<Value>) -> FieldDiff {
+fn field(name: Field, before: Option<Value>, after: Option<Value>) -> FieldDiff {
     FieldDiff {
-        field: name.to_owned(),
+        field: name,
         before,
         after,
         sensitive: false,
     }
 }
 
-fn diff_value(out: &mut Vec<FieldDiff>, name: &str, before: Value, after: Value) {
+fn diff_value(out: &mut Vec<FieldDiff>, name: Field, before: Value, after: Value) {
     if before != after {
         out.push(field(name, Some(before), Some(after)));
     }
@@ -125,7 +159,7 @@ fn diff_labels(out: &mut Vec<FieldDiff>, before: &Labels, after: &Labels) {
         let (b, a) = (before.get(key), after.get(key));
         if b != a {
             out.push(field(
-                &format!("labels.{key}"),
+                Field::Label(key.clone()),
                 b.map(|v| json!(v)),
                 a.map(|v| json!(v)),
             ));
@@ -169,7 +203,7 @@ pub(super) fn diff(
             .count(),
     };
 
-    diff_pools(desired, index, targets, &mut delta);
+    pools::diff_pools(desired, index, targets, &mut delta);
     let stack = desired.stack.as_str();
     let configs = desired
         .app_configs
@@ -203,264 +237,6 @@ pub(super) fn diff(
     delta.changes.sort_by(|a, b| a.address.cmp(&b.address));
     delta.revisions.sort_by(|a, b| a.address.cmp(&b.address));
     delta
-}
-
-/// Names of live resources owned by `stack` that the config no longer declares.
-fn owned_absent<'a, T: 'a, D>(
-    items: &'a [T],
-    name: impl Fn(&T) -> &str,
-    labels: impl Fn(&T) -> &Labels,
-    stack: &str,
-    declared: &std::collections::BTreeMap<String, D>,
-) -> Vec<&'a T> {
-    let mut absent: Vec<&T> = items
-        .iter()
-        .filter(|item| owner(labels(item)) == Some(stack) && !declared.contains_key(name(item)))
-        .collect();
-    absent.sort_by(|a, b| name(a).cmp(name(b)));
-    absent
-}
-
-fn pool_settings(pool: &DesiredPool, stack: &str) -> PoolSettings {
-    PoolSettings {
-        load_balancing: pool.load_balancing,
-        username: pool.username.clone(),
-        password: pool.password.as_ref().map(|s| s.source.clone()),
-        labels: labels::with_stack(&pool.labels, stack),
-    }
-}
-
-fn diff_pools(
-    desired: &crate::desired::Desired,
-    index: &LiveIndex,
-    targets: &Targets,
-    delta: &mut Delta,
-) {
-    let stack = desired.stack.as_str();
-    for (name, want) in &desired.pools {
-        let address = Address::new(Kind::Pool, name);
-        let whole = targets.covers(&address);
-        let live_pool = index.pools.get(name.as_str()).copied();
-        if let Some(have) = live_pool
-            && owner(&have.labels) != Some(stack)
-        {
-            if whole {
-                delta
-                    .not_owned
-                    .push((address, owner(&have.labels).map(str::to_owned)));
-            }
-            continue;
-        }
-        let settings = pool_settings(want, stack);
-        let mut fields = Vec::new();
-        let (put, created, adds, removes, before_members) = match live_pool {
-            None => {
-                if !whole {
-                    continue;
-                }
-                fields.push(field(
-                    "load_balancing.enabled",
-                    None,
-                    Some(json!(want.load_balancing.enabled)),
-                ));
-                fields.push(field(
-                    "load_balancing.sticky_sessions_minutes",
-                    None,
-                    Some(json!(want.load_balancing.sticky_sessions_minutes)),
-                ));
-                fields.push(field(
-                    "load_balancing.grace_period_seconds",
-                    None,
-                    Some(json!(want.load_balancing.grace_period_seconds)),
-                ));
-                if let Some(user) = &want.username {
-                    fields.push(field(
-                        "default_credentials.username",
-                        None,
-                        Some(json!(user)),
-                    ));
-                }
-                if want.password.is_some() {
-                    fields.push(FieldDiff {
-                        sensitive: true,
-                        ..field("default_credentials.password", None, None)
-                    });
-                }
-                diff_labels(&mut fields, &Labels::new(), &settings.labels);
-                let adds: Vec<String> = want.members.iter().cloned().collect();
-                (Some(settings), true, adds, Vec::new(), Vec::new())
-            }
-            Some(have) => {
-                let mut settings_fields = Vec::new();
-                if whole {
-                    let (b, a) = (have.load_balancing, want.load_balancing);
-                    diff_value(
-                        &mut settings_fields,
-                        "load_balancing.enabled",
-                        json!(b.enabled),
-                        json!(a.enabled),
-                    );
-                    diff_value(
-                        &mut settings_fields,
-                        "load_balancing.sticky_sessions_minutes",
-                        json!(b.sticky_sessions_minutes),
-                        json!(a.sticky_sessions_minutes),
-                    );
-                    diff_value(
-                        &mut settings_fields,
-                        "load_balancing.grace_period_seconds",
-                        json!(b.grace_period_seconds),
-                        json!(a.grace_period_seconds),
-                    );
-                    diff_value(
-                        &mut settings_fields,
-                        "default_credentials.username",
-                        optional(&have.default_credentials.username),
-                        optional(&want.username),
-                    );
-                    if password_changes(have, want) {
-                        settings_fields.push(FieldDiff {
-                            sensitive: true,
-                            ..field("default_credentials.password", None, None)
-                        });
-                    }
-                    diff_labels(
-                        &mut settings_fields,
-                        &labels::comparable(&have.labels),
-                        &settings.labels,
-                    );
-                }
-                let put = (!settings_fields.is_empty()).then_some(settings);
-                fields.extend(settings_fields);
-                // Sorted here, not trusted to be sorted on the wire: the plan
-                // must not depend on the order the broker lists members in.
-                let live_members: BTreeSet<&str> =
-                    have.members.iter().map(String::as_str).collect();
-                let adds: Vec<String> = want
-                    .members
-                    .iter()
-                    .filter(|m| {
-                        !live_members.contains(m.as_str()) && targets.covers_member(name, m)
-                    })
-                    .cloned()
-                    .collect();
-                let removes: Vec<String> = live_members
-                    .iter()
-                    .filter(|m| !want.members.contains(**m) && targets.covers_member(name, m))
-                    .map(|m| m.to_string())
-                    .collect();
-                let before: Vec<String> = live_members.iter().map(|m| m.to_string()).collect();
-                (put, false, adds, removes, before)
-            }
-        };
-        let mut members_after: BTreeSet<String> = before_members.iter().cloned().collect();
-        members_after.extend(adds.iter().cloned());
-        for r in &removes {
-            members_after.remove(r);
-        }
-        if !adds.is_empty() || !removes.is_empty() {
-            let after: Vec<&String> = members_after.iter().collect();
-            fields.push(field(
-                "members",
-                (!created).then(|| json!(before_members)),
-                Some(json!(after)),
-            ));
-        }
-        if put.is_none() && adds.is_empty() && removes.is_empty() {
-            continue;
-        }
-        delta.revisions.push(Revision {
-            address: address.clone(),
-            revision: live_pool.map(|p| p.revision),
-        });
-        delta.changes.push(Change {
-            address,
-            action: if created {
-                Action::Create
-            } else {
-                Action::Update
-            },
-            fields,
-        });
-        let removal_lb = live_pool.map_or(want.load_balancing, |p| p.load_balancing);
-        delta.pools.push(PoolDelta {
-            name: name.clone(),
-            put,
-            created,
-            deleted: false,
-            adds,
-            removes,
-            drain: want.drain,
-            removal_load_balanced: removal_lb.enabled,
-            removal_sticky: removal_lb.enabled && removal_lb.sticky_sessions_minutes >= 1,
-            load_balanced_after: want.load_balancing.enabled,
-            min_members: want.min_members,
-            members_after,
-        });
-    }
-
-    for pool in owned_absent(
-        &index.live.pools,
-        |p| &p.name,
-        |p| &p.labels,
-        stack,
-        &desired.pools,
-    ) {
-        let address = Address::new(Kind::Pool, &pool.name);
-        if !targets.covers(&address) {
-            continue;
-        }
-        delta.revisions.push(Revision {
-            address: address.clone(),
-            revision: Some(pool.revision),
-        });
-        delta.changes.push(Change {
-            address,
-            action: Action::Delete,
-            fields: Vec::new(),
-        });
-        delta.pools.push(PoolDelta {
-            name: pool.name.clone(),
-            put: None,
-            created: false,
-            deleted: true,
-            adds: Vec::new(),
-            removes: pool
-                .members
-                .iter()
-                .cloned()
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect(),
-            drain: Drain::default(),
-            removal_load_balanced: pool.load_balancing.enabled,
-            removal_sticky: pool.load_balancing.enabled
-                && pool.load_balancing.sticky_sessions_minutes >= 1,
-            load_balanced_after: false,
-            min_members: None,
-            members_after: BTreeSet::new(),
-        });
-    }
-    delta.pools.sort_by(|a, b| a.name.cmp(&b.name));
-}
-
-/// A password changes when one is wanted and the live fingerprint label is
-/// missing or was made from another secret, or when one is set live but no
-/// longer wanted.
-fn password_changes(have: &Pool, want: &DesiredPool) -> bool {
-    use secrecy::ExposeSecret;
-    match &want.password {
-        None => have.default_credentials.password_set,
-        Some(secret) => {
-            !have.default_credentials.password_set
-                || !have
-                    .labels
-                    .get(&crate::contract::labels::password_fingerprint())
-                    .is_some_and(|label| {
-                        crate::secret::fingerprint_matches(label, secret.value.expose_secret())
-                    })
-        }
-    }
 }
 
 fn app_config_body(want: &DesiredAppConfig, stack: &str) -> AppConfigBody {
@@ -499,7 +275,7 @@ trait BodyItem {
     fn revision(&self) -> u64;
     /// The live content as a write body, bookkeeping labels left out.
     fn body(&self) -> Self::Body;
-    fn fields(body: &Self::Body) -> Vec<(&'static str, Value)>;
+    fn fields(body: &Self::Body) -> Vec<(Field, Value)>;
     fn body_labels(body: &Self::Body) -> &Labels;
     /// Whether the live item already is `body`: the same verdict as the
     /// field-by-field diff, without building JSON values.
@@ -529,18 +305,18 @@ impl BodyItem for AppConfig {
             labels: labels::comparable(&self.labels),
         }
     }
-    fn fields(body: &AppConfigBody) -> Vec<(&'static str, Value)> {
+    fn fields(body: &AppConfigBody) -> Vec<(Field, Value)> {
         vec![
-            ("pool", json!(body.pool)),
-            ("type", json!(body.app_type)),
-            ("protocol", json!(body.protocol)),
-            ("admin_session", json!(body.admin_session)),
+            (Field::Pool, json!(body.pool)),
+            (Field::AppType, json!(body.app_type)),
+            (Field::Protocol, json!(body.protocol)),
+            (Field::AdminSession, json!(body.admin_session)),
             (
-                "keep_credentials_on_destination_change",
+                Field::KeepCredentialsOnDestinationChange,
                 json!(body.keep_credentials_on_destination_change),
             ),
             (
-                "allow_destination_change",
+                Field::AllowDestinationChange,
                 json!(body.allow_destination_change),
             ),
         ]
@@ -581,12 +357,12 @@ impl BodyItem for AppInstance {
             labels: labels::comparable(&self.labels),
         }
     }
-    fn fields(body: &AppInstanceBody) -> Vec<(&'static str, Value)> {
+    fn fields(body: &AppInstanceBody) -> Vec<(Field, Value)> {
         vec![
-            ("app_config", json!(body.app_config)),
-            ("user", optional(&body.user)),
-            ("group", optional(&body.group)),
-            ("destination", optional(&body.destination)),
+            (Field::AppConfig, json!(body.app_config)),
+            (Field::User, optional(&body.user)),
+            (Field::Group, optional(&body.group)),
+            (Field::Destination, optional(&body.destination)),
         ]
     }
     fn body_labels(body: &AppInstanceBody) -> &Labels {
@@ -668,8 +444,7 @@ fn diff_items<L: BodyItem>(
         });
         out.push(ItemDelta {
             name: name.clone(),
-            put: Some(body),
-            deleted: false,
+            change: ItemChange::Put(body),
         });
     }
     let mut absent: Vec<&L> = all_live
@@ -693,8 +468,7 @@ fn diff_items<L: BodyItem>(
         });
         out.push(ItemDelta {
             name: item.name().to_owned(),
-            put: None,
-            deleted: true,
+            change: ItemChange::Delete,
         });
     }
     out
@@ -715,12 +489,12 @@ fn labels_unchanged(live: &Labels, wanted: &Labels) -> bool {
     compared == wanted.len()
 }
 
-fn maintenance_value(m: &Maintenance) -> Vec<(&'static str, Value)> {
+fn maintenance_value(m: &Maintenance) -> Vec<(Field, Value)> {
     vec![
-        ("maintenance.enabled", json!(m.enabled)),
-        ("maintenance.notice_de", optional(&m.notice_de)),
-        ("maintenance.notice_en", optional(&m.notice_en)),
-        ("maintenance.allowed_groups", json!(m.allowed_groups)),
+        (Field::MaintenanceEnabled, json!(m.enabled)),
+        (Field::NoticeDe, optional(&m.notice_de)),
+        (Field::NoticeEn, optional(&m.notice_en)),
+        (Field::AllowedGroups, json!(m.allowed_groups)),
     ]
 }
 
@@ -807,7 +581,7 @@ fn find_lb_cleanups(
     for p in delta
         .pools
         .iter()
-        .filter(|p| p.created && p.load_balanced_after)
+        .filter(|p| matches!(p.change, PoolChange::Create(_)) && p.load_balanced_after)
     {
         in_lb_after.extend(p.members_after.iter().map(String::as_str));
     }
@@ -837,7 +611,7 @@ fn find_lb_cleanups(
                 address,
                 action: Action::Update,
                 fields: vec![field(
-                    "lb_service_installed",
+                    Field::LbServiceInstalled,
                     Some(json!(true)),
                     Some(json!(false)),
                 )],

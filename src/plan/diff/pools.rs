@@ -1,0 +1,298 @@
+//! Pool diffing: a declared pool is created or updated, an owned pool the
+//! config no longer declares is deleted, each as its own rule.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value, json};
+
+use super::{Delta, LiveIndex, PoolChange, PoolDelta, diff_labels, diff_value, field, optional};
+use crate::address::{Address, Kind};
+use crate::contract::labels::{self, owner};
+use crate::contract::wire::{Labels, LoadBalancing, Pool};
+use crate::desired::{Desired, DesiredPool, Drain};
+use crate::plan::{Action, Change, Field, FieldDiff, PoolSettings, Revision, Targets};
+
+/// Names of live resources owned by `stack` that the config no longer declares.
+fn owned_absent<'a, T: 'a, D>(
+    items: &'a [T],
+    name: impl Fn(&T) -> &str,
+    labels: impl Fn(&T) -> &Labels,
+    stack: &str,
+    declared: &BTreeMap<String, D>,
+) -> Vec<&'a T> {
+    let mut absent: Vec<&T> = items
+        .iter()
+        .filter(|item| owner(labels(item)) == Some(stack) && !declared.contains_key(name(item)))
+        .collect();
+    absent.sort_by(|a, b| name(a).cmp(name(b)));
+    absent
+}
+
+fn pool_settings(pool: &DesiredPool, stack: &str) -> PoolSettings {
+    PoolSettings {
+        load_balancing: pool.load_balancing,
+        username: pool.username.clone(),
+        password: pool.password.as_ref().map(|s| s.source.clone()),
+        labels: labels::with_stack(&pool.labels, stack),
+    }
+}
+
+/// Each declared pool is created or updated, each owned pool no longer
+/// declared is deleted; a declared pool owned elsewhere is left alone.
+pub(super) fn diff_pools(
+    desired: &Desired,
+    index: &LiveIndex,
+    targets: &Targets,
+    delta: &mut Delta,
+) {
+    let stack = desired.stack.as_str();
+    for (name, want) in &desired.pools {
+        let address = Address::new(Kind::Pool, name);
+        let whole = targets.covers(&address);
+        match index.pools.get(name.as_str()).copied() {
+            Some(have) if owner(&have.labels) == Some(stack) => {
+                update_pool(address, want, have, stack, targets, delta)
+            }
+            Some(have) if whole => delta
+                .not_owned
+                .push((address, owner(&have.labels).map(str::to_owned))),
+            None if whole => create_pool(address, want, stack, delta),
+            Some(_) | None => {}
+        }
+    }
+    for pool in owned_absent(
+        &index.live.pools,
+        |p| &p.name,
+        |p| &p.labels,
+        stack,
+        &desired.pools,
+    ) {
+        if targets.covers(&Address::new(Kind::Pool, &pool.name)) {
+            delete_pool(pool, delta);
+        }
+    }
+    delta.pools.sort_by(|a, b| a.name.cmp(&b.name));
+}
+
+/// A new pool: every setting that is set, its labels and all its members.
+fn create_pool(address: Address, want: &DesiredPool, stack: &str, delta: &mut Delta) {
+    let settings = pool_settings(want, stack);
+    let lb = want.load_balancing;
+    let mut fields: Vec<FieldDiff> = load_balancing_fields(lb)
+        .into_iter()
+        .map(|(name, value)| field(name, None, Some(value)))
+        .collect();
+    if let Some(user) = &want.username {
+        fields.push(field(Field::Username, None, Some(json!(user))));
+    }
+    if want.password.is_some() {
+        fields.push(password_field());
+    }
+    diff_labels(&mut fields, &Labels::new(), &settings.labels);
+    let adds: Vec<String> = want.members.iter().cloned().collect();
+    let members_after: BTreeSet<String> = want.members.clone();
+    if !adds.is_empty() {
+        fields.push(field(Field::Members, None, Some(json!(members_after))));
+    }
+    let pool = PoolDelta {
+        name: address.name.clone(),
+        change: PoolChange::Create(settings),
+        adds,
+        removes: Vec::new(),
+        drain: want.drain,
+        removal_load_balanced: lb.enabled,
+        removal_sticky: is_sticky(lb),
+        load_balanced_after: lb.enabled,
+        min_members: want.min_members,
+        members_after,
+    };
+    record_pool(
+        Change {
+            address,
+            action: Action::Create,
+            fields,
+        },
+        None,
+        pool,
+        delta,
+    );
+}
+
+/// A live pool: the settings that differ (only when the whole pool is
+/// targeted) and the members that come and go (as far as targeted).
+fn update_pool(
+    address: Address,
+    want: &DesiredPool,
+    have: &Pool,
+    stack: &str,
+    targets: &Targets,
+    delta: &mut Delta,
+) {
+    let settings = pool_settings(want, stack);
+    let mut fields = Vec::new();
+    if targets.covers(&address) {
+        diff_pool_settings(&mut fields, have, want, &settings);
+    }
+    let put = (!fields.is_empty()).then_some(settings);
+    // Sorted here, not trusted to be sorted on the wire: the plan must not
+    // depend on the order the broker lists members in.
+    let live_members: BTreeSet<&str> = have.members.iter().map(String::as_str).collect();
+    let adds: Vec<String> = want
+        .members
+        .iter()
+        .filter(|m| !live_members.contains(m.as_str()) && targets.covers_member(&address.name, m))
+        .cloned()
+        .collect();
+    let removes: Vec<String> = live_members
+        .iter()
+        .filter(|m| !want.members.contains(**m) && targets.covers_member(&address.name, m))
+        .map(|m| m.to_string())
+        .collect();
+    if put.is_none() && adds.is_empty() && removes.is_empty() {
+        return;
+    }
+    let mut members_after: BTreeSet<String> = live_members.iter().map(|m| m.to_string()).collect();
+    members_after.extend(adds.iter().cloned());
+    for r in &removes {
+        members_after.remove(r);
+    }
+    if !adds.is_empty() || !removes.is_empty() {
+        fields.push(field(
+            Field::Members,
+            Some(json!(live_members)),
+            Some(json!(members_after)),
+        ));
+    }
+    let lb = have.load_balancing;
+    let pool = PoolDelta {
+        name: address.name.clone(),
+        change: PoolChange::Update(put),
+        adds,
+        removes,
+        drain: want.drain,
+        removal_load_balanced: lb.enabled,
+        removal_sticky: is_sticky(lb),
+        load_balanced_after: want.load_balancing.enabled,
+        min_members: want.min_members,
+        members_after,
+    };
+    record_pool(
+        Change {
+            address,
+            action: Action::Update,
+            fields,
+        },
+        Some(have.revision),
+        pool,
+        delta,
+    );
+}
+
+fn diff_pool_settings(
+    out: &mut Vec<FieldDiff>,
+    have: &Pool,
+    want: &DesiredPool,
+    settings: &PoolSettings,
+) {
+    for ((name, before), (_, after)) in load_balancing_fields(have.load_balancing)
+        .into_iter()
+        .zip(load_balancing_fields(want.load_balancing))
+    {
+        diff_value(out, name, before, after);
+    }
+    diff_value(
+        out,
+        Field::Username,
+        optional(&have.default_credentials.username),
+        optional(&want.username),
+    );
+    if password_changes(have, want) {
+        out.push(password_field());
+    }
+    diff_labels(out, &labels::comparable(&have.labels), &settings.labels);
+}
+
+/// An owned pool the config no longer declares: all its members leave (by
+/// the default drain policy), then it goes.
+fn delete_pool(pool: &Pool, delta: &mut Delta) {
+    let lb = pool.load_balancing;
+    record_pool(
+        Change {
+            address: Address::new(Kind::Pool, &pool.name),
+            action: Action::Delete,
+            fields: Vec::new(),
+        },
+        Some(pool.revision),
+        PoolDelta {
+            name: pool.name.clone(),
+            change: PoolChange::Delete,
+            adds: Vec::new(),
+            removes: pool
+                .members
+                .iter()
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+            drain: Drain::default(),
+            removal_load_balanced: lb.enabled,
+            removal_sticky: is_sticky(lb),
+            load_balanced_after: false,
+            min_members: None,
+            members_after: BTreeSet::new(),
+        },
+        delta,
+    );
+}
+
+fn record_pool(change: Change, revision: Option<u64>, pool: PoolDelta, delta: &mut Delta) {
+    delta.revisions.push(Revision {
+        address: change.address.clone(),
+        revision,
+    });
+    delta.changes.push(change);
+    delta.pools.push(pool);
+}
+
+fn load_balancing_fields(lb: LoadBalancing) -> [(Field, Value); 3] {
+    [
+        (Field::LoadBalancingEnabled, json!(lb.enabled)),
+        (
+            Field::StickySessionsMinutes,
+            json!(lb.sticky_sessions_minutes),
+        ),
+        (Field::GracePeriodSeconds, json!(lb.grace_period_seconds)),
+    ]
+}
+
+/// Sticky bindings exist only while a pool load-balances with a sticky period.
+fn is_sticky(lb: LoadBalancing) -> bool {
+    lb.enabled && lb.sticky_sessions_minutes >= 1
+}
+
+/// The password is a secret: the diff records only that it changes.
+fn password_field() -> FieldDiff {
+    FieldDiff {
+        sensitive: true,
+        ..field(Field::Password, None, None)
+    }
+}
+
+/// A password changes when one is wanted and the live fingerprint label is
+/// missing or was made from another secret, or when one is set live but no
+/// longer wanted.
+fn password_changes(have: &Pool, want: &DesiredPool) -> bool {
+    use secrecy::ExposeSecret;
+    match &want.password {
+        None => have.default_credentials.password_set,
+        Some(secret) => {
+            !have.default_credentials.password_set
+                || !have
+                    .labels
+                    .get(&crate::contract::labels::password_fingerprint())
+                    .is_some_and(|label| {
+                        crate::secret::fingerprint_matches(label, secret.value.expose_secret())
+                    })
+        }
+    }
+}
