@@ -139,11 +139,17 @@ pub struct Pool {
     schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
+/// Type of an app configuration.
 pub enum AppType {
+    /// The entire desktop.
     Desktop,
+    /// A single program (Remote App).
     RemoteApp,
+    /// A web application.
     Web,
+    /// A shell.
     Shell,
+    /// A published application.
     PublishedApp,
 }
 
@@ -161,8 +167,11 @@ pub enum AppType {
     schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
+/// Remote protocol of an app configuration.
 pub enum Protocol {
+    /// Remote Desktop Protocol.
     Rdp,
+    /// Virtual Network Computing.
     Vnc,
 }
 

@@ -24,9 +24,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::contract::problem::{self, Problem, codes};
 use crate::contract::wire::{
-    AppConfigBody, AppInstanceBody, LockBody, MAX_PAGE_LIMIT, Maintenance, PoolBody, SessionState,
+    Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Destination, Lock, LockBody,
+    MAX_PAGE_LIMIT, Maintenance, Page, Pool, PoolBody, SessionState,
 };
 
+use super::engine::{self, Engine};
 use super::store::{Store, now_ms};
 
 /// Largest request body; bigger ones get 413 before any parsing.
@@ -254,46 +256,97 @@ fn resource<T: Serialize>(revision: u64, value: &T) -> Response {
     response
 }
 
-fn no_content() -> Response {
-    StatusCode::NO_CONTENT.into_response()
+/// How an engine result becomes an HTTP answer: a resource with its
+/// revision as ETag, an empty 204, or a plain JSON body.
+trait Reply {
+    fn reply(&self) -> Response;
+}
+
+macro_rules! reply_as_resource {
+    ($($t:ty),*) => {$(
+        impl Reply for $t {
+            fn reply(&self) -> Response {
+                resource(self.revision, self)
+            }
+        }
+    )*};
+}
+
+reply_as_resource!(Destination, Pool, AppConfig, AppInstance);
+
+macro_rules! reply_as_json {
+    ($($t:ty),*) => {$(
+        impl Reply for $t {
+            fn reply(&self) -> Response {
+                json(StatusCode::OK, to_json(self))
+            }
+        }
+    )*};
+}
+
+reply_as_json!(Affected, Lock);
+
+impl Reply for () {
+    fn reply(&self) -> Response {
+        StatusCode::NO_CONTENT.into_response()
+    }
+}
+
+/// Runs one engine mutation (persisted before the answer) and answers it.
+async fn write<T: Reply + Send + 'static>(
+    app: &App,
+    f: impl FnOnce(&mut Engine) -> engine::Result<T> + Send + 'static,
+) -> Answer {
+    Ok(app.store.mutate(f).await?.reply())
+}
+
+/// One page of a collection.
+fn listed<T: Serialize>(
+    app: &App,
+    q: &ListQuery,
+    page: impl for<'e> FnOnce(&'e Engine, Option<&str>, usize) -> Page<&'e T>,
+) -> Answer {
+    let limit = q.limit()?;
+    let bytes = app
+        .store
+        .read(|e| to_json(&page(e, q.cursor.as_deref(), limit)));
+    Ok(json(StatusCode::OK, bytes))
+}
+
+/// One resource by name, or a 404 naming its kind.
+fn got<T: Reply>(
+    app: &App,
+    kind: &str,
+    name: &str,
+    find: impl FnOnce(&Engine) -> Option<&T>,
+) -> Answer {
+    app.store
+        .read(|e| find(e).map(Reply::reply))
+        .ok_or_else(|| {
+            ApiError(problem::new(
+                404,
+                codes::NOT_FOUND,
+                format!("{kind} {name} does not exist"),
+            ))
+        })
 }
 
 // ----- handlers: reads -----
 
 async fn list_destinations(State(app): State<App>, Q(q): Q<ListQuery>) -> Answer {
-    let limit = q.limit()?;
-    Ok(json(
-        StatusCode::OK,
-        app.store
-            .read(|e| to_json(&e.destinations_page(q.cursor.as_deref(), limit))),
-    ))
+    listed(&app, &q, Engine::destinations_page)
 }
 
 async fn list_pools(State(app): State<App>, Q(q): Q<ListQuery>) -> Answer {
-    let limit = q.limit()?;
-    Ok(json(
-        StatusCode::OK,
-        app.store
-            .read(|e| to_json(&e.pools_page(q.cursor.as_deref(), limit))),
-    ))
+    listed(&app, &q, Engine::pools_page)
 }
 
 async fn list_app_configs(State(app): State<App>, Q(q): Q<ListQuery>) -> Answer {
-    let limit = q.limit()?;
-    Ok(json(
-        StatusCode::OK,
-        app.store
-            .read(|e| to_json(&e.app_configs_page(q.cursor.as_deref(), limit))),
-    ))
+    listed(&app, &q, Engine::app_configs_page)
 }
 
 async fn list_app_instances(State(app): State<App>, Q(q): Q<ListQuery>) -> Answer {
-    let limit = q.limit()?;
-    Ok(json(
-        StatusCode::OK,
-        app.store
-            .read(|e| to_json(&e.app_instances_page(q.cursor.as_deref(), limit))),
-    ))
+    listed(&app, &q, Engine::app_instances_page)
 }
 
 async fn list_sessions(State(app): State<App>, P(name): P<String>, Q(q): Q<ListQuery>) -> Answer {
@@ -305,50 +358,20 @@ async fn list_sessions(State(app): State<App>, P(name): P<String>, Q(q): Q<ListQ
     Ok(json(StatusCode::OK, bytes))
 }
 
-fn found(kind: &str, name: &str, hit: Option<Response>) -> Answer {
-    hit.ok_or_else(|| {
-        ApiError(problem::new(
-            404,
-            codes::NOT_FOUND,
-            format!("{kind} {name} does not exist"),
-        ))
-    })
-}
-
 async fn get_destination(State(app): State<App>, P(name): P<String>) -> Answer {
-    found(
-        "destination",
-        &name,
-        app.store
-            .read(|e| e.destination(&name).map(|d| resource(d.revision, d))),
-    )
+    got(&app, "destination", &name, |e| e.destination(&name))
 }
 
 async fn get_pool(State(app): State<App>, P(name): P<String>) -> Answer {
-    found(
-        "pool",
-        &name,
-        app.store
-            .read(|e| e.pool(&name).map(|p| resource(p.revision, p))),
-    )
+    got(&app, "pool", &name, |e| e.pool(&name))
 }
 
 async fn get_app_config(State(app): State<App>, P(name): P<String>) -> Answer {
-    found(
-        "app config",
-        &name,
-        app.store
-            .read(|e| e.app_config(&name).map(|c| resource(c.revision, c))),
-    )
+    got(&app, "app config", &name, |e| e.app_config(&name))
 }
 
 async fn get_app_instance(State(app): State<App>, P(name): P<String>) -> Answer {
-    found(
-        "app instance",
-        &name,
-        app.store
-            .read(|e| e.app_instance(&name).map(|i| resource(i.revision, i))),
-    )
+    got(&app, "app instance", &name, |e| e.app_instance(&name))
 }
 
 async fn get_events(State(app): State<App>, Q(q): Q<EventsQuery>) -> Answer {
@@ -386,11 +409,7 @@ async fn put_maintenance(
     Body(body): Body<Maintenance>,
 ) -> Answer {
     let im = if_match(&headers)?;
-    let d = app
-        .store
-        .mutate(move |e| e.put_maintenance(&name, body, im))
-        .await?;
-    Ok(resource(d.revision, &d))
+    write(&app, move |e| e.put_maintenance(&name, body, im)).await
 }
 
 async fn delete_maintenance(
@@ -399,27 +418,15 @@ async fn delete_maintenance(
     headers: HeaderMap,
 ) -> Answer {
     let im = if_match(&headers)?;
-    let d = app
-        .store
-        .mutate(move |e| e.delete_maintenance(&name, im))
-        .await?;
-    Ok(resource(d.revision, &d))
+    write(&app, move |e| e.delete_maintenance(&name, im)).await
 }
 
 async fn disconnect_sessions(State(app): State<App>, P(name): P<String>) -> Answer {
-    let a = app
-        .store
-        .mutate(move |e| e.disconnect_sessions(&name))
-        .await?;
-    Ok(json(StatusCode::OK, to_json(&a)))
+    write(&app, move |e| e.disconnect_sessions(&name)).await
 }
 
 async fn delete_lb_service(State(app): State<App>, P(name): P<String>) -> Answer {
-    let d = app
-        .store
-        .mutate(move |e| e.delete_lb_service(&name))
-        .await?;
-    Ok(resource(d.revision, &d))
+    write(&app, move |e| e.delete_lb_service(&name)).await
 }
 
 async fn put_pool(
@@ -429,41 +436,27 @@ async fn put_pool(
     Body(body): Body<PoolBody>,
 ) -> Answer {
     let im = if_match(&headers)?;
-    let p = app
-        .store
-        .mutate(move |e| e.put_pool(&name, body, im))
-        .await?;
-    Ok(resource(p.revision, &p))
+    write(&app, move |e| e.put_pool(&name, body, im)).await
 }
 
 async fn delete_pool(State(app): State<App>, P(name): P<String>, headers: HeaderMap) -> Answer {
     let im = if_match(&headers)?;
-    app.store.mutate(move |e| e.delete_pool(&name, im)).await?;
-    Ok(no_content())
+    write(&app, move |e| e.delete_pool(&name, im)).await
 }
 
 async fn put_member(State(app): State<App>, P((pool, dest)): P<(String, String)>) -> Answer {
-    let p = app
-        .store
-        .mutate(move |e| e.put_member(&pool, &dest))
-        .await?;
-    Ok(resource(p.revision, &p))
+    write(&app, move |e| e.put_member(&pool, &dest)).await
 }
 
 async fn delete_member(State(app): State<App>, P((pool, dest)): P<(String, String)>) -> Answer {
-    let p = app
-        .store
-        .mutate(move |e| e.delete_member(&pool, &dest))
-        .await?;
-    Ok(resource(p.revision, &p))
+    write(&app, move |e| e.delete_member(&pool, &dest)).await
 }
 
 async fn clear_sticky(State(app): State<App>, P(pool): P<String>, Q(q): Q<StickyQuery>) -> Answer {
-    let a = app
-        .store
-        .mutate(move |e| e.clear_sticky(&pool, q.destination.as_deref()))
-        .await?;
-    Ok(json(StatusCode::OK, to_json(&a)))
+    write(&app, move |e| {
+        e.clear_sticky(&pool, q.destination.as_deref())
+    })
+    .await
 }
 
 async fn put_app_config(
@@ -473,11 +466,7 @@ async fn put_app_config(
     Body(body): Body<AppConfigBody>,
 ) -> Answer {
     let im = if_match(&headers)?;
-    let c = app
-        .store
-        .mutate(move |e| e.put_app_config(&name, body, im))
-        .await?;
-    Ok(resource(c.revision, &c))
+    write(&app, move |e| e.put_app_config(&name, body, im)).await
 }
 
 async fn delete_app_config(
@@ -486,10 +475,7 @@ async fn delete_app_config(
     headers: HeaderMap,
 ) -> Answer {
     let im = if_match(&headers)?;
-    app.store
-        .mutate(move |e| e.delete_app_config(&name, im))
-        .await?;
-    Ok(no_content())
+    write(&app, move |e| e.delete_app_config(&name, im)).await
 }
 
 async fn put_app_instance(
@@ -499,11 +485,7 @@ async fn put_app_instance(
     Body(body): Body<AppInstanceBody>,
 ) -> Answer {
     let im = if_match(&headers)?;
-    let i = app
-        .store
-        .mutate(move |e| e.put_app_instance(&name, body, im))
-        .await?;
-    Ok(resource(i.revision, &i))
+    write(&app, move |e| e.put_app_instance(&name, body, im)).await
 }
 
 async fn delete_app_instance(
@@ -512,10 +494,7 @@ async fn delete_app_instance(
     headers: HeaderMap,
 ) -> Answer {
     let im = if_match(&headers)?;
-    app.store
-        .mutate(move |e| e.delete_app_instance(&name, im))
-        .await?;
-    Ok(no_content())
+    write(&app, move |e| e.delete_app_instance(&name, im)).await
 }
 
 async fn put_lock(
@@ -523,25 +502,20 @@ async fn put_lock(
     P(stack): P<String>,
     Body(body): Body<LockBody>,
 ) -> Answer {
-    let l = app.store.mutate(move |e| e.put_lock(&stack, body)).await?;
-    Ok(json(StatusCode::OK, to_json(&l)))
+    write(&app, move |e| e.put_lock(&stack, body)).await
 }
 
 async fn delete_lock(State(app): State<App>, P(stack): P<String>, Q(q): Q<LockQuery>) -> Answer {
-    app.store
-        .mutate(move |e| e.delete_lock(&stack, &q.holder))
-        .await?;
-    Ok(no_content())
+    write(&app, move |e| e.delete_lock(&stack, &q.holder)).await
 }
 
 // ----- handlers: simulation -----
 
 async fn sim_destination(State(app): State<App>, Body(body): Body<SimDestination>) -> Answer {
-    let d = app
-        .store
-        .mutate(move |e| e.sim_destination(&body.name, body.online, body.process_execution_ready))
-        .await?;
-    Ok(resource(d.revision, &d))
+    write(&app, move |e| {
+        e.sim_destination(&body.name, body.online, body.process_execution_ready)
+    })
+    .await
 }
 
 async fn sim_power(
@@ -549,11 +523,7 @@ async fn sim_power(
     P(name): P<String>,
     Body(body): Body<SimPower>,
 ) -> Answer {
-    let d = app
-        .store
-        .mutate(move |e| e.sim_power(&name, body.online))
-        .await?;
-    Ok(resource(d.revision, &d))
+    write(&app, move |e| e.sim_power(&name, body.online)).await
 }
 
 async fn sim_session(
@@ -569,8 +539,7 @@ async fn sim_session(
 }
 
 async fn sim_end_session(State(app): State<App>, P(id): P<String>) -> Answer {
-    app.store.mutate(move |e| e.sim_end_session(&id)).await?;
-    Ok(no_content())
+    write(&app, move |e| e.sim_end_session(&id)).await
 }
 
 async fn sim_stats(State(app): State<App>) -> Answer {

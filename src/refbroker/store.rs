@@ -34,35 +34,38 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Reads a state file written by `write_atomic`.
+/// Reads a state file written by `atomic_file::write`.
 pub fn load_state(path: &Path) -> Result<Engine, StoreError> {
-    let bytes = fs::read(path).map_err(|source| StoreError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let invalid = |message: String| StoreError::Invalid {
-        path: path.to_owned(),
-        what: "broker state file",
-        message,
-    };
-    let engine: Engine = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
-    engine.check_format().map_err(invalid)?;
+    const WHAT: &str = "broker state file";
+    let engine: Engine = read_json(path, WHAT)?;
+    engine.check_format().map_err(|m| invalid(path, WHAT, m))?;
     Ok(engine)
 }
 
 /// Reads a seed file (the `GET /v1/snapshot` format).
 pub fn load_seed(path: &Path) -> Result<Engine, StoreError> {
+    const WHAT: &str = "broker seed (snapshot) file";
+    let snapshot: Snapshot = read_json(path, WHAT)?;
+    Engine::from_snapshot(snapshot).map_err(|p| invalid(path, WHAT, p.detail.unwrap_or(p.title)))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &'static str,
+) -> Result<T, StoreError> {
     let bytes = fs::read(path).map_err(|source| StoreError::Read {
         path: path.to_owned(),
         source,
     })?;
-    let invalid = |message: String| StoreError::Invalid {
+    serde_json::from_slice(&bytes).map_err(|e| invalid(path, what, e.to_string()))
+}
+
+fn invalid(path: &Path, what: &'static str, message: String) -> StoreError {
+    StoreError::Invalid {
         path: path.to_owned(),
-        what: "broker seed (snapshot) file",
+        what,
         message,
-    };
-    let snapshot: Snapshot = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
-    Engine::from_snapshot(snapshot).map_err(|p| invalid(p.detail.unwrap_or(p.title)))
+    }
 }
 
 /// The engine with its state file. Reads share a read lock; a mutation takes

@@ -18,20 +18,14 @@ impl Engine {
         if d.maintenance == body {
             return Ok(d.clone());
         }
-        let rev = self.next_revision();
-        let d = self
-            .destinations
-            .get_mut(destination)
-            .expect("checked above");
-        d.maintenance = body;
-        d.revision = rev;
-        let answer = d.clone();
-        self.log(
+        Ok(self.change_destination(
+            destination,
             "destination.maintenance.set",
-            format!("destination/{destination}/maintenance"),
-            None,
-        );
-        Ok(answer)
+            "maintenance",
+            |d| {
+                d.maintenance = body;
+            },
+        ))
     }
 
     pub fn delete_maintenance(
@@ -44,20 +38,12 @@ impl Engine {
         if d.maintenance == Maintenance::default() {
             return Ok(d.clone());
         }
-        let rev = self.next_revision();
-        let d = self
-            .destinations
-            .get_mut(destination)
-            .expect("checked above");
-        d.maintenance = Maintenance::default();
-        d.revision = rev;
-        let answer = d.clone();
-        self.log(
+        Ok(self.change_destination(
+            destination,
             "destination.maintenance.clear",
-            format!("destination/{destination}/maintenance"),
-            None,
-        );
-        Ok(answer)
+            "maintenance",
+            |d| d.maintenance = Maintenance::default(),
+        ))
     }
 
     /// Removes a leftover load-balancing service (one a removal from an
@@ -80,20 +66,33 @@ impl Engine {
         if !d.online {
             return Err(unreachable_host(destination));
         }
+        Ok(self.change_destination(
+            destination,
+            "destination.lb_service.remove",
+            "lb-service",
+            |d| d.lb_service_installed = false,
+        ))
+    }
+
+    /// Applies `change` to an existing destination as one logged write: a
+    /// new revision and one event on `destination/NAME/PART`.
+    fn change_destination(
+        &mut self,
+        name: &str,
+        op: &str,
+        part: &str,
+        change: impl FnOnce(&mut Destination),
+    ) -> Destination {
         let rev = self.next_revision();
         let d = self
             .destinations
-            .get_mut(destination)
-            .expect("checked above");
-        d.lb_service_installed = false;
+            .get_mut(name)
+            .expect("callers look the destination up first");
+        change(d);
         d.revision = rev;
         let answer = d.clone();
-        self.log(
-            "destination.lb_service.remove",
-            format!("destination/{destination}/lb-service"),
-            None,
-        );
-        Ok(answer)
+        self.log(op, format!("destination/{name}/{part}"), None);
+        answer
     }
 }
 
