@@ -24,8 +24,10 @@ use rand::{RngExt, SeedableRng};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::contract::Expect;
+use crate::contract::names;
 use crate::contract::problem::{self, Problem, codes};
 use crate::contract::wire::{
     Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, BROKER_ID_HEADER, BrokerInfo,
@@ -100,17 +102,30 @@ impl From<Box<Problem>> for ApiError {
     }
 }
 
+/// Seconds a client is told to wait after a 503: every 503 this broker
+/// answers means nothing was done (an injected fault before the handler, or
+/// a write rolled back because it could not be persisted), and Retry-After
+/// is how the contract says that any method may be sent again.
+const UNAVAILABLE_RETRY_AFTER: u64 = 1;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self.0).expect("problem serialises");
-        (
+        let mut response = (
             status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             body,
         )
-            .into_response()
+            .into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(UNAVAILABLE_RETRY_AFTER),
+            );
+        }
+        response
     }
 }
 
@@ -120,25 +135,80 @@ fn bad_request(detail: impl Into<String>) -> ApiError {
     ApiError(problem::new(400, codes::BAD_REQUEST, detail))
 }
 
-/// JSON body whose rejections (syntax, types, unknown fields, size) become
-/// problem answers: 413 for oversized bodies, 400 for everything else.
+/// JSON body of the documented shape, whose rejections (syntax, types,
+/// unknown fields, size, an array where an object belongs) become problem
+/// answers: 413 for oversized bodies, 400 for everything else. serde reads a
+/// struct from an array too (`["someone", 600]` as a lock body), so the body
+/// is read as a JSON value first and checked against what was decoded. An
+/// integer written with a zero fraction (`600.0`) is an integer, as JSON
+/// Schema has it.
 struct Body<T>(T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+impl<S: Send + Sync, T: DeserializeOwned + Serialize> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Body(v)),
+        let mut sent = match axum::Json::<Value>::from_request(req, state).await {
+            Ok(axum::Json(v)) => v,
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError(problem::new(
+                return Err(ApiError(problem::new(
                     413,
                     codes::PAYLOAD_TOO_LARGE,
                     format!("bodies are limited to {MAX_BODY_BYTES} bytes"),
-                )))
+                )));
             }
-            Err(rejection) => Err(bad_request(rejection.body_text())),
+            Err(rejection) => return Err(bad_request(rejection.body_text())),
+        };
+        if !sent.is_object() {
+            return Err(bad_request("the body must be a JSON object"));
         }
+        integral_floats_as_integers(&mut sent);
+        let typed = T::deserialize(&sent).map_err(|e| bad_request(format!("invalid body: {e}")))?;
+        let read = serde_json::to_value(&typed).expect("wire types serialise");
+        match array_read_as_object(&sent, &read) {
+            Some(at) => Err(bad_request(format!(
+                "${at} must be a JSON object, not an array"
+            ))),
+            None => Ok(Body(typed)),
+        }
+    }
+}
+
+/// Rewrites every number with a zero fraction that fits an integer type as
+/// that integer.
+fn integral_floats_as_integers(value: &mut Value) {
+    const TWO_TO_63: f64 = 9_223_372_036_854_775_808.0;
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) {
+                if (0.0..2.0 * TWO_TO_63).contains(&f) {
+                    *value = Value::from(f as u64);
+                } else if (-TWO_TO_63..0.0).contains(&f) {
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
+}
+
+/// Where the body sent an array that was decoded as an object (compared
+/// with the decoded value encoded again), as a JSON path below `$`; `None`
+/// when the body has the documented shape.
+fn array_read_as_object(sent: &Value, read: &Value) -> Option<String> {
+    match (sent, read) {
+        (Value::Array(_), Value::Object(_)) => Some(String::new()),
+        (Value::Object(sent), Value::Object(read)) => sent.iter().find_map(|(key, value)| {
+            array_read_as_object(value, read.get(key)?).map(|rest| format!(".{key}{rest}"))
+        }),
+        (Value::Array(sent), Value::Array(read)) => {
+            sent.iter().zip(read).enumerate().find_map(|(i, (s, r))| {
+                array_read_as_object(s, r).map(|rest| format!("[{i}]{rest}"))
+            })
+        }
+        _ => None,
     }
 }
 
@@ -167,6 +237,25 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for P<T> {
             .await
             .map(|Path(v)| P(v))
             .map_err(|r| bad_request(r.body_text()))
+    }
+}
+
+/// A resource name from a path or a query. One outside the name rule is a
+/// 400 before any handler runs: read as a name that does not exist it would
+/// make a delete a no-op and a 404 "already gone".
+#[derive(Deserialize)]
+#[serde(try_from = "String")]
+struct Name(String);
+
+impl TryFrom<String> for Name {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Name, String> {
+        if names::is_valid(&name) {
+            Ok(Name(name))
+        } else {
+            Err(format!("name {name:?} must be {}", names::RULE))
+        }
     }
 }
 
@@ -200,7 +289,7 @@ struct EventsQuery {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StickyQuery {
-    destination: Option<String>,
+    destination: Option<Name>,
 }
 
 #[derive(Deserialize)]
@@ -211,8 +300,9 @@ struct LockQuery {
 
 /// What a conditional write expects: `If-Match: "7"` (also `W/"7"` or a
 /// bare `7`) is revision 7, `If-None-Match: *` is "does not exist yet",
-/// neither is no condition. Both at once, or an `If-None-Match` other than
-/// `*`, is a bad request.
+/// neither is no condition. Both at once, an `If-Match` that is not one
+/// revision (empty included: a condition that was meant but lost is not "no
+/// condition"), or an `If-None-Match` other than `*`, is a bad request.
 fn expect(headers: &HeaderMap) -> Result<Expect, ApiError> {
     let text = |name| {
         headers
@@ -225,14 +315,23 @@ fn expect(headers: &HeaderMap) -> Result<Expect, ApiError> {
         (None, Some(other)) => Err(bad_request(format!(
             "If-None-Match {other:?} is not supported; only * is"
         ))),
-        (Some(text), None) => {
-            let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-            text.parse()
-                .map(Expect::Revision)
-                .map_err(|_| bad_request(format!("If-Match {text:?} is not a revision")))
-        }
+        (Some(text), None) => revision(text)
+            .map(Expect::Revision)
+            .ok_or_else(|| bad_request(format!("If-Match {text:?} is not a revision"))),
         (Some(_), Some(_)) => Err(bad_request("send If-Match or If-None-Match, not both")),
     }
+}
+
+/// The revision of an `If-Match` entity tag: `"7"`, `W/"7"`, `7` or `W/7`,
+/// at most 19 digits (so it fits in 64 bits), as the OpenAPI pattern says.
+fn revision(tag: &str) -> Option<u64> {
+    let tag = tag.strip_prefix("W/").unwrap_or(tag);
+    let digits = match tag.strip_prefix('"') {
+        Some(quoted) => quoted.strip_suffix('"')?,
+        None => tag,
+    };
+    let valid = (1..=19).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    valid.then(|| digits.parse().ok()).flatten()
 }
 
 fn json(status: StatusCode, bytes: Vec<u8>) -> Response {
@@ -346,7 +445,11 @@ async fn list_app_instances(State(app): State<App>, Q(q): Q<ListQuery>) -> Answe
     listed(&app, &q, Engine::app_instances_page)
 }
 
-async fn list_sessions(State(app): State<App>, P(name): P<String>, Q(q): Q<ListQuery>) -> Answer {
+async fn list_sessions(
+    State(app): State<App>,
+    P(Name(name)): P<Name>,
+    Q(q): Q<ListQuery>,
+) -> Answer {
     let limit = q.limit()?;
     let bytes = app.store.read(|e| {
         e.sessions_page(&name, q.cursor.as_deref(), limit)
@@ -355,19 +458,19 @@ async fn list_sessions(State(app): State<App>, P(name): P<String>, Q(q): Q<ListQ
     Ok(json(StatusCode::OK, bytes))
 }
 
-async fn get_destination(State(app): State<App>, P(name): P<String>) -> Answer {
+async fn get_destination(State(app): State<App>, P(Name(name)): P<Name>) -> Answer {
     got(&app, "destination", &name, |e| e.destination(&name))
 }
 
-async fn get_pool(State(app): State<App>, P(name): P<String>) -> Answer {
+async fn get_pool(State(app): State<App>, P(Name(name)): P<Name>) -> Answer {
     got(&app, "pool", &name, |e| e.pool(&name))
 }
 
-async fn get_app_config(State(app): State<App>, P(name): P<String>) -> Answer {
+async fn get_app_config(State(app): State<App>, P(Name(name)): P<Name>) -> Answer {
     got(&app, "app config", &name, |e| e.app_config(&name))
 }
 
-async fn get_app_instance(State(app): State<App>, P(name): P<String>) -> Answer {
+async fn get_app_instance(State(app): State<App>, P(Name(name)): P<Name>) -> Answer {
     got(&app, "app instance", &name, |e| e.app_instance(&name))
 }
 
@@ -377,7 +480,8 @@ async fn get_events(State(app): State<App>, Q(q): Q<EventsQuery>) -> Answer {
         cursor: None,
     }
     .limit()?;
-    let since = match &q.cursor {
+    // An empty cursor is the first page, as it is for every other list.
+    let since = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         Some(c) => c
             .parse()
             .map_err(|_| bad_request(format!("cursor {c:?} is not an event sequence")))?,
@@ -406,7 +510,7 @@ async fn get_snapshot(State(app): State<App>) -> Answer {
 
 async fn put_maintenance(
     State(app): State<App>,
-    P(name): P<String>,
+    P(Name(name)): P<Name>,
     headers: HeaderMap,
     Body(body): Body<Maintenance>,
 ) -> Answer {
@@ -416,7 +520,7 @@ async fn put_maintenance(
 
 async fn delete_maintenance(
     State(app): State<App>,
-    P(name): P<String>,
+    P(Name(name)): P<Name>,
     headers: HeaderMap,
 ) -> Answer {
     let expect = expect(&headers)?;
@@ -425,27 +529,27 @@ async fn delete_maintenance(
 
 async fn put_drain(
     State(app): State<App>,
-    P(name): P<String>,
+    P(Name(name)): P<Name>,
     Body(body): Body<DrainBody>,
 ) -> Answer {
     write(&app, move |e| e.start_drain(&name, &body.holder)).await
 }
 
-async fn delete_drain(State(app): State<App>, P(name): P<String>) -> Answer {
+async fn delete_drain(State(app): State<App>, P(Name(name)): P<Name>) -> Answer {
     write(&app, move |e| e.end_drain(&name)).await
 }
 
-async fn disconnect_sessions(State(app): State<App>, P(name): P<String>) -> Answer {
+async fn disconnect_sessions(State(app): State<App>, P(Name(name)): P<Name>) -> Answer {
     write(&app, move |e| e.disconnect_sessions(&name)).await
 }
 
-async fn delete_lb_service(State(app): State<App>, P(name): P<String>) -> Answer {
+async fn delete_lb_service(State(app): State<App>, P(Name(name)): P<Name>) -> Answer {
     write(&app, move |e| e.delete_lb_service(&name)).await
 }
 
 async fn put_pool(
     State(app): State<App>,
-    P(name): P<String>,
+    P(Name(name)): P<Name>,
     headers: HeaderMap,
     Body(body): Body<PoolBody>,
 ) -> Answer {
@@ -453,29 +557,39 @@ async fn put_pool(
     write(&app, move |e| e.put_pool(&name, body, expect)).await
 }
 
-async fn delete_pool(State(app): State<App>, P(name): P<String>, headers: HeaderMap) -> Answer {
+async fn delete_pool(State(app): State<App>, P(Name(name)): P<Name>, headers: HeaderMap) -> Answer {
     let expect = expect(&headers)?;
     write(&app, move |e| e.delete_pool(&name, expect)).await
 }
 
-async fn put_member(State(app): State<App>, P((pool, dest)): P<(String, String)>) -> Answer {
+async fn put_member(
+    State(app): State<App>,
+    P((Name(pool), Name(dest))): P<(Name, Name)>,
+) -> Answer {
     write(&app, move |e| e.put_member(&pool, &dest)).await
 }
 
-async fn delete_member(State(app): State<App>, P((pool, dest)): P<(String, String)>) -> Answer {
+async fn delete_member(
+    State(app): State<App>,
+    P((Name(pool), Name(dest))): P<(Name, Name)>,
+) -> Answer {
     write(&app, move |e| e.delete_member(&pool, &dest)).await
 }
 
-async fn clear_sticky(State(app): State<App>, P(pool): P<String>, Q(q): Q<StickyQuery>) -> Answer {
+async fn clear_sticky(
+    State(app): State<App>,
+    P(Name(pool)): P<Name>,
+    Q(q): Q<StickyQuery>,
+) -> Answer {
     write(&app, move |e| {
-        e.clear_sticky(&pool, q.destination.as_deref())
+        e.clear_sticky(&pool, q.destination.as_ref().map(|Name(d)| d.as_str()))
     })
     .await
 }
 
 async fn put_app_config(
     State(app): State<App>,
-    P(name): P<String>,
+    P(Name(name)): P<Name>,
     headers: HeaderMap,
     Body(body): Body<AppConfigBody>,
 ) -> Answer {
@@ -485,7 +599,7 @@ async fn put_app_config(
 
 async fn delete_app_config(
     State(app): State<App>,
-    P(name): P<String>,
+    P(Name(name)): P<Name>,
     headers: HeaderMap,
 ) -> Answer {
     let expect = expect(&headers)?;
@@ -494,7 +608,7 @@ async fn delete_app_config(
 
 async fn put_app_instance(
     State(app): State<App>,
-    P(name): P<String>,
+    P(Name(name)): P<Name>,
     headers: HeaderMap,
     Body(body): Body<AppInstanceBody>,
 ) -> Answer {
@@ -504,7 +618,7 @@ async fn put_app_instance(
 
 async fn delete_app_instance(
     State(app): State<App>,
-    P(name): P<String>,
+    P(Name(name)): P<Name>,
     headers: HeaderMap,
 ) -> Answer {
     let expect = expect(&headers)?;
@@ -513,13 +627,17 @@ async fn delete_app_instance(
 
 async fn put_lock(
     State(app): State<App>,
-    P(stack): P<String>,
+    P(Name(stack)): P<Name>,
     Body(body): Body<LockBody>,
 ) -> Answer {
     write(&app, move |e| e.put_lock(&stack, body)).await
 }
 
-async fn delete_lock(State(app): State<App>, P(stack): P<String>, Q(q): Q<LockQuery>) -> Answer {
+async fn delete_lock(
+    State(app): State<App>,
+    P(Name(stack)): P<Name>,
+    Q(q): Q<LockQuery>,
+) -> Answer {
     write(&app, move |e| e.delete_lock(&stack, &q.holder)).await
 }
 
@@ -814,6 +932,7 @@ pub fn router(store: Arc<Store>, options: ServeOptions) -> Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn if_match_accepts_quoted_weak_and_bare_revisions() {
@@ -838,6 +957,89 @@ mod tests {
         h.remove(header::IF_MATCH);
         h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"7\""));
         assert!(expect(&h).is_err());
+    }
+
+    #[test]
+    fn if_match_is_one_revision_or_a_bad_request() {
+        for (tag, rev) in [
+            ("\"7\"", Some(7)),
+            ("W/\"7\"", Some(7)),
+            ("7", Some(7)),
+            ("W/7", Some(7)),
+        ] {
+            assert_eq!(revision(tag), rev, "{tag}");
+        }
+        let max = "9".repeat(19);
+        assert_eq!(revision(&max), Some(9_999_999_999_999_999_999));
+        for tag in [
+            "",
+            "\"\"",
+            "W/",
+            "W/\"\"",
+            "\"7",
+            "7\"",
+            "\"\"7\"\"",
+            "7, 8",
+            "*",
+            "-7",
+            "\"seven\"",
+        ] {
+            assert_eq!(revision(tag), None, "{tag:?}");
+        }
+        assert_eq!(
+            revision(&"9".repeat(20)),
+            None,
+            "beyond the documented 19 digits"
+        );
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_MATCH, HeaderValue::from_static(""));
+        assert!(
+            expect(&h).is_err(),
+            "an empty If-Match is not \"no condition\""
+        );
+    }
+
+    #[test]
+    fn an_array_is_never_read_as_an_object() {
+        let read = json!({"holder": "someone", "ttl_seconds": 600});
+        assert_eq!(
+            array_read_as_object(&json!(["someone", 600]), &read).as_deref(),
+            Some("")
+        );
+        let read =
+            json!({"labels": {}, "load_balancing": {"enabled": true}, "members": [{"a": 1}]});
+        let sent = json!({"labels": {}, "load_balancing": [true]});
+        assert_eq!(
+            array_read_as_object(&sent, &read).as_deref(),
+            Some(".load_balancing")
+        );
+        let sent = json!({"members": [[1]]});
+        assert_eq!(
+            array_read_as_object(&sent, &read).as_deref(),
+            Some(".members[0]")
+        );
+        let sent =
+            json!({"labels": {}, "load_balancing": {"enabled": true}, "members": [{"a": 1}]});
+        assert_eq!(array_read_as_object(&sent, &read), None);
+    }
+
+    #[test]
+    fn integral_floats_are_integers_and_other_numbers_stay() {
+        let mut v = json!({"ttl_seconds": 18859.0, "n": [-2.0, 1.5, 1e300, 7], "s": "1.0"});
+        integral_floats_as_integers(&mut v);
+        assert_eq!(
+            v,
+            json!({"ttl_seconds": 18859, "n": [-2, 1.5, 1e300, 7], "s": "1.0"})
+        );
+        assert!(v["ttl_seconds"].is_u64() && v["n"][0].is_i64());
+    }
+
+    #[test]
+    fn names_in_paths_follow_the_name_rule() {
+        assert!(Name::try_from("rds-02".to_owned()).is_ok());
+        for bad in ["", "..", ".", "\u{84}", "a/b", &"a".repeat(64)] {
+            assert!(Name::try_from(bad.to_owned()).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
