@@ -156,6 +156,31 @@ async fn the_server_and_the_openapi_file_agree_on_edge_forms() {
         assert_eq!(response.status(), 400, "If-Match {tag:?}");
     }
     assert_eq!(server.snapshot().await.app_configs.len(), 1);
+    let both = r#"{"app_config": "maintenance-desktop", "user": "a", "group": "b"}"#;
+    let response = server
+        .raw(Method::PUT, "/v1/app-instances/admin-maintenance")
+        .header("if-none-match", "*")
+        .header("content-type", "application/json")
+        .body(both)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        400,
+        "a malformed body before a failed condition"
+    );
+    let null = r#"{"enabled": true, "owner": null}"#;
+    assert_eq!(
+        status(
+            &server,
+            Method::PUT,
+            "/v1/destinations/rds-02/maintenance",
+            Some(null)
+        )
+        .await,
+        400
+    );
 }
 
 fn openapi() -> Value {

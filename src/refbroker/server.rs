@@ -136,12 +136,13 @@ fn bad_request(detail: impl Into<String>) -> ApiError {
 }
 
 /// JSON body of the documented shape, whose rejections (syntax, types,
-/// unknown fields, size, an array where an object belongs) become problem
-/// answers: 413 for oversized bodies, 400 for everything else. serde reads a
-/// struct from an array too (`["someone", 600]` as a lock body), so the body
-/// is read as a JSON value first and checked against what was decoded. An
-/// integer written with a zero fraction (`600.0`) is an integer, as JSON
-/// Schema has it.
+/// unknown fields, size, an array where an object belongs, a null) become
+/// problem answers: 413 for oversized bodies, 400 for everything else. serde
+/// reads a struct from an array too (`["someone", 600]` as a lock body) and
+/// an absent field from `null`, which no field of the contract allows, so
+/// the body is read as a JSON value first and checked against what was
+/// decoded. An integer written with a zero fraction (`600.0`) is an integer,
+/// as JSON Schema has it.
 struct Body<T>(T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Serialize> FromRequest<S> for Body<T> {
@@ -165,9 +166,12 @@ impl<S: Send + Sync, T: DeserializeOwned + Serialize> FromRequest<S> for Body<T>
         integral_floats_as_integers(&mut sent);
         let typed = T::deserialize(&sent).map_err(|e| bad_request(format!("invalid body: {e}")))?;
         let read = serde_json::to_value(&typed).expect("wire types serialise");
-        match array_read_as_object(&sent, &read) {
-            Some(at) => Err(bad_request(format!(
+        match misshapen(&sent, Some(&read)) {
+            Some((at, Misshapen::Array)) => Err(bad_request(format!(
                 "${at} must be a JSON object, not an array"
+            ))),
+            Some((at, Misshapen::Null)) => Err(bad_request(format!(
+                "${at} is null; leave out a field that has no value"
             ))),
             None => Ok(Body(typed)),
         }
@@ -194,20 +198,30 @@ fn integral_floats_as_integers(value: &mut Value) {
     }
 }
 
-/// Where the body sent an array that was decoded as an object (compared
-/// with the decoded value encoded again), as a JSON path below `$`; `None`
-/// when the body has the documented shape.
-fn array_read_as_object(sent: &Value, read: &Value) -> Option<String> {
+/// What no body of the contract may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Misshapen {
+    /// An array that was decoded as an object.
+    Array,
+    Null,
+}
+
+/// Where the body sent (`sent`) departs from the documented shape, as a
+/// JSON path below `$`, judged against the decoded value encoded again
+/// (`read`, absent where the decoded value left a field out); `None` when
+/// it has the documented shape.
+fn misshapen(sent: &Value, read: Option<&Value>) -> Option<(String, Misshapen)> {
     match (sent, read) {
-        (Value::Array(_), Value::Object(_)) => Some(String::new()),
-        (Value::Object(sent), Value::Object(read)) => sent.iter().find_map(|(key, value)| {
-            array_read_as_object(value, read.get(key)?).map(|rest| format!(".{key}{rest}"))
+        (Value::Null, _) => Some((String::new(), Misshapen::Null)),
+        (Value::Array(_), Some(Value::Object(_))) => Some((String::new(), Misshapen::Array)),
+        (Value::Object(fields), _) => fields.iter().find_map(|(key, value)| {
+            let (rest, what) = misshapen(value, read.and_then(|r| r.get(key)))?;
+            Some((format!(".{key}{rest}"), what))
         }),
-        (Value::Array(sent), Value::Array(read)) => {
-            sent.iter().zip(read).enumerate().find_map(|(i, (s, r))| {
-                array_read_as_object(s, r).map(|rest| format!("[{i}]{rest}"))
-            })
-        }
+        (Value::Array(items), _) => items.iter().enumerate().find_map(|(i, value)| {
+            let (rest, what) = misshapen(value, read.and_then(|r| r.get(i)))?;
+            Some((format!("[{i}]{rest}"), what))
+        }),
         _ => None,
     }
 }
@@ -1000,27 +1014,40 @@ mod tests {
     }
 
     #[test]
-    fn an_array_is_never_read_as_an_object() {
-        let read = json!({"holder": "someone", "ttl_seconds": 600});
+    fn an_array_is_never_read_as_an_object_nor_a_null_as_a_value() {
+        let at = |sent: Value, read: Value| misshapen(&sent, Some(&read));
+        let lock = json!({"holder": "someone", "ttl_seconds": 600});
         assert_eq!(
-            array_read_as_object(&json!(["someone", 600]), &read).as_deref(),
-            Some("")
+            at(json!(["someone", 600]), lock.clone()),
+            Some((String::new(), Misshapen::Array))
         );
         let read =
             json!({"labels": {}, "load_balancing": {"enabled": true}, "members": [{"a": 1}]});
-        let sent = json!({"labels": {}, "load_balancing": [true]});
         assert_eq!(
-            array_read_as_object(&sent, &read).as_deref(),
-            Some(".load_balancing")
+            at(
+                json!({"labels": {}, "load_balancing": [true]}),
+                read.clone()
+            ),
+            Some((".load_balancing".to_owned(), Misshapen::Array))
         );
-        let sent = json!({"members": [[1]]});
         assert_eq!(
-            array_read_as_object(&sent, &read).as_deref(),
-            Some(".members[0]")
+            at(json!({"members": [[1]]}), read.clone()),
+            Some((".members[0]".to_owned(), Misshapen::Array))
+        );
+        assert_eq!(
+            at(
+                json!({"owner": null, "enabled": false}),
+                json!({"enabled": false})
+            ),
+            Some((".owner".to_owned(), Misshapen::Null))
+        );
+        assert_eq!(
+            at(json!({"labels": {"x": null}}), read.clone()),
+            Some((".labels.x".to_owned(), Misshapen::Null))
         );
         let sent =
             json!({"labels": {}, "load_balancing": {"enabled": true}, "members": [{"a": 1}]});
-        assert_eq!(array_read_as_object(&sent, &read), None);
+        assert_eq!(at(sent, read), None);
     }
 
     #[test]

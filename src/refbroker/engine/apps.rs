@@ -88,13 +88,14 @@ impl Engine {
         expect: Expect,
     ) -> Result<AppInstance> {
         check_name("app instance", name)?;
-        let existing = self.app_instances.get(name);
-        check_expect("app instance", name, existing.map(|i| i.revision), expect)?;
+        // A malformed body is a 400 whatever the precondition would say.
         if body.user.is_some() == body.group.is_some() {
             return Err(bad_request(
                 "an app instance has exactly one of user / group",
             ));
         }
+        let existing = self.app_instances.get(name);
+        check_expect("app instance", name, existing.map(|i| i.revision), expect)?;
         let Some(config) = self.app_configs.get(&body.app_config) else {
             return Err(missing_reference("app config", &body.app_config));
         };
