@@ -29,6 +29,7 @@
 //! - [`address`] — a resource's identity, (kind, name), as in `--target`.
 //! - [`diagnostic`] — the one located `Diagnostic` type and the `SourceMap`.
 //! - [`atomic_file`] — replacing a file so a crash leaves old or new, never torn.
+//! - [`json_schema`] — how every JSON Schema poolform writes is generated.
 //! - [`secret`] — where a secret comes from, its `SecretString` value, and the
 //!   fingerprint label that detects a changed secret without reading it back.
 //! - [`desired`] — the desired state in broker terms: no spans, no files,
@@ -131,6 +132,7 @@ pub mod contract;
 pub mod desired;
 pub mod diagnostic;
 pub mod export;
+pub mod json_schema;
 pub mod plan;
 pub mod refbroker;
 pub mod render;

@@ -42,6 +42,21 @@ pub enum Error {
     /// The config did not load; its diagnostics have been written.
     #[error("{count} {} in {}", plural(*count, "problem", "problems"), path.display())]
     InvalidConfig { path: PathBuf, count: usize },
+    #[error(
+        "{} is one file of the config in {}: {} there {} config too, which planning this file alone leaves out \
+         (what they declare would be deleted); pass the directory {}, or --allow-partial to plan the file alone",
+        file.display(),
+        dir.display(),
+        siblings.join(", "),
+        plural(siblings.len(), "holds", "hold"),
+        dir.display()
+    )]
+    PartialConfig {
+        file: PathBuf,
+        dir: PathBuf,
+        /// "apps.yaml (app_configs, app_instances)" for each other file.
+        siblings: Vec<String>,
+    },
     #[error(transparent)]
     Cycle(#[from] CycleError),
     /// Safety violations without `--force`; they have been written.
