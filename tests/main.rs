@@ -8,6 +8,9 @@ mod architecture;
 /// The reference broker binary driven through the HTTP client: every path,
 /// auth, revisions, pagination, faults, crash safety; and the OpenAPI file.
 mod broker;
+/// What CI relies on: exit codes, closed pipes, annotations, apply events,
+/// split configs, network errors, help pages.
+mod ci;
 /// The `poolform` binary: exit codes, output streams, formats, colour.
 mod cli;
 /// The README's config reference matches the schema.
