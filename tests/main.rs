@@ -23,6 +23,9 @@ mod export;
 mod fuzz;
 /// Every invalid config under tests/invalid is rejected with located diagnostics (snapshots).
 mod invalid;
+/// The example CI pipelines' commands, read from their files and run
+/// against the reference broker with a recording fake forge.
+mod pipeline;
 /// `poolform plan` and `show` end to end: the runbook states in every format
 /// (snapshots), exit codes, saved plans, targets, colour, refresh request count.
 mod plan;
