@@ -7,6 +7,7 @@ mod locate;
 mod lower;
 mod merge;
 mod read;
+mod shape;
 pub mod spec;
 pub mod validate;
 mod yaml;

@@ -257,6 +257,7 @@ pub struct DrainSpec {
 /// What to do with the sessions of a destination leaving a pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[schemars(title = "drain policy")]
 pub enum DrainSessionsSpec {
     /// Fail the removal while the destination has active sessions.
     Refuse,
@@ -294,6 +295,7 @@ pub struct AppConfigSpec {
 /// Type of an app configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[schemars(title = "app type")]
 pub enum AppTypeSpec {
     /// The entire desktop.
     Desktop,
@@ -310,6 +312,7 @@ pub enum AppTypeSpec {
 /// Remote protocol of an app configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[schemars(title = "remote protocol")]
 pub enum ProtocolSpec {
     /// Remote Desktop Protocol.
     Rdp,
