@@ -171,3 +171,18 @@ pub fn report(plan: &Plan, report: &Report, style: Style, out: &mut dyn Write) -
     };
     writeln!(out, "{}", style.bold(&painted))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_of_one_are_singular() {
+        assert_eq!(
+            waiting(1, Duration::from_secs(90)),
+            "waiting for 1 session to end, 1m30s left"
+        );
+        assert_eq!(words::disconnected(1), "disconnected 1 session");
+        assert_eq!(words::disconnected(4), "disconnected 4 sessions");
+    }
+}
