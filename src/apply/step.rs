@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::{ApplyError, Context, Progress, StepOutcome, Warning};
 use crate::contract::problem::codes;
 use crate::contract::wire::{CredentialsBody, PoolBody, SessionState};
-use crate::contract::{Broker, BrokerError};
+use crate::contract::{Broker, BrokerError, Expect};
 use crate::desired::DrainSessions;
 use crate::plan::{ExpectedWarning, Op, PoolSettings, Step};
 
@@ -28,16 +28,18 @@ async fn execute<B: Broker>(ctx: &Context<'_, B>, step: &Step) -> Result<StepOut
     match &step.op {
         Op::PutPool { pool, settings } => {
             let body = pool_body(ctx, settings)?;
-            broker.put_pool(pool, &body, None).await?;
+            broker.put_pool(pool, &body, Expect::Any).await?;
         }
         Op::AddMember { pool, destination } => {
             broker.put_member(pool, destination).await?;
         }
         Op::PutAppConfig { app_config, body } => {
-            broker.put_app_config(app_config, body, None).await?;
+            broker.put_app_config(app_config, body, Expect::Any).await?;
         }
         Op::PutAppInstance { app_instance, body } => {
-            broker.put_app_instance(app_instance, body, None).await?;
+            broker
+                .put_app_instance(app_instance, body, Expect::Any)
+                .await?;
         }
         Op::PutMaintenance {
             destination,
@@ -69,13 +71,13 @@ async fn execute<B: Broker>(ctx: &Context<'_, B>, step: &Step) -> Result<StepOut
             broker.delete_lb_service(destination).await?;
         }
         Op::DeleteAppInstance { app_instance } => {
-            already_gone(broker.delete_app_instance(app_instance, None).await)?;
+            already_gone(broker.delete_app_instance(app_instance, Expect::Any).await)?;
         }
         Op::DeleteAppConfig { app_config } => {
-            already_gone(broker.delete_app_config(app_config, None).await)?;
+            already_gone(broker.delete_app_config(app_config, Expect::Any).await)?;
         }
         Op::DeletePool { pool } => {
-            already_gone(broker.delete_pool(pool, None).await)?;
+            already_gone(broker.delete_pool(pool, Expect::Any).await)?;
         }
     }
     Ok(StepOutcome::Done)

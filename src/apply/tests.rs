@@ -15,6 +15,7 @@ use secrecy::SecretString;
 use super::*;
 use crate::address::{Address, Kind};
 use crate::contract::Broker;
+use crate::contract::Expect;
 use crate::contract::problem::{self, codes};
 use crate::contract::wire::{
     AppConfigBody, AppType, Labels, LoadBalancing, LockBody, Maintenance, Protocol, SessionState,
@@ -128,7 +129,7 @@ fn seeded(snapshot: Snapshot) -> Recording {
 fn runbook(rds02_online: bool) -> Recording {
     let broker = seeded(runbook_seed());
     broker.engine_mut(|e| {
-        e.sim_start_session("rds-02", "cy@corp.example", SessionState::Active)
+        e.sim_start_session("rds-02", "cy@corp.example", SessionState::Active, &[])
             .expect("rds-02 is online");
         if !rds02_online {
             e.sim_power("rds-02", false).expect("rds-02 exists");
@@ -811,7 +812,7 @@ async fn the_stale_check_names_every_moved_resource_and_writes_nothing() {
         labels: Labels::new(),
     };
     broker.engine_mut(|e| {
-        e.put_app_config("new-desktop", body, None)
+        e.put_app_config("new-desktop", body, Expect::Any)
             .expect("pool live exists")
     });
     let mut plan = plan_of(Vec::new());

@@ -7,12 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use secrecy::SecretString;
 
 use super::spec::{
-    AppConfigSpec, AppInstanceSpec, AppTypeSpec, CredentialsSpec, DestinationSpec,
-    DrainSessionsSpec, DrainSpec, DurationValue, LabelMap, LoadBalancingSpec, PoolSpec,
-    ProtocolSpec, SecretValue,
+    AppConfigSpec, AppInstanceSpec, CredentialsSpec, DestinationSpec, DrainSpec, DurationValue,
+    LabelMap, LoadBalancingSpec, PoolSpec, SecretValue,
 };
 use super::{Config, Declared, Validated};
-use crate::contract::wire::{AppType, Labels, LoadBalancing, Maintenance, Protocol};
+use crate::contract::wire::{Labels, LoadBalancing, Maintenance};
 use crate::desired::{
     Assignee, Desired, DesiredAppConfig, DesiredAppInstance, DesiredDestination, DesiredPool,
     Drain, DrainSessions, Safety,
@@ -147,11 +146,10 @@ fn load_balancing(lb: &LoadBalancingSpec) -> LoadBalancing {
 
 fn drain(drain: &DrainSpec) -> Drain {
     Drain {
-        sessions: match drain.sessions.as_ref().map(|s| s.value) {
-            None | Some(DrainSessionsSpec::Refuse) => DrainSessions::Refuse,
-            Some(DrainSessionsSpec::Disconnect) => DrainSessions::Disconnect,
-            Some(DrainSessionsSpec::Wait) => DrainSessions::Wait,
-        },
+        sessions: drain
+            .sessions
+            .as_ref()
+            .map_or(DrainSessions::default(), |s| s.value),
         timeout_seconds: seconds(drain.timeout.as_ref().map(|d| &d.value), 1),
     }
 }
@@ -159,17 +157,8 @@ fn drain(drain: &DrainSpec) -> Drain {
 fn app_config(spec: &AppConfigSpec) -> DesiredAppConfig {
     DesiredAppConfig {
         pool: spec.pool.value.clone(),
-        app_type: match spec.app_type.value {
-            AppTypeSpec::Desktop => AppType::Desktop,
-            AppTypeSpec::RemoteApp => AppType::RemoteApp,
-            AppTypeSpec::Web => AppType::Web,
-            AppTypeSpec::Shell => AppType::Shell,
-            AppTypeSpec::PublishedApp => AppType::PublishedApp,
-        },
-        protocol: match spec.protocol.value {
-            ProtocolSpec::Rdp => Protocol::Rdp,
-            ProtocolSpec::Vnc => Protocol::Vnc,
-        },
+        app_type: spec.app_type.value,
+        protocol: spec.protocol.value,
         admin_session: spec.admin_session,
         keep_credentials_on_destination_change: spec.keep_credentials_on_destination_change,
         allow_destination_change: spec.allow_destination_change,
@@ -201,6 +190,7 @@ fn destination(spec: &DestinationSpec) -> DesiredDestination {
             notice_de: m.notice_de.as_ref().map(|n| n.value.clone()),
             notice_en: m.notice_en.as_ref().map(|n| n.value.clone()),
             allowed_groups: m.allowed_groups.iter().map(|g| g.value.clone()).collect(),
+            owner: None,
         })
         .unwrap_or_default();
     DesiredDestination { maintenance }

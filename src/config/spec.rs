@@ -11,11 +11,13 @@ use std::marker::PhantomData;
 use std::path::PathBuf;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde::{Deserialize, Serialize};
 use serde_saphyr::{Location, Spanned};
 
 use crate::contract::names;
+use crate::contract::wire::{AppType, Protocol};
+use crate::desired::DrainSessions;
 
 /// A value with the place in its file where it was written.
 #[derive(Debug, Clone, PartialEq)]
@@ -248,23 +250,10 @@ pub struct CredentialsSpec {
 pub struct DrainSpec {
     /// `refuse` (default): fail the removal while the destination has active
     /// sessions; `disconnect`: disconnect them first; `wait`: wait for them to end.
-    pub sessions: Option<Sp<DrainSessionsSpec>>,
+    pub sessions: Option<Sp<DrainSessions>>,
     /// Longest time to disconnect or wait: `15m`, `90s` or a plain number of
     /// seconds. Only with `sessions: wait` or `sessions: disconnect`.
     pub timeout: Option<Sp<DurationValue>>,
-}
-
-/// What to do with the sessions of a destination leaving a pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-#[schemars(title = "drain policy")]
-pub enum DrainSessionsSpec {
-    /// Fail the removal while the destination has active sessions.
-    Refuse,
-    /// Disconnect the sessions, then remove.
-    Disconnect,
-    /// Wait until the sessions end (up to `timeout`), then remove.
-    Wait,
 }
 
 /// An app configuration.
@@ -275,9 +264,9 @@ pub struct AppConfigSpec {
     pub pool: Sp<String>,
     /// What the app shows.
     #[serde(rename = "type")]
-    pub app_type: Sp<AppTypeSpec>,
+    pub app_type: Sp<AppType>,
     /// Remote protocol.
-    pub protocol: Sp<ProtocolSpec>,
+    pub protocol: Sp<Protocol>,
     /// Start the destination as an admin session (at most 2 per server). Default false.
     #[serde(default)]
     pub admin_session: bool,
@@ -290,34 +279,6 @@ pub struct AppConfigSpec {
     /// User labels.
     #[serde(default)]
     pub labels: LabelMap,
-}
-
-/// Type of an app configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-#[schemars(title = "app type")]
-pub enum AppTypeSpec {
-    /// The entire desktop.
-    Desktop,
-    /// A single program (Remote App).
-    RemoteApp,
-    /// A web application.
-    Web,
-    /// A shell.
-    Shell,
-    /// A published application.
-    PublishedApp,
-}
-
-/// Remote protocol of an app configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-#[schemars(title = "remote protocol")]
-pub enum ProtocolSpec {
-    /// Remote Desktop Protocol.
-    Rdp,
-    /// Virtual Network Computing.
-    Vnc,
 }
 
 /// An app instance: exactly one of `user` or `group`.

@@ -8,7 +8,8 @@ use serde_saphyr::Location;
 
 use super::Checker;
 use crate::address::Kind;
-use crate::config::spec::{DrainSessionsSpec, DurationValue, PoolSpec, SecretValue, Sp};
+use crate::config::spec::{DurationValue, PoolSpec, SecretValue, Sp};
+use crate::desired::DrainSessions;
 use crate::diagnostic::Label;
 
 /// Destination → (pool, file, location) of the first load-balanced pool
@@ -175,7 +176,7 @@ impl<'a> Checker<'a> {
             .map(|s| s.value);
         if !matches!(
             sessions,
-            Some(DrainSessionsSpec::Wait | DrainSessionsSpec::Disconnect)
+            Some(DrainSessions::Wait | DrainSessions::Disconnect)
         ) {
             self.error(
                 "config::drain_timeout",
