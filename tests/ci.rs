@@ -137,6 +137,17 @@ fn a_closed_pipe_is_success_for_every_command_and_format() {
         ],
         0,
     ));
+    let import = [
+        "import",
+        "--stack",
+        "corp-rds",
+        "pool/live",
+        "--broker",
+        &broker,
+    ];
+    cases.push((import.iter().map(|s| s.to_string()).collect(), 0));
+    let schemas = dir.path().join("schemas").to_string_lossy().into_owned();
+    cases.push((vec!["schema".into(), "-o".into(), schemas], 0));
     cases.push((vec!["completions".into(), "bash".into()], 0));
     cases.push((vec!["--help".into()], 0));
     for (args, code) in cases {
