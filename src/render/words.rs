@@ -2,8 +2,9 @@
 //! expected warning, shared by every rendering so that text, markdown and
 //! apply reports say the same thing the same way.
 
+use crate::contract::labels::RESERVED_PREFIX;
 use crate::desired::DrainSessions;
-use crate::plan::{ExpectedWarning, Op, Violation};
+use crate::plan::{ExpectedWarning, Field, Op, Plan, Violation};
 
 /// `90` -> `1m30s`, `900` -> `15m`.
 pub fn duration(seconds: u64) -> String {
@@ -21,12 +22,18 @@ pub fn duration(seconds: u64) -> String {
     out
 }
 
-fn plural(n: u32, one: &str, many: &str) -> String {
+/// "1 session", "2 sessions".
+pub fn count(n: u32, one: &str, many: &str) -> String {
     if n == 1 {
         format!("{n} {one}")
     } else {
         format!("{n} {many}")
     }
+}
+
+/// "disconnected 4 sessions".
+pub fn disconnected(sessions: u32) -> String {
+    format!("disconnected {}", count(sessions, "session", "sessions"))
 }
 
 pub fn step(op: &Op) -> String {
@@ -51,7 +58,7 @@ pub fn step(op: &Op) -> String {
             active_sessions,
             ..
         } => {
-            let sessions = plural(*active_sessions, "active session", "active sessions");
+            let sessions = count(*active_sessions, "active session", "active sessions");
             let within = timeout_seconds
                 .map(|t| format!(", up to {}", duration(t)))
                 .unwrap_or_default();
@@ -128,8 +135,8 @@ pub fn violation(v: &Violation) -> String {
             };
             format!(
                 "would leave {} in pool '{pool}' ({}{offline}); min_members is {min_members}",
-                plural(*available_after, "available member", "available members"),
-                plural(*members_after, "member", "members"),
+                count(*available_after, "available member", "available members"),
+                count(*members_after, "member", "members"),
             )
         }
         Violation::LastMemberInUse { pool, app_configs } => format!(
@@ -149,7 +156,7 @@ pub fn violation(v: &Violation) -> String {
         } => format!(
             "'{destination}' has {} and pool '{pool}' drains with 'refuse'; set drain.sessions to disconnect or \
              wait, or move the users first",
-            plural(*active_sessions, "active session", "active sessions")
+            count(*active_sessions, "active session", "active sessions")
         ),
         Violation::DeleteLimit {
             deletes,
@@ -176,24 +183,61 @@ pub fn violation(v: &Violation) -> String {
     }
 }
 
-/// The summary line: "Plan: 1 to add, 2 to change, 0 to destroy; 1 expected warning".
-pub fn summary(plan: &crate::plan::Plan) -> String {
+/// Whether a field is poolform's own bookkeeping (the stack label), which a
+/// reviewer need not see in a diff.
+pub fn is_internal(field: &Field) -> bool {
+    matches!(field, Field::Label(key) if key.starts_with(RESERVED_PREFIX))
+}
+
+/// The users a plan's drains move, as (active sessions, destinations), with
+/// one session per user.
+pub fn drained(plan: &Plan) -> (u32, usize) {
+    plan.steps
+        .iter()
+        .filter_map(|s| match &s.op {
+            Op::DrainSessions {
+                active_sessions, ..
+            } => Some(*active_sessions),
+            _ => None,
+        })
+        .fold((0, 0), |(users, drains), sessions| {
+            (users + sessions, drains + 1)
+        })
+}
+
+/// The summary line: "Plan: 1 to add, 2 to change, 0 to destroy; drains 3
+/// users off 1 destination; 1 expected warning".
+pub fn summary(plan: &Plan) -> String {
     if !plan.has_changes() {
-        return "No changes. The broker matches the configuration.".to_owned();
+        return match plan.violations.len() {
+            0 => "No changes. The broker matches the configuration.".to_owned(),
+            n => format!(
+                "No changes to make, but {}.",
+                count(n as u32, "violation", "violations")
+            ),
+        };
     }
     let (add, change, destroy) = plan.counts();
     let warnings = plan.expected_warnings().count() as u32;
     let mut line = format!("Plan: {add} to add, {change} to change, {destroy} to destroy");
+    let (users, destinations) = drained(plan);
+    if destinations > 0 {
+        line.push_str(&format!(
+            "; drains {} off {}",
+            count(users, "user", "users"),
+            count(destinations as u32, "destination", "destinations")
+        ));
+    }
     if warnings > 0 {
         line.push_str(&format!(
             "; {}",
-            plural(warnings, "expected warning", "expected warnings")
+            count(warnings, "expected warning", "expected warnings")
         ));
     }
     if !plan.violations.is_empty() {
         line.push_str(&format!(
             "; {}",
-            plural(plan.violations.len() as u32, "violation", "violations")
+            count(plan.violations.len() as u32, "violation", "violations")
         ));
     }
     line
