@@ -29,6 +29,8 @@
 //! - [`address`] — a resource's identity, (kind, name), as in `--target`.
 //! - [`diagnostic`] — the one located `Diagnostic` type and the `SourceMap`.
 //! - [`atomic_file`] — replacing a file so a crash leaves old or new, never torn.
+//! - [`regular_file`] — reading a file that must be a regular file (config
+//!   and secret files): kind checked before opening, bounded, with a timeout.
 //! - [`secret`] — where a secret comes from, its `SecretString` value, and the
 //!   fingerprint label that detects a changed secret without reading it back.
 //! - [`desired`] — the desired state in broker terms: no spans, no files,
@@ -133,5 +135,6 @@ pub mod diagnostic;
 pub mod export;
 pub mod plan;
 pub mod refbroker;
+pub mod regular_file;
 pub mod render;
 pub mod secret;

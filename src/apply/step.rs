@@ -100,10 +100,9 @@ fn pool_body<B>(ctx: &Context<'_, B>, settings: &PoolSettings) -> Result<PoolBod
                 secret: source.clone(),
                 reason,
             })?;
-            let salt = hex::encode(rand::random::<[u8; 16]>());
             labels.insert(
                 crate::contract::labels::password_fingerprint(),
-                crate::secret::fingerprint(&salt, secret.expose_secret()),
+                crate::secret::fingerprint(secret.expose_secret()),
             );
             Some(secret.expose_secret().to_owned())
         }

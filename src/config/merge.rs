@@ -4,6 +4,7 @@
 //! validation reports it together with every other problem.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use super::locate::locate_in;
 use super::spec::{
@@ -38,6 +39,10 @@ pub struct Config {
     /// file. Kept rather than returned as an error so that `validate` reports
     /// them together with every other problem.
     pub conflicts: Vec<Diagnostic>,
+    /// `file:` secrets that cannot hold a secret (not a regular file, too
+    /// large), by path, with why: found by `config::load`, which may look
+    /// at the file system, and reported by `validate`, which may not.
+    pub unusable_secret_files: BTreeMap<PathBuf, String>,
     pub stack: Option<InFile<String>>,
     pub broker_url: Option<InFile<String>>,
     pub safety: Option<InFile<SafetySection>>,

@@ -29,9 +29,12 @@ pub struct Diagnostics {
     pub items: Vec<Diagnostic>,
 }
 
-/// Reads, merges and validates the config at `path` (a file or a directory).
+/// Reads, merges and validates the config at `path` (a file or a directory),
+/// judging the secret files it references as far as their metadata tells.
 pub fn load(path: &Path) -> Result<Validated<Config>, Diagnostics> {
-    read(path).and_then(load_text)
+    let mut config = merge(read(path)?)?;
+    config.unusable_secret_files = read::unusable_secret_files(&config);
+    validate(config)
 }
 
 /// Merges and validates files already read, given as (display name, text)
@@ -171,11 +174,45 @@ mod tests {
     }
 
     #[test]
-    fn secret_files_lose_their_trailing_newline() {
-        let dir = std::env::temp_dir().join(format!("poolform-secret-{}", std::process::id()));
-        std::fs::write(&dir, "pa55\n").expect("write");
-        let secret = SecretSource::File(dir.clone()).resolve().expect("readable");
-        std::fs::remove_file(&dir).expect("cleanup");
-        assert_eq!(secret.expose_secret(), "pa55");
+    fn validate_refuses_a_secret_file_that_is_not_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pw");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let text = format!(
+            "stack: s\npools:\n  a:\n    default_credentials: {{password: {{file: /dev/zero}}}}\n  b:\n    default_credentials: {{password: {{file: {}}}}}\n  c:\n    default_credentials: {{password: {{file: /not/mounted/here}}}}\n",
+            fifo.display()
+        );
+        let config = dir.path().join("c.yaml");
+        std::fs::write(&config, text).unwrap();
+        let rejected = load(&config).expect_err("unusable secret files");
+        let found: Vec<(&str, u32, u32)> = rejected
+            .items
+            .iter()
+            .map(|d| {
+                let at = &d.primary.as_ref().expect("located").location;
+                (d.code, at.line, at.column)
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("config::secret_file", 4, 37),
+                ("config::secret_file", 6, 37)
+            ]
+        );
+        assert!(
+            rejected.items[0]
+                .message
+                .contains("a device, not a regular file")
+        );
+        assert!(
+            rejected.items[1]
+                .message
+                .contains("a FIFO, not a regular file")
+        );
     }
 }
