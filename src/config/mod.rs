@@ -7,6 +7,7 @@ mod locate;
 mod lower;
 mod merge;
 mod read;
+mod scan;
 pub mod spec;
 pub mod validate;
 mod yaml;
@@ -214,5 +215,52 @@ mod tests {
                 .message
                 .contains("a FIFO, not a regular file")
         );
+    }
+
+    /// Whatever the YAML error around it, no diagnostic (its snippet, its
+    /// message, its help; as text or JSON) shows the password.
+    #[test]
+    fn a_secret_is_masked_whatever_the_error_around_it() {
+        let variants = [
+            "default_credentials: {password: {value: S3cr3t}}",
+            "default_credentials: {password: [S3cr3t, x]}",
+            "default_credentials: {password: S3cr3t",
+            "default_credentials: {password: \"S3cr3t}",
+            "default_credentials: {password: 'S3cr3t",
+            "default_credentials:\n      passwd: S3cr3t",
+            "default_credentials: S3cr3t",
+            "default_credentials: [S3cr3t]",
+            "default_credentials: {password: {S3cr3t}}",
+            "default_credentials: {password: S3cr3t}}",
+            "default_credentials: {password: S3cr3t, password: S3cr3t}",
+            "default_credentials:\n      password: S3cr3t\n      password: S3cr3t",
+            "default_credentials: {password: !!binary UzNjcjN0}",
+            "default_credentials: {password: {env: S3cr3t, file: x}}",
+            "default_credentials: {\"password\": S3cr3t, username: [}",
+            "password: S3cr3t",
+            "members: [\n    default_credentials: {password: S3cr3t}",
+            "\tx: 1\n    default_credentials: {password: S3cr3t}",
+            "default_credentials:\n      password:\n        S3cr3t\n    members: [",
+            "default_credentials: {password: &pw S3cr3t}\n    members: *pw",
+            "default_credentials: {password: S3cr3t}\n    min_members: lots",
+        ];
+        for variant in variants {
+            let text = format!("stack: s\npools:\n  m:\n    {variant}\n");
+            let rejected = merge(files(&[&text]))
+                .and_then(validate)
+                .expect_err(variant);
+            let mut shown = Vec::new();
+            crate::render::diagnostics::text(
+                &mut shown,
+                &rejected.items,
+                &rejected.sources,
+                crate::render::diagnostics::TextStyle::PLAIN,
+            )
+            .unwrap();
+            crate::render::diagnostics::json(&mut shown, &rejected.items).unwrap();
+            let shown = String::from_utf8(shown).unwrap();
+            assert!(!shown.contains("S3cr3t"), "{variant}:\n{shown}");
+            assert!(!shown.contains("UzNjcjN0"), "{variant}:\n{shown}");
+        }
     }
 }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::locate::locate_range;
 use super::{Config, Diagnostics};
 use crate::diagnostic::{Diagnostic, SourceLocation, SourceMap};
 use crate::regular_file;
@@ -123,26 +124,18 @@ impl Problems {
     /// Locates the first byte that is not UTF-8 in the file itself.
     fn not_utf8(&mut self, file: &Path, error: &std::string::FromUtf8Error) {
         let valid = error.utf8_error().valid_up_to();
-        let bytes = error.as_bytes();
-        let before = String::from_utf8_lossy(&bytes[..valid]);
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        let text = String::from_utf8_lossy(bytes).into_owned();
+        let text = String::from_utf8_lossy(error.as_bytes()).into_owned();
         let len = text[valid..].chars().next().map_or(0, char::len_utf8);
         let index = self.sources.add(file.display().to_string(), text);
-        let at = SourceLocation {
-            file: self.sources.name(index).to_owned(),
-            line: u32::try_from(line).unwrap_or(u32::MAX),
-            column: u32::try_from(column).unwrap_or(u32::MAX),
-            offset: valid,
-            len,
-        };
         self.items.push(
             Diagnostic::error(
                 "config::not_utf8",
                 format!("{} is not UTF-8 text", file.display()),
             )
-            .with_label(at, "first byte that is not UTF-8")
+            .with_label(
+                locate_range(&self.sources, index, valid..valid + len),
+                "first byte that is not UTF-8",
+            )
             .with_help("save the file as UTF-8"),
         );
     }
