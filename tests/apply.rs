@@ -653,3 +653,90 @@ async fn a_default_credentials_password_never_leaves_its_env_var() {
         .unwrap();
     assert!(maintenance.default_credentials.password_set);
 }
+
+/// Starts an apply that waits in a `wait` drain (rds-02 keeps its users)
+/// and returns it once it is polling the sessions under its lease.
+async fn apply_waiting_in_a_drain(
+    server: &Server,
+    config: &std::path::Path,
+) -> std::process::Child {
+    edit(
+        &config.join("pools.yaml"),
+        "drain: { sessions: disconnect, timeout: 15m }",
+        "drain: { sessions: wait, timeout: 15m }",
+    );
+    let start = server.last_seq().await;
+    let mut child = server
+        .poolform(&["apply", path(config), "--auto-approve"])
+        .env("MAINT_PASSWORD", SEED_PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let locked = server
+            .events(start)
+            .await
+            .iter()
+            .any(|e| e.op == "lock.acquire");
+        let polled = server
+            .stats()
+            .await
+            .requests
+            .get("GET /v1/destinations/{name}/sessions")
+            .copied()
+            .unwrap_or(0);
+        if locked && polled >= 2 {
+            return child;
+        }
+        assert!(Instant::now() < deadline, "the apply starts draining");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the apply waits in its drain"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// SIGTERM (what CI sends on cancel) and SIGINT (Ctrl-C) stop an apply
+/// that waits in a 15-minute drain: it abandons the wait, releases the
+/// lease, prints the report and exits 1, without removing rds-02 (whose
+/// users are still logged in) and without waiting for the drain to end.
+#[tokio::test]
+async fn a_signal_stops_a_waiting_apply_releases_the_lease_and_reports() {
+    for signal in ["TERM", "INT"] {
+        let server = seeded(&[]);
+        let config = copy_example("maintenance/rds-02-out");
+        let start = server.last_seq().await;
+        let child = apply_waiting_in_a_drain(&server, config.path()).await;
+        let killed = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let out = Run::of(child.wait_with_output().unwrap()).expect_code(1, signal);
+        assert!(
+            out.stderr.contains(&format!("SIG{signal} received")),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stdout.contains("interrupted"),
+            "the report:\n{}",
+            out.stdout
+        );
+        let log = server.events(start).await;
+        assert_eq!(
+            log.last().map(|e| e.op.as_str()),
+            Some("lock.release"),
+            "{signal}: the lease is released last: {log:?}"
+        );
+        assert_eq!(without_locks(&log), Vec::<String>::new(), "{signal}");
+        assert_eq!(
+            members(&server, "live").await,
+            ["rds-01", "rds-02", "rds-03"]
+        );
+        assert_eq!(destination(&server, "rds-02").await.sessions.active, 2);
+    }
+}

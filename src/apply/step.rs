@@ -3,7 +3,6 @@
 //! turns an offline host's `lb_service_uninstall_failed` into a warning.
 //! Every step is safe to re-run after a crash.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -175,10 +174,10 @@ async fn drain<B: Broker>(
                 waited: timeout,
             });
         }
-        if ctx.options.cancel.load(Ordering::SeqCst) {
+        let pause = ctx.options.drain_poll_interval.min(time_left);
+        if super::sleep_unless_cancelled(&ctx.options.cancel, pause).await {
             return Err(ApplyError::Cancelled);
         }
-        tokio::time::sleep(ctx.options.drain_poll_interval.min(time_left)).await;
         active = active_sessions(broker, destination).await?;
     }
 }

@@ -4,7 +4,7 @@
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -32,11 +32,47 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> Result<ExitStatus, Error> {
     let broker = Arc::new(connect(&args.broker, Some(&loaded))?);
     ctx.runtime()?.block_on(async {
         let options = options(args);
+        let signals = watch_signals(Arc::clone(&options.cancel));
         let lease = take_lease(&broker, &loaded.desired.stack, args, &options).await?;
         let outcome = plan_and_execute(ctx, args, &broker, &loaded, options).await;
         release(lease).await?;
+        signals.abort();
         outcome
     })
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM (what CI sends on cancel) both set the
+/// apply's cancel flag instead of killing the process: no new step starts,
+/// writes in flight finish, waits are abandoned, and the lease is released
+/// and the report printed, all within seconds.
+fn watch_signals(cancel: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let name = received_signal().await;
+        cancel.store(true, Ordering::SeqCst);
+        let _ = writeln!(
+            io::stderr().lock(),
+            "poolform: {name} received; finishing the steps in flight, starting no new ones"
+        );
+    })
+}
+
+/// Waits for SIGINT or SIGTERM and names the one that came.
+async fn received_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+        }
+    }
+    match tokio::signal::ctrl_c().await {
+        Ok(()) => "SIGINT",
+        // No handler could be installed: the default (exit) stays in force.
+        Err(_) => std::future::pending().await,
+    }
 }
 
 /// Under the lease: plans from the live state, shows the plan, asks, and
@@ -57,7 +93,7 @@ async fn plan_and_execute(
         return Ok(ExitStatus::Success);
     }
     if !args.auto_approve {
-        confirm(&plan)?;
+        confirm(&plan, &options.cancel).await?;
     }
     execute(ctx, args, broker, &plan, options).await
 }
@@ -77,12 +113,14 @@ fn apply_saved(ctx: &Context, args: &ApplyArgs) -> Result<ExitStatus, Error> {
         // all, and again under it so that nothing slips in between.
         check_fresh(&broker, &plan).await?;
         let options = options(args);
+        let signals = watch_signals(Arc::clone(&options.cancel));
         let lease = take_lease(&broker, &plan.stack, args, &options).await?;
         let outcome = match check_fresh(&broker, &plan).await {
             Ok(()) => execute(ctx, args, &broker, &plan, options).await,
             Err(stale) => Err(stale),
         };
         release(lease).await?;
+        signals.abort();
         outcome
     })
 }
@@ -150,6 +188,7 @@ async fn take_lease(
             holder: holder.unwrap_or_else(|| "another apply".to_owned()),
             expires_in: expires_at.map(seconds_until),
         },
+        LockError::Cancelled { .. } => Error::Cancelled,
         LockError::Broker(e) => Error::Lock(e),
     })
 }
@@ -175,8 +214,9 @@ async fn release(lease: Lease<AnyBroker>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Asks on the terminal; refuses when there is none to ask on.
-fn confirm(plan: &Plan) -> Result<(), Error> {
+/// Asks on the terminal; refuses when there is none to ask on. A signal
+/// while waiting for the answer cancels (the lease is then released).
+async fn confirm(plan: &Plan, cancel: &AtomicBool) -> Result<(), Error> {
     if !io::stdin().is_terminal() {
         return Err(Error::NoTerminal);
     }
@@ -189,12 +229,20 @@ fn confirm(plan: &Plan) -> Result<(), Error> {
     )
     .and_then(|()| err.flush())
     .during(IoAction::WriteStderr)?;
-    let mut answer = String::new();
-    io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .during(IoAction::ReadStdin)?;
-    if answer.trim() == "yes" {
+    drop(err);
+    // Reading stdin blocks; on a thread of its own it cannot hold up the
+    // runtime, and it is left behind if a signal comes first.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut answer = String::new();
+        let read = io::stdin().lock().read_line(&mut answer).map(|_| answer);
+        let _ = tx.send(read);
+    });
+    let answer = tokio::select! {
+        read = rx => read.unwrap_or_else(|_| Ok(String::new())),
+        () = apply::cancelled(cancel) => return Err(Error::Cancelled),
+    };
+    if answer.during(IoAction::ReadStdin)?.trim() == "yes" {
         Ok(())
     } else {
         Err(Error::Cancelled)
@@ -208,13 +256,6 @@ async fn execute(
     plan: &Plan,
     options: Options,
 ) -> Result<ExitStatus, Error> {
-    let cancel = options.cancel.clone();
-    // Ctrl-C stops new steps from starting; running ones finish.
-    let watcher = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            cancel.store(true, Ordering::SeqCst);
-        }
-    });
     let bar = io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(plan.steps.len() as u64);
         bar.set_style(
@@ -252,7 +293,6 @@ async fn execute(
     };
     let secrets = |source: &SecretSource| source.resolve();
     let result = apply::execute(broker, plan, &options, &secrets, &on_event).await;
-    watcher.abort();
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
