@@ -71,6 +71,18 @@ async fn power(server: &Server, destination: &str, online: bool) {
         .await;
 }
 
+/// Users with a sticky binding to `destination` in pool `live`.
+async fn bound_to(server: &Server, destination: &str) -> Vec<String> {
+    server
+        .snapshot()
+        .await
+        .sticky_bindings
+        .into_iter()
+        .filter(|b| b.pool == "live" && b.destination == destination)
+        .map(|b| b.user)
+        .collect()
+}
+
 /// Requests that could change state (anything but GET), per route, leaving
 /// out the simulation controls the test itself calls.
 fn writes(stats: &poolform::refbroker::server::Stats) -> BTreeMap<String, u64> {
@@ -131,6 +143,10 @@ async fn the_runbook_out_while_online_then_back_in() {
 async fn the_runbook_out_while_offline_warns_once_and_succeeds() {
     let server = seeded(&[]);
     power(&server, "rds-02", false).await;
+    assert!(
+        !bound_to(&server, "rds-02").await.is_empty(),
+        "powering off leaves its users bound to rds-02"
+    );
     let start = server.last_seq().await;
     let out = apply(&server, &example("maintenance/rds-02-out"), &[]).expect_code(0, "out");
     let warnings: Vec<&str> = out
@@ -163,6 +179,11 @@ async fn the_runbook_out_while_offline_warns_once_and_succeeds() {
     );
     assert_eq!(members(&server, "live").await, ["rds-01", "rds-03"]);
     assert!(destination(&server, "rds-02").await.lb_service_installed);
+    assert_eq!(
+        bound_to(&server, "rds-02").await,
+        Vec::<String>::new(),
+        "the bindings the power-off left are cleared"
+    );
     // The plan agrees the membership is gone, warning or not.
     plan_code(&server, &example("maintenance/rds-02-out")).expect_code(0, "converged");
 
@@ -436,19 +457,25 @@ impl Rng {
 /// event log shows no side effect done twice. Each trial alternates taking
 /// rds-02 out (with two fresh sessions to drain) and putting it back. The
 /// killed run's lease is short (`--lock-ttl 1s`) so the re-run waits briefly.
-/// Half the kills land 0-600 ms after the start (at `--latency 20` the CLI
-/// needs a few hundred ms of reads before its first write), half right after
-/// a random one of the trial's writes shows in the event log.
+/// Each kill lands right after the N-th event of the run shows in the event
+/// log, N drawn from a seeded generator: 1 is the lease taken (before any
+/// change), 2.. each change. The seed is printed, and `POOLFORM_KILL_SEED`
+/// replays the same kill points.
 #[tokio::test]
 async fn killed_applies_converge_on_rerun_without_duplicate_side_effects() {
     const TRIALS: usize = 20;
     let server = seeded(&["--fail-rate", "0.1", "--latency", "20"]);
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
+    let seed = std::env::var("POOLFORM_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
         | 1;
-    eprintln!("kill-point seed {seed}");
+    eprintln!("kill-point seed {seed} (POOLFORM_KILL_SEED={seed} replays it)");
     let mut rng = Rng(seed);
     let (out, back) = (
         example("maintenance/rds-02-out"),
@@ -481,20 +508,21 @@ async fn killed_applies_converge_on_rerun_without_duplicate_side_effects() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        if rng.below(2) == 0 {
-            std::thread::sleep(Duration::from_millis(rng.below(600)));
-        } else {
-            // Kill as soon as the k-th side effect shows in the log, which
-            // lands between two writes far more often than a blind delay.
-            let total = if taking_out { 3 } else { 1 };
-            let k = 1 + rng.below(total) as usize;
-            let deadline = Instant::now() + PATIENCE;
-            while without_locks(&server.events(start).await).len() < k
-                && killed.try_wait().unwrap().is_none()
-                && Instant::now() < deadline
-            {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+        // The lease, then each change: kill after the n-th of them.
+        let events = if taking_out { 4 } else { 2 };
+        let n = 1 + rng.below(events) as usize;
+        let deadline = Instant::now() + PATIENCE;
+        while server
+            .events(start)
+            .await
+            .iter()
+            .filter(|e| e.op == "lock.acquire" || !e.op.starts_with("lock."))
+            .count()
+            < n
+            && killed.try_wait().unwrap().is_none()
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let _ = killed.kill();
         let _ = killed.wait();

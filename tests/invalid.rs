@@ -3,9 +3,10 @@
 //! made at run time. One runner checks each case twice: loaded in-process,
 //! it is rejected with diagnostics that are all located at a real line and
 //! column (never the file-start fallback), rendered as a snapshot; run as
-//! `poolform apply CASE --auto-approve` against an embedded broker, it
-//! exits 1 with a located diagnostic on stderr, without a panic, without
-//! opening the broker (so with zero writes), within bounded time and memory.
+//! `poolform validate CASE` and as `poolform apply CASE --auto-approve`
+//! against an embedded broker, it exits 1 with that location on stderr,
+//! without a panic, without opening the broker (so with zero writes),
+//! within bounded time and memory.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -69,18 +70,23 @@ fn rejected(path: &Path) -> (SourceLocation, String) {
     (first.location, String::from_utf8(out).expect("UTF-8"))
 }
 
-/// `poolform apply CASE` against an embedded broker that would be created
-/// (from the example seed) the moment it is opened, under a memory limit.
-fn apply(case: &Path, state: &Path) -> (Option<i32>, String) {
+/// `poolform validate CASE`, and `poolform apply CASE` against an embedded
+/// broker that would be created (from the example seed) the moment it is
+/// opened, under a memory limit.
+fn poolform(command: &str, case: &Path, state: &Path) -> (Option<i32>, String) {
     let broker = format!("file:{}?seed={}", state.display(), seed_path().display());
+    let extra: &[&str] = match command {
+        "apply" => &["--auto-approve", "--broker", &broker],
+        _ => &[],
+    };
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(format!("ulimit -v {MEMORY_BOUND_KIB} && exec \"$@\""))
         .arg("sh")
         .arg(bin())
-        .arg("apply")
+        .arg(command)
         .arg(case)
-        .args(["--auto-approve", "--broker", &broker])
+        .args(extra)
         .env("NO_COLOR", "1")
         .env("COLUMNS", "100")
         .env_remove("POOLFORM_BROKER")
@@ -110,21 +116,19 @@ fn check(case: &Path) -> String {
     let (first, rendered) = rejected(case);
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
-    let (code, stderr) = apply(case, &state);
-    assert_eq!(code, Some(1), "{}: exit {code:?}\n{stderr}", case.display());
-    assert!(
-        !stderr.contains("panicked"),
-        "{}:\n{stderr}",
-        case.display()
-    );
-    // The snippet header names the file and line (its column is counted
-    // by the renderer from the underlined bytes).
-    let header = format!("[{}:{}:", first.file, first.line);
-    assert!(
-        stderr.contains(&header),
-        "{}: {header} is not on stderr:\n{stderr}",
-        case.display()
-    );
+    for command in ["validate", "apply"] {
+        let (code, stderr) = poolform(command, case, &state);
+        let what = format!("{command} {}", case.display());
+        assert_eq!(code, Some(1), "{what}: exit {code:?}\n{stderr}");
+        assert!(!stderr.contains("panicked"), "{what}:\n{stderr}");
+        // The snippet header names the file and line (its column is
+        // counted by the renderer from the underlined bytes).
+        let header = format!("[{}:{}:", first.file, first.line);
+        assert!(
+            stderr.contains(&header),
+            "{what}: {header} is not on stderr:\n{stderr}"
+        );
+    }
     assert!(!state.exists(), "{}: the broker was opened", case.display());
     rendered
 }

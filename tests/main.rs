@@ -18,7 +18,8 @@ mod examples;
 mod export;
 /// Random mutations of the examples never make loading or validation panic.
 mod fuzz;
-/// Every invalid config under tests/invalid is rejected with located diagnostics (snapshots).
+/// The invalid-config corpus: each case rejected with located diagnostics (snapshots),
+/// and by `validate` and `apply` processes: exit 1, located, no panic, zero writes, bounded.
 mod invalid;
 /// `poolform plan` and `show` end to end: the runbook states in every format
 /// (snapshots), exit codes, saved plans, targets, colour, refresh request count.
