@@ -768,3 +768,106 @@ async fn a_signal_stops_a_waiting_apply_releases_the_lease_and_reports() {
         assert_eq!(destination(&server, "rds-02").await.sessions.active, 2);
     }
 }
+
+/// Without `--auto-approve`, apply asks on the terminal; with no terminal
+/// to ask on it refuses before any change (and gives the lease back).
+#[tokio::test]
+async fn apply_without_a_terminal_refuses_and_changes_nothing() {
+    let server = seeded(&[]);
+    let start = server.last_seq().await;
+    let out = run(server
+        .poolform(&["apply", path(&example("maintenance/rds-02-out"))])
+        .env("MAINT_PASSWORD", SEED_PASSWORD))
+    .expect_code(1, "no terminal");
+    assert!(
+        out.stderr.contains("stdin is not a terminal"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        without_locks(&server.events(start).await),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        members(&server, "live").await,
+        ["rds-01", "rds-02", "rds-03"]
+    );
+}
+
+/// The leftover service of a host that left while offline is removed by
+/// the next apply once the host is back, and then nothing is left to do.
+#[tokio::test]
+async fn the_leftover_service_is_cleaned_up_once_the_host_is_back() {
+    let server = seeded(&[]);
+    let out = example("maintenance/rds-02-out");
+    power(&server, "rds-02", false).await;
+    apply(&server, &out, &[]).expect_code(0, "out while offline");
+    assert!(destination(&server, "rds-02").await.lb_service_installed);
+    power(&server, "rds-02", true).await;
+    let start = server.last_seq().await;
+    let cleaned = apply(&server, &out, &[]).expect_code(0, "cleanup");
+    assert!(cleaned.stdout.contains("leftover"), "{}", cleaned.stdout);
+    assert_eq!(
+        without_locks(&server.events(start).await),
+        ["destination.lb_service.remove destination/rds-02/lb-service"]
+    );
+    assert!(!destination(&server, "rds-02").await.lb_service_installed);
+    plan_code(&server, &out).expect_code(0, "nothing left");
+}
+
+/// `apply --broker file:` runs the runbook on the embedded broker: the
+/// state file is created from the seed, changed, and read back by plan.
+#[test]
+fn apply_against_a_file_broker_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("broker.json");
+    let broker = format!("file:{}", state.display());
+    let poolform = |args: &[&str]| {
+        let mut command = std::process::Command::new(crate::support::bin());
+        command
+            .args(args)
+            .args(["--broker", &broker])
+            .env("MAINT_PASSWORD", SEED_PASSWORD)
+            .env("NO_COLOR", "1")
+            .env_remove("POOLFORM_BROKER")
+            .stdin(Stdio::null());
+        run(&mut command)
+    };
+    let out = example("maintenance/rds-02-out");
+    let applied = poolform(&["apply", path(&out), "--auto-approve"]).expect_code(0, "apply");
+    assert!(
+        applied
+            .stdout
+            .contains("3 done, 0 warnings, 0 failed, 0 skipped"),
+        "{}",
+        applied.stdout
+    );
+    poolform(&["plan", path(&out), "--detailed-exitcode"]).expect_code(0, "converged");
+    let engine = poolform::refbroker::store::load_state(&state).expect("the state file");
+    let live = engine.pool("live").expect("live is in the state file");
+    assert_eq!(live.members, ["rds-01", "rds-03"]);
+}
+
+/// The quick start (README) runs end to end with the binary under test.
+#[test]
+fn the_quick_start_script_runs() {
+    let script = example("maintenance/quickstart.sh");
+    let out = run(std::process::Command::new("bash")
+        .arg(&script)
+        .env("POOLFORM", crate::support::bin())
+        .env("NO_COLOR", "1")
+        .env_remove("POOLFORM_BROKER")
+        .stdin(Stdio::null()))
+    .expect_code(0, "quickstart.sh");
+    for step in [
+        "$ poolform validate examples/maintenance/rds-02-out",
+        "$ poolform apply examples/maintenance/rds-02-back",
+        "3 done, 0 warnings, 0 failed, 0 skipped",
+    ] {
+        assert!(
+            out.stdout.contains(step),
+            "{step:?} missing:\n{}",
+            out.stdout
+        );
+    }
+}
