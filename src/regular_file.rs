@@ -80,16 +80,16 @@ fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const SECOND: Duration = Duration::from_secs(1);
 
-    /// A FIFO with no writer: opening it for reading would wait forever.
-    fn fifo(dir: &Path) -> PathBuf {
-        let path = dir.join("fifo");
+    /// A FIFO with no writer, for tests of what must not wait on one:
+    /// opening it for reading would wait forever.
+    pub(crate) fn fifo(path: &Path) -> &Path {
         let made = std::process::Command::new("mkfifo")
-            .arg(&path)
+            .arg(path)
             .status()
             .unwrap();
         assert!(made.success());
@@ -112,7 +112,10 @@ mod tests {
     fn special_files_are_refused_by_kind_without_being_opened() {
         let dir = tempfile::tempdir().unwrap();
         let cases = [
-            (fifo(dir.path()), "is a FIFO, not a regular file"),
+            (
+                fifo(&dir.path().join("fifo")).to_owned(),
+                "is a FIFO, not a regular file",
+            ),
             (
                 PathBuf::from("/dev/zero"),
                 "is a device, not a regular file",

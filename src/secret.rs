@@ -141,11 +141,7 @@ mod tests {
     fn a_fifo_is_refused_without_waiting_for_a_writer() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("pw");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
-        assert!(made.success());
+        crate::regular_file::tests::fifo(&fifo);
         let error = resolve(&fifo).unwrap_err();
         assert!(error.contains("a FIFO, not a regular file"), "{error}");
     }

@@ -178,11 +178,7 @@ mod tests {
     fn validate_refuses_a_secret_file_that_is_not_a_regular_file() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("pw");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
-        assert!(made.success());
+        crate::regular_file::tests::fifo(&fifo);
         let text = format!(
             "stack: s\npools:\n  a:\n    default_credentials: {{password: {{file: /dev/zero}}}}\n  b:\n    default_credentials: {{password: {{file: {}}}}}\n  c:\n    default_credentials: {{password: {{file: /not/mounted/here}}}}\n",
             fifo.display()

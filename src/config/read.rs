@@ -229,11 +229,7 @@ mod tests {
         let dir = dir_with(&[("a.yaml", "stack: s\n")]);
         std::os::unix::fs::symlink("loop.yaml", dir.path().join("loop.yaml")).unwrap();
         std::fs::create_dir(dir.path().join("sub.yaml")).unwrap();
-        let made = std::process::Command::new("mkfifo")
-            .arg(dir.path().join("fifo.yml"))
-            .status()
-            .unwrap();
-        assert!(made.success());
+        crate::regular_file::tests::fifo(&dir.path().join("fifo.yml"));
         let rejected = rejected(dir.path());
         let found: Vec<(u32, &str)> = rejected
             .items
@@ -272,11 +268,7 @@ mod tests {
     fn a_single_file_that_is_a_fifo_is_refused_without_hanging() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("c.yaml");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
-        assert!(made.success());
+        crate::regular_file::tests::fifo(&fifo);
         let rejected = rejected(&fifo);
         assert!(rejected.items[0].message.contains("is a FIFO"));
     }

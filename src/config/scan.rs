@@ -352,7 +352,10 @@ mod tests {
                 "default_credentials: {x: {*: ******}}",
             ),
             ("a: {password: &p S3cr3t}", "a: {password: &p ******}"),
-            ("a: {\"pass\\x77ord\": S3cr3t}", "a: {\"pass\\x77ord\": ******}"),
+            (
+                "a: {\"pass\\x77ord\": S3cr3t}",
+                "a: {\"pass\\x77ord\": ******}",
+            ),
             ("a: {\"password\": 'S3cr3t'}", "a: {\"password\": ********}"),
         ];
         for (text, want) in cases {
