@@ -181,7 +181,7 @@ async fn page_cursors(url: &str) -> Vec<Option<String>> {
     }
 }
 
-async fn bench_pool_pages(server: &Server) {
+async fn bench_pool_pages(server: &Server, pools: usize) {
     let cursors = Arc::new(page_cursors(&server.url).await);
     let mut rps = Vec::new();
     let mut sweeps = Vec::new();
@@ -214,17 +214,17 @@ async fn bench_pool_pages(server: &Server) {
             .await
             .unwrap();
         sweeps.push(started.elapsed().as_secs_f64() * 1000.0);
-        assert_eq!(live.pools.len(), 10_000);
+        assert_eq!(live.pools.len(), pools);
         sweep_requests = broker.requests();
     }
     println!(
-        "GET /v1/pools?limit=1000 (10k pools, 100k members), {CLIENTS} clients: median {:.0} req/s ({:.0} pools/s); runs {:?}",
+        "GET /v1/pools?limit=1000 ({pools} pools), {CLIENTS} clients: median {:.0} req/s ({:.0} pools/s); runs {:?}",
         median(rps.clone()),
         median(rps.clone()) * 1000.0,
         rps.iter().map(|r| r.round()).collect::<Vec<_>>()
     );
     println!(
-        "read_live sweep (12k destinations, 10k pools; {sweep_requests} paginated requests): median {:.0} ms; runs {:?}",
+        "read_live sweep ({pools} pools; {sweep_requests} paginated requests): median {:.0} ms; runs {:?}",
         median(sweeps.clone()),
         sweeps.iter().map(|s| s.round()).collect::<Vec<_>>()
     );
@@ -272,7 +272,7 @@ fn main() {
             "startup with a {pools}-pool seed: {:.0} ms",
             started.elapsed().as_secs_f64() * 1000.0
         );
-        bench_pool_pages(&big).await;
+        bench_pool_pages(&big, pools).await;
         let label = format!("{pools} pools / {} members state", pools * MEMBERS_PER_POOL);
         bench_member_puts(&big, pools, &label).await;
         drop(big);
