@@ -32,6 +32,8 @@
 //! - [`diagnostic`] — the one located `Diagnostic` type and the `SourceMap`.
 //! - [`atomic_file`] — replacing a file so a crash leaves old or new, never torn.
 //! - [`json_schema`] — how every JSON Schema poolform writes is generated.
+//! - [`regular_file`] — reading a file that must be a regular file (config
+//!   and secret files): kind checked before opening, bounded, with a timeout.
 //! - [`secret`] — where a secret comes from, its `SecretString` value, and the
 //!   fingerprint label that detects a changed secret without reading it back.
 //! - [`desired`] — the desired state in broker terms: no spans, no files,
@@ -146,5 +148,6 @@ pub mod export;
 pub mod json_schema;
 pub mod plan;
 pub mod refbroker;
+pub mod regular_file;
 pub mod render;
 pub mod secret;

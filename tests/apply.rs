@@ -71,6 +71,18 @@ async fn power(server: &Server, destination: &str, online: bool) {
         .await;
 }
 
+/// Users with a sticky binding to `destination` in pool `live`.
+async fn bound_to(server: &Server, destination: &str) -> Vec<String> {
+    server
+        .snapshot()
+        .await
+        .sticky_bindings
+        .into_iter()
+        .filter(|b| b.pool == "live" && b.destination == destination)
+        .map(|b| b.user)
+        .collect()
+}
+
 /// Requests that could change state (anything but GET), per route, leaving
 /// out the simulation controls the test itself calls.
 fn writes(stats: &poolform::refbroker::server::Stats) -> BTreeMap<String, u64> {
@@ -131,6 +143,10 @@ async fn the_runbook_out_while_online_then_back_in() {
 async fn the_runbook_out_while_offline_warns_once_and_succeeds() {
     let server = seeded(&[]);
     power(&server, "rds-02", false).await;
+    assert!(
+        !bound_to(&server, "rds-02").await.is_empty(),
+        "powering off leaves its users bound to rds-02"
+    );
     let start = server.last_seq().await;
     let out = apply(&server, &example("maintenance/rds-02-out"), &[]).expect_code(0, "out");
     let warnings: Vec<&str> = out
@@ -163,6 +179,11 @@ async fn the_runbook_out_while_offline_warns_once_and_succeeds() {
     );
     assert_eq!(members(&server, "live").await, ["rds-01", "rds-03"]);
     assert!(destination(&server, "rds-02").await.lb_service_installed);
+    assert_eq!(
+        bound_to(&server, "rds-02").await,
+        Vec::<String>::new(),
+        "the bindings the power-off left are cleared"
+    );
     // The plan agrees the membership is gone, warning or not.
     plan_code(&server, &example("maintenance/rds-02-out")).expect_code(0, "converged");
 
@@ -436,19 +457,25 @@ impl Rng {
 /// event log shows no side effect done twice. Each trial alternates taking
 /// rds-02 out (with two fresh sessions to drain) and putting it back. The
 /// killed run's lease is short (`--lock-ttl 1s`) so the re-run waits briefly.
-/// Half the kills land 0-600 ms after the start (at `--latency 20` the CLI
-/// needs a few hundred ms of reads before its first write), half right after
-/// a random one of the trial's writes shows in the event log.
+/// Each kill lands right after the N-th event of the run shows in the event
+/// log, N drawn from a seeded generator: 1 is the lease taken (before any
+/// change), 2.. each change. The seed is printed, and `POOLFORM_KILL_SEED`
+/// replays the same kill points.
 #[tokio::test]
 async fn killed_applies_converge_on_rerun_without_duplicate_side_effects() {
     const TRIALS: usize = 20;
     let server = seeded(&["--fail-rate", "0.1", "--latency", "20"]);
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
+    let seed = std::env::var("POOLFORM_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
         | 1;
-    eprintln!("kill-point seed {seed}");
+    eprintln!("kill-point seed {seed} (POOLFORM_KILL_SEED={seed} replays it)");
     let mut rng = Rng(seed);
     let (out, back) = (
         example("maintenance/rds-02-out"),
@@ -481,20 +508,21 @@ async fn killed_applies_converge_on_rerun_without_duplicate_side_effects() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        if rng.below(2) == 0 {
-            std::thread::sleep(Duration::from_millis(rng.below(600)));
-        } else {
-            // Kill as soon as the k-th side effect shows in the log, which
-            // lands between two writes far more often than a blind delay.
-            let total = if taking_out { 3 } else { 1 };
-            let k = 1 + rng.below(total) as usize;
-            let deadline = Instant::now() + PATIENCE;
-            while without_locks(&server.events(start).await).len() < k
-                && killed.try_wait().unwrap().is_none()
-                && Instant::now() < deadline
-            {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+        // The lease, then each change: kill after the n-th of them.
+        let events = if taking_out { 4 } else { 2 };
+        let n = 1 + rng.below(events) as usize;
+        let deadline = Instant::now() + PATIENCE;
+        while server
+            .events(start)
+            .await
+            .iter()
+            .filter(|e| e.op == "lock.acquire" || !e.op.starts_with("lock."))
+            .count()
+            < n
+            && killed.try_wait().unwrap().is_none()
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let _ = killed.kill();
         let _ = killed.wait();
@@ -652,4 +680,194 @@ async fn a_default_credentials_password_never_leaves_its_env_var() {
         .find(|p| p.name == "maintenance")
         .unwrap();
     assert!(maintenance.default_credentials.password_set);
+}
+
+/// Starts an apply that waits in a `wait` drain (rds-02 keeps its users)
+/// and returns it once it is polling the sessions under its lease.
+async fn apply_waiting_in_a_drain(
+    server: &Server,
+    config: &std::path::Path,
+) -> std::process::Child {
+    edit(
+        &config.join("pools.yaml"),
+        "drain: { sessions: disconnect, timeout: 15m }",
+        "drain: { sessions: wait, timeout: 15m }",
+    );
+    let start = server.last_seq().await;
+    let mut child = server
+        .poolform(&["apply", path(config), "--auto-approve"])
+        .env("MAINT_PASSWORD", SEED_PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let locked = server
+            .events(start)
+            .await
+            .iter()
+            .any(|e| e.op == "lock.acquire");
+        let polled = server
+            .stats()
+            .await
+            .requests
+            .get("GET /v1/destinations/{name}/sessions")
+            .copied()
+            .unwrap_or(0);
+        if locked && polled >= 2 {
+            return child;
+        }
+        assert!(Instant::now() < deadline, "the apply starts draining");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the apply waits in its drain"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// SIGTERM (what CI sends on cancel) and SIGINT (Ctrl-C) stop an apply
+/// that waits in a 15-minute drain: it abandons the wait, releases the
+/// lease, prints the report and exits 1, without removing rds-02 (whose
+/// users are still logged in) and without waiting for the drain to end.
+#[tokio::test]
+async fn a_signal_stops_a_waiting_apply_releases_the_lease_and_reports() {
+    for signal in ["TERM", "INT"] {
+        let server = seeded(&[]);
+        let config = copy_example("maintenance/rds-02-out");
+        let start = server.last_seq().await;
+        let child = apply_waiting_in_a_drain(&server, config.path()).await;
+        let killed = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let out = Run::of(child.wait_with_output().unwrap()).expect_code(1, signal);
+        assert!(
+            out.stderr.contains(&format!("SIG{signal} received")),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stdout.contains("interrupted"),
+            "the report:\n{}",
+            out.stdout
+        );
+        let log = server.events(start).await;
+        assert_eq!(
+            log.last().map(|e| e.op.as_str()),
+            Some("lock.release"),
+            "{signal}: the lease is released last: {log:?}"
+        );
+        assert_eq!(without_locks(&log), Vec::<String>::new(), "{signal}");
+        assert_eq!(
+            members(&server, "live").await,
+            ["rds-01", "rds-02", "rds-03"]
+        );
+        assert_eq!(destination(&server, "rds-02").await.sessions.active, 2);
+    }
+}
+
+/// Without `--auto-approve`, apply asks on the terminal; with no terminal
+/// to ask on it refuses before any change (and gives the lease back).
+#[tokio::test]
+async fn apply_without_a_terminal_refuses_and_changes_nothing() {
+    let server = seeded(&[]);
+    let start = server.last_seq().await;
+    let out = run(server
+        .poolform(&["apply", path(&example("maintenance/rds-02-out"))])
+        .env("MAINT_PASSWORD", SEED_PASSWORD))
+    .expect_code(1, "no terminal");
+    assert!(
+        out.stderr.contains("stdin is not a terminal"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        without_locks(&server.events(start).await),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        members(&server, "live").await,
+        ["rds-01", "rds-02", "rds-03"]
+    );
+}
+
+/// The leftover service of a host that left while offline is removed by
+/// the next apply once the host is back, and then nothing is left to do.
+#[tokio::test]
+async fn the_leftover_service_is_cleaned_up_once_the_host_is_back() {
+    let server = seeded(&[]);
+    let out = example("maintenance/rds-02-out");
+    power(&server, "rds-02", false).await;
+    apply(&server, &out, &[]).expect_code(0, "out while offline");
+    assert!(destination(&server, "rds-02").await.lb_service_installed);
+    power(&server, "rds-02", true).await;
+    let start = server.last_seq().await;
+    let cleaned = apply(&server, &out, &[]).expect_code(0, "cleanup");
+    assert!(cleaned.stdout.contains("leftover"), "{}", cleaned.stdout);
+    assert_eq!(
+        without_locks(&server.events(start).await),
+        ["destination.lb_service.remove destination/rds-02/lb-service"]
+    );
+    assert!(!destination(&server, "rds-02").await.lb_service_installed);
+    plan_code(&server, &out).expect_code(0, "nothing left");
+}
+
+/// `apply --broker file:` runs the runbook on the embedded broker: the
+/// state file is created from the seed, changed, and read back by plan.
+#[test]
+fn apply_against_a_file_broker_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("broker.json");
+    let broker = format!("file:{}", state.display());
+    let poolform = |args: &[&str]| {
+        let mut command = std::process::Command::new(crate::support::bin());
+        command
+            .args(args)
+            .args(["--broker", &broker])
+            .env("MAINT_PASSWORD", SEED_PASSWORD)
+            .env("NO_COLOR", "1")
+            .env_remove("POOLFORM_BROKER")
+            .stdin(Stdio::null());
+        run(&mut command)
+    };
+    let out = example("maintenance/rds-02-out");
+    let applied = poolform(&["apply", path(&out), "--auto-approve"]).expect_code(0, "apply");
+    assert!(
+        applied
+            .stdout
+            .contains("3 done, 0 warnings, 0 failed, 0 skipped"),
+        "{}",
+        applied.stdout
+    );
+    poolform(&["plan", path(&out), "--detailed-exitcode"]).expect_code(0, "converged");
+    let engine = poolform::refbroker::store::load_state(&state).expect("the state file");
+    let live = engine.pool("live").expect("live is in the state file");
+    assert_eq!(live.members, ["rds-01", "rds-03"]);
+}
+
+/// The quick start (README) runs end to end with the binary under test.
+#[test]
+fn the_quick_start_script_runs() {
+    let script = example("maintenance/quickstart.sh");
+    let out = run(std::process::Command::new("bash")
+        .arg(&script)
+        .env("POOLFORM", crate::support::bin())
+        .env("NO_COLOR", "1")
+        .env_remove("POOLFORM_BROKER")
+        .stdin(Stdio::null()))
+    .expect_code(0, "quickstart.sh");
+    for step in [
+        "$ poolform validate examples/maintenance/rds-02-out",
+        "$ poolform apply examples/maintenance/rds-02-back",
+        "3 done, 0 warnings, 0 failed, 0 skipped",
+    ] {
+        assert!(
+            out.stdout.contains(step),
+            "{step:?} missing:\n{}",
+            out.stdout
+        );
+    }
 }

@@ -61,28 +61,6 @@ fn a_dangling_pool_reference_is_located_and_underlined() {
 }
 
 #[test]
-fn every_invalid_fixture_exits_1_with_a_location() {
-    let mut entries: Vec<_> = std::fs::read_dir("tests/invalid")
-        .expect("fixtures")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    entries.sort();
-    for path in entries {
-        let shown = path.display().to_string();
-        let assert = poolform()
-            .args(["validate", "--color", "never"])
-            .arg(&path)
-            .assert()
-            .code(1);
-        let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
-        let located = stderr
-            .lines()
-            .any(|line| line.contains(&format!("[{}", shown.trim_end_matches(".yaml"))));
-        assert!(located, "{shown}: no located snippet in\n{stderr}");
-    }
-}
-
-#[test]
 fn json_format_lists_diagnostics_on_stdout() {
     let assert = poolform()
         .args([

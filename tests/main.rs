@@ -21,7 +21,8 @@ mod examples;
 mod export;
 /// Random mutations of the examples never make loading or validation panic.
 mod fuzz;
-/// Every invalid config under tests/invalid is rejected with located diagnostics (snapshots).
+/// The invalid-config corpus: each case rejected with located diagnostics (snapshots),
+/// and by `validate` and `apply` processes: exit 1, located, no panic, zero writes, bounded.
 mod invalid;
 /// The example CI pipelines' commands, read from their files and run
 /// against the reference broker with a recording fake forge.

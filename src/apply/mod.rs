@@ -212,6 +212,26 @@ impl Report {
 /// Resolves a secret source to its value; its error text must not contain it.
 pub type Secrets<'a> = &'a dyn Fn(&SecretSource) -> Result<SecretString, String>;
 
+/// How often a wait looks at the cancel flag: a cancelled apply abandons
+/// whatever is only waiting (a drain between two session counts, a lease
+/// held by someone else) within this.
+const CANCEL_CHECK: Duration = Duration::from_millis(50);
+
+/// Returns once `flag` is set (by a signal, or a lost lease).
+pub async fn cancelled(flag: &AtomicBool) {
+    while !flag.load(Ordering::SeqCst) {
+        tokio::time::sleep(CANCEL_CHECK).await;
+    }
+}
+
+/// Sleeps for `duration`, or until `flag` is set; says whether it was.
+pub(crate) async fn sleep_unless_cancelled(flag: &AtomicBool, duration: Duration) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(duration) => flag.load(Ordering::SeqCst),
+        () = cancelled(flag) => true,
+    }
+}
+
 /// What a step runs with.
 struct Context<'a, B> {
     broker: &'a B,

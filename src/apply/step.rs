@@ -3,7 +3,6 @@
 //! turns an offline host's `lb_service_uninstall_failed` into a warning.
 //! Every step is safe to re-run after a crash.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -102,10 +101,9 @@ fn pool_body<B>(ctx: &Context<'_, B>, settings: &PoolSettings) -> Result<PoolBod
                 secret: source.clone(),
                 reason,
             })?;
-            let salt = hex::encode(rand::random::<[u8; 16]>());
             labels.insert(
                 crate::contract::labels::password_fingerprint(),
-                crate::secret::fingerprint(&salt, secret.expose_secret()),
+                crate::secret::fingerprint(secret.expose_secret()),
             );
             Some(secret.expose_secret().to_owned())
         }
@@ -178,10 +176,10 @@ async fn drain<B: Broker>(
                 waited: timeout,
             });
         }
-        if ctx.options.cancel.load(Ordering::SeqCst) {
+        let pause = ctx.options.drain_poll_interval.min(time_left);
+        if super::sleep_unless_cancelled(&ctx.options.cancel, pause).await {
             return Err(ApplyError::Cancelled);
         }
-        tokio::time::sleep(ctx.options.drain_poll_interval.min(time_left)).await;
         active = active_sessions(broker, destination).await?;
     }
 }

@@ -942,6 +942,68 @@ async fn a_lease_taken_over_by_someone_else_cancels_the_apply() {
     assert!(options.cancel.load(Ordering::SeqCst));
 }
 
+/// A signal while another holder has the lease ends the wait at once, not
+/// when `--lock-timeout` runs out.
+#[tokio::test(start_paused = true)]
+async fn a_cancel_abandons_the_wait_for_a_held_lease_at_once() {
+    let broker = Arc::new(empty());
+    held_by_bob(&broker, 600);
+    let cancel = Arc::new(AtomicBool::new(false));
+    let signal = Arc::clone(&cancel);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        signal.store(true, Ordering::SeqCst);
+    });
+    let start = tokio::time::Instant::now();
+    let waited = Lease::acquire(
+        Arc::clone(&broker),
+        STACK,
+        "ada@laptop pid 1",
+        Duration::from_secs(30),
+        Duration::from_secs(3600),
+        cancel,
+    )
+    .await;
+    assert!(matches!(waited, Err(LockError::Cancelled { .. })));
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// A cancel while a `wait` drain sleeps between two session counts ends it
+/// at once, not after the poll interval.
+#[tokio::test(start_paused = true)]
+async fn a_cancel_abandons_a_drain_between_two_counts_at_once() {
+    let broker = runbook(true);
+    let options = Options {
+        drain_poll_interval: Duration::from_secs(600),
+        ..options()
+    };
+    let signal = Arc::clone(&options.cancel);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        signal.store(true, Ordering::SeqCst);
+    });
+    let start = tokio::time::Instant::now();
+    let report = execute(
+        &broker,
+        &out_online(DrainSessions::Wait, Some(900)),
+        &options,
+        &no_secrets,
+        &|_| {},
+    )
+    .await;
+    assert!(report.cancelled);
+    assert_eq!(outcomes(&report)[0], "failed cancelled");
+    assert!(
+        start.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
 #[test]
 fn the_default_holder_names_user_host_and_pid() {
     let holder = default_holder();
@@ -978,11 +1040,11 @@ async fn the_stale_check_reads_in_parallel_and_passes_broker_errors_on() {
     );
 }
 
-/// The apply bar, on the virtual clock: 1,000 independent member changes
-/// at 20 ms per call with parallelism 20 take at most 1.5x the ideal 1 s,
-/// with exactly one request per step.
+/// What makes the apply bar reachable: 1,000 independent member changes at
+/// 20 ms per call with parallelism 20 keep 20 calls in flight, with exactly
+/// one request per step. How fast that is is measured by `benches/apply.rs`.
 #[tokio::test(start_paused = true)]
-async fn a_thousand_independent_changes_meet_the_apply_bar() {
+async fn a_thousand_independent_changes_run_twenty_at_a_time() {
     let names: Vec<String> = (0..1000).map(|i| format!("rds-{i:04}")).collect();
     let broker = lab(&names, Some("lab"));
     let steps = names
@@ -996,11 +1058,7 @@ async fn a_thousand_independent_changes_meet_the_apply_bar() {
     };
     let run = run_with(&broker, &plan_of(steps), &options).await;
     assert_eq!(run.report.summary().done, 1000);
-    assert!(
-        run.report.duration <= Duration::from_millis(1500),
-        "{:?}",
-        run.report.duration
-    );
+    assert_eq!(broker.concurrency().most, 20);
     assert_eq!(calls(&broker).len(), 1000);
 }
 

@@ -757,9 +757,12 @@ mod tests {
 
     #[tokio::test]
     async fn connect_errors_are_retried_within_the_bounds() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        drop(listener);
+        // Bound but never listening: connecting is refused, and the port
+        // stays ours for the whole test (a dropped listener frees it for
+        // any other process, which may then answer).
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = socket.local_addr().unwrap();
         let broker = HttpBroker::new(
             &format!("http://{addr}"),
             None,

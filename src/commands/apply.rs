@@ -4,7 +4,7 @@
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::apply::{self, Lease, LockError, Options, Progress, Stale, StaleCheckError};
 use crate::backend::AnyBroker;
@@ -40,13 +40,49 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> Result<ExitStatus, Error> {
     let broker = Arc::new(connect(&args.broker, Some(&loaded))?);
     let outcome = ctx.runtime()?.block_on(async {
         let options = options(args);
+        let signals = watch_signals(Arc::clone(&options.cancel));
         let lease = take_lease(&broker, &loaded.desired.stack, args, &options).await?;
         let outcome = plan_and_execute(args, &broker, &loaded, options, &output).await;
         release(lease).await?;
+        signals.abort();
         outcome
     });
     output.finish()?;
     outcome
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM (what CI sends on cancel) both set the
+/// apply's cancel flag instead of killing the process: no new step starts,
+/// writes in flight finish, waits are abandoned, and the lease is released
+/// and the report printed, all within seconds.
+fn watch_signals(cancel: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let name = received_signal().await;
+        cancel.store(true, Ordering::SeqCst);
+        let _ = writeln!(
+            io::stderr().lock(),
+            "poolform: {name} received; finishing the steps in flight, starting no new ones"
+        );
+    })
+}
+
+/// Waits for SIGINT or SIGTERM and names the one that came.
+async fn received_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+        }
+    }
+    match tokio::signal::ctrl_c().await {
+        Ok(()) => "SIGINT",
+        // No handler could be installed: the default (exit) stays in force.
+        Err(_) => std::future::pending().await,
+    }
 }
 
 /// Under the lease: plans from the live state, shows the plan, asks, and
@@ -67,7 +103,7 @@ async fn plan_and_execute(
         return Ok(ExitStatus::Success);
     }
     if !args.auto_approve {
-        confirm(&plan)?;
+        confirm(&plan, &options.cancel).await?;
     }
     execute(args, broker, &plan, options, output, Some(&loaded.config)).await
 }
@@ -88,12 +124,14 @@ fn apply_saved(ctx: &Context, args: &ApplyArgs, output: &ApplyOutput) -> Result<
         // all, and again under it so that nothing slips in between.
         check_fresh(&broker, &plan).await?;
         let options = options(args);
+        let signals = watch_signals(Arc::clone(&options.cancel));
         let lease = take_lease(&broker, &plan.stack, args, &options).await?;
         let outcome = match check_fresh(&broker, &plan).await {
             Ok(()) => execute(args, &broker, &plan, options, output, None).await,
             Err(stale) => Err(stale),
         };
         release(lease).await?;
+        signals.abort();
         outcome
     })
 }
@@ -161,6 +199,7 @@ async fn take_lease(
             holder: holder.unwrap_or_else(|| "another apply".to_owned()),
             expires_in: expires_at.map(seconds_until),
         },
+        LockError::Cancelled { .. } => Error::Cancelled,
         LockError::Broker(e) => Error::Lock(e),
     })
 }
@@ -186,8 +225,9 @@ async fn release(lease: Lease<AnyBroker>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Asks on the terminal; refuses when there is none to ask on.
-fn confirm(plan: &Plan) -> Result<(), Error> {
+/// Asks on the terminal; refuses when there is none to ask on. A signal
+/// while waiting for the answer cancels (the lease is then released).
+async fn confirm(plan: &Plan, cancel: &AtomicBool) -> Result<(), Error> {
     if !io::stdin().is_terminal() {
         return Err(Error::NoTerminal);
     }
@@ -200,12 +240,20 @@ fn confirm(plan: &Plan) -> Result<(), Error> {
     )
     .and_then(|()| err.flush())
     .during(IoAction::WriteStderr)?;
-    let mut answer = String::new();
-    io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .during(IoAction::ReadStdin)?;
-    if answer.trim() == "yes" {
+    drop(err);
+    // Reading stdin blocks; on a thread of its own it cannot hold up the
+    // runtime, and it is left behind if a signal comes first.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut answer = String::new();
+        let read = io::stdin().lock().read_line(&mut answer).map(|_| answer);
+        let _ = tx.send(read);
+    });
+    let answer = tokio::select! {
+        read = rx => read.unwrap_or_else(|_| Ok(String::new())),
+        () = apply::cancelled(cancel) => return Err(Error::Cancelled),
+    };
+    if answer.during(IoAction::ReadStdin)?.trim() == "yes" {
         Ok(())
     } else {
         Err(Error::Cancelled)
@@ -220,18 +268,10 @@ async fn execute(
     output: &ApplyOutput<'_>,
     config: Option<&Config>,
 ) -> Result<ExitStatus, Error> {
-    let cancel = options.cancel.clone();
-    // Ctrl-C stops new steps from starting; running ones finish.
-    let watcher = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            cancel.store(true, Ordering::SeqCst);
-        }
-    });
     let progress = output.progress(plan);
     let on_event = |event: Progress| progress.event(&event);
     let secrets = |source: &SecretSource| source.resolve();
     let result = apply::execute(broker, plan, &options, &secrets, &on_event).await;
-    watcher.abort();
     drop(progress);
     output.report(plan, &result, config)?;
     let summary = result.summary();

@@ -153,15 +153,16 @@ fn pool_body(pool: &Pool, stack: &str, password: Option<String>) -> Result<PoolB
         };
         let key = crate::contract::labels::password_fingerprint();
         match pool.labels.get(&key) {
-            Some(label) if !crate::secret::fingerprint_matches(label, &secret) => {
+            Some(label) if crate::secret::fingerprint_matches(label, &secret) => {}
+            Some(label) if crate::secret::is_current_fingerprint(label) => {
                 return Err(NotImported::WrongPassword { var });
             }
-            Some(_) => {}
             // Later plans compare the configured password with this
-            // fingerprint, as for a password poolform wrote itself.
-            None => {
-                let salt = hex::encode(rand::random::<[u8; 16]>());
-                labels.insert(key, crate::secret::fingerprint(&salt, &secret));
+            // fingerprint, as for a password poolform wrote itself. A label
+            // in an older format cannot vouch for the password; it is
+            // replaced like a missing one.
+            _ => {
+                labels.insert(key, crate::secret::fingerprint(&secret));
             }
         }
         Some(secret)

@@ -116,8 +116,13 @@ fn config_schema() -> &'static Schema {
 /// secrets masked in `sources`; `None` when the file cannot be read as a
 /// tree either (a syntax error, a duplicate key, an alias bomb) or the
 /// schema finds nothing, so that the parser's own error stands.
-pub(super) fn problems(sources: &mut SourceMap, file: usize) -> Option<Vec<Diagnostic>> {
-    let text = sources.text(file);
+/// `text` is the file as written: the kept source may already have its
+/// secrets masked, which would not parse the same.
+pub(super) fn problems(
+    text: &str,
+    sources: &mut SourceMap,
+    file: usize,
+) -> Option<Vec<Diagnostic>> {
     let root =
         serde_saphyr::from_str_with_options::<Option<Node>>(text, super::yaml::options(text))
             .ok()
@@ -260,7 +265,7 @@ impl Walk<'_> {
             .copied()
             .unwrap_or("null");
         let written = self.written(node);
-        let field = path.join(".");
+        let field = place(path);
         if expected == "string"
             && matches!(
                 node.value,
@@ -269,7 +274,7 @@ impl Walk<'_> {
         {
             self.report(
                 "config::ambiguous_scalar",
-                format!("`{field}` is text, but `{written}` is not text in YAML (a number, boolean or null)"),
+                format!("{field} is text, but `{written}` is not text in YAML (a number, boolean or null)"),
                 node,
                 "quote this",
                 Some(format!("quote it: '{written}'")),
@@ -280,7 +285,7 @@ impl Walk<'_> {
             self.report(
                 "config::type",
                 format!(
-                    "`{field}` expects {}, not {}",
+                    "{field} expects {}, not {}",
                     type_words(expected),
                     shown(&written)
                 ),
@@ -338,14 +343,9 @@ impl Walk<'_> {
             .filter_map(Schema::as_str)
         {
             if !seen.contains(&required) {
-                let place = if path.is_empty() {
-                    "the file".to_owned()
-                } else {
-                    format!("`{}`", path.join("."))
-                };
                 self.report(
                     "config::missing_key",
-                    format!("{place} is missing the key `{required}`"),
+                    format!("{} is missing the key `{required}`", place(path)),
                     node,
                     "in this mapping",
                     None,
@@ -498,6 +498,16 @@ impl Walk<'_> {
                 None,
             );
         }
+    }
+}
+
+/// Where a value is, for messages: `pools.live.members`, or "the file" for
+/// the document itself.
+fn place(path: &[String]) -> String {
+    if path.is_empty() {
+        "the file".to_owned()
+    } else {
+        format!("`{}`", path.join("."))
     }
 }
 

@@ -103,6 +103,22 @@ fn classify(message: String) -> (&'static str, String, Option<String>) {
             None,
         );
     }
+    if message.contains("unknown anchor") {
+        return (
+            "config::yaml",
+            "this alias refers to no anchor".to_owned(),
+            Some("define the anchor (`&name`) before the alias (`*name`) that uses it".to_owned()),
+        );
+    }
+    if message.starts_with("multiple YAML documents") {
+        return (
+            "config::yaml",
+            "a config file holds one YAML document, but this one starts another".to_owned(),
+            Some(
+                "remove the `---` line, or split the documents into files of their own".to_owned(),
+            ),
+        );
+    }
     if message.contains("budget") || message.contains("alias") || message.contains("replay") {
         return (
             "config::too_complex",

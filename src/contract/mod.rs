@@ -1,12 +1,15 @@
 //! The broker contract, the neutral ground between poolform's client side and
 //! the reference broker: the wire types, the problem codes, the name rule, the
-//! labels poolform keeps on the broker, and the `Broker` trait that both
-//! backends (the HTTP client and the in-process reference broker) implement.
-//! It depends on nothing else in the crate.
+//! labels poolform keeps on the broker, the one password hash both sides
+//! keep, the broker URL, and the `Broker` trait that both backends (the HTTP client and the
+//! in-process reference broker) implement. It depends on nothing else in the
+//! crate.
 
+pub mod hash;
 pub mod labels;
 pub mod names;
 pub mod problem;
+pub mod url;
 pub mod wire;
 
 use std::future::Future;

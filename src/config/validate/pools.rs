@@ -160,6 +160,22 @@ impl<'a> Checker<'a> {
                     .to_owned(),
             );
         }
+        if let Some(password) = &credentials.password
+            && let SecretValue::File(path) = &password.value
+            && let Some(why) = self.config.unusable_secret_files.get(path)
+        {
+            self.error(
+                "config::secret_file",
+                format!("the password file of pool '{pool}' cannot hold a secret: {why}"),
+                file,
+                &password.at,
+                "not a usable secret file",
+            )
+            .help = Some(format!(
+                "a secret file is a regular file of at most {} bytes",
+                crate::secret::MAX_FILE_BYTES
+            ));
+        }
     }
 
     /// `drain.timeout` is a duration and only means something when sessions
