@@ -15,11 +15,12 @@ pub fn run(ctx: &Context, args: &ValidateArgs) -> Result<ExitStatus, Error> {
     let out = &mut io::stdout().lock();
     match (result, args.format) {
         (Ok(config), DiagnosticFormat::Text) => {
+            ctx.write_diagnostics(&config.warnings, &config.sources)?;
             writeln!(out, "{}: valid", summary(&config)).during(IoAction::WriteStdout)?;
             Ok(ExitStatus::Success)
         }
-        (Ok(_), DiagnosticFormat::Json) => {
-            diagnostics::json(out, &[]).during(IoAction::WriteStdout)?;
+        (Ok(config), DiagnosticFormat::Json) => {
+            diagnostics::json(out, &config.warnings).during(IoAction::WriteStdout)?;
             Ok(ExitStatus::Success)
         }
         (Err(rejected), DiagnosticFormat::Text) => {

@@ -38,6 +38,8 @@ pub struct Config {
     /// file. Kept rather than returned as an error so that `validate` reports
     /// them together with every other problem.
     pub conflicts: Vec<Diagnostic>,
+    /// Findings of `validate` that do not make the config invalid.
+    pub warnings: Vec<Diagnostic>,
     pub stack: Option<InFile<String>>,
     pub broker_url: Option<InFile<String>>,
     pub safety: Option<InFile<SafetySection>>,
