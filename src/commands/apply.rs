@@ -2,7 +2,6 @@
 //! and re-checks a saved plan), asks for confirmation, executes, and reports.
 
 use std::io::{self, BufRead, IsTerminal, Write};
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -12,20 +11,15 @@ use crate::apply::{self, Lease, LockError, Options, Progress, Stale, StaleCheckE
 use crate::backend::AnyBroker;
 use crate::cli::{ApplyArgs, PlanFormat};
 use crate::commands::ExitStatus;
-use crate::commands::context::{Context, Loaded, connect, read_plan, refuse_unsafe};
+use crate::commands::context::{Context, Loaded, connect, is_plan_file, read_plan, refuse_unsafe};
 use crate::commands::error::{During, Error, IoAction};
 use crate::contract::Broker;
 use crate::plan::{self, Plan, Targets};
 use crate::render::{report, words};
 use crate::secret::SecretSource;
 
-/// A saved plan is JSON; a config is YAML (or a directory).
-fn is_plan_file(path: &Path) -> bool {
-    path.is_file() && path.extension().is_some_and(|e| e == "json")
-}
-
 pub fn run(ctx: &Context, args: &ApplyArgs) -> Result<ExitStatus, Error> {
-    if is_plan_file(&args.path) {
+    if is_plan_file(&args.path)? {
         return apply_saved(ctx, args);
     }
     let loaded = ctx.load(&args.path)?;
@@ -49,7 +43,10 @@ async fn plan_and_execute(
     options: Options,
 ) -> Result<ExitStatus, Error> {
     let live = broker.read_live().await.map_err(Error::ReadLive)?;
-    let plan = plan::compute(&loaded.desired, &live, &Targets(args.targets.clone()))?;
+    let mut plan = plan::compute(&loaded.desired, &live, &Targets(args.targets.clone()))?;
+    if args.force {
+        plan = plan.force();
+    }
     ctx.report_violations(loaded, &plan, args.force)?;
     ctx.render(&plan, PlanFormat::Text)?;
     refuse_unsafe(&plan, args.force, false)?;
@@ -63,10 +60,13 @@ async fn plan_and_execute(
 }
 
 fn apply_saved(ctx: &Context, args: &ApplyArgs) -> Result<ExitStatus, Error> {
+    if !args.targets.is_empty() {
+        return Err(Error::TargetWithSavedPlan);
+    }
     let plan = read_plan(&args.path)?;
-    if !args.force {
+    {
         let mut err = io::stderr().lock();
-        for v in &plan.violations {
+        for v in plan.blocking(args.force) {
             writeln!(err, "violation: {}", words::violation(v)).during(IoAction::WriteStderr)?;
         }
     }
@@ -90,6 +90,7 @@ fn apply_saved(ctx: &Context, args: &ApplyArgs) -> Result<ExitStatus, Error> {
 fn options(args: &ApplyArgs) -> Options {
     Options {
         parallelism: usize::from(args.parallelism),
+        force: args.force,
         ..Options::default()
     }
 }

@@ -51,12 +51,23 @@ pub enum Error {
         plural(*count, "rule", "rules")
     )]
     Unsafe { count: usize, saved: bool },
+    /// Violations that make a step certain to fail; they have been written.
+    #[error(
+        "the plan breaks {count} safety {} that --force cannot override: the {} would fail",
+        plural(*count, "rule", "rules"),
+        plural(*count, "step", "steps")
+    )]
+    Unforceable { count: usize },
     #[error("{} is not a poolform plan file", path.display())]
     NotAPlan {
         path: PathBuf,
         #[source]
-        source: serde_json::Error,
+        source: SavedPlanError,
     },
+    #[error(
+        "--target cannot be used with a saved plan: its targets were chosen when it was made (see `poolform show`)"
+    )]
+    TargetWithSavedPlan,
     #[error("cannot use the saved plan {}", path.display())]
     SavedPlan {
         path: PathBuf,

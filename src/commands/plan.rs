@@ -49,7 +49,10 @@ pub fn run(ctx: &Context, args: &PlanArgs) -> Result<ExitStatus, Error> {
                 .map_err(Error::ReadLive)?
         }
     };
-    let plan = plan::compute(&loaded.desired, &live, &Targets(args.targets.clone()))?;
+    let mut plan = plan::compute(&loaded.desired, &live, &Targets(args.targets.clone()))?;
+    if args.force {
+        plan = plan.force();
+    }
     ctx.report_violations(&loaded, &plan, args.force)?;
     ctx.render(&plan, args.format)?;
     if let Some(out) = &args.out {

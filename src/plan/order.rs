@@ -569,6 +569,7 @@ fn sort(drafts: Vec<Draft>) -> Result<Vec<Step>, CycleError> {
                 op: draft.op,
                 depends_on,
                 cause: draft.cause,
+                preconditions: Vec::new(),
                 expected_warning: draft.warning,
             }
         })

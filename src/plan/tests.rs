@@ -312,7 +312,9 @@ fn min_members_counts_offline_members_as_unavailable() {
             pool: "live".to_owned(),
             min_members: 2,
             available_after: 1,
-            members_after: 2
+            members_after: 2,
+            offline: vec!["rds-03".to_owned()],
+            in_maintenance: Vec::new(),
         }]
     );
 }
@@ -584,4 +586,244 @@ fn the_plan_schema_describes_steps_by_op() {
     ] {
         assert!(text.contains(op), "schema lacks {op}");
     }
+}
+
+fn facts(plan: &Plan) -> Vec<Vec<Fact>> {
+    plan.steps.iter().map(|s| s.preconditions.clone()).collect()
+}
+
+fn online(destination: &str, online: bool) -> Fact {
+    Fact::Online {
+        destination: destination.to_owned(),
+        online,
+    }
+}
+
+fn at_most(destination: &str, at_most: u32) -> Fact {
+    Fact::ActiveSessions {
+        destination: destination.to_owned(),
+        at_most,
+    }
+}
+
+#[test]
+fn a_removal_records_the_host_as_planned_online_or_offline() {
+    let desired = without_member(steady(), "live", "rds-02");
+    let plan = plan_of(&desired, &with_active_sessions(live(true), "rds-02", 3));
+    assert_eq!(
+        facts(&plan),
+        [
+            vec![online("rds-02", true), at_most("rds-02", 3)],
+            vec![],
+            // The drain before it empties the host.
+            vec![online("rds-02", true), at_most("rds-02", 0)],
+        ]
+    );
+    let plan = plan_of(&desired, &live(false));
+    assert_eq!(facts(&plan), [vec![], vec![online("rds-02", false)]]);
+}
+
+#[test]
+fn writes_of_whole_resources_record_the_revision_they_replace() {
+    let mut desired = steady();
+    desired
+        .pools
+        .get_mut("live")
+        .unwrap()
+        .load_balancing
+        .grace_period_seconds = 99;
+    desired.pools.get_mut("maintenance").unwrap().members = members(&["rds-01", "rds-03"]);
+    desired
+        .app_instances
+        .get_mut("admin-maintenance")
+        .unwrap()
+        .destination = Some("rds-01".to_owned());
+    let plan = plan_of(&desired, &live(true));
+    let revision = |kind, name: &str| {
+        let address = Address::new(kind, name);
+        let live = live(true);
+        let revision = match kind {
+            Kind::Pool => live
+                .pools
+                .iter()
+                .find(|p| p.name == name)
+                .map(|p| p.revision),
+            _ => live
+                .app_instances
+                .iter()
+                .find(|i| i.name == name)
+                .map(|i| i.revision),
+        };
+        Fact::Revision { address, revision }
+    };
+    let found: Vec<(String, Vec<Fact>)> = plan
+        .steps
+        .iter()
+        .map(|s| (describe(s), s.preconditions.clone()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "put pool live".to_owned(),
+                vec![revision(Kind::Pool, "live")]
+            ),
+            (
+                "put app instance admin-maintenance -> rds-01".to_owned(),
+                vec![revision(Kind::AppInstance, "admin-maintenance")]
+            ),
+            (
+                "remove rds-02 from maintenance after [1]".to_owned(),
+                vec![],
+            ),
+        ]
+    );
+}
+
+#[test]
+fn adding_an_offline_host_to_a_load_balanced_pool_is_a_violation_force_cannot_override() {
+    let mut state = live(false);
+    state.pools[0].members.retain(|m| m != "rds-02");
+    let plan = plan_of(&steady(), &state);
+    let offline = Violation::DestinationOffline {
+        pool: "live".to_owned(),
+        destination: "rds-02".to_owned(),
+    };
+    assert_eq!(plan.violations, std::slice::from_ref(&offline));
+    assert!(!offline.can_be_overridden());
+    let forced = plan.clone().force();
+    assert_eq!(forced.overridden(true).count(), 0);
+    assert_eq!(forced.blocking(true).collect::<Vec<_>>(), [&offline]);
+    assert_eq!(
+        facts(&plan),
+        [vec![
+            online("rds-02", true),
+            Fact::Ready {
+                destination: "rds-02".to_owned()
+            },
+            Fact::NotLoadBalancedElsewhere {
+                destination: "rds-02".to_owned(),
+                pool: "live".to_owned()
+            },
+        ]]
+    );
+}
+
+#[test]
+fn a_move_whose_add_cannot_complete_is_refused_as_a_whole() {
+    let mut desired = without_member(steady(), "live", "rds-02");
+    desired.pools.insert(
+        "live-b".to_owned(),
+        DesiredPool {
+            members: members(&["rds-02"]),
+            min_members: None,
+            ..desired.pools["live"].clone()
+        },
+    );
+    let plan = plan_of(&desired, &live(false));
+    let blocking: Vec<&Violation> = plan.blocking(true).collect();
+    assert_eq!(
+        blocking,
+        [&Violation::DestinationOffline {
+            pool: "live-b".to_owned(),
+            destination: "rds-02".to_owned(),
+        }],
+        "even forced, the removal from live is not applied without the add"
+    );
+}
+
+#[test]
+fn a_forced_plan_overrides_only_what_can_be_overridden_and_says_so() {
+    let desired = without_member(steady(), "live", "rds-02");
+    let mut state = live(true);
+    state.destinations[2].online = false;
+    let plan = plan_of(&desired, &state);
+    assert!(matches!(
+        plan.violations[..],
+        [Violation::MinMembers { .. }]
+    ));
+    assert_eq!(plan.blocking(false).count(), 1);
+    assert_eq!(plan.overridden(false).count(), 0);
+    let forced = plan.force();
+    assert!(forced.forced);
+    assert_eq!(forced.verify(), Ok(()), "forcing seals the plan again");
+    assert_eq!(forced.blocking(false).count(), 0);
+    assert_eq!(
+        forced.overridden(false).map(|(i, _)| i).collect::<Vec<_>>(),
+        [0]
+    );
+}
+
+#[test]
+fn min_members_names_members_in_maintenance_as_unavailable() {
+    let mut desired = without_member(steady(), "live", "rds-02");
+    desired.destinations.insert(
+        "rds-03".to_owned(),
+        DesiredDestination {
+            maintenance: Maintenance {
+                enabled: true,
+                ..Default::default()
+            },
+        },
+    );
+    let plan = plan_of(&desired, &live(true));
+    assert!(plan.violations.contains(&Violation::MinMembers {
+        pool: "live".to_owned(),
+        min_members: 2,
+        available_after: 1,
+        members_after: 2,
+        offline: Vec::new(),
+        in_maintenance: vec!["rds-03".to_owned()],
+    }));
+}
+
+#[test]
+fn the_plan_records_its_targets() {
+    let targets = Targets(vec![
+        Address::new(Kind::Pool, "live"),
+        Address::new(Kind::Destination, "rds-02"),
+        Address::new(Kind::Pool, "live"),
+    ]);
+    let plan = compute(&steady(), &live(true), &targets).unwrap();
+    assert_eq!(
+        plan.targets,
+        [
+            Address::new(Kind::Pool, "live"),
+            Address::new(Kind::Destination, "rds-02")
+        ],
+        "sorted by address, each once"
+    );
+}
+
+#[test]
+fn fields_going_from_or_to_nothing_read_back_with_a_matching_checksum() {
+    let mut desired = steady();
+    desired
+        .app_instances
+        .get_mut("admin-maintenance")
+        .unwrap()
+        .destination = None;
+    desired.pools.get_mut("live").unwrap().username = Some("CORP\\svc".to_owned());
+    desired.destinations.insert(
+        "rds-03".to_owned(),
+        DesiredDestination {
+            maintenance: Maintenance {
+                enabled: true,
+                notice_en: Some("Patching".to_owned()),
+                ..Default::default()
+            },
+        },
+    );
+    let plan = plan_of(&desired, &live(true));
+    let nulls = plan
+        .changes
+        .iter()
+        .flat_map(|c| &c.fields)
+        .filter(|f| {
+            f.before == Some(serde_json::Value::Null) || f.after == Some(serde_json::Value::Null)
+        })
+        .count();
+    assert!(nulls >= 3, "{:#?}", plan.changes);
+    let saved = serde_json::to_vec_pretty(&plan).unwrap();
+    assert_eq!(read_saved(&saved), Ok(plan));
 }

@@ -1,0 +1,185 @@
+//! Preconditions: the live facts a step was planned on, recorded with the
+//! step so that apply can check them again right before the step's write.
+//! Which facts each kind of step carries is decided here, in one place: the
+//! facts whose change would make the step unsafe or do something other than
+//! the plan says.
+
+use std::collections::HashMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::diff::{LiveIndex, PoolDelta};
+use super::{Op, Step};
+use crate::address::{Address, Kind};
+
+/// One observation of the live state a step relies on, as it must hold
+/// right before the step runs (after the steps it depends on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "fact", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fact {
+    /// The destination is online (or offline).
+    Online { destination: String, online: bool },
+    /// No more active sessions than this; fewer are harmless.
+    ActiveSessions { destination: String, at_most: u32 },
+    /// The destination is prepared for process execution.
+    Ready { destination: String },
+    /// The destination is in no load-balanced pool other than `pool`.
+    NotLoadBalancedElsewhere { destination: String, pool: String },
+    /// Maintenance mode is on or off, switched on by `owner` (a stack;
+    /// `None`: by hand, or off).
+    Maintenance {
+        destination: String,
+        enabled: bool,
+        owner: Option<String>,
+    },
+    /// The resource's revision (`None`: it does not exist).
+    Revision {
+        address: Address,
+        revision: Option<u64>,
+    },
+    /// The load-balancing service is installed (or not).
+    LbServiceInstalled {
+        destination: String,
+        installed: bool,
+    },
+}
+
+impl Fact {
+    /// The destination the fact is about, for facts read from one.
+    pub fn destination(&self) -> Option<&str> {
+        match self {
+            Fact::Online { destination, .. }
+            | Fact::ActiveSessions { destination, .. }
+            | Fact::Ready { destination }
+            | Fact::NotLoadBalancedElsewhere { destination, .. }
+            | Fact::Maintenance { destination, .. }
+            | Fact::LbServiceInstalled { destination, .. } => Some(destination),
+            Fact::Revision { .. } => None,
+        }
+    }
+}
+
+/// Fills in every step's preconditions from the live state the plan was
+/// computed on and the pool changes it makes.
+pub(super) fn attach(steps: &mut [Step], index: &LiveIndex, pools: &[PoolDelta]) {
+    let pools: HashMap<&str, &PoolDelta> = pools.iter().map(|p| (p.name.as_str(), p)).collect();
+    for step in steps {
+        step.preconditions = preconditions(&step.op, index, &pools);
+    }
+}
+
+fn preconditions(op: &Op, index: &LiveIndex, pools: &HashMap<&str, &PoolDelta>) -> Vec<Fact> {
+    match op {
+        Op::PutPool { pool, .. } | Op::DeletePool { pool } => vec![revision(
+            Kind::Pool,
+            pool,
+            index.pools.get(pool.as_str()).map(|p| p.revision),
+        )],
+        Op::PutAppConfig { app_config, .. } | Op::DeleteAppConfig { app_config } => {
+            vec![revision(
+                Kind::AppConfig,
+                app_config,
+                index
+                    .app_configs
+                    .get(app_config.as_str())
+                    .map(|c| c.revision),
+            )]
+        }
+        Op::PutAppInstance { app_instance, .. } | Op::DeleteAppInstance { app_instance } => {
+            vec![revision(
+                Kind::AppInstance,
+                app_instance,
+                index
+                    .app_instances
+                    .get(app_instance.as_str())
+                    .map(|i| i.revision),
+            )]
+        }
+        Op::AddMember { pool, destination } => {
+            let load_balanced = pools
+                .get(pool.as_str())
+                .is_some_and(|p| p.load_balanced_after);
+            if load_balanced {
+                joining_load_balanced(pool, destination)
+            } else {
+                Vec::new()
+            }
+        }
+        Op::DrainSessions {
+            destination,
+            active_sessions,
+            ..
+        } => host(destination, true, Some(*active_sessions)),
+        Op::RemoveMember { pool, destination } => {
+            let load_balanced = pools
+                .get(pool.as_str())
+                .is_some_and(|p| p.removal_load_balanced);
+            if !load_balanced {
+                return Vec::new();
+            }
+            // Drained before, and kept empty by drain mode: an online
+            // member leaves with nobody on it.
+            let online = index.is_online(destination);
+            host(destination, online, online.then_some(0))
+        }
+        Op::PutMaintenance { destination, .. } | Op::DeleteMaintenance { destination } => {
+            let live = index.destinations.get(destination.as_str());
+            vec![Fact::Maintenance {
+                destination: destination.clone(),
+                enabled: live.is_some_and(|d| d.maintenance.enabled),
+                owner: None,
+            }]
+        }
+        Op::RemoveLbService { destination } => vec![
+            Fact::Online {
+                destination: destination.clone(),
+                online: true,
+            },
+            Fact::LbServiceInstalled {
+                destination: destination.clone(),
+                installed: true,
+            },
+        ],
+        Op::ClearSticky { .. } => Vec::new(),
+    }
+}
+
+fn revision(kind: Kind, name: &str, revision: Option<u64>) -> Fact {
+    Fact::Revision {
+        address: Address::new(kind, name),
+        revision,
+    }
+}
+
+/// The broker admits a destination to a load-balanced pool only when it is
+/// online, ready, and in no other load-balanced pool.
+fn joining_load_balanced(pool: &str, destination: &str) -> Vec<Fact> {
+    vec![
+        Fact::Online {
+            destination: destination.to_owned(),
+            online: true,
+        },
+        Fact::Ready {
+            destination: destination.to_owned(),
+        },
+        Fact::NotLoadBalancedElsewhere {
+            destination: destination.to_owned(),
+            pool: pool.to_owned(),
+        },
+    ]
+}
+
+fn host(destination: &str, online: bool, at_most: Option<u32>) -> Vec<Fact> {
+    let mut facts = vec![Fact::Online {
+        destination: destination.to_owned(),
+        online,
+    }];
+    if let Some(at_most) = at_most {
+        facts.push(Fact::ActiveSessions {
+            destination: destination.to_owned(),
+            at_most,
+        });
+    }
+    facts
+}
