@@ -29,13 +29,18 @@ fn build(plan: &Plan, limit: usize) -> String {
 fn head(plan: &Plan) -> String {
     let mut head = String::new();
     let _ = writeln!(head, "### poolform plan for stack `{}`\n", plan.stack);
+    if let Some(targets) = words::targets(plan) {
+        let _ = writeln!(head, "{}\n", inline(&targets));
+    }
     if !plan.violations.is_empty() {
-        let _ = writeln!(
-            head,
-            "**\u{26d4} Violations** (apply refuses unless `--force`):\n"
-        );
+        let why = if plan.forced {
+            "made with `--force`: overridden where `--force` can override them"
+        } else {
+            "apply refuses unless `--force`"
+        };
+        let _ = writeln!(head, "**\u{26d4} Violations** ({why}):\n");
         for v in &plan.violations {
-            let _ = writeln!(head, "- {}", inline(&words::violation(v)));
+            let _ = writeln!(head, "- {}", inline(&words::listed_violation(plan, v)));
         }
         head.push('\n');
     }

@@ -295,6 +295,37 @@ impl fmt::Display for Changed {
     }
 }
 
+/// The line naming a plan's `--target` addresses, when it was restricted.
+pub fn targets(plan: &crate::plan::Plan) -> Option<String> {
+    if plan.targets.is_empty() {
+        return None;
+    }
+    let named: Vec<String> = plan.targets.iter().map(ToString::to_string).collect();
+    Some(format!(
+        "Planned with --target {}: nothing else in the configuration was compared.",
+        named.join(", ")
+    ))
+}
+
+/// The heading over a plan's violations.
+pub fn violations_heading(plan: &crate::plan::Plan) -> &'static str {
+    if plan.forced {
+        "Violations (made with --force: overridden where --force can override them):"
+    } else {
+        "Violations (apply refuses unless --force):"
+    }
+}
+
+/// A violation as listed under the heading: in a forced plan, whether
+/// --force overrode it.
+pub fn listed_violation(plan: &crate::plan::Plan, v: &Violation) -> String {
+    match (plan.forced, v.can_be_overridden()) {
+        (false, _) => violation(v),
+        (true, true) => format!("overridden: {}", violation(v)),
+        (true, false) => format!("not overridable, the step would fail: {}", violation(v)),
+    }
+}
+
 /// What to do about a violation, when there is one thing to say.
 pub fn violation_help(v: &Violation) -> Option<String> {
     match v {
@@ -331,6 +362,10 @@ pub fn summary(plan: &crate::plan::Plan) -> String {
             "; {}",
             plural(plan.violations.len() as u32, "violation", "violations")
         ));
+        let overridden = plan.overridden(false).count() as u32;
+        if overridden > 0 {
+            line.push_str(&format!(" ({overridden} overridden with --force)"));
+        }
     }
     line
 }
