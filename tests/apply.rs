@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use poolform::contract::wire::Event;
 use serde_json::json;
 
-use crate::support::{Run, Server, copy_example, edit, example, run, seed_path, without_locks};
+use crate::support::{
+    Run, Server, copy_example, edit, example, fidelity, run, seed_path, without_locks,
+};
 
 /// The seed's fingerprint label was made from this password, so the
 /// maintenance examples plan no credential change with it.
@@ -28,8 +30,18 @@ fn path(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// `poolform apply CONFIG --auto-approve` with the seed's password.
-fn apply(server: &Server, config: &std::path::Path, extra: &[&str]) -> Run {
+/// The environment every poolform run here gets: the seed's password.
+const ENV: &[(&str, &str)] = &[("MAINT_PASSWORD", SEED_PASSWORD)];
+
+/// `poolform apply CONFIG --auto-approve` with the seed's password, its
+/// fidelity to the plan of `config` checked (see `support::fidelity`).
+async fn apply(server: &Server, scenario: &str, config: &std::path::Path, extra: &[&str]) -> Run {
+    server.apply_checked(scenario, config, extra, ENV).await.0
+}
+
+/// `poolform apply CONFIG --auto-approve` with the seed's password, for a
+/// caller that checks fidelity over several runs itself.
+fn apply_unchecked(server: &Server, config: &std::path::Path, extra: &[&str]) -> Run {
     let mut args = vec!["apply", path(config), "--auto-approve"];
     args.extend_from_slice(extra);
     run(server.poolform(&args).env("MAINT_PASSWORD", SEED_PASSWORD))
@@ -90,7 +102,14 @@ fn writes(stats: &poolform::refbroker::server::Stats) -> BTreeMap<String, u64> {
 async fn the_runbook_out_while_online_then_back_in() {
     let server = seeded(&[]);
     let start = server.last_seq().await;
-    let out = apply(&server, &example("maintenance/rds-02-out"), &[]).expect_code(0, "out");
+    let out = apply(
+        &server,
+        "runbook out while online",
+        &example("maintenance/rds-02-out"),
+        &[],
+    )
+    .await
+    .expect_code(0, "out");
     assert!(
         out.stdout
             .contains("3 done, 0 warnings, 0 failed, 0 skipped")
@@ -111,7 +130,14 @@ async fn the_runbook_out_while_online_then_back_in() {
     assert!(server.snapshot().await.sticky_bindings.is_empty());
 
     let start = server.last_seq().await;
-    apply(&server, &example("maintenance/rds-02-back"), &[]).expect_code(0, "back");
+    apply(
+        &server,
+        "runbook back after online",
+        &example("maintenance/rds-02-back"),
+        &[],
+    )
+    .await
+    .expect_code(0, "back");
     assert_eq!(
         without_locks(&server.events(start).await),
         ["member.add pool/live/member/rds-02"]
@@ -132,7 +158,14 @@ async fn the_runbook_out_while_offline_warns_once_and_succeeds() {
     let server = seeded(&[]);
     power(&server, "rds-02", false).await;
     let start = server.last_seq().await;
-    let out = apply(&server, &example("maintenance/rds-02-out"), &[]).expect_code(0, "out");
+    let out = apply(
+        &server,
+        "runbook out while offline",
+        &example("maintenance/rds-02-out"),
+        &[],
+    )
+    .await
+    .expect_code(0, "out");
     let warnings: Vec<&str> = out
         .stdout
         .lines()
@@ -168,7 +201,14 @@ async fn the_runbook_out_while_offline_warns_once_and_succeeds() {
 
     power(&server, "rds-02", true).await;
     let start = server.last_seq().await;
-    apply(&server, &example("maintenance/rds-02-back"), &[]).expect_code(0, "back");
+    apply(
+        &server,
+        "runbook back after offline",
+        &example("maintenance/rds-02-back"),
+        &[],
+    )
+    .await
+    .expect_code(0, "back");
     assert_eq!(
         without_locks(&server.events(start).await),
         ["member.add pool/live/member/rds-02"]
@@ -194,7 +234,9 @@ async fn an_app_instance_is_retargeted_before_its_destination_leaves() {
         "destination: rds-01",
     );
     let start = server.last_seq().await;
-    apply(&server, config.path(), &[]).expect_code(0, "retarget then remove");
+    apply(&server, "retarget before remove", config.path(), &[])
+        .await
+        .expect_code(0, "retarget then remove");
     assert_eq!(
         without_locks(&server.events(start).await),
         [
@@ -211,17 +253,19 @@ async fn an_app_instance_is_retargeted_before_its_destination_leaves() {
     plan_code(&server, config.path()).expect_code(0, "converged");
 }
 
-/// A failed step skips only what depends on it: adding an offline rds-04 to
-/// `live` fails (destination_unreachable), so draining and removing rds-02
-/// (make before break: they wait for the add) are skipped and rds-02 keeps
-/// its sessions, while the unrelated change to `maintenance` completes.
+/// A failed step skips only what depends on it: rds-04, online when the plan
+/// was saved, is powered off before it is applied, so adding it to `live`
+/// fails (its precondition changed: the broker answers
+/// destination_unreachable), draining and removing rds-02 (make before
+/// break: they wait for the add) are skipped and rds-02 keeps its sessions,
+/// while the unrelated change to `maintenance` completes.
 #[tokio::test]
 async fn a_failed_step_skips_its_dependents_and_independent_ones_finish() {
     let server = seeded(&[]);
     server
         .sim(
             "/v1/_sim/destinations",
-            json!({"name": "rds-04", "online": false, "process_execution_ready": true}),
+            json!({"name": "rds-04", "online": true, "process_execution_ready": true}),
         )
         .await;
     let config = copy_example("maintenance/steady");
@@ -237,8 +281,24 @@ async fn a_failed_step_skips_its_dependents_and_independent_ones_finish() {
         "    members: [rds-01, rds-02, rds-03]",
         "    labels: { owner: ops }\n    members: [rds-01, rds-02, rds-03]",
     );
+    let dir = tempfile::tempdir().unwrap();
+    let plan_file = dir.path().join("plan.json");
+    run(server
+        .poolform(&["plan", path(config.path()), "--out", path(&plan_file)])
+        .env("MAINT_PASSWORD", SEED_PASSWORD))
+    .expect_code(0, "plan --out");
+    power(&server, "rds-04", false).await;
     let start = server.last_seq().await;
-    let out = apply(&server, config.path(), &[]).expect_code(1, "one step fails");
+    let (out, _) = server
+        .apply_plan_checked(
+            "a failed add skips its dependents",
+            &plan_file,
+            config.path(),
+            &[],
+            ENV,
+        )
+        .await;
+    let out = out.expect_code(1, "one step fails");
     assert!(
         out.stdout
             .contains("1 done, 0 warnings, 1 failed, 3 skipped"),
@@ -247,6 +307,12 @@ async fn a_failed_step_skips_its_dependents_and_independent_ones_finish() {
     );
     assert!(
         out.stdout.contains("destination_unreachable"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("precondition changed: rds-04 planned online"),
         "{}",
         out.stdout
     );
@@ -271,10 +337,12 @@ async fn a_failed_step_skips_its_dependents_and_independent_ones_finish() {
     assert_eq!(destination(&server, "rds-02").await.sessions.active, 2);
     // The failed branch is still pending, for a re-run once rds-04 is up;
     // that re-run does only what is left, in order.
-    plan_code(&server, config.path()).expect_code(2, "the failed part is still pending");
     power(&server, "rds-04", true).await;
+    plan_code(&server, config.path()).expect_code(2, "the failed part is still pending");
     let start = server.last_seq().await;
-    apply(&server, config.path(), &[]).expect_code(0, "re-run");
+    apply(&server, "re-run after a failed add", config.path(), &[])
+        .await
+        .expect_code(0, "re-run");
     assert_eq!(
         without_locks(&server.events(start).await),
         [
@@ -317,10 +385,16 @@ async fn a_stale_saved_plan_is_refused_with_zero_writes() {
     let start = server.last_seq().await;
     let before = writes(&server.stats().await);
 
-    let out = run(server
-        .poolform(&["apply", path(&plan_file), "--auto-approve"])
-        .env("MAINT_PASSWORD", SEED_PASSWORD))
-    .expect_code(1, "stale plan");
+    let (out, _) = server
+        .apply_plan_checked(
+            "a stale saved plan",
+            &plan_file,
+            &example("maintenance/rds-02-out"),
+            &[],
+            ENV,
+        )
+        .await;
+    let out = out.expect_code(1, "stale plan");
     assert!(out.stderr.contains("stale"), "{}", out.stderr);
     assert!(out.stderr.contains("pool/live"), "{}", out.stderr);
     assert_eq!(server.events(start).await, Vec::<Event>::new());
@@ -344,6 +418,8 @@ async fn a_concurrent_apply_fails_fast_naming_the_lock_holder() {
         "drain: { sessions: disconnect, timeout: 15m }",
         "drain: { sessions: wait, timeout: 15m }",
     );
+    let dir = tempfile::tempdir().unwrap();
+    let planned = server.save_plan(config.path(), &dir.path().join("plan.json"), ENV);
     let start = server.last_seq().await;
     let mut first = server
         .poolform(&["apply", path(config.path()), "--auto-approve"])
@@ -391,6 +467,13 @@ async fn a_concurrent_apply_fails_fast_naming_the_lock_holder() {
     let output = first.wait_with_output().unwrap();
     Run::of(output).expect_code(0, "first apply");
     let log = server.events(start).await;
+    fidelity(
+        "two applies at once",
+        Some(&planned),
+        &log,
+        true,
+        server.converged(config.path(), ENV),
+    );
     assert_eq!(
         log.iter().filter(|e| e.op == "lock.acquire").count(),
         1,
@@ -454,6 +537,7 @@ async fn killed_applies_converge_on_rerun_without_duplicate_side_effects() {
         example("maintenance/rds-02-out"),
         example("maintenance/rds-02-back"),
     );
+    let plans = tempfile::tempdir().unwrap();
     let mut reruns_needed = Vec::new();
     let mut done_before_kill = Vec::new();
     for trial in 0..TRIALS {
@@ -473,6 +557,7 @@ async fn killed_applies_converge_on_rerun_without_duplicate_side_effects() {
                     .await;
             }
         }
+        let planned = server.save_plan(config, &plans.path().join(format!("{trial}.json")), ENV);
         let start = server.last_seq().await;
         let mut killed = server
             .poolform(&["apply", path(config), "--auto-approve", "--lock-ttl", "1s"])
@@ -507,7 +592,7 @@ async fn killed_applies_converge_on_rerun_without_duplicate_side_effects() {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let rerun = apply(
+            let rerun = apply_unchecked(
                 &server,
                 config,
                 &["--lock-ttl", "1s", "--lock-timeout", "60s"],
@@ -525,7 +610,15 @@ async fn killed_applies_converge_on_rerun_without_duplicate_side_effects() {
         reruns_needed.push(attempts);
         plan_code(&server, config).expect_code(0, &format!("trial {trial} ({what}) converged"));
 
-        let log = without_locks(&server.events(start).await);
+        let events = server.events(start).await;
+        fidelity(
+            &format!("killed apply, trial {trial} ({what}), and its re-runs"),
+            Some(&planned),
+            &events,
+            true,
+            true,
+        );
+        let log = without_locks(&events);
         let count = |entry: &str| log.iter().filter(|e| e.as_str() == entry).count();
         if taking_out {
             assert_eq!(
@@ -611,12 +704,16 @@ async fn a_default_credentials_password_never_leaves_its_env_var() {
         seen.push(("plan --format stdout", shown.stdout));
         seen.push(("plan --format stderr", shown.stderr));
     }
-    let applied = run(&mut with_secret(&[
-        "apply",
-        path(&plan_file),
-        "--auto-approve",
-    ]))
-    .expect_code(0, "apply the saved plan");
+    let (applied, _) = server
+        .apply_plan_checked(
+            "a saved plan with a new password",
+            &plan_file,
+            &config,
+            &[],
+            &[("MAINT_PASSWORD", &secret), ("RUST_LOG", "trace")],
+        )
+        .await;
+    let applied = applied.expect_code(0, "apply the saved plan");
     seen.push(("apply stdout", applied.stdout));
     seen.push(("apply stderr", applied.stderr));
     let again = run(&mut with_secret(&[
