@@ -16,6 +16,8 @@ mod docs;
 mod examples;
 /// `poolform export` and `import` against the reference broker: round trips and adoption.
 mod export;
+/// The ten findings of the plan-as-contract review, end to end over HTTP.
+mod findings;
 /// Random mutations of the examples never make loading or validation panic.
 mod fuzz;
 /// Every invalid config under tests/invalid is rejected with located diagnostics (snapshots).

@@ -1,0 +1,403 @@
+//! The ten findings of the plan-as-contract review, each end to end: the
+//! `poolform` binary against `poolform broker serve` over HTTP, the saved
+//! plan -> `show` -> `apply PLANFILE` workflow, every apply checked for
+//! fidelity to its plan against the broker's event log.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::support::{Run, Server, copy_example, edit, run, seed_path, without_locks};
+
+const SEED_PASSWORD: &str = "maintenance-demo";
+const ENV: &[(&str, &str)] = &[("MAINT_PASSWORD", SEED_PASSWORD)];
+
+fn seeded() -> Server {
+    let seed = seed_path();
+    Server::start(&["--seed", seed.to_str().unwrap()])
+}
+
+/// A variant of the runbook's steady config, and a place for plan files.
+struct Case {
+    config: tempfile::TempDir,
+    plans: tempfile::TempDir,
+}
+
+impl Case {
+    fn steady() -> Case {
+        Case {
+            config: copy_example("maintenance/steady"),
+            plans: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.config.path()
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.config.path().join(name)
+    }
+
+    fn plan_file(&self, name: &str) -> PathBuf {
+        self.plans.path().join(name)
+    }
+
+    /// Takes rds-02 out of `live`.
+    fn without_rds02_in_live(&self) {
+        edit(&self.file("pools.yaml"), "      - rds-02\n", "");
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.file(name), text).unwrap();
+    }
+}
+
+fn poolform(server: &Server, args: &[&str]) -> Run {
+    run(server.poolform(args).envs(ENV.iter().copied()))
+}
+
+/// `poolform show PLANFILE ARGS...`: needs no broker.
+fn show(file: &Path, args: &[&str]) -> Run {
+    let mut command = std::process::Command::new(crate::support::bin());
+    command
+        .arg("show")
+        .arg(file)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "100");
+    run(&mut command)
+}
+
+fn arg(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+async fn power(server: &Server, destination: &str, online: bool) {
+    server
+        .sim(
+            &format!("/v1/_sim/destinations/{destination}/power"),
+            json!({ "online": online }),
+        )
+        .await;
+}
+
+async fn log_on(server: &Server, destination: &str, user: &str) {
+    server
+        .sim(
+            &format!("/v1/_sim/destinations/{destination}/sessions"),
+            json!({ "user": user, "state": "active" }),
+        )
+        .await;
+}
+
+async fn members(server: &Server, pool: &str) -> Vec<String> {
+    server
+        .snapshot()
+        .await
+        .pools
+        .into_iter()
+        .find(|p| p.name == pool)
+        .map(|p| p.members)
+        .unwrap_or_default()
+}
+
+async fn active_sessions(server: &Server, destination: &str) -> u32 {
+    server
+        .snapshot()
+        .await
+        .destinations
+        .into_iter()
+        .find(|d| d.name == destination)
+        .unwrap()
+        .sessions
+        .active
+}
+
+/// Finding 1: a plan saved while rds-02 was offline (no drain, policy
+/// `refuse`) must not remove it once it is back with users on it.
+#[tokio::test]
+async fn f01_a_saved_plan_carries_its_assumptions() {
+    let server = seeded();
+    let case = Case::steady();
+    case.without_rds02_in_live();
+    edit(
+        &case.file("pools.yaml"),
+        "    drain: { sessions: disconnect, timeout: 15m }\n",
+        "",
+    );
+    power(&server, "rds-02", false).await;
+    let saved = case.plan_file("offline.json");
+    server.save_plan(case.path(), &saved, ENV);
+    power(&server, "rds-02", true).await;
+    log_on(&server, "rds-02", "ann@corp.example").await;
+    log_on(&server, "rds-02", "ben@corp.example").await;
+
+    let (applied, _) = server
+        .apply_plan_checked("f01 host back online", &saved, case.path(), &[], ENV)
+        .await;
+    let applied = applied.expect_code(1, "the removal's precondition changed");
+    assert!(
+        applied.stdout.contains(
+            "precondition changed: rds-02 planned offline -> live online with 2 active sessions; re-plan"
+        ),
+        "{}",
+        applied.stdout
+    );
+    assert_eq!(
+        members(&server, "live").await,
+        ["rds-01", "rds-02", "rds-03"]
+    );
+    assert_eq!(active_sessions(&server, "rds-02").await, 2);
+}
+
+/// Finding 2: plans with a field going from or to nothing (maintenance on
+/// and off, an instance's destination unset, a pool username set) are
+/// shown and applied from their saved file.
+#[tokio::test]
+async fn f02_saved_plans_with_fields_from_or_to_nothing_round_trip() {
+    let server = seeded();
+    let case = Case::steady();
+    case.write(
+        "destinations.yaml",
+        "destinations:\n  rds-03:\n    maintenance:\n      enabled: true\n      notice_en: Patching until 14:00\n",
+    );
+    edit(&case.file("apps.yaml"), "    destination: rds-02\n", "");
+    edit(
+        &case.file("pools.yaml"),
+        "    min_members: 2\n",
+        "    min_members: 2\n    default_credentials: { username: 'CORP\\svc-live' }\n",
+    );
+    let on = case.plan_file("on.json");
+    let planned = poolform(&server, &["plan", arg(case.path()), "--out", arg(&on)])
+        .expect_code(0, "plan --out");
+    let shown = show(&on, &[]).expect_code(0, "show");
+    assert_eq!(
+        shown.stdout, planned.stdout,
+        "show renders what plan printed"
+    );
+    server
+        .apply_plan_checked("f02 fields set", &on, case.path(), &[], ENV)
+        .await
+        .0
+        .expect_code(0, "apply the saved plan");
+
+    // The natural revert: the entries go, maintenance goes off.
+    std::fs::remove_file(case.file("destinations.yaml")).unwrap();
+    edit(
+        &case.file("pools.yaml"),
+        "    default_credentials: { username: 'CORP\\svc-live' }\n",
+        "",
+    );
+    let off = case.plan_file("off.json");
+    server.save_plan(case.path(), &off, ENV);
+    for format in ["text", "json", "markdown"] {
+        show(&off, &["--format", format]).expect_code(0, &format!("show --format {format}"));
+    }
+    server
+        .apply_plan_checked("f02 fields unset", &off, case.path(), &[], ENV)
+        .await
+        .0
+        .expect_code(0, "apply the saved revert");
+}
+
+/// Finding 5: adding an offline host to a load-balanced pool is a located
+/// violation before any write, which --force does not override; a move
+/// between load-balanced pools that cannot complete is refused whole.
+#[tokio::test]
+async fn f05_an_offline_host_joining_a_load_balanced_pool_is_refused_up_front() {
+    let server = seeded();
+    let case = Case::steady();
+    case.without_rds02_in_live();
+    // rds-02 is out of live and powered off for maintenance.
+    server
+        .apply_checked("f05 rds-02 out", case.path(), &[], ENV)
+        .await
+        .0
+        .expect_code(0, "out");
+    power(&server, "rds-02", false).await;
+
+    // Putting it back while it is still off.
+    let back = Case::steady();
+    let planned = poolform(&server, &["plan", arg(back.path()), "--force"]);
+    let planned = planned.expect_code(1, "a violation --force cannot override");
+    let line = std::fs::read_to_string(back.file("pools.yaml"))
+        .unwrap()
+        .lines()
+        .position(|l| l == "      - rds-02")
+        .unwrap()
+        + 1;
+    assert!(
+        planned.stderr.contains("plan::destination_offline")
+            && planned.stderr.contains(&format!("pools.yaml:{line}:9")),
+        "located at the member entry:\n{}",
+        planned.stderr
+    );
+    assert!(
+        planned
+            .stderr
+            .contains("power rds-02 on, or leave it out of the pool until it is back"),
+        "{}",
+        planned.stderr
+    );
+    let start = server.last_seq().await;
+    let (applied, _) = server
+        .apply_checked("f05 offline add refused", back.path(), &["--force"], ENV)
+        .await;
+    applied.expect_code(1, "apply refuses too");
+    assert!(without_locks(&server.events(start).await).is_empty());
+
+    // Moving it from live to a new load-balanced pool while it is off.
+    let moving = Case::steady();
+    power(&server, "rds-02", true).await;
+    server
+        .apply_checked("f05 rds-02 back", moving.path(), &[], ENV)
+        .await
+        .0
+        .expect_code(0, "back");
+    power(&server, "rds-02", false).await;
+    moving.without_rds02_in_live();
+    edit(
+        &moving.file("pools.yaml"),
+        "  maintenance:\n",
+        "  batch:\n    load_balancing: { enabled: true }\n    members: [rds-02]\n  maintenance:\n",
+    );
+    let start = server.last_seq().await;
+    let (applied, _) = server
+        .apply_checked("f05 move refused whole", moving.path(), &["--force"], ENV)
+        .await;
+    let applied = applied.expect_code(1, "the move is refused whole");
+    assert!(
+        applied.stderr.contains("'rds-02' is offline"),
+        "{}",
+        applied.stderr
+    );
+    assert!(without_locks(&server.events(start).await).is_empty());
+    assert_eq!(
+        members(&server, "live").await,
+        ["rds-01", "rds-02", "rds-03"]
+    );
+}
+
+/// Finding 7: a forced violation is recorded in the saved plan, shown by
+/// `show`, announced by apply as it starts, listed in its report and counted
+/// in its summary.
+#[tokio::test]
+async fn f07_forced_violations_leave_a_trace() {
+    let server = seeded();
+    let case = Case::steady();
+    case.without_rds02_in_live();
+    power(&server, "rds-03", false).await;
+    let saved = case.plan_file("forced.json");
+    poolform(
+        &server,
+        &["plan", arg(case.path()), "--force", "--out", arg(&saved)],
+    )
+    .expect_code(0, "plan --force");
+    let document: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    assert_eq!(document["forced"], json!(true));
+    assert_eq!(document["violations"][0]["rule"], json!("min_members"));
+    assert_eq!(document["violations"][0]["offline"], json!(["rds-03"]));
+    let shown = show(&saved, &[]).expect_code(0, "show");
+    assert!(
+        shown
+            .stdout
+            .contains("! overridden: would leave 1 available member"),
+        "{}",
+        shown.stdout
+    );
+
+    let (applied, _) = server
+        .apply_plan_checked("f07 forced plan", &saved, case.path(), &[], ENV)
+        .await;
+    let applied = applied.expect_code(0, "the reviewed override stands");
+    assert!(
+        applied
+            .stderr
+            .contains("overridden with --force: would leave 1 available member in pool 'live'"),
+        "progress:\n{}",
+        applied.stderr
+    );
+    assert!(
+        applied
+            .stdout
+            .contains("overridden: would leave 1 available member"),
+        "report:\n{}",
+        applied.stdout
+    );
+    assert!(
+        applied.stdout.contains("1 safety rule overridden"),
+        "{}",
+        applied.stdout
+    );
+}
+
+/// Finding 8, its scope: `--target` with a saved plan is refused before
+/// anything is written; the targets chosen at plan time are shown by `show`.
+#[tokio::test]
+async fn f08_a_saved_plan_keeps_the_targets_it_was_made_with() {
+    let server = seeded();
+    let case = Case::steady();
+    case.without_rds02_in_live();
+    let saved = case.plan_file("all.json");
+    server.save_plan(case.path(), &saved, ENV);
+    let start = server.last_seq().await;
+    let (refused, _) = server
+        .apply_plan_checked(
+            "f08 --target with a saved plan",
+            &saved,
+            case.path(),
+            &["--target", "destination/rds-03"],
+            ENV,
+        )
+        .await;
+    let refused = refused.expect_code(1, "usage error");
+    assert!(
+        refused
+            .stderr
+            .contains("--target cannot be used with a saved plan"),
+        "{}",
+        refused.stderr
+    );
+    assert!(server.events(start).await.is_empty(), "not even the lease");
+
+    let targeted = case.plan_file("targeted.json");
+    poolform(
+        &server,
+        &[
+            "plan",
+            arg(case.path()),
+            "--target",
+            "destination/rds-02",
+            "--out",
+            arg(&targeted),
+        ],
+    )
+    .expect_code(0, "plan --target");
+    let shown = show(&targeted, &[]).expect_code(0, "show");
+    assert!(
+        shown
+            .stdout
+            .contains("Planned with --target destination/rds-02"),
+        "{}",
+        shown.stdout
+    );
+}
+
+/// Finding 10: a plan file is recognised by its content, whatever its name.
+#[tokio::test]
+async fn f10_a_saved_plan_is_recognised_by_its_content() {
+    let server = seeded();
+    let case = Case::steady();
+    case.without_rds02_in_live();
+    let saved = case.plan_file("prod.tfplan");
+    server.save_plan(case.path(), &saved, ENV);
+    show(&saved, &[]).expect_code(0, "show prod.tfplan");
+    server
+        .apply_plan_checked("f10 prod.tfplan", &saved, case.path(), &[], ENV)
+        .await
+        .0
+        .expect_code(0, "apply prod.tfplan");
+    assert_eq!(members(&server, "live").await, ["rds-01", "rds-03"]);
+}
