@@ -25,6 +25,9 @@ mod invalid;
 /// `poolform plan` and `show` end to end: the runbook states in every format
 /// (snapshots), exit codes, saved plans, targets, colour, refresh request count.
 mod plan;
+/// Saved plans round-trip (checksum, every rendering) and apply converges,
+/// for generated configs and live states.
+mod roundtrip;
 /// The committed JSON Schema is what the code generates.
 mod schema;
 /// The reference broker as a child process, and a CLI runner against it.
