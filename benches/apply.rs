@@ -43,6 +43,8 @@ fn destination(name: String) -> Destination {
         maintenance: Default::default(),
         sessions: Default::default(),
         labels: Labels::new(),
+        draining: None,
+        lb_service_leftover: None,
         revision: 1,
     }
 }

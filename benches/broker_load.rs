@@ -42,6 +42,8 @@ fn destination(name: String) -> Destination {
         maintenance: Default::default(),
         sessions: Default::default(),
         labels: Default::default(),
+        draining: None,
+        lb_service_leftover: None,
         revision: 1,
     }
 }

@@ -61,6 +61,8 @@ fn generate(dir: &Path, pools: usize) {
                     disconnected: 0,
                 },
                 labels: Labels::new(),
+                draining: None,
+                lb_service_leftover: None,
                 revision: 1,
             });
         }

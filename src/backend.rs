@@ -14,7 +14,7 @@ use crate::contract::wire::{
     Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Destination, Event, Lock,
     LockBody, Maintenance, Pool, PoolBody, Session,
 };
-use crate::contract::{Broker, LiveState, Result};
+use crate::contract::{Broker, Expect, LiveState, Result};
 use crate::refbroker::EmbeddedBroker;
 
 /// Where a broker is, in every form the CLI, `POOLFORM_BROKER` and the
@@ -148,6 +148,7 @@ macro_rules! forward {
 }
 
 forward! {
+    fn identity(&self) -> String;
     fn read_live(&self) -> LiveState;
     fn get_destination(&self, name: &str) -> Option<Destination>;
     fn get_pool(&self, name: &str) -> Option<Pool>;
@@ -155,19 +156,21 @@ forward! {
     fn get_app_instance(&self, name: &str) -> Option<AppInstance>;
     fn list_sessions(&self, destination: &str) -> Vec<Session>;
     fn events(&self, since: u64) -> Vec<Event>;
-    fn put_pool(&self, name: &str, body: &PoolBody, if_match: Option<u64>) -> Pool;
-    fn delete_pool(&self, name: &str, if_match: Option<u64>) -> ();
+    fn put_pool(&self, name: &str, body: &PoolBody, expect: Expect) -> Pool;
+    fn delete_pool(&self, name: &str, expect: Expect) -> ();
     fn put_member(&self, pool: &str, destination: &str) -> Pool;
     fn delete_member(&self, pool: &str, destination: &str) -> Pool;
     fn clear_sticky(&self, pool: &str, destination: Option<&str>) -> Affected;
     fn disconnect_sessions(&self, destination: &str) -> Affected;
     fn put_maintenance(&self, destination: &str, body: &Maintenance) -> Destination;
     fn delete_maintenance(&self, destination: &str) -> Destination;
+    fn start_drain(&self, destination: &str, holder: &str) -> Destination;
+    fn end_drain(&self, destination: &str) -> Destination;
     fn delete_lb_service(&self, destination: &str) -> Destination;
-    fn put_app_config(&self, name: &str, body: &AppConfigBody, if_match: Option<u64>) -> AppConfig;
-    fn delete_app_config(&self, name: &str, if_match: Option<u64>) -> ();
-    fn put_app_instance(&self, name: &str, body: &AppInstanceBody, if_match: Option<u64>) -> AppInstance;
-    fn delete_app_instance(&self, name: &str, if_match: Option<u64>) -> ();
+    fn put_app_config(&self, name: &str, body: &AppConfigBody, expect: Expect) -> AppConfig;
+    fn delete_app_config(&self, name: &str, expect: Expect) -> ();
+    fn put_app_instance(&self, name: &str, body: &AppInstanceBody, expect: Expect) -> AppInstance;
+    fn delete_app_instance(&self, name: &str, expect: Expect) -> ();
     fn put_lock(&self, stack: &str, body: &LockBody) -> Lock;
     fn delete_lock(&self, stack: &str, holder: &str) -> ();
 }

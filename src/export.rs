@@ -673,9 +673,12 @@ mod tests {
                 notice_de: Some("Wartung: 'heute'".to_owned()),
                 notice_en: None,
                 allowed_groups: vec!["admins".to_owned(), "yes".to_owned()],
+                owner: None,
             },
             sessions: Default::default(),
             labels: Labels::new(),
+            draining: None,
+            lb_service_leftover: None,
             revision: 1,
         };
         let mut mine = pool("mine", Some("s"));

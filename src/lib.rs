@@ -25,7 +25,9 @@
 //!   problem codes with their one title each ([`contract::problem`]), the one
 //!   name rule and its wording ([`contract::names`]), the labels poolform
 //!   keeps on broker resources ([`contract::labels`]), and the [`contract::Broker`]
-//!   trait with its error type and the `LiveState` a plan reads.
+//!   trait with its error type, the `Expect` of a conditional write, and the
+//!   `LiveState` a plan reads (stamped with the identity of the broker that
+//!   answered).
 //! - [`address`] — a resource's identity, (kind, name), as in `--target`.
 //! - [`diagnostic`] — the one located `Diagnostic` type and the `SourceMap`.
 //! - [`atomic_file`] — replacing a file so a crash leaves old or new, never torn.

@@ -9,10 +9,10 @@ use std::time::Duration;
 use poolform::client::http::{HttpBroker, HttpOptions, RetryPolicy};
 use poolform::contract::problem::codes;
 use poolform::contract::wire::{
-    AppConfigBody, AppInstanceBody, AppType, Labels, LoadBalancing, LockBody, Maintenance,
-    PoolBody, Protocol, Snapshot,
+    AppConfigBody, AppInstanceBody, AppType, BROKER_ID_HEADER, Labels, Leftover, LoadBalancing,
+    LockBody, Maintenance, PoolBody, Protocol, SessionState, Snapshot,
 };
-use poolform::contract::{Broker, BrokerError};
+use poolform::contract::{Broker, BrokerError, Expect};
 use poolform::refbroker::server::operations;
 use poolform::refbroker::store::load_state;
 use secrecy::SecretString;
@@ -124,6 +124,8 @@ fn the_openapi_file_is_structurally_valid() {
         codes::BAD_REQUEST,
         codes::PAYLOAD_TOO_LARGE,
         codes::UNAVAILABLE,
+        codes::LOCKED,
+        codes::DESTINATION_DRAINING,
     ] {
         assert!(spec_codes.contains(c), "code {c} missing from the spec");
     }
@@ -217,9 +219,12 @@ async fn the_maintenance_runbook_against_the_seed() {
     );
     assert_eq!(
         broker.disconnect_sessions("rds-02").await.unwrap().affected,
-        2
+        0,
+        "disconnected sessions are left alone"
     );
-    assert!(broker.list_sessions("rds-02").await.unwrap().is_empty());
+    let left = broker.list_sessions("rds-02").await.unwrap();
+    assert_eq!(left.len(), 2);
+    assert!(left.iter().all(|s| s.state == SessionState::Disconnected));
     assert_eq!(
         broker
             .clear_sticky("live", Some("rds-02"))
@@ -282,7 +287,6 @@ async fn the_maintenance_runbook_against_the_seed() {
         log,
         vec![
             "sessions.disconnect destination/rds-02/sessions",
-            "sessions.disconnect destination/rds-02/sessions",
             "sticky.clear pool/live/sticky-sessions/rds-02",
             "sim.power.off destination/rds-02",
             "member.remove pool/live/member/rds-02 lb_service_uninstall_failed",
@@ -298,18 +302,18 @@ async fn every_resource_path_with_revisions_and_refusals() {
     let broker = server.client();
 
     // Pools: create, If-Match, stale If-Match, LB rules.
-    let pool = broker.put_pool("extra", &lb(5), None).await.unwrap();
+    let pool = broker.put_pool("extra", &lb(5), Expect::Any).await.unwrap();
     let updated = broker
-        .put_pool("extra", &lb(6), Some(pool.revision))
+        .put_pool("extra", &lb(6), Expect::Revision(pool.revision))
         .await
         .unwrap();
     let err = broker
-        .put_pool("extra", &lb(7), Some(pool.revision))
+        .put_pool("extra", &lb(7), Expect::Revision(pool.revision))
         .await
         .unwrap_err();
     assert_eq!(code(&err), (412, codes::PRECONDITION_FAILED));
     let err = broker
-        .delete_pool("extra", Some(pool.revision))
+        .delete_pool("extra", Expect::Revision(pool.revision))
         .await
         .unwrap_err();
     assert_eq!(code(&err), (412, codes::PRECONDITION_FAILED));
@@ -331,17 +335,20 @@ async fn every_resource_path_with_revisions_and_refusals() {
     assert_eq!(code(&err), (404, codes::NOT_FOUND));
     assert!(broker.get_pool("nope").await.unwrap().is_none());
     broker
-        .delete_pool("extra", Some(updated.revision))
+        .delete_pool("extra", Expect::Revision(updated.revision))
         .await
         .unwrap();
-    let err = broker.delete_pool("extra", None).await.unwrap_err();
+    let err = broker.delete_pool("extra", Expect::Any).await.unwrap_err();
     assert_eq!(code(&err), (404, codes::NOT_FOUND));
 
     // References block deletes.
-    let err = broker.delete_pool("maintenance", None).await.unwrap_err();
+    let err = broker
+        .delete_pool("maintenance", Expect::Any)
+        .await
+        .unwrap_err();
     assert_eq!(code(&err), (409, codes::IN_USE));
     let err = broker
-        .delete_app_config("maintenance-desktop", None)
+        .delete_app_config("maintenance-desktop", Expect::Any)
         .await
         .unwrap_err();
     assert_eq!(code(&err), (409, codes::IN_USE));
@@ -355,7 +362,7 @@ async fn every_resource_path_with_revisions_and_refusals() {
         "admin-maintenance targets rds-02"
     );
     let err = broker
-        .put_app_config("x", &desktop("missing"), None)
+        .put_app_config("x", &desktop("missing"), Expect::Any)
         .await
         .unwrap_err();
     assert_eq!(code(&err), (422, codes::NOT_FOUND));
@@ -364,7 +371,7 @@ async fn every_resource_path_with_revisions_and_refusals() {
 
     // App configs and instances.
     let config = broker
-        .put_app_config("desk", &desktop("maintenance"), None)
+        .put_app_config("desk", &desktop("maintenance"), Expect::Any)
         .await
         .unwrap();
     assert_eq!(
@@ -378,14 +385,17 @@ async fn every_resource_path_with_revisions_and_refusals() {
         destination: Some("rds-03".into()),
         labels: Labels::new(),
     };
-    let instance = broker.put_app_instance("jane", &body, None).await.unwrap();
+    let instance = broker
+        .put_app_instance("jane", &body, Expect::Any)
+        .await
+        .unwrap();
     assert_eq!(
         broker.get_app_instance("jane").await.unwrap().unwrap(),
         instance
     );
     body.destination = Some("rds-04".into());
     let err = broker
-        .put_app_instance("jane", &body, None)
+        .put_app_instance("jane", &body, Expect::Any)
         .await
         .unwrap_err();
     assert_eq!(
@@ -395,21 +405,21 @@ async fn every_resource_path_with_revisions_and_refusals() {
     );
     body.group = Some("admins".into());
     let err = broker
-        .put_app_instance("jane", &body, None)
+        .put_app_instance("jane", &body, Expect::Any)
         .await
         .unwrap_err();
     assert_eq!(code(&err), (400, codes::BAD_REQUEST));
     let err = broker
-        .delete_app_instance("jane", Some(instance.revision + 1))
+        .delete_app_instance("jane", Expect::Revision(instance.revision + 1))
         .await
         .unwrap_err();
     assert_eq!(code(&err), (412, codes::PRECONDITION_FAILED));
     broker
-        .delete_app_instance("jane", Some(instance.revision))
+        .delete_app_instance("jane", Expect::Revision(instance.revision))
         .await
         .unwrap();
     broker
-        .delete_app_config("desk", Some(config.revision))
+        .delete_app_config("desk", Expect::Revision(config.revision))
         .await
         .unwrap();
     assert!(broker.get_app_instance("jane").await.unwrap().is_none());
@@ -420,9 +430,12 @@ async fn every_resource_path_with_revisions_and_refusals() {
         notice_de: Some("Wartung bis 14:00".into()),
         notice_en: Some("Patching until 14:00".into()),
         allowed_groups: vec!["admins".into()],
+        owner: Some("corp-rds".into()),
     };
     let d = broker.put_maintenance("rds-02", &m).await.unwrap();
     assert_eq!(d.maintenance, m);
+    let read = broker.get_destination("rds-02").await.unwrap().unwrap();
+    assert_eq!(read.maintenance.owner.as_deref(), Some("corp-rds"));
     let cleared = broker.delete_maintenance("rds-02").await.unwrap();
     assert_eq!(cleared.maintenance, Maintenance::default());
     assert!(cleared.revision > d.revision);
@@ -490,6 +503,225 @@ async fn every_resource_path_with_revisions_and_refusals() {
     assert_eq!(r.headers()["content-type"], "application/problem+json");
 }
 
+/// Every answer names the broker; `GET /v1/broker`, `identity()` and a
+/// plan's read agree; two brokers started from one seed are two brokers,
+/// and a restart keeps the identity.
+#[tokio::test]
+async fn every_answer_carries_the_broker_identity_minted_per_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let seed = seed_path();
+    let server = Server::start_on(None, state.clone(), &["--seed", seed.to_str().unwrap()]);
+    let broker = server.client();
+    let id = broker.identity().await.unwrap();
+    assert_eq!(id.len(), 32, "128 random bits as hex: {id}");
+    assert_eq!(broker.read_live().await.unwrap().identity, id);
+    let body: Value = serde_json::from_str(&server.get_text("/v1/broker").await).unwrap();
+    assert_eq!(body, json!({ "id": id }));
+    for (method, path, status) in [
+        (reqwest::Method::GET, "/v1/pools/live", 200),
+        (reqwest::Method::GET, "/v1/nothing", 404),
+        (reqwest::Method::POST, "/v1/pools", 405),
+        (reqwest::Method::GET, "/v1/_sim/stats", 200),
+    ] {
+        let r = server.raw(method, path).send().await.unwrap();
+        assert_eq!(r.status(), status, "{path}");
+        assert_eq!(r.headers()[BROKER_ID_HEADER], id.as_str(), "{path}");
+    }
+    let anonymous = reqwest::get(format!("{}/v1/pools", server.url))
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(anonymous.headers()[BROKER_ID_HEADER], id.as_str());
+
+    let twin = Server::start(&["--seed", seed.to_str().unwrap()]);
+    let twin_id = twin.client().identity().await.unwrap();
+    assert_ne!(twin_id, id, "same seed, different broker");
+    assert_eq!(
+        twin.snapshot().await,
+        server.snapshot().await,
+        "same state all the same"
+    );
+    drop(server);
+    let restarted = Server::start_on(None, state, &["--seed", seed.to_str().unwrap()]);
+    assert_eq!(restarted.client().identity().await.unwrap(), id);
+}
+
+#[tokio::test]
+async fn if_none_match_creates_only() {
+    let server = Server::start(&["--seed", seed_path().to_str().unwrap()]);
+    let broker = server.client();
+    let pool = broker
+        .put_pool("extra", &lb(5), Expect::Absent)
+        .await
+        .unwrap();
+    let err = broker
+        .put_pool("extra", &lb(6), Expect::Absent)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), (412, codes::PRECONDITION_FAILED));
+    assert_eq!(broker.get_pool("extra").await.unwrap().unwrap(), pool);
+    let err = broker
+        .put_app_config(
+            "maintenance-desktop",
+            &desktop("maintenance"),
+            Expect::Absent,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), (412, codes::PRECONDITION_FAILED));
+    let raw = |headers: &[(&'static str, &'static str)]| {
+        let mut request = server
+            .raw(reqwest::Method::PUT, "/v1/pools/live")
+            .json(&json!({}));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+    assert_eq!(raw(&[("if-none-match", "*")]).await.unwrap().status(), 412);
+    assert_eq!(
+        raw(&[("if-none-match", "\"3\"")]).await.unwrap().status(),
+        400
+    );
+    let both = raw(&[("if-none-match", "*"), ("if-match", "\"3\"")]);
+    assert_eq!(both.await.unwrap().status(), 400);
+}
+
+/// Drain mode: no new logons on rds-02 (but for the groups maintenance lets
+/// in) until it leaves load-balanced `live`, which ends drain mode in the
+/// same change; disconnecting leaves disconnected sessions alone.
+#[tokio::test]
+async fn drain_mode_blocks_new_logons_until_the_host_leaves_its_pool() {
+    let server = Server::start(&["--seed", seed_path().to_str().unwrap()]);
+    let broker = server.client();
+    let start = broker.events(0).await.unwrap().len() as u64;
+    let d = broker.start_drain("rds-02", "corp-rds").await.unwrap();
+    assert_eq!(d.draining.as_deref(), Some("corp-rds"));
+    let again = broker.start_drain("rds-02", "corp-rds").await.unwrap();
+    assert_eq!(again.revision, d.revision, "repeating changes nothing");
+    let err = broker.start_drain("rds-02", "other").await.unwrap_err();
+    assert_eq!(code(&err), (409, codes::CONFLICT));
+
+    let logon = |user: &str, groups: Value| {
+        server
+            .raw(
+                reqwest::Method::POST,
+                "/v1/_sim/destinations/rds-02/sessions",
+            )
+            .json(&json!({"user": user, "state": "active", "groups": groups}))
+            .send()
+    };
+    let refused = logon("zoe", json!(["users"])).await.unwrap();
+    assert_eq!(refused.status(), 409);
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(problem["code"], codes::DESTINATION_DRAINING);
+    assert_eq!(problem["holder"], "corp-rds");
+    let maintenance = Maintenance {
+        enabled: true,
+        allowed_groups: vec!["admins".into()],
+        ..Maintenance::default()
+    };
+    broker
+        .put_maintenance("rds-02", &maintenance)
+        .await
+        .unwrap();
+    assert_eq!(
+        logon("root", json!(["admins"])).await.unwrap().status(),
+        201
+    );
+
+    let affected = broker.disconnect_sessions("rds-02").await.unwrap();
+    assert_eq!(affected.affected, 3, "the two users and root");
+    server
+        .sim(
+            "/v1/_sim/destinations/rds-02/sessions",
+            json!({"user": "kim", "state": "disconnected", "groups": ["admins"]}),
+        )
+        .await;
+    assert_eq!(
+        broker.disconnect_sessions("rds-02").await.unwrap().affected,
+        0
+    );
+    assert_eq!(
+        broker
+            .get_destination("rds-02")
+            .await
+            .unwrap()
+            .unwrap()
+            .sessions
+            .disconnected,
+        4,
+        "nobody was logged off"
+    );
+
+    broker.delete_member("live", "rds-02").await.unwrap();
+    let out = broker.get_destination("rds-02").await.unwrap().unwrap();
+    assert_eq!(out.draining, None);
+    assert_eq!(logon("zoe", json!([])).await.unwrap().status(), 201);
+    assert_eq!(broker.end_drain("rds-02").await.unwrap().draining, None);
+
+    let ops: Vec<String> = broker
+        .events(start)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| format!("{} {}", e.op, e.resource))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            "destination.drain.start destination/rds-02/drain",
+            "destination.maintenance.set destination/rds-02/maintenance",
+            "sim.session.start session/s-00000009",
+            "sessions.disconnect destination/rds-02/sessions",
+            "sim.session.start session/s-00000010",
+            "member.remove pool/live/member/rds-02",
+            "sim.session.start session/s-00000011",
+        ]
+    );
+}
+
+/// The offline removal's leftover names the pool and the stack that owned
+/// it, until the service is removed; new fields stay out of answers that
+/// have nothing to say.
+#[tokio::test]
+async fn a_leftover_service_records_who_left_it() {
+    let server = Server::start(&["--seed", seed_path().to_str().unwrap()]);
+    let broker = server.client();
+    let plain = server.get_text("/v1/destinations/rds-02").await;
+    for field in ["draining", "lb_service_leftover", "owner"] {
+        assert!(!plain.contains(field), "{field} in {plain}");
+    }
+    server
+        .sim(
+            "/v1/_sim/destinations/rds-02/power",
+            json!({"online": false}),
+        )
+        .await;
+    broker.start_drain("rds-02", "corp-rds").await.unwrap();
+    let err = broker.delete_member("live", "rds-02").await.unwrap_err();
+    assert_eq!(code(&err), (502, codes::LB_SERVICE_UNINSTALL_FAILED));
+    let d = broker.get_destination("rds-02").await.unwrap().unwrap();
+    assert_eq!(
+        d.lb_service_leftover,
+        Some(Leftover {
+            pool: "live".into(),
+            owner: Some("corp-rds".into())
+        })
+    );
+    assert_eq!(d.draining, None, "offline removal ends drain mode too");
+    server
+        .sim(
+            "/v1/_sim/destinations/rds-02/power",
+            json!({"online": true}),
+        )
+        .await;
+    let cleaned = broker.delete_lb_service("rds-02").await.unwrap();
+    assert_eq!(cleaned.lb_service_leftover, None);
+    assert!(!cleaned.lb_service_installed);
+}
+
 #[tokio::test]
 async fn passwords_never_leave_the_broker() {
     let server = Server::start(&[]);
@@ -498,7 +730,7 @@ async fn passwords_never_leave_the_broker() {
     let mut body = PoolBody::default();
     body.default_credentials.username = Some("CORP\\svc".into());
     body.default_credentials.password = Some(secret.into());
-    let pool = broker.put_pool("maint", &body, None).await.unwrap();
+    let pool = broker.put_pool("maint", &body, Expect::Any).await.unwrap();
     assert!(pool.default_credentials.password_set);
     let raw = server
         .raw(reqwest::Method::GET, "/v1/pools/maint")
@@ -623,7 +855,7 @@ async fn retries_ride_out_injected_failures() {
     });
     for i in 0..30 {
         broker
-            .put_pool(&format!("p{i}"), &PoolBody::default(), None)
+            .put_pool(&format!("p{i}"), &PoolBody::default(), Expect::Any)
             .await
             .unwrap();
         broker.put_member(&format!("p{i}"), "rds-01").await.unwrap();
@@ -682,7 +914,7 @@ async fn state_survives_a_restart_and_wins_over_the_seed() {
     let first = Server::start_on(None, state.clone(), &["--seed", seed.to_str().unwrap()]);
     first
         .client()
-        .put_pool("added", &PoolBody::default(), None)
+        .put_pool("added", &PoolBody::default(), Expect::Any)
         .await
         .unwrap();
     drop(first);
@@ -707,7 +939,10 @@ async fn a_killed_server_leaves_a_readable_state_with_every_acknowledged_write()
             writers.push(tokio::spawn(async move {
                 for i in 0.. {
                     let name = format!("r{round}-w{w}-{i}");
-                    match broker.put_pool(&name, &PoolBody::default(), None).await {
+                    match broker
+                        .put_pool(&name, &PoolBody::default(), Expect::Any)
+                        .await
+                    {
                         Ok(_) => {
                             if tx.send(name).is_err() {
                                 break;

@@ -5,11 +5,11 @@
 
 use std::path::Path;
 
-use poolform::contract::Broker;
 use poolform::contract::labels::STACK_LABEL;
 use poolform::contract::wire::{
     AppConfigBody, AppType, CredentialsBody, Labels, LoadBalancing, Maintenance, PoolBody, Protocol,
 };
+use poolform::contract::{Broker, Expect};
 
 use crate::support::{Run, Server, run, seed_path};
 
@@ -147,12 +147,13 @@ async fn free_text_with_yaml_special_characters_round_trips() {
             ("count", "0012"),
         ]),
     };
-    broker.put_pool("odd", &odd, None).await.unwrap();
+    broker.put_pool("odd", &odd, Expect::Any).await.unwrap();
     let maintenance = Maintenance {
         enabled: true,
         notice_de: Some("Wartung: 18:00 – 'bitte' abmelden\n# zweite Zeile\tmit Tab".to_owned()),
         notice_en: Some("no".to_owned()),
         allowed_groups: vec![r"CORP\admins".to_owned(), "on".to_owned()],
+        owner: None,
     };
     broker
         .put_maintenance("rds-03", &maintenance)
@@ -189,7 +190,10 @@ async fn import_adopts_unowned_resources_so_the_plan_stops_reporting_them() {
         },
         labels: labels(&[("team", "ops")]),
     };
-    broker.put_pool("legacy", &legacy, None).await.unwrap();
+    broker
+        .put_pool("legacy", &legacy, Expect::Any)
+        .await
+        .unwrap();
     let desktop = AppConfigBody {
         pool: "legacy".to_owned(),
         app_type: AppType::Desktop,
@@ -200,7 +204,7 @@ async fn import_adopts_unowned_resources_so_the_plan_stops_reporting_them() {
         labels: Labels::new(),
     };
     broker
-        .put_app_config("legacy-desktop", &desktop, None)
+        .put_app_config("legacy-desktop", &desktop, Expect::Any)
         .await
         .unwrap();
 
@@ -276,7 +280,10 @@ async fn import_refuses_another_stacks_resource_unless_forced() {
         labels: labels(&[(STACK_LABEL, "other")]),
         ..PoolBody::default()
     };
-    broker.put_pool("theirs", &theirs, None).await.unwrap();
+    broker
+        .put_pool("theirs", &theirs, Expect::Any)
+        .await
+        .unwrap();
 
     let seq = server.last_seq().await;
     let refused =

@@ -638,6 +638,8 @@ fn large(dir: &Path, pools: usize, configs: usize, instances: usize) -> (PathBuf
             maintenance: Maintenance::default(),
             sessions: SessionCounts::default(),
             labels: Labels::new(),
+            draining: None,
+            lb_service_leftover: None,
             revision: 1,
         });
         seed.pools.push(Pool {

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use poolform::apply::{self, Options};
-use poolform::contract::Broker;
+use poolform::contract::{Broker, Expect};
 use poolform::contract::labels::with_stack;
 use poolform::contract::wire::{
     AppType, Labels, LoadBalancing, Maintenance, PoolBody, Protocol, SessionState,
@@ -213,6 +213,7 @@ fn destinations(rng: &mut Rng) -> BTreeMap<String, DesiredDestination> {
                     } else {
                         Vec::new()
                     },
+                    owner: None,
                 },
             },
         );
@@ -277,7 +278,7 @@ async fn world(rng: &mut Rng, shape: Shape) -> Recording {
             labels: with_stack(&Labels::new(), "someone-else"),
             ..PoolBody::default()
         };
-        engine.put_pool("x0", body, None).expect("a new pool");
+        engine.put_pool("x0", body, Expect::Any).expect("a new pool");
     }
     let broker = Recording::new(engine, EPOCH_MS);
     let first = desired(rng, shape);
@@ -291,7 +292,7 @@ async fn world(rng: &mut Rng, shape: Shape) -> Recording {
                 } else {
                     SessionState::Disconnected
                 };
-                let _ = e.sim_start_session(d, &format!("u-{d}@corp.example"), state);
+                let _ = e.sim_start_session(d, &format!("u-{d}@corp.example"), state, &[]);
             }
             if rng.chance(20) {
                 e.sim_power(d, false).expect("a known destination");

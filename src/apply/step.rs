@@ -14,7 +14,7 @@ use super::precondition::{expected_revision, read_and_check, reads_destination, 
 use super::{ApplyError, Context, Progress, StepOutcome, Warning};
 use crate::contract::problem::codes;
 use crate::contract::wire::{CredentialsBody, PoolBody, SessionState};
-use crate::contract::{Broker, BrokerError};
+use crate::contract::{Broker, BrokerError, Expect};
 use crate::desired::DrainSessions;
 use crate::plan::{ExpectedWarning, Op, PoolSettings, Step};
 
@@ -33,7 +33,11 @@ async fn execute<B: Broker>(ctx: &Context<'_, B>, step: &Step) -> Result<StepOut
         read_and_check(broker, step, destination).await?;
     }
     let refused = |e| refused(step, e);
-    let expected = || expected_revision(step, &ctx.pools).flatten();
+    let expected = || match expected_revision(step, &ctx.pools) {
+        None => Expect::Any,
+        Some(Some(revision)) => Expect::Revision(revision),
+        Some(None) => Expect::Absent,
+    };
     match &step.op {
         Op::PutPool { pool, settings } => {
             let body = pool_body(ctx, settings)?;

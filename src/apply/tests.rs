@@ -15,6 +15,7 @@ use secrecy::SecretString;
 use super::*;
 use crate::address::{Address, Kind};
 use crate::contract::Broker;
+use crate::contract::Expect;
 use crate::contract::problem::{self, codes};
 use crate::contract::wire::{
     AppConfigBody, AppType, Labels, LoadBalancing, LockBody, Maintenance, PoolBody, Protocol,
@@ -131,7 +132,7 @@ fn seeded(snapshot: Snapshot) -> Recording {
 fn runbook(rds02_online: bool) -> Recording {
     let broker = seeded(runbook_seed());
     broker.engine_mut(|e| {
-        e.sim_start_session("rds-02", "cy@corp.example", SessionState::Active)
+        e.sim_start_session("rds-02", "cy@corp.example", SessionState::Active, &[])
             .expect("rds-02 is online");
         if !rds02_online {
             e.sim_power("rds-02", false).expect("rds-02 exists");
@@ -817,7 +818,7 @@ async fn the_stale_check_names_every_moved_resource_and_writes_nothing() {
         labels: Labels::new(),
     };
     broker.engine_mut(|e| {
-        e.put_app_config("new-desktop", body, None)
+        e.put_app_config("new-desktop", body, Expect::Any)
             .expect("pool live exists")
     });
     let mut plan = plan_of(Vec::new());
@@ -1097,7 +1098,7 @@ async fn a_host_back_online_with_users_is_not_removed_as_planned_offline() {
     broker.engine_mut(|e| {
         e.sim_power("rds-02", true).expect("rds-02 exists");
         for user in ["ann@corp.example", "ben@corp.example"] {
-            e.sim_start_session("rds-02", user, SessionState::Active)
+            e.sim_start_session("rds-02", user, SessionState::Active, &[])
                 .expect("rds-02 is online");
         }
     });
@@ -1149,7 +1150,7 @@ async fn a_new_user_on_a_drained_host_fails_its_removal() {
     });
     let plan = plan_against(&broker, &config(&["rds-01", "rds-03"])).await;
     broker.engine_mut(|e| {
-        e.sim_start_session("rds-02", "late@corp.example", SessionState::Active)
+        e.sim_start_session("rds-02", "late@corp.example", SessionState::Active, &[])
             .expect("rds-02 is online")
     });
     let run = run(&broker, &plan).await;
@@ -1181,7 +1182,7 @@ async fn a_pool_changed_since_planning_fails_its_write_and_keeps_the_change() {
             ..PoolBody::default()
         };
         body.load_balancing.sticky_sessions_minutes = 30;
-        e.put_pool("live", body, None)
+        e.put_pool("live", body, Expect::Any)
             .expect("an unconditional write")
     });
     let run = run(&broker, &plan).await;

@@ -1,7 +1,8 @@
 //! The HTTP backend of the `Broker` trait: reqwest (rustls) with connect and
-//! request timeouts, the bearer token kept secret, typed problem errors, and
-//! bounded retries with exponential backoff and jitter for idempotent
-//! methods only.
+//! request timeouts, the bearer token kept secret, typed problem errors,
+//! conditional writes as `If-Match` / `If-None-Match`, the broker identity
+//! read from the answers' header, and bounded retries with exponential
+//! backoff and jitter for idempotent methods only.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,10 +18,11 @@ use serde::de::DeserializeOwned;
 use crate::contract::names::encode as enc;
 use crate::contract::problem::{Problem, codes};
 use crate::contract::wire::{
-    Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Destination, Event, Lock,
-    LockBody, MAX_PAGE_LIMIT, Maintenance, Page, Pool, PoolBody, Session,
+    Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, BROKER_ID_HEADER, BrokerInfo,
+    Destination, DrainBody, Event, Lock, LockBody, MAX_PAGE_LIMIT, Maintenance, Page, Pool,
+    PoolBody, Session,
 };
-use crate::contract::{Broker, BrokerError, LiveState, Result};
+use crate::contract::{Broker, BrokerError, Expect, LiveState, Result};
 
 /// Environment variable holding the API token when no `--token-file` is given.
 pub const TOKEN_ENV: &str = "POOLFORM_TOKEN";
@@ -125,7 +127,15 @@ const DOMAIN_5XX_CODES: [&str; 2] = [
 struct Answer {
     status: StatusCode,
     retry_after: Option<Duration>,
+    /// The `Poolform-Broker-Id` header.
+    broker_id: Option<String>,
     body: Vec<u8>,
+}
+
+/// A whole collection and the identity of the broker that answered it.
+struct Listed<T> {
+    items: Vec<T>,
+    broker_id: String,
 }
 
 impl HttpBroker {
@@ -175,15 +185,19 @@ impl HttpBroker {
         method: &Method,
         url: &str,
         body: Option<&[u8]>,
-        if_match: Option<u64>,
+        expect: Expect,
     ) -> std::result::Result<Answer, reqwest::Error> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let mut request = self.client.request(method.clone(), url);
         if let Some(auth) = &self.authorization {
             request = request.header(header::AUTHORIZATION, auth.clone());
         }
-        if let Some(rev) = if_match {
-            request = request.header(header::IF_MATCH, format!("\"{rev}\""));
+        match expect {
+            Expect::Any => {}
+            Expect::Revision(rev) => {
+                request = request.header(header::IF_MATCH, format!("\"{rev}\""))
+            }
+            Expect::Absent => request = request.header(header::IF_NONE_MATCH, "*"),
         }
         if let Some(bytes) = body {
             request = request
@@ -198,10 +212,16 @@ impl HttpBroker {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
+        let broker_id = response
+            .headers()
+            .get(BROKER_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = response.bytes().await?.to_vec();
         Ok(Answer {
             status,
             retry_after,
+            broker_id,
             body,
         })
     }
@@ -226,7 +246,7 @@ impl HttpBroker {
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
-        if_match: Option<u64>,
+        expect: Expect,
     ) -> Result<Answer> {
         let url = format!("{}{path}", self.base);
         let idempotent = method != Method::POST;
@@ -239,9 +259,7 @@ impl HttpBroker {
             .build();
         let mut attempt = 1;
         loop {
-            let outcome = self
-                .send_once(&method, &url, body.as_deref(), if_match)
-                .await;
+            let outcome = self.send_once(&method, &url, body.as_deref(), expect).await;
             let hint = match &outcome {
                 Err(_) => Some(None),
                 Ok(answer) if HttpBroker::transient(answer) => Some(answer.retry_after),
@@ -295,25 +313,30 @@ impl HttpBroker {
             .map_err(|e| BrokerError::Protocol(format!("{method} {path}: {e}")))
     }
 
+    /// `T` from a 2xx answer, else the typed error.
+    fn success<T: DeserializeOwned>(method: &Method, path: &str, answer: &Answer) -> Result<T> {
+        if answer.status.is_success() {
+            HttpBroker::decode(method, path, answer)
+        } else {
+            Err(HttpBroker::error(method, path, answer))
+        }
+    }
+
     /// A call whose 2xx answer carries `T`.
     async fn json<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
-        if_match: Option<u64>,
+        expect: Expect,
     ) -> Result<T> {
-        let answer = self.call(method.clone(), path, body, if_match).await?;
-        if answer.status.is_success() {
-            HttpBroker::decode(&method, path, &answer)
-        } else {
-            Err(HttpBroker::error(&method, path, &answer))
-        }
+        let answer = self.call(method.clone(), path, body, expect).await?;
+        HttpBroker::success(&method, path, &answer)
     }
 
     /// A call whose 2xx answer carries nothing of interest.
-    async fn empty(&self, method: Method, path: &str, if_match: Option<u64>) -> Result<()> {
-        let answer = self.call(method.clone(), path, None, if_match).await?;
+    async fn empty(&self, method: Method, path: &str, expect: Expect) -> Result<()> {
+        let answer = self.call(method.clone(), path, None, expect).await?;
         if answer.status.is_success() {
             Ok(())
         } else {
@@ -322,7 +345,7 @@ impl HttpBroker {
     }
 
     async fn get_opt<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>> {
-        let answer = self.call(Method::GET, path, None, None).await?;
+        let answer = self.call(Method::GET, path, None, Expect::Any).await?;
         if answer.status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -333,20 +356,32 @@ impl HttpBroker {
         }
     }
 
-    /// Every item of a collection, ceil(N/1000) requests.
-    async fn list_all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>> {
+    /// Every item of a collection, ceil(N/1000) requests, with the broker
+    /// identity every page carried (one broker must answer them all).
+    async fn list_all<T: DeserializeOwned>(&self, path: &str) -> Result<Listed<T>> {
         let mut items = Vec::new();
+        let mut broker_id: Option<String> = None;
         let mut cursor: Option<String> = None;
         loop {
             let url = match &cursor {
                 Some(c) => format!("{path}?limit={MAX_PAGE_LIMIT}&cursor={}", enc(c)),
                 None => format!("{path}?limit={MAX_PAGE_LIMIT}"),
             };
-            let page: Page<T> = self.json(Method::GET, &url, None, None).await?;
+            let answer = self.call(Method::GET, &url, None, Expect::Any).await?;
+            let page: Page<T> = HttpBroker::success(&Method::GET, &url, &answer)?;
+            let id = answer.broker_id.ok_or_else(|| {
+                BrokerError::Protocol(format!("GET {url} answered without {BROKER_ID_HEADER}"))
+            })?;
+            broker_id = Some(same_broker(broker_id, id)?);
             items.extend(page.items);
             match page.next_cursor {
                 Some(c) => cursor = Some(c),
-                None => return Ok(items),
+                None => {
+                    return Ok(Listed {
+                        items,
+                        broker_id: broker_id.unwrap_or_default(),
+                    });
+                }
             }
         }
     }
@@ -355,27 +390,55 @@ impl HttpBroker {
         &self,
         path: &str,
         body: &B,
-        if_match: Option<u64>,
+        expect: Expect,
     ) -> Result<T> {
         let bytes = serde_json::to_vec(body)
             .map_err(|e| BrokerError::Protocol(format!("cannot encode a request: {e}")))?;
-        self.json(Method::PUT, path, Some(bytes), if_match).await
+        self.json(Method::PUT, path, Some(bytes), expect).await
+    }
+}
+
+/// The identity of answers so far (`seen`) and of the next one (`next`),
+/// which must agree: a read spread over several requests that reached two
+/// brokers (a fail-over, a swapped URL) is not one live state.
+fn same_broker(seen: Option<String>, next: String) -> Result<String> {
+    match seen {
+        Some(seen) if seen != next => Err(BrokerError::Protocol(format!(
+            "the broker's identity changed during one read ({seen}, then {next})"
+        ))),
+        _ => Ok(next),
     }
 }
 
 impl Broker for HttpBroker {
+    async fn identity(&self) -> Result<String> {
+        let info: BrokerInfo = self
+            .json(Method::GET, "/v1/broker", None, Expect::Any)
+            .await?;
+        Ok(info.id)
+    }
+
     async fn read_live(&self) -> Result<LiveState> {
         let (destinations, pools, app_configs, app_instances) = tokio::try_join!(
-            self.list_all("/v1/destinations"),
-            self.list_all("/v1/pools"),
-            self.list_all("/v1/app-configs"),
-            self.list_all("/v1/app-instances"),
+            self.list_all::<Destination>("/v1/destinations"),
+            self.list_all::<Pool>("/v1/pools"),
+            self.list_all::<AppConfig>("/v1/app-configs"),
+            self.list_all::<AppInstance>("/v1/app-instances"),
         )?;
+        let mut identity = same_broker(None, destinations.broker_id)?;
+        for id in [
+            pools.broker_id,
+            app_configs.broker_id,
+            app_instances.broker_id,
+        ] {
+            identity = same_broker(Some(identity), id)?;
+        }
         Ok(LiveState {
-            destinations,
-            pools,
-            app_configs,
-            app_instances,
+            identity,
+            destinations: destinations.items,
+            pools: pools.items,
+            app_configs: app_configs.items,
+            app_instances: app_instances.items,
         })
     }
 
@@ -401,6 +464,7 @@ impl Broker for HttpBroker {
     async fn list_sessions(&self, destination: &str) -> Result<Vec<Session>> {
         self.list_all(&format!("/v1/destinations/{}/sessions", enc(destination)))
             .await
+            .map(|listed| listed.items)
     }
 
     async fn events(&self, since: u64) -> Result<Vec<Event>> {
@@ -408,7 +472,7 @@ impl Broker for HttpBroker {
         let mut since = since;
         loop {
             let path = format!("/v1/events?since={since}&limit={MAX_PAGE_LIMIT}");
-            let page: Page<Event> = self.json(Method::GET, &path, None, None).await?;
+            let page: Page<Event> = self.json(Method::GET, &path, None, Expect::Any).await?;
             let more = page.next_cursor.is_some();
             if let Some(last) = page.items.last() {
                 since = last.seq;
@@ -420,28 +484,24 @@ impl Broker for HttpBroker {
         }
     }
 
-    async fn put_pool(&self, name: &str, body: &PoolBody, if_match: Option<u64>) -> Result<Pool> {
-        self.put(&format!("/v1/pools/{}", enc(name)), body, if_match)
+    async fn put_pool(&self, name: &str, body: &PoolBody, expect: Expect) -> Result<Pool> {
+        self.put(&format!("/v1/pools/{}", enc(name)), body, expect)
             .await
     }
 
-    async fn delete_pool(&self, name: &str, if_match: Option<u64>) -> Result<()> {
-        self.empty(
-            Method::DELETE,
-            &format!("/v1/pools/{}", enc(name)),
-            if_match,
-        )
-        .await
+    async fn delete_pool(&self, name: &str, expect: Expect) -> Result<()> {
+        self.empty(Method::DELETE, &format!("/v1/pools/{}", enc(name)), expect)
+            .await
     }
 
     async fn put_member(&self, pool: &str, destination: &str) -> Result<Pool> {
         let path = format!("/v1/pools/{}/members/{}", enc(pool), enc(destination));
-        self.json(Method::PUT, &path, None, None).await
+        self.json(Method::PUT, &path, None, Expect::Any).await
     }
 
     async fn delete_member(&self, pool: &str, destination: &str) -> Result<Pool> {
         let path = format!("/v1/pools/{}/members/{}", enc(pool), enc(destination));
-        self.json(Method::DELETE, &path, None, None).await
+        self.json(Method::DELETE, &path, None, Expect::Any).await
     }
 
     async fn clear_sticky(&self, pool: &str, destination: Option<&str>) -> Result<Affected> {
@@ -453,44 +513,57 @@ impl Broker for HttpBroker {
             ),
             None => format!("/v1/pools/{}/sticky-sessions", enc(pool)),
         };
-        self.json(Method::DELETE, &path, None, None).await
+        self.json(Method::DELETE, &path, None, Expect::Any).await
     }
 
     async fn disconnect_sessions(&self, destination: &str) -> Result<Affected> {
         let path = format!("/v1/destinations/{}/sessions/disconnect", enc(destination));
-        self.json(Method::POST, &path, None, None).await
+        self.json(Method::POST, &path, None, Expect::Any).await
     }
 
     async fn put_maintenance(&self, destination: &str, body: &Maintenance) -> Result<Destination> {
         let path = format!("/v1/destinations/{}/maintenance", enc(destination));
-        self.put(&path, body, None).await
+        self.put(&path, body, Expect::Any).await
     }
 
     async fn delete_maintenance(&self, destination: &str) -> Result<Destination> {
         let path = format!("/v1/destinations/{}/maintenance", enc(destination));
-        self.json(Method::DELETE, &path, None, None).await
+        self.json(Method::DELETE, &path, None, Expect::Any).await
+    }
+
+    async fn start_drain(&self, destination: &str, holder: &str) -> Result<Destination> {
+        let path = format!("/v1/destinations/{}/drain", enc(destination));
+        let body = DrainBody {
+            holder: holder.to_owned(),
+        };
+        self.put(&path, &body, Expect::Any).await
+    }
+
+    async fn end_drain(&self, destination: &str) -> Result<Destination> {
+        let path = format!("/v1/destinations/{}/drain", enc(destination));
+        self.json(Method::DELETE, &path, None, Expect::Any).await
     }
 
     async fn delete_lb_service(&self, destination: &str) -> Result<Destination> {
         let path = format!("/v1/destinations/{}/lb-service", enc(destination));
-        self.json(Method::DELETE, &path, None, None).await
+        self.json(Method::DELETE, &path, None, Expect::Any).await
     }
 
     async fn put_app_config(
         &self,
         name: &str,
         body: &AppConfigBody,
-        if_match: Option<u64>,
+        expect: Expect,
     ) -> Result<AppConfig> {
-        self.put(&format!("/v1/app-configs/{}", enc(name)), body, if_match)
+        self.put(&format!("/v1/app-configs/{}", enc(name)), body, expect)
             .await
     }
 
-    async fn delete_app_config(&self, name: &str, if_match: Option<u64>) -> Result<()> {
+    async fn delete_app_config(&self, name: &str, expect: Expect) -> Result<()> {
         self.empty(
             Method::DELETE,
             &format!("/v1/app-configs/{}", enc(name)),
-            if_match,
+            expect,
         )
         .await
     }
@@ -499,29 +572,29 @@ impl Broker for HttpBroker {
         &self,
         name: &str,
         body: &AppInstanceBody,
-        if_match: Option<u64>,
+        expect: Expect,
     ) -> Result<AppInstance> {
-        self.put(&format!("/v1/app-instances/{}", enc(name)), body, if_match)
+        self.put(&format!("/v1/app-instances/{}", enc(name)), body, expect)
             .await
     }
 
-    async fn delete_app_instance(&self, name: &str, if_match: Option<u64>) -> Result<()> {
+    async fn delete_app_instance(&self, name: &str, expect: Expect) -> Result<()> {
         self.empty(
             Method::DELETE,
             &format!("/v1/app-instances/{}", enc(name)),
-            if_match,
+            expect,
         )
         .await
     }
 
     async fn put_lock(&self, stack: &str, body: &LockBody) -> Result<Lock> {
-        self.put(&format!("/v1/locks/{}", enc(stack)), body, None)
+        self.put(&format!("/v1/locks/{}", enc(stack)), body, Expect::Any)
             .await
     }
 
     async fn delete_lock(&self, stack: &str, holder: &str) -> Result<()> {
         let path = format!("/v1/locks/{}?holder={}", enc(stack), enc(holder));
-        self.empty(Method::DELETE, &path, None).await
+        self.empty(Method::DELETE, &path, Expect::Any).await
     }
 }
 
@@ -556,6 +629,7 @@ mod tests {
         Answer {
             status: StatusCode::from_u16(status).unwrap(),
             retry_after: None,
+            broker_id: None,
             body: body.as_bytes().to_vec(),
         }
     }
@@ -567,6 +641,14 @@ mod tests {
         assert!(!HttpBroker::transient(&answer(409, "")));
         let partial = r#"{"title":"x","status":502,"code":"lb_service_uninstall_failed"}"#;
         assert!(!HttpBroker::transient(&answer(502, partial)));
+    }
+
+    #[test]
+    fn one_read_must_reach_one_broker() {
+        assert_eq!(same_broker(None, "a".into()).unwrap(), "a");
+        assert_eq!(same_broker(Some("a".into()), "a".into()).unwrap(), "a");
+        let err = same_broker(Some("a".into()), "b".into()).unwrap_err();
+        assert!(matches!(err, BrokerError::Protocol(_)), "{err}");
     }
 
     #[tokio::test]

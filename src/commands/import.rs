@@ -14,7 +14,7 @@ use crate::contract::labels::{owner, with_stack};
 use crate::contract::wire::{
     AppConfig, AppConfigBody, AppInstance, AppInstanceBody, CredentialsBody, Labels, Pool, PoolBody,
 };
-use crate::contract::{Broker, BrokerError, names};
+use crate::contract::{Broker, BrokerError, Expect, names};
 use crate::export::password_env;
 
 /// What became of a resource that did not fail.
@@ -92,7 +92,9 @@ async fn adopt(
             }
             let password = std::env::var(password_env(name)).ok();
             let body = pool_body(&pool, stack, password)?;
-            broker.put_pool(name, &body, Some(pool.revision)).await?;
+            broker
+                .put_pool(name, &body, Expect::Revision(pool.revision))
+                .await?;
         }
         Kind::AppConfig => {
             let config = broker
@@ -104,7 +106,7 @@ async fn adopt(
             }
             let body = app_config_body(&config, stack);
             broker
-                .put_app_config(name, &body, Some(config.revision))
+                .put_app_config(name, &body, Expect::Revision(config.revision))
                 .await?;
         }
         Kind::AppInstance => {
@@ -117,7 +119,7 @@ async fn adopt(
             }
             let body = app_instance_body(&instance, stack);
             broker
-                .put_app_instance(name, &body, Some(instance.revision))
+                .put_app_instance(name, &body, Expect::Revision(instance.revision))
                 .await?;
         }
         Kind::Destination => return Err(NotImported::Destination),

@@ -190,6 +190,7 @@ fn destination(spec: &DestinationSpec) -> DesiredDestination {
             notice_de: m.notice_de.as_ref().map(|n| n.value.clone()),
             notice_en: m.notice_en.as_ref().map(|n| n.value.clone()),
             allowed_groups: m.allowed_groups.iter().map(|g| g.value.clone()).collect(),
+            owner: None,
         })
         .unwrap_or_default();
     DesiredDestination { maintenance }

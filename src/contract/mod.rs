@@ -21,6 +21,9 @@ use wire::{
 /// sweep per collection. Each list is sorted by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LiveState {
+    /// The identity of the broker that answered (`Broker::identity`), so a
+    /// plan can be bound to the broker it was made against.
+    pub identity: String,
     pub destinations: Vec<Destination>,
     pub pools: Vec<Pool>,
     pub app_configs: Vec<AppConfig>,
@@ -58,13 +61,30 @@ impl BrokerError {
 
 pub type Result<T> = std::result::Result<T, BrokerError>;
 
+/// What a conditional write expects of the resource it writes. Over HTTP,
+/// `Revision` is `If-Match: "N"` and `Absent` is `If-None-Match: *`; the
+/// broker answers 412 (`precondition_failed`) when the expectation fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// No condition: create or overwrite whatever is there.
+    Any,
+    /// The resource exists at exactly this revision.
+    Revision(u64),
+    /// The resource does not exist (a create that must not overwrite).
+    Absent,
+}
+
 /// The broker operations poolform uses. Reads and writes are separate methods
 /// so that a read-only caller (plan) never needs write access.
 ///
-/// `if_match` carries a revision; the broker answers 412
-/// (`precondition_failed`) when the resource changed since.
+/// `expect` states what a conditional write assumes about the resource; the
+/// broker answers 412 (`precondition_failed`) when that no longer holds.
 pub trait Broker: Send + Sync {
-    /// The whole live state, ceil(N/1000) list requests per collection.
+    /// The broker's identity (`GET /v1/broker`).
+    fn identity(&self) -> impl Future<Output = Result<String>> + Send;
+
+    /// The whole live state, ceil(N/1000) list requests per collection, with
+    /// the broker's identity taken from those answers (no extra request).
     fn read_live(&self) -> impl Future<Output = Result<LiveState>> + Send;
 
     fn get_destination(
@@ -85,13 +105,9 @@ pub trait Broker: Send + Sync {
         &self,
         name: &str,
         body: &PoolBody,
-        if_match: Option<u64>,
+        expect: Expect,
     ) -> impl Future<Output = Result<Pool>> + Send;
-    fn delete_pool(
-        &self,
-        name: &str,
-        if_match: Option<u64>,
-    ) -> impl Future<Output = Result<()>> + Send;
+    fn delete_pool(&self, name: &str, expect: Expect) -> impl Future<Output = Result<()>> + Send;
     fn put_member(
         &self,
         pool: &str,
@@ -108,10 +124,22 @@ pub trait Broker: Send + Sync {
         pool: &str,
         destination: Option<&str>,
     ) -> impl Future<Output = Result<Affected>> + Send;
+    /// Disconnects the active sessions (disconnected ones are left alone);
+    /// `affected` is how many were active.
     fn disconnect_sessions(
         &self,
         destination: &str,
     ) -> impl Future<Output = Result<Affected>> + Send;
+    /// Drain mode on: the destination refuses new sessions (except users in
+    /// its maintenance `allowed_groups`) until `end_drain` or until it leaves
+    /// its last load-balanced pool. `conflict` when another holder drains it.
+    fn start_drain(
+        &self,
+        destination: &str,
+        holder: &str,
+    ) -> impl Future<Output = Result<Destination>> + Send;
+    /// Drain mode off, whoever holds it; a no-op when it is off.
+    fn end_drain(&self, destination: &str) -> impl Future<Output = Result<Destination>> + Send;
     fn put_maintenance(
         &self,
         destination: &str,
@@ -130,23 +158,23 @@ pub trait Broker: Send + Sync {
         &self,
         name: &str,
         body: &AppConfigBody,
-        if_match: Option<u64>,
+        expect: Expect,
     ) -> impl Future<Output = Result<AppConfig>> + Send;
     fn delete_app_config(
         &self,
         name: &str,
-        if_match: Option<u64>,
+        expect: Expect,
     ) -> impl Future<Output = Result<()>> + Send;
     fn put_app_instance(
         &self,
         name: &str,
         body: &AppInstanceBody,
-        if_match: Option<u64>,
+        expect: Expect,
     ) -> impl Future<Output = Result<AppInstance>> + Send;
     fn delete_app_instance(
         &self,
         name: &str,
-        if_match: Option<u64>,
+        expect: Expect,
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// Takes or renews the lease on `stack`; `conflict` when another holder has it.

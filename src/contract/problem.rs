@@ -18,7 +18,8 @@ pub struct Problem {
     /// `destination_not_ready`: whether the broker saw the host online.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination_online: Option<bool>,
-    /// Set on `conflict` from the lock endpoint.
+    /// Set on `conflict` from the lock and drain endpoints and on
+    /// `destination_draining`: who holds the lock or the drain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holder: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,6 +45,7 @@ pub mod codes {
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
     pub const UNAVAILABLE: &str = "unavailable";
     pub const LOCKED: &str = "locked";
+    pub const DESTINATION_DRAINING: &str = "destination_draining";
 }
 
 /// Builds a problem answer; `title` is fixed per code so clients can rely on it.
@@ -57,11 +59,12 @@ pub fn new(status: u16, code: &str, detail: impl Into<String>) -> Box<Problem> {
         codes::NOT_FOUND => "not found",
         codes::UNAUTHORIZED => "unauthorized",
         codes::RATE_LIMITED => "too many requests",
-        codes::PRECONDITION_FAILED => "revision does not match If-Match",
+        codes::PRECONDITION_FAILED => "If-Match or If-None-Match does not hold",
         codes::BAD_REQUEST => "bad request",
         codes::PAYLOAD_TOO_LARGE => "request body too large",
         codes::UNAVAILABLE => "service unavailable",
         codes::LOCKED => "locked",
+        codes::DESTINATION_DRAINING => "destination is in drain mode and accepts no new sessions",
         _ => "error",
     };
     Box::new(Problem {

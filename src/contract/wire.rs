@@ -19,6 +19,19 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+/// Header on every answer of the broker API: the identity of the broker
+/// state that answered (see [`BrokerInfo`]).
+pub const BROKER_ID_HEADER: &str = "Poolform-Broker-Id";
+
+/// `GET /v1/broker`: who this broker is. The id is minted at random when the
+/// broker's state is created and never copied from a seed or snapshot, so a
+/// broker started from another's snapshot is a different broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerInfo {
+    pub id: String,
+}
+
 /// Per-destination maintenance mode: users outside `allowed_groups` cannot
 /// start app instances on it and see the notice instead.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -31,6 +44,29 @@ pub struct Maintenance {
     pub notice_en: Option<String>,
     #[serde(default)]
     pub allowed_groups: Vec<String>,
+    /// The stack that switched maintenance on; none when set by hand, so
+    /// that a stack only ever switches off what it switched on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+/// `PUT /v1/destinations/{name}/drain` body: who puts the destination in
+/// drain mode (a stack name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrainBody {
+    pub holder: String,
+}
+
+/// A load-balancing service a removal could not uninstall because the host
+/// was offline: which pool's removal left it, and who owned that pool then
+/// (its `poolform.stack` label), so that stack can clean it up later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Leftover {
+    pub pool: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// Session counts of a destination, carried on the destination itself so that
@@ -57,6 +93,13 @@ pub struct Destination {
     pub sessions: SessionCounts,
     #[serde(default)]
     pub labels: Labels,
+    /// Drain mode ("no new logons"): set to its holder while the destination
+    /// refuses new sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draining: Option<String>,
+    /// Set while a removal's load-balancing service is left on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lb_service_leftover: Option<Leftover>,
     pub revision: u64,
 }
 
@@ -283,8 +326,8 @@ pub struct Lock {
     pub expires_at: u64,
 }
 
-/// Answer of `POST /v1/destinations/{name}/sessions/disconnect` and
-/// `DELETE /v1/pools/{name}/sticky-sessions`.
+/// Answer of `POST /v1/destinations/{name}/sessions/disconnect` (the active
+/// sessions disconnected) and `DELETE /v1/pools/{name}/sticky-sessions`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Affected {

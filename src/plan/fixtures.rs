@@ -65,6 +65,7 @@ pub fn live(rds02_online: bool) -> LiveState {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     });
     let mut live = LiveState {
+        identity: "fixture-broker".to_owned(),
         destinations: seed.destinations.clone(),
         pools: seed.pools.clone(),
         app_configs: seed.app_configs.clone(),
@@ -117,6 +118,8 @@ pub fn dest(name: &str, online: bool, active: u32) -> Destination {
             disconnected: 0,
         },
         labels: Labels::new(),
+        draining: None,
+        lb_service_leftover: None,
         revision: 1,
     }
 }

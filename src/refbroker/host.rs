@@ -14,12 +14,13 @@ use crate::contract::wire::{
     Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Destination, Event, Lock,
     LockBody, Maintenance, Pool, PoolBody, Session,
 };
-use crate::contract::{Broker, BrokerError, LiveState, Result};
+use crate::contract::{Broker, BrokerError, Expect, LiveState, Result};
 
 /// A `Broker` method, as a value: what a call log records and a scripted
 /// fault matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Operation {
+    Identity,
     ReadLive,
     GetDestination,
     GetPool,
@@ -36,6 +37,8 @@ pub enum Operation {
     PutMaintenance,
     DeleteMaintenance,
     DeleteLbService,
+    StartDrain,
+    EndDrain,
     PutAppConfig,
     DeleteAppConfig,
     PutAppInstance,
@@ -48,6 +51,7 @@ impl Operation {
     /// The `Broker` method's name.
     pub fn name(self) -> &'static str {
         match self {
+            Operation::Identity => "identity",
             Operation::ReadLive => "read_live",
             Operation::GetDestination => "get_destination",
             Operation::GetPool => "get_pool",
@@ -64,6 +68,8 @@ impl Operation {
             Operation::PutMaintenance => "put_maintenance",
             Operation::DeleteMaintenance => "delete_maintenance",
             Operation::DeleteLbService => "delete_lb_service",
+            Operation::StartDrain => "start_drain",
+            Operation::EndDrain => "end_drain",
             Operation::PutAppConfig => "put_app_config",
             Operation::DeleteAppConfig => "delete_app_config",
             Operation::PutAppInstance => "put_app_instance",
@@ -77,7 +83,8 @@ impl Operation {
     pub fn writes(self) -> bool {
         !matches!(
             self,
-            Operation::ReadLive
+            Operation::Identity
+                | Operation::ReadLive
                 | Operation::GetDestination
                 | Operation::GetPool
                 | Operation::GetAppConfig
@@ -161,6 +168,7 @@ pub(crate) trait EngineHost: Send + Sync {
 /// Every collection in one sweep, sorted by name as the maps are.
 fn live_state(e: &Engine) -> LiveState {
     LiveState {
+        identity: e.id().to_owned(),
         destinations: e
             .destinations_page(None, usize::MAX)
             .items
@@ -189,6 +197,13 @@ fn live_state(e: &Engine) -> LiveState {
 }
 
 impl<H: EngineHost> Broker for H {
+    async fn identity(&self) -> Result<String> {
+        self.read(Call::new(Operation::Identity, &[]), |e| {
+            Ok(e.id().to_owned())
+        })
+        .await
+    }
+
     async fn read_live(&self) -> Result<LiveState> {
         self.read(Call::new(Operation::ReadLive, &[]), |e| Ok(live_state(e)))
             .await
@@ -235,15 +250,15 @@ impl<H: EngineHost> Broker for H {
         .await
     }
 
-    async fn put_pool(&self, name: &str, body: &PoolBody, if_match: Option<u64>) -> Result<Pool> {
+    async fn put_pool(&self, name: &str, body: &PoolBody, expect: Expect) -> Result<Pool> {
         let call = Call::new(Operation::PutPool, &[name]);
-        self.write(call, |e| e.put_pool(name, body.clone(), if_match))
+        self.write(call, |e| e.put_pool(name, body.clone(), expect))
             .await
     }
 
-    async fn delete_pool(&self, name: &str, if_match: Option<u64>) -> Result<()> {
+    async fn delete_pool(&self, name: &str, expect: Expect) -> Result<()> {
         let call = Call::new(Operation::DeletePool, &[name]);
-        self.write(call, |e| e.delete_pool(name, if_match)).await
+        self.write(call, |e| e.delete_pool(name, expect)).await
     }
 
     async fn put_member(&self, pool: &str, destination: &str) -> Result<Pool> {
@@ -274,13 +289,15 @@ impl<H: EngineHost> Broker for H {
 
     async fn put_maintenance(&self, destination: &str, body: &Maintenance) -> Result<Destination> {
         let call = Call::on(Operation::PutMaintenance, &[destination], destination);
-        self.write(call, |e| e.put_maintenance(destination, body.clone(), None))
-            .await
+        self.write(call, |e| {
+            e.put_maintenance(destination, body.clone(), Expect::Any)
+        })
+        .await
     }
 
     async fn delete_maintenance(&self, destination: &str) -> Result<Destination> {
         let call = Call::on(Operation::DeleteMaintenance, &[destination], destination);
-        self.write(call, |e| e.delete_maintenance(destination, None))
+        self.write(call, |e| e.delete_maintenance(destination, Expect::Any))
             .await
     }
 
@@ -289,20 +306,31 @@ impl<H: EngineHost> Broker for H {
         self.write(call, |e| e.delete_lb_service(destination)).await
     }
 
+    async fn start_drain(&self, destination: &str, holder: &str) -> Result<Destination> {
+        let call = Call::on(Operation::StartDrain, &[destination, holder], destination);
+        self.write(call, |e| e.start_drain(destination, holder))
+            .await
+    }
+
+    async fn end_drain(&self, destination: &str) -> Result<Destination> {
+        let call = Call::on(Operation::EndDrain, &[destination], destination);
+        self.write(call, |e| e.end_drain(destination)).await
+    }
+
     async fn put_app_config(
         &self,
         name: &str,
         body: &AppConfigBody,
-        if_match: Option<u64>,
+        expect: Expect,
     ) -> Result<AppConfig> {
         let call = Call::new(Operation::PutAppConfig, &[name]);
-        self.write(call, |e| e.put_app_config(name, body.clone(), if_match))
+        self.write(call, |e| e.put_app_config(name, body.clone(), expect))
             .await
     }
 
-    async fn delete_app_config(&self, name: &str, if_match: Option<u64>) -> Result<()> {
+    async fn delete_app_config(&self, name: &str, expect: Expect) -> Result<()> {
         let call = Call::new(Operation::DeleteAppConfig, &[name]);
-        self.write(call, |e| e.delete_app_config(name, if_match))
+        self.write(call, |e| e.delete_app_config(name, expect))
             .await
     }
 
@@ -310,16 +338,16 @@ impl<H: EngineHost> Broker for H {
         &self,
         name: &str,
         body: &AppInstanceBody,
-        if_match: Option<u64>,
+        expect: Expect,
     ) -> Result<AppInstance> {
         let call = Call::new(Operation::PutAppInstance, &[name]);
-        self.write(call, |e| e.put_app_instance(name, body.clone(), if_match))
+        self.write(call, |e| e.put_app_instance(name, body.clone(), expect))
             .await
     }
 
-    async fn delete_app_instance(&self, name: &str, if_match: Option<u64>) -> Result<()> {
+    async fn delete_app_instance(&self, name: &str, expect: Expect) -> Result<()> {
         let call = Call::new(Operation::DeleteAppInstance, &[name]);
-        self.write(call, |e| e.delete_app_instance(name, if_match))
+        self.write(call, |e| e.delete_app_instance(name, expect))
             .await
     }
 

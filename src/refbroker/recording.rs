@@ -286,9 +286,9 @@ impl EngineHost for Recording {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::Broker;
     use crate::contract::problem::{self, codes};
     use crate::contract::wire::{LoadBalancing, PoolBody, SessionState};
+    use crate::contract::{Broker, Expect};
 
     const START_MS: u64 = 1_800_000_000_000;
 
@@ -304,10 +304,10 @@ mod tests {
             },
             ..PoolBody::default()
         };
-        engine.put_pool("live", lb, None).unwrap();
+        engine.put_pool("live", lb, Expect::Any).unwrap();
         engine.put_member("live", "rds-01").unwrap();
         engine
-            .sim_start_session("rds-01", "jane", SessionState::Active)
+            .sim_start_session("rds-01", "jane", SessionState::Active, &[])
             .unwrap();
         Recording::new(engine, START_MS).with_latency(Duration::from_millis(20))
     }
@@ -376,6 +376,30 @@ mod tests {
         broker.fail(Fault::new(Operation::DeleteMember, unavailable()).after_applying());
         broker.delete_member("live", "rds-01").await.unwrap_err();
         assert!(broker.engine(|e| e.pool("live").unwrap().members.is_empty()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drain_mode_and_identity_are_logged_calls_that_faults_can_answer() {
+        let broker = broker();
+        let id = broker.identity().await.unwrap();
+        assert_eq!(broker.read_live().await.unwrap().identity, id);
+        broker.fail(Fault::new(Operation::StartDrain, unavailable()).nth(1));
+        broker.start_drain("rds-01", "corp-rds").await.unwrap_err();
+        let d = broker.start_drain("rds-01", "corp-rds").await.unwrap();
+        assert_eq!(d.draining.as_deref(), Some("corp-rds"));
+        assert!(broker.end_drain("rds-01").await.unwrap().draining.is_none());
+        let calls: Vec<String> = broker.calls().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            calls,
+            [
+                "identity",
+                "read_live",
+                "start_drain rds-01 corp-rds",
+                "start_drain rds-01 corp-rds",
+                "end_drain rds-01"
+            ]
+        );
+        assert!(broker.calls()[2].operation.writes() && !broker.calls()[0].operation.writes());
     }
 
     #[tokio::test(start_paused = true)]

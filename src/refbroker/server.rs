@@ -1,8 +1,11 @@
 //! The reference broker's HTTP face: the route table (the one list of
 //! operations, which the OpenAPI test compares against the spec), bearer
-//! auth, problem+json errors, request limits, and the simulation controls
-//! (latency, injected 503s, rate limiting, request statistics). Every
-//! handler is a thin translation onto one engine method.
+//! auth, problem+json errors, request limits, the broker's identity on every
+//! answer, and the simulation controls (latency, injected 503s, rate
+//! limiting, request statistics; the `/v1/_sim` handlers are in `sim`).
+//! Every handler is a thin translation onto one engine method.
+
+mod sim;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -22,14 +25,18 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::contract::Expect;
 use crate::contract::problem::{self, Problem, codes};
 use crate::contract::wire::{
-    Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Destination, Lock, LockBody,
-    MAX_PAGE_LIMIT, Maintenance, Page, Pool, PoolBody, SessionState,
+    Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, BROKER_ID_HEADER, BrokerInfo,
+    Destination, DrainBody, Lock, LockBody, MAX_PAGE_LIMIT, Maintenance, Page, Pool, PoolBody,
 };
 
 use super::engine::{self, Engine};
 use super::store::{Store, now_ms};
+use sim::{sim_destination, sim_end_session, sim_power, sim_session, sim_stats};
+
+pub use sim::{SimDestination, SimPower, SimSession};
 
 /// Largest request body; bigger ones get 413 before any parsing.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -64,30 +71,6 @@ pub struct Stats {
     /// Answered 429 by `--rate-limit`.
     pub rate_limited: u64,
     pub unauthorized: u64,
-}
-
-/// Body of `POST /v1/_sim/destinations`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SimDestination {
-    pub name: String,
-    pub online: bool,
-    pub process_execution_ready: bool,
-}
-
-/// Body of `POST /v1/_sim/destinations/{name}/power`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SimPower {
-    pub online: bool,
-}
-
-/// Body of `POST /v1/_sim/destinations/{name}/sessions`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SimSession {
-    pub user: String,
-    pub state: SessionState,
 }
 
 struct TokenBucket {
@@ -226,16 +209,30 @@ struct LockQuery {
     holder: String,
 }
 
-/// `If-Match: "7"` (also `W/"7"` or a bare `7`) → revision 7.
-fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
-    let Some(value) = headers.get(header::IF_MATCH) else {
-        return Ok(None);
+/// What a conditional write expects: `If-Match: "7"` (also `W/"7"` or a
+/// bare `7`) is revision 7, `If-None-Match: *` is "does not exist yet",
+/// neither is no condition. Both at once, or an `If-None-Match` other than
+/// `*`, is a bad request.
+fn expect(headers: &HeaderMap) -> Result<Expect, ApiError> {
+    let text = |name| {
+        headers
+            .get(name)
+            .map(|v: &HeaderValue| v.to_str().unwrap_or_default().trim())
     };
-    let text = value.to_str().unwrap_or_default().trim();
-    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-    text.parse()
-        .map(Some)
-        .map_err(|_| bad_request(format!("If-Match {text:?} is not a revision")))
+    match (text(header::IF_MATCH), text(header::IF_NONE_MATCH)) {
+        (None, None) => Ok(Expect::Any),
+        (None, Some("*")) => Ok(Expect::Absent),
+        (None, Some(other)) => Err(bad_request(format!(
+            "If-None-Match {other:?} is not supported; only * is"
+        ))),
+        (Some(text), None) => {
+            let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+            text.parse()
+                .map(Expect::Revision)
+                .map_err(|_| bad_request(format!("If-Match {text:?} is not a revision")))
+        }
+        (Some(_), Some(_)) => Err(bad_request("send If-Match or If-None-Match, not both")),
+    }
 }
 
 fn json(status: StatusCode, bytes: Vec<u8>) -> Response {
@@ -284,7 +281,7 @@ macro_rules! reply_as_json {
     )*};
 }
 
-reply_as_json!(Affected, Lock);
+reply_as_json!(Affected, Lock, BrokerInfo);
 
 impl Reply for () {
     fn reply(&self) -> Response {
@@ -392,6 +389,11 @@ async fn get_events(State(app): State<App>, Q(q): Q<EventsQuery>) -> Answer {
     ))
 }
 
+async fn get_broker(State(app): State<App>) -> Answer {
+    let id = app.store.read(|e| e.id().to_owned());
+    Ok(BrokerInfo { id }.reply())
+}
+
 async fn get_snapshot(State(app): State<App>) -> Answer {
     let now = now_ms();
     Ok(json(
@@ -408,8 +410,8 @@ async fn put_maintenance(
     headers: HeaderMap,
     Body(body): Body<Maintenance>,
 ) -> Answer {
-    let im = if_match(&headers)?;
-    write(&app, move |e| e.put_maintenance(&name, body, im)).await
+    let expect = expect(&headers)?;
+    write(&app, move |e| e.put_maintenance(&name, body, expect)).await
 }
 
 async fn delete_maintenance(
@@ -417,8 +419,20 @@ async fn delete_maintenance(
     P(name): P<String>,
     headers: HeaderMap,
 ) -> Answer {
-    let im = if_match(&headers)?;
-    write(&app, move |e| e.delete_maintenance(&name, im)).await
+    let expect = expect(&headers)?;
+    write(&app, move |e| e.delete_maintenance(&name, expect)).await
+}
+
+async fn put_drain(
+    State(app): State<App>,
+    P(name): P<String>,
+    Body(body): Body<DrainBody>,
+) -> Answer {
+    write(&app, move |e| e.start_drain(&name, &body.holder)).await
+}
+
+async fn delete_drain(State(app): State<App>, P(name): P<String>) -> Answer {
+    write(&app, move |e| e.end_drain(&name)).await
 }
 
 async fn disconnect_sessions(State(app): State<App>, P(name): P<String>) -> Answer {
@@ -435,13 +449,13 @@ async fn put_pool(
     headers: HeaderMap,
     Body(body): Body<PoolBody>,
 ) -> Answer {
-    let im = if_match(&headers)?;
-    write(&app, move |e| e.put_pool(&name, body, im)).await
+    let expect = expect(&headers)?;
+    write(&app, move |e| e.put_pool(&name, body, expect)).await
 }
 
 async fn delete_pool(State(app): State<App>, P(name): P<String>, headers: HeaderMap) -> Answer {
-    let im = if_match(&headers)?;
-    write(&app, move |e| e.delete_pool(&name, im)).await
+    let expect = expect(&headers)?;
+    write(&app, move |e| e.delete_pool(&name, expect)).await
 }
 
 async fn put_member(State(app): State<App>, P((pool, dest)): P<(String, String)>) -> Answer {
@@ -465,8 +479,8 @@ async fn put_app_config(
     headers: HeaderMap,
     Body(body): Body<AppConfigBody>,
 ) -> Answer {
-    let im = if_match(&headers)?;
-    write(&app, move |e| e.put_app_config(&name, body, im)).await
+    let expect = expect(&headers)?;
+    write(&app, move |e| e.put_app_config(&name, body, expect)).await
 }
 
 async fn delete_app_config(
@@ -474,8 +488,8 @@ async fn delete_app_config(
     P(name): P<String>,
     headers: HeaderMap,
 ) -> Answer {
-    let im = if_match(&headers)?;
-    write(&app, move |e| e.delete_app_config(&name, im)).await
+    let expect = expect(&headers)?;
+    write(&app, move |e| e.delete_app_config(&name, expect)).await
 }
 
 async fn put_app_instance(
@@ -484,8 +498,8 @@ async fn put_app_instance(
     headers: HeaderMap,
     Body(body): Body<AppInstanceBody>,
 ) -> Answer {
-    let im = if_match(&headers)?;
-    write(&app, move |e| e.put_app_instance(&name, body, im)).await
+    let expect = expect(&headers)?;
+    write(&app, move |e| e.put_app_instance(&name, body, expect)).await
 }
 
 async fn delete_app_instance(
@@ -493,8 +507,8 @@ async fn delete_app_instance(
     P(name): P<String>,
     headers: HeaderMap,
 ) -> Answer {
-    let im = if_match(&headers)?;
-    write(&app, move |e| e.delete_app_instance(&name, im)).await
+    let expect = expect(&headers)?;
+    write(&app, move |e| e.delete_app_instance(&name, expect)).await
 }
 
 async fn put_lock(
@@ -507,49 +521,6 @@ async fn put_lock(
 
 async fn delete_lock(State(app): State<App>, P(stack): P<String>, Q(q): Q<LockQuery>) -> Answer {
     write(&app, move |e| e.delete_lock(&stack, &q.holder)).await
-}
-
-// ----- handlers: simulation -----
-
-async fn sim_destination(State(app): State<App>, Body(body): Body<SimDestination>) -> Answer {
-    write(&app, move |e| {
-        e.sim_destination(&body.name, body.online, body.process_execution_ready)
-    })
-    .await
-}
-
-async fn sim_power(
-    State(app): State<App>,
-    P(name): P<String>,
-    Body(body): Body<SimPower>,
-) -> Answer {
-    write(&app, move |e| e.sim_power(&name, body.online)).await
-}
-
-async fn sim_session(
-    State(app): State<App>,
-    P(name): P<String>,
-    Body(body): Body<SimSession>,
-) -> Answer {
-    let s = app
-        .store
-        .mutate(move |e| e.sim_start_session(&name, &body.user, body.state))
-        .await?;
-    Ok(json(StatusCode::CREATED, to_json(&s)))
-}
-
-async fn sim_end_session(State(app): State<App>, P(id): P<String>) -> Answer {
-    write(&app, move |e| e.sim_end_session(&id)).await
-}
-
-async fn sim_stats(State(app): State<App>) -> Answer {
-    let stats = app
-        .sim
-        .stats
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    Ok(json(StatusCode::OK, to_json(&stats)))
 }
 
 // ----- the route table -----
@@ -584,6 +555,12 @@ fn route_table() -> Vec<Route> {
             M::DELETE,
             "/v1/destinations/{name}/maintenance",
             delete(delete_maintenance),
+        ),
+        route(M::PUT, "/v1/destinations/{name}/drain", put(put_drain)),
+        route(
+            M::DELETE,
+            "/v1/destinations/{name}/drain",
+            delete(delete_drain),
         ),
         route(
             M::GET,
@@ -639,6 +616,7 @@ fn route_table() -> Vec<Route> {
         route(M::DELETE, "/v1/locks/{stack}", delete(delete_lock)),
         route(M::GET, "/v1/events", get(get_events)),
         route(M::GET, "/v1/snapshot", get(get_snapshot)),
+        route(M::GET, "/v1/broker", get(get_broker)),
         route(M::POST, "/v1/_sim/destinations", post(sim_destination)),
         route(
             M::POST,
@@ -791,8 +769,18 @@ async fn wrong_method() -> ApiError {
     ))
 }
 
-/// The complete application: routes from the table, limits and the gate.
+/// Stamps every answer, problems and simulation answers included, with the
+/// broker's identity.
+async fn identify(State(id): State<HeaderValue>, mut response: Response) -> Response {
+    response.headers_mut().insert(BROKER_ID_HEADER, id);
+    response
+}
+
+/// The complete application: routes from the table, limits, the gate, and
+/// the identity header.
 pub fn router(store: Arc<Store>, options: ServeOptions) -> Router {
+    let id = HeaderValue::from_str(&store.read(|e| e.id().to_owned()))
+        .expect("a minted id is hex, a valid header value");
     let rng = match options.random_seed {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => rand::make_rng(),
@@ -819,6 +807,7 @@ pub fn router(store: Arc<Store>, options: ServeOptions) -> Router {
         .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn_with_state(app.clone(), gate))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::map_response_with_state(id, identify))
         .with_state(app)
 }
 
@@ -831,11 +820,24 @@ mod tests {
         for text in ["\"7\"", "W/\"7\"", "7"] {
             let mut h = HeaderMap::new();
             h.insert(header::IF_MATCH, HeaderValue::from_static(text));
-            assert_eq!(if_match(&h).ok().flatten(), Some(7), "{text}");
+            assert_eq!(expect(&h).ok(), Some(Expect::Revision(7)), "{text}");
         }
         let mut h = HeaderMap::new();
         h.insert(header::IF_MATCH, HeaderValue::from_static("\"abc\""));
-        assert!(if_match(&h).is_err());
+        assert!(expect(&h).is_err());
+    }
+
+    #[test]
+    fn if_none_match_star_expects_absence_and_nothing_else_is_accepted() {
+        let mut h = HeaderMap::new();
+        assert_eq!(expect(&h).ok(), Some(Expect::Any));
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
+        assert_eq!(expect(&h).ok(), Some(Expect::Absent));
+        h.insert(header::IF_MATCH, HeaderValue::from_static("\"7\""));
+        assert!(expect(&h).is_err(), "both at once");
+        h.remove(header::IF_MATCH);
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"7\""));
+        assert!(expect(&h).is_err());
     }
 
     #[test]

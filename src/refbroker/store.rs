@@ -1,6 +1,8 @@
 //! The durable engine: the reference broker state behind a lock, loaded from
 //! the state file (or a seed) and written back by atomic replace after every
-//! mutation. The HTTP server and the embedded broker share it.
+//! mutation. The HTTP server and the embedded broker share it. A state file
+//! of the previous format (1, before broker identities) is upgraded when
+//! opened and written back at once, so the identity minted for it stays.
 
 use std::fs;
 use std::io;
@@ -34,12 +36,20 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Reads a state file written by `atomic_file::write`.
+/// Reads a state file written by `atomic_file::write`, upgraded to the
+/// current format in memory.
 pub fn load_state(path: &Path) -> Result<Engine, StoreError> {
+    load_upgraded(path).map(|(engine, _)| engine)
+}
+
+/// The state file and whether it had to be upgraded.
+fn load_upgraded(path: &Path) -> Result<(Engine, bool), StoreError> {
     const WHAT: &str = "broker state file";
-    let engine: Engine = read_json(path, WHAT)?;
-    engine.check_format().map_err(|m| invalid(path, WHAT, m))?;
-    Ok(engine)
+    let mut engine: Engine = read_json(path, WHAT)?;
+    let upgraded = engine
+        .upgrade_format()
+        .map_err(|m| invalid(path, WHAT, m))?;
+    Ok((engine, upgraded))
 }
 
 /// Reads a seed file (the `GET /v1/snapshot` format).
@@ -84,16 +94,16 @@ pub struct Store {
 
 impl Store {
     /// Loads `path` when it exists, else builds the state from `seed`, else
-    /// starts empty; a new state is written at once so the file exists.
+    /// starts empty; a new (or upgraded) state is written at once so the
+    /// file exists and keeps the identity minted for it.
     pub fn open(path: &Path, seed: Option<&Path>) -> Result<Arc<Store>, StoreError> {
-        let exists = path.exists();
-        let engine = match (exists, seed) {
-            (true, _) => load_state(path)?,
-            (false, Some(seed)) => load_seed(seed)?,
-            (false, None) => Engine::new(),
+        let (engine, fresh) = match (path.exists(), seed) {
+            (true, _) => load_upgraded(path)?,
+            (false, Some(seed)) => (load_seed(seed)?, true),
+            (false, None) => (Engine::new(), true),
         };
         let seq = engine.seq();
-        if !exists {
+        if fresh {
             atomic_file::write(path, &encode(&engine)).map_err(|source| StoreError::Write {
                 path: path.to_owned(),
                 source,
@@ -174,17 +184,23 @@ fn encode(engine: &Engine) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::Expect;
     use crate::contract::wire::PoolBody;
+
+    /// A new state file at `path` holding pool `live`.
+    async fn with_a_pool(path: &Path) {
+        let store = Store::open(path, None).unwrap();
+        store
+            .mutate(|e| e.put_pool("live", PoolBody::default(), Expect::Any))
+            .await
+            .unwrap();
+    }
 
     #[tokio::test]
     async fn mutations_are_persisted_and_reloaded() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
-        let store = Store::open(&path, None).unwrap();
-        store
-            .mutate(|e| e.put_pool("live", PoolBody::default(), None))
-            .await
-            .unwrap();
+        with_a_pool(&path).await;
         let reloaded = Store::open(&path, None).unwrap();
         assert!(reloaded.read(|e| e.pool("live").is_some()));
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
@@ -200,6 +216,43 @@ mod tests {
             Store::open(&path, None),
             Err(StoreError::Invalid { .. })
         ));
+        let mut newer = serde_json::to_value(Engine::new()).unwrap();
+        newer["format"] = 3.into();
+        fs::write(&path, serde_json::to_vec(&newer).unwrap()).unwrap();
+        let err = Store::open(&path, None).unwrap_err().to_string();
+        assert!(err.contains("format 3 is not the supported 2"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_format_1_state_is_upgraded_once_with_an_identity_that_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        with_a_pool(&path).await;
+        let mut old: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        old["format"] = 1.into();
+        old.as_object_mut().unwrap().remove("id");
+        fs::write(&path, serde_json::to_vec(&old).unwrap()).unwrap();
+        let upgraded = Store::open(&path, None).unwrap();
+        let id = upgraded.read(|e| e.id().to_owned());
+        assert_eq!(id.len(), 32);
+        assert!(upgraded.read(|e| e.pool("live").is_some()));
+        let again = Store::open(&path, None).unwrap();
+        assert_eq!(again.read(|e| e.id().to_owned()), id);
+    }
+
+    #[test]
+    fn every_new_state_mints_its_own_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let seed =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/maintenance/broker-seed.json");
+        let open = |name: &str, seed: Option<&Path>| {
+            let store = Store::open(&dir.path().join(name), seed).unwrap();
+            store.read(|e| e.id().to_owned())
+        };
+        let (a, b) = (open("a.json", Some(&seed)), open("b.json", Some(&seed)));
+        let empty = open("c.json", None);
+        assert!(a != b && a != empty && b != empty);
+        assert_eq!(open("a.json", Some(&seed)), a, "reopening keeps it");
     }
 
     #[test]

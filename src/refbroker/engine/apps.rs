@@ -3,7 +3,8 @@
 //! instance targets a member of its config's pool), and a resource in use is
 //! not deleted.
 
-use super::{Engine, Result, bad_request, check_match, check_name, missing_reference, not_found};
+use super::{Engine, Result, bad_request, check_expect, check_name, missing_reference, not_found};
+use crate::contract::Expect;
 use crate::contract::problem::{self, codes};
 use crate::contract::wire::{AppConfig, AppConfigBody, AppInstance, AppInstanceBody};
 
@@ -12,11 +13,11 @@ impl Engine {
         &mut self,
         name: &str,
         body: AppConfigBody,
-        if_match: Option<u64>,
+        expect: Expect,
     ) -> Result<AppConfig> {
         check_name("app config", name)?;
         let existing = self.app_configs.get(name);
-        check_match("app config", name, existing.map(|c| c.revision), if_match)?;
+        check_expect("app config", name, existing.map(|c| c.revision), expect)?;
         let Some(pool) = self.pools.get(&body.pool) else {
             return Err(missing_reference("pool", &body.pool));
         };
@@ -62,12 +63,12 @@ impl Engine {
         Ok(config)
     }
 
-    pub fn delete_app_config(&mut self, name: &str, if_match: Option<u64>) -> Result<()> {
+    pub fn delete_app_config(&mut self, name: &str, expect: Expect) -> Result<()> {
         let c = self
             .app_configs
             .get(name)
             .ok_or_else(|| not_found("app config", name))?;
-        check_match("app config", name, Some(c.revision), if_match)?;
+        check_expect("app config", name, Some(c.revision), expect)?;
         if let Some(i) = self.app_instances.values().find(|i| i.app_config == name) {
             return Err(problem::new(
                 409,
@@ -84,11 +85,11 @@ impl Engine {
         &mut self,
         name: &str,
         body: AppInstanceBody,
-        if_match: Option<u64>,
+        expect: Expect,
     ) -> Result<AppInstance> {
         check_name("app instance", name)?;
         let existing = self.app_instances.get(name);
-        check_match("app instance", name, existing.map(|i| i.revision), if_match)?;
+        check_expect("app instance", name, existing.map(|i| i.revision), expect)?;
         if body.user.is_some() == body.group.is_some() {
             return Err(bad_request(
                 "an app instance has exactly one of user / group",
@@ -136,12 +137,12 @@ impl Engine {
         Ok(instance)
     }
 
-    pub fn delete_app_instance(&mut self, name: &str, if_match: Option<u64>) -> Result<()> {
+    pub fn delete_app_instance(&mut self, name: &str, expect: Expect) -> Result<()> {
         let i = self
             .app_instances
             .get(name)
             .ok_or_else(|| not_found("app instance", name))?;
-        check_match("app instance", name, Some(i.revision), if_match)?;
+        check_expect("app instance", name, Some(i.revision), expect)?;
         self.app_instances.remove(name);
         self.log("app_instance.delete", format!("app_instance/{name}"), None);
         Ok(())
@@ -171,9 +172,9 @@ mod tests {
             pool: "nope".into(),
             ..body.clone()
         };
-        let err = e.put_app_config("desk", missing, None).unwrap_err();
+        let err = e.put_app_config("desk", missing, Expect::Any).unwrap_err();
         assert_eq!((err.status, err.code.as_str()), (422, codes::NOT_FOUND));
-        e.put_app_config("desk", body, None).unwrap();
+        e.put_app_config("desk", body, Expect::Any).unwrap();
         let instance = |dest: &str| AppInstanceBody {
             app_config: "desk".into(),
             user: Some("jane".into()),
@@ -182,24 +183,32 @@ mod tests {
             labels: Labels::new(),
         };
         assert_eq!(
-            e.put_app_instance("i", instance("rds-02"), None)
+            e.put_app_instance("i", instance("rds-02"), Expect::Any)
                 .unwrap_err()
                 .code,
             codes::CONFLICT
         );
-        e.put_app_instance("i", instance("rds-01"), None).unwrap();
+        e.put_app_instance("i", instance("rds-01"), Expect::Any)
+            .unwrap();
         assert_eq!(
             e.delete_member("live", "rds-01").unwrap_err().code,
             codes::IN_USE
         );
-        assert_eq!(e.delete_pool("live", None).unwrap_err().code, codes::IN_USE);
         assert_eq!(
-            e.delete_app_config("desk", None).unwrap_err().code,
+            e.delete_pool("live", Expect::Any).unwrap_err().code,
             codes::IN_USE
         );
-        e.delete_app_instance("i", None).unwrap();
-        e.delete_app_config("desk", None).unwrap();
-        e.delete_pool("live", None).unwrap();
+        assert_eq!(
+            e.delete_app_config("desk", Expect::Any).unwrap_err().code,
+            codes::IN_USE
+        );
+        let err = e
+            .put_app_instance("i", instance("rds-01"), Expect::Absent)
+            .unwrap_err();
+        assert_eq!(err.status, 412, "it exists");
+        e.delete_app_instance("i", Expect::Any).unwrap();
+        e.delete_app_config("desk", Expect::Any).unwrap();
+        e.delete_pool("live", Expect::Any).unwrap();
         assert!(!e.destination("rds-01").unwrap().lb_service_installed);
     }
 }

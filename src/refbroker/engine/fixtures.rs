@@ -2,6 +2,7 @@
 //! online, prepared destinations and a load-balanced pool `live`.
 
 use super::Engine;
+use crate::contract::Expect;
 use crate::contract::wire::{LoadBalancing, PoolBody};
 
 /// Unix milliseconds the fixtures' clock starts at.
@@ -13,7 +14,7 @@ pub fn engine() -> Engine {
     for n in ["rds-01", "rds-02", "rds-03"] {
         e.sim_destination(n, true, true).unwrap();
     }
-    e.put_pool("live", lb_pool(10), None).unwrap();
+    e.put_pool("live", lb_pool(10), Expect::Any).unwrap();
     e
 }
 

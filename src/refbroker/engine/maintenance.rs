@@ -1,8 +1,9 @@
-//! Destination writes: maintenance mode on and off, and removing a leftover
-//! load-balancing service (refused while the host is a member of a
-//! load-balanced pool, impossible while it is offline).
+//! Destination writes: maintenance mode on and off (with the stack that set
+//! it), and removing a leftover load-balancing service (refused while the
+//! host is a member of a load-balanced pool, impossible while it is offline).
 
-use super::{Engine, Result, check_match, unreachable_host};
+use super::{Engine, Result, check_expect, unreachable_host};
+use crate::contract::Expect;
 use crate::contract::problem::{self, codes};
 use crate::contract::wire::{Destination, Maintenance};
 
@@ -11,10 +12,10 @@ impl Engine {
         &mut self,
         destination: &str,
         body: Maintenance,
-        if_match: Option<u64>,
+        expect: Expect,
     ) -> Result<Destination> {
         let d = self.destination_or_404(destination)?;
-        check_match("destination", destination, Some(d.revision), if_match)?;
+        check_expect("destination", destination, Some(d.revision), expect)?;
         if d.maintenance == body {
             return Ok(d.clone());
         }
@@ -28,13 +29,9 @@ impl Engine {
         ))
     }
 
-    pub fn delete_maintenance(
-        &mut self,
-        destination: &str,
-        if_match: Option<u64>,
-    ) -> Result<Destination> {
+    pub fn delete_maintenance(&mut self, destination: &str, expect: Expect) -> Result<Destination> {
         let d = self.destination_or_404(destination)?;
-        check_match("destination", destination, Some(d.revision), if_match)?;
+        check_expect("destination", destination, Some(d.revision), expect)?;
         if d.maintenance == Maintenance::default() {
             return Ok(d.clone());
         }
@@ -60,7 +57,7 @@ impl Engine {
                 ),
             ));
         }
-        if !d.lb_service_installed {
+        if !d.lb_service_installed && d.lb_service_leftover.is_none() {
             return Ok(d.clone());
         }
         if !d.online {
@@ -70,29 +67,11 @@ impl Engine {
             destination,
             "destination.lb_service.remove",
             "lb-service",
-            |d| d.lb_service_installed = false,
+            |d| {
+                d.lb_service_installed = false;
+                d.lb_service_leftover = None;
+            },
         ))
-    }
-
-    /// Applies `change` to an existing destination as one logged write: a
-    /// new revision and one event on `destination/NAME/PART`.
-    fn change_destination(
-        &mut self,
-        name: &str,
-        op: &str,
-        part: &str,
-        change: impl FnOnce(&mut Destination),
-    ) -> Destination {
-        let rev = self.next_revision();
-        let d = self
-            .destinations
-            .get_mut(name)
-            .expect("callers look the destination up first");
-        change(d);
-        d.revision = rev;
-        let answer = d.clone();
-        self.log(op, format!("destination/{name}/{part}"), None);
-        answer
     }
 }
 
@@ -100,6 +79,31 @@ impl Engine {
 mod tests {
     use super::*;
     use crate::refbroker::engine::fixtures::engine;
+
+    #[test]
+    fn maintenance_keeps_the_stack_that_set_it_until_switched_off() {
+        let mut e = engine();
+        let owned = Maintenance {
+            enabled: true,
+            owner: Some("corp-rds".into()),
+            ..Maintenance::default()
+        };
+        let d = e
+            .put_maintenance("rds-02", owned.clone(), Expect::Any)
+            .unwrap();
+        assert_eq!(d.maintenance.owner.as_deref(), Some("corp-rds"));
+        let by_hand = Maintenance {
+            owner: None,
+            ..owned
+        };
+        let d = e.put_maintenance("rds-02", by_hand, Expect::Any).unwrap();
+        assert_eq!(
+            d.maintenance.owner, None,
+            "a write without owner is by hand"
+        );
+        let off = e.delete_maintenance("rds-02", Expect::Any).unwrap();
+        assert_eq!(off.maintenance, Maintenance::default());
+    }
 
     #[test]
     fn lb_service_of_a_current_member_cannot_be_removed() {

@@ -3,14 +3,14 @@
 //! embedded broker both call these; neither adds behaviour of its own.
 //!
 //! This file owns the state itself (the `Engine` struct, serialised as the
-//! state file), the revision counter, the event log, the virtual clock, the
-//! reads and pages, the snapshot, and the problems and checks every rule
-//! family shares. Each rule family has a file of its own: `seed` (building
-//! from a snapshot), `pools` (pools, membership, load-balancing admission and
-//! the service, leftovers), `sessions` (sessions, sticky bindings),
-//! `maintenance` (maintenance mode, leftover service removal), `apps` (app
-//! configs and app instances), `locks` (leases) and `sim` (simulation
-//! controls).
+//! state file), the broker's identity, the revision counter, the event log,
+//! the virtual clock, the reads and pages, the snapshot, and the problems and
+//! checks every rule family shares. Each rule family has a file of its own:
+//! `seed` (building from a snapshot), `pools` (pools, membership,
+//! load-balancing admission and the service, leftovers), `sessions`
+//! (sessions, sticky bindings), `maintenance` (maintenance mode, leftover
+//! service removal), `drain` (drain mode), `apps` (app configs and app
+//! instances), `locks` (leases) and `sim` (simulation controls).
 //!
 //! Conventions:
 //! - every state change appends exactly one event; a write that changes
@@ -21,6 +21,7 @@
 //!   revision (a user logging in must not make a saved plan stale).
 
 mod apps;
+mod drain;
 mod locks;
 mod maintenance;
 mod pools;
@@ -32,6 +33,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::contract::Expect;
 use crate::contract::names;
 use crate::contract::problem::{self, Problem, codes};
 use crate::contract::wire::{
@@ -41,8 +43,10 @@ use crate::contract::wire::{
 
 pub use pools::SaltedHash;
 
-/// Version of the state file layout written by `store`.
-pub const STATE_FORMAT: u32 = 1;
+/// Version of the state file layout written by `store`. Format 2 added the
+/// broker identity; a format-1 file is upgraded on load (see
+/// [`Engine::upgrade_format`]).
+pub const STATE_FORMAT: u32 = 2;
 
 /// Longest lock lease the broker grants; a killed apply must not hold a stack
 /// for longer than a day.
@@ -50,10 +54,14 @@ pub const MAX_LOCK_TTL_SECONDS: u64 = 86_400;
 
 /// The broker state. It serialises as the state file (see `store`), which is
 /// why it holds maps keyed by name: the file stays sorted and diffable.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Engine {
     format: u32,
+    /// The broker's identity, minted when this state was created. Absent
+    /// only in format-1 files.
+    #[serde(default)]
+    id: String,
     /// Broker-wide revision counter; every changed resource takes the next value.
     revision: u64,
     next_session: u64,
@@ -120,18 +128,24 @@ fn check_name(kind: &str, name: &str) -> Result<()> {
     }
 }
 
-fn check_match(kind: &str, name: &str, current: Option<u64>, if_match: Option<u64>) -> Result<()> {
-    match if_match {
-        Some(wanted) if current != Some(wanted) => Err(problem::new(
-            412,
-            codes::PRECONDITION_FAILED,
-            match current {
-                Some(rev) => format!("{kind} {name} is at revision {rev}, not {wanted}"),
-                None => format!("{kind} {name} does not exist"),
-            },
-        )),
-        _ => Ok(()),
-    }
+/// Checks a conditional write against the resource's current revision
+/// (`None` when it does not exist).
+fn check_expect(kind: &str, name: &str, current: Option<u64>, expect: Expect) -> Result<()> {
+    let detail = match (expect, current) {
+        (Expect::Any, _) | (Expect::Absent, None) => return Ok(()),
+        (Expect::Revision(wanted), Some(rev)) if rev == wanted => return Ok(()),
+        (Expect::Revision(wanted), Some(rev)) => {
+            format!("{kind} {name} is at revision {rev}, not {wanted}")
+        }
+        (Expect::Revision(_), None) => format!("{kind} {name} does not exist"),
+        (Expect::Absent, Some(rev)) => format!("{kind} {name} exists (revision {rev})"),
+    };
+    Err(problem::new(412, codes::PRECONDITION_FAILED, detail))
+}
+
+/// A fresh broker identity: 128 random bits as hex.
+fn mint_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
 }
 
 /// One page of a name-ordered map: the cursor is the last name of the
@@ -163,12 +177,36 @@ fn count_mut(counts: &mut SessionCounts, state: SessionState) -> &mut u32 {
     }
 }
 
+impl Default for Engine {
+    fn default() -> Engine {
+        Engine::new()
+    }
+}
+
 impl Engine {
+    /// An empty broker state with an identity of its own.
     pub fn new() -> Engine {
         Engine {
             format: STATE_FORMAT,
-            ..Engine::default()
+            id: mint_id(),
+            revision: 0,
+            next_session: 0,
+            destinations: BTreeMap::new(),
+            pools: BTreeMap::new(),
+            password_hashes: BTreeMap::new(),
+            app_configs: BTreeMap::new(),
+            app_instances: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            sticky_bindings: BTreeMap::new(),
+            locks: BTreeMap::new(),
+            events: Vec::new(),
+            now_ms: 0,
         }
+    }
+
+    /// The broker's identity.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// Sets the time the next operations happen at (unix milliseconds).
@@ -312,6 +350,42 @@ impl Engine {
         })
     }
 
+    /// Applies `change` to an existing destination as one logged write: a
+    /// new revision and one event on `destination/NAME/PART`.
+    fn change_destination(
+        &mut self,
+        name: &str,
+        op: &str,
+        part: &str,
+        change: impl FnOnce(&mut Destination),
+    ) -> Destination {
+        let rev = self.next_revision();
+        let d = self
+            .destinations
+            .get_mut(name)
+            .expect("callers look the destination up first");
+        change(d);
+        d.revision = rev;
+        let answer = d.clone();
+        self.log(op, format!("destination/{name}/{part}"), None);
+        answer
+    }
+
+    /// Applies `change` to destination `name` as part of a larger write (no
+    /// event of its own), taking a new revision only when it changed
+    /// something.
+    fn revise_destination(&mut self, name: &str, change: impl FnOnce(&mut Destination)) {
+        let Some(current) = self.destinations.get(name) else {
+            return;
+        };
+        let mut next = current.clone();
+        change(&mut next);
+        if next != *current {
+            next.revision = self.next_revision();
+            self.destinations.insert(name.to_owned(), next);
+        }
+    }
+
     fn destination_or_404(&self, name: &str) -> Result<&Destination> {
         self.destinations
             .get(name)
@@ -322,15 +396,22 @@ impl Engine {
         self.pools.get(name).ok_or_else(|| not_found("pool", name))
     }
 
-    /// Checks a state file's contents after loading.
-    pub fn check_format(&self) -> std::result::Result<(), String> {
-        if self.format == STATE_FORMAT {
-            Ok(())
-        } else {
-            Err(format!(
-                "state file format {} is not the supported {STATE_FORMAT}",
-                self.format
-            ))
+    /// Checks a state file's contents after loading, upgrading a format-1
+    /// file: it predates identities, so it gets one minted now (its state
+    /// was never seen under another). Returns whether it was upgraded; the
+    /// caller writes an upgraded state back at once so the identity stays.
+    pub fn upgrade_format(&mut self) -> std::result::Result<bool, String> {
+        match self.format {
+            1 if self.id.is_empty() => {
+                self.format = STATE_FORMAT;
+                self.id = mint_id();
+                Ok(true)
+            }
+            STATE_FORMAT if !self.id.is_empty() => Ok(false),
+            STATE_FORMAT => Err("the state file has no broker id".to_owned()),
+            other => Err(format!(
+                "state file format {other} is not the supported {STATE_FORMAT} (nor 1, which is upgraded)"
+            )),
         }
     }
 }
@@ -346,7 +427,7 @@ mod tests {
     fn pages_follow_the_cursor() {
         let mut e = Engine::new();
         for i in 0..25 {
-            e.put_pool(&format!("p{i:03}"), PoolBody::default(), None)
+            e.put_pool(&format!("p{i:03}"), PoolBody::default(), Expect::Any)
                 .unwrap();
         }
         let mut names = Vec::new();
@@ -374,7 +455,7 @@ mod tests {
     fn names_are_checked() {
         let mut e = Engine::new();
         assert_eq!(
-            e.put_pool("bad name", PoolBody::default(), None)
+            e.put_pool("bad name", PoolBody::default(), Expect::Any)
                 .unwrap_err()
                 .status,
             400

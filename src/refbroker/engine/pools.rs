@@ -2,14 +2,18 @@
 //! hashes only), adding and removing members, the admission rules of a
 //! load-balanced pool (one such pool per destination; online and prepared
 //! for process execution), installing and uninstalling the load-balancing
-//! service, and the leftover service an offline host keeps after a removal.
+//! service, the leftover service an offline host keeps after a removal
+//! (recorded with the pool and its owning stack), and drain mode ending when
+//! a host leaves its load-balanced pool.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Engine, Result, check_match, check_name, unreachable_host};
+use super::{Engine, Result, check_expect, check_name, unreachable_host};
+use crate::contract::Expect;
+use crate::contract::labels;
 use crate::contract::problem::{self, Problem, codes};
-use crate::contract::wire::{Credentials, Pool, PoolBody};
+use crate::contract::wire::{Credentials, Labels, Leftover, Pool, PoolBody};
 
 /// A salted SHA-256 of a secret: enough to tell "same password" from
 /// "different password", useless for recovering it.
@@ -53,24 +57,45 @@ fn uninstall_failed(names: &[String]) -> Box<Problem> {
 }
 
 impl Engine {
-    /// Sets the service flag on `destinations`, skipping offline ones on
-    /// uninstall; returns the offline ones that keep a leftover service.
-    fn set_lb_service(&mut self, destinations: &[String], installed: bool) -> Vec<String> {
+    /// Installs the load-balancing service on `destinations` joining a
+    /// load-balanced pool; a leftover there is one no longer.
+    fn install_lb_service(&mut self, destinations: &[String]) {
+        for name in destinations {
+            self.revise_destination(name, |d| {
+                d.lb_service_installed = true;
+                d.lb_service_leftover = None;
+            });
+        }
+    }
+
+    /// `destinations` leave load-balanced pool `pool` (labelled `labels`):
+    /// drain mode ends, the service is uninstalled from online hosts, and
+    /// offline ones keep it as a leftover recorded with the pool and its
+    /// owning stack. Returns the offline ones.
+    fn release_from_lb(
+        &mut self,
+        pool: &str,
+        labels: &Labels,
+        destinations: &[String],
+    ) -> Vec<String> {
         let mut leftovers = Vec::new();
         for name in destinations {
             let Some(d) = self.destinations.get(name) else {
                 continue;
             };
-            if !installed && !d.online {
+            let stays = d.lb_service_installed && !d.online;
+            let leftover = stays.then(|| Leftover {
+                pool: pool.to_owned(),
+                owner: labels::owner(labels).map(str::to_owned),
+            });
+            if stays {
                 leftovers.push(name.clone());
-                continue;
             }
-            if d.lb_service_installed != installed {
-                let rev = self.next_revision();
-                let d = self.destinations.get_mut(name).expect("checked above");
-                d.lb_service_installed = installed;
-                d.revision = rev;
-            }
+            self.revise_destination(name, |d| {
+                d.draining = None;
+                d.lb_service_installed = stays;
+                d.lb_service_leftover = leftover;
+            });
         }
         leftovers
     }
@@ -106,11 +131,13 @@ impl Engine {
     /// Creates or replaces a pool's settings. The body is complete: an absent
     /// password clears the stored one. Switching load balancing on installs
     /// the service on every member (all must be admissible); switching it
-    /// off uninstalls it, leaving leftovers on offline members.
-    pub fn put_pool(&mut self, name: &str, body: PoolBody, if_match: Option<u64>) -> Result<Pool> {
+    /// off releases every member as a member removal does (drain mode ends,
+    /// offline members keep a leftover owned by the pool's stack as labelled
+    /// by this write).
+    pub fn put_pool(&mut self, name: &str, body: PoolBody, expect: Expect) -> Result<Pool> {
         check_name("pool", name)?;
         let existing = self.pools.get(name);
-        check_match("pool", name, existing.map(|p| p.revision), if_match)?;
+        check_expect("pool", name, existing.map(|p| p.revision), expect)?;
         let old_hash = self.password_hashes.get(name);
         let new_hash = match &body.default_credentials.password {
             Some(pw) => match old_hash {
@@ -142,8 +169,11 @@ impl Engine {
             }
         }
         let leftovers = match (was_lb, now_lb) {
-            (false, true) => self.set_lb_service(&members, true),
-            (true, false) => self.set_lb_service(&members, false),
+            (false, true) => {
+                self.install_lb_service(&members);
+                Vec::new()
+            }
+            (true, false) => self.release_from_lb(name, &body.labels, &members),
             _ => Vec::new(),
         };
         let revision = self.next_revision();
@@ -177,10 +207,11 @@ impl Engine {
     }
 
     /// Deletes a pool. Refused while an app config uses it; its members are
-    /// released as by member removal (leftover services on offline hosts).
-    pub fn delete_pool(&mut self, name: &str, if_match: Option<u64>) -> Result<()> {
+    /// released as by member removal (drain mode ends, leftover services on
+    /// offline hosts).
+    pub fn delete_pool(&mut self, name: &str, expect: Expect) -> Result<()> {
         let p = self.pool_or_404(name)?;
-        check_match("pool", name, Some(p.revision), if_match)?;
+        check_expect("pool", name, Some(p.revision), expect)?;
         if let Some(c) = self.app_configs.values().find(|c| c.pool == name) {
             return Err(problem::new(
                 409,
@@ -192,7 +223,7 @@ impl Engine {
         self.password_hashes.remove(name);
         self.sticky_bindings.remove(name);
         let leftovers = if p.load_balancing.enabled {
-            self.set_lb_service(&p.members, false)
+            self.release_from_lb(name, &p.labels, &p.members)
         } else {
             Vec::new()
         };
@@ -215,7 +246,7 @@ impl Engine {
         self.destination_or_404(destination)?;
         if lb {
             self.lb_admission(pool, destination)?;
-            self.set_lb_service(&[destination.to_owned()], true);
+            self.install_lb_service(&[destination.to_owned()]);
         }
         let rev = self.next_revision();
         let p = self.pools.get_mut(pool).expect("checked above");
@@ -230,9 +261,10 @@ impl Engine {
         Ok(answer)
     }
 
-    /// Removes `destination` from `pool`. For a load-balanced pool the
-    /// service is uninstalled; when the host is offline the membership is
-    /// still removed, the service stays (leftover) and the answer is 502
+    /// Removes `destination` from `pool`. For a load-balanced pool drain
+    /// mode ends and the service is uninstalled; when the host is offline the
+    /// membership is still removed, the service stays (a leftover recorded
+    /// with the pool's owner) and the answer is 502
     /// `lb_service_uninstall_failed`. Refused while an app instance of the
     /// pool targets the destination (retarget it first: make before break).
     pub fn delete_member(&mut self, pool: &str, destination: &str) -> Result<Pool> {
@@ -258,7 +290,8 @@ impl Engine {
             ));
         }
         let leftovers = if lb {
-            self.set_lb_service(&[destination.to_owned()], false)
+            let labels = self.pools[pool].labels.clone();
+            self.release_from_lb(pool, &labels, &[destination.to_owned()])
         } else {
             Vec::new()
         };
@@ -312,10 +345,11 @@ mod tests {
             (502, codes::DESTINATION_UNREACHABLE)
         );
         e.put_member("live", "rds-01").unwrap();
-        e.put_pool("other", lb_pool(0), None).unwrap();
+        e.put_pool("other", lb_pool(0), Expect::Any).unwrap();
         let err = e.put_member("other", "rds-01").unwrap_err();
         assert_eq!((err.status, err.code.as_str()), (409, codes::CONFLICT));
-        e.put_pool("plain", PoolBody::default(), None).unwrap();
+        e.put_pool("plain", PoolBody::default(), Expect::Any)
+            .unwrap();
         e.put_member("plain", "rds-03").unwrap();
         assert!(!e.destination("rds-03").unwrap().lb_service_installed);
     }
@@ -350,6 +384,72 @@ mod tests {
         assert!(!e.delete_lb_service("rds-02").unwrap().lb_service_installed);
     }
 
+    fn owned_lb_pool(stack: &str) -> PoolBody {
+        PoolBody {
+            labels: labels::with_stack(&Labels::new(), stack),
+            ..lb_pool(0)
+        }
+    }
+
+    fn leftover(e: &Engine, name: &str) -> Option<Leftover> {
+        e.destination(name).unwrap().lb_service_leftover.clone()
+    }
+
+    #[test]
+    fn a_leftover_records_the_pool_and_its_stack_until_removed_or_rejoined() {
+        let mut e = engine();
+        e.put_pool("live", owned_lb_pool("corp-rds"), Expect::Any)
+            .unwrap();
+        e.put_member("live", "rds-02").unwrap();
+        e.sim_power("rds-02", false).unwrap();
+        e.delete_member("live", "rds-02").unwrap_err();
+        let expected = Leftover {
+            pool: "live".into(),
+            owner: Some("corp-rds".into()),
+        };
+        assert_eq!(leftover(&e, "rds-02"), Some(expected));
+        e.sim_power("rds-02", true).unwrap();
+        e.delete_lb_service("rds-02").unwrap();
+        assert_eq!(leftover(&e, "rds-02"), None);
+
+        e.put_member("live", "rds-03").unwrap();
+        e.sim_power("rds-03", false).unwrap();
+        e.delete_member("live", "rds-03").unwrap_err();
+        e.sim_power("rds-03", true).unwrap();
+        e.put_pool("other", lb_pool(0), Expect::Any).unwrap();
+        e.put_member("other", "rds-03").unwrap();
+        assert_eq!(leftover(&e, "rds-03"), None, "joining again clears it");
+    }
+
+    #[test]
+    fn deleting_a_pool_or_switching_load_balancing_off_leaves_owned_leftovers() {
+        let mut e = engine();
+        e.put_pool("batch", owned_lb_pool("batch-stack"), Expect::Any)
+            .unwrap();
+        e.put_member("batch", "rds-01").unwrap();
+        e.put_member("live", "rds-02").unwrap();
+        e.sim_power("rds-01", false).unwrap();
+        e.sim_power("rds-02", false).unwrap();
+        e.delete_pool("batch", Expect::Any).unwrap_err();
+        assert_eq!(
+            leftover(&e, "rds-01").and_then(|l| l.owner),
+            Some("batch-stack".into())
+        );
+        let off = PoolBody {
+            labels: labels::with_stack(&Labels::new(), "new-owner"),
+            ..PoolBody::default()
+        };
+        e.put_pool("live", off, Expect::Any).unwrap_err();
+        assert_eq!(
+            leftover(&e, "rds-02"),
+            Some(Leftover {
+                pool: "live".into(),
+                owner: Some("new-owner".into())
+            }),
+            "the owner is the pool's stack as this write labels it"
+        );
+    }
+
     #[test]
     fn removing_from_an_online_host_uninstalls() {
         let mut e = engine();
@@ -362,18 +462,46 @@ mod tests {
     fn if_match_guards_writes() {
         let mut e = engine();
         let rev = e.pool("live").unwrap().revision;
-        let err = e.put_pool("live", lb_pool(5), Some(rev + 100)).unwrap_err();
+        let err = e
+            .put_pool("live", lb_pool(5), Expect::Revision(rev + 100))
+            .unwrap_err();
         assert_eq!(
             (err.status, err.code.as_str()),
             (412, codes::PRECONDITION_FAILED)
         );
-        let p = e.put_pool("live", lb_pool(5), Some(rev)).unwrap();
+        let p = e
+            .put_pool("live", lb_pool(5), Expect::Revision(rev))
+            .unwrap();
         assert!(p.revision > rev);
         assert_eq!(
-            e.put_pool("new", lb_pool(5), Some(1)).unwrap_err().status,
+            e.put_pool("new", lb_pool(5), Expect::Revision(1))
+                .unwrap_err()
+                .status,
             412
         );
-        assert_eq!(e.delete_pool("live", Some(rev)).unwrap_err().status, 412);
+        assert_eq!(
+            e.delete_pool("live", Expect::Revision(rev))
+                .unwrap_err()
+                .status,
+            412
+        );
+    }
+
+    #[test]
+    fn expecting_absence_creates_but_never_overwrites() {
+        let mut e = engine();
+        let created = e.put_pool("new", lb_pool(5), Expect::Absent).unwrap();
+        let err = e.put_pool("new", lb_pool(6), Expect::Absent).unwrap_err();
+        assert_eq!(
+            (err.status, err.code.as_str()),
+            (412, codes::PRECONDITION_FAILED)
+        );
+        assert!(err.detail.unwrap().contains("exists"));
+        assert_eq!(e.pool("new").unwrap(), &created);
+        assert_eq!(
+            e.delete_pool("new", Expect::Absent).unwrap_err().status,
+            412
+        );
     }
 
     #[test]
@@ -381,16 +509,18 @@ mod tests {
         let mut e = engine();
         let mut body = PoolBody::default();
         body.default_credentials.password = Some("hunter2-secret".into());
-        let p = e.put_pool("maint", body.clone(), None).unwrap();
+        let p = e.put_pool("maint", body.clone(), Expect::Any).unwrap();
         assert!(p.default_credentials.password_set);
         let seq = e.seq();
         assert_eq!(
-            e.put_pool("maint", body.clone(), None).unwrap().revision,
+            e.put_pool("maint", body.clone(), Expect::Any)
+                .unwrap()
+                .revision,
             p.revision
         );
         assert_eq!(e.seq(), seq, "same password: no change");
         body.default_credentials.password = Some("other".into());
-        assert!(e.put_pool("maint", body, None).unwrap().revision > p.revision);
+        assert!(e.put_pool("maint", body, Expect::Any).unwrap().revision > p.revision);
         let file = serde_json::to_string(&e).unwrap();
         assert!(!file.contains("hunter2-secret") && !file.contains("\"other\""));
     }
@@ -398,18 +528,21 @@ mod tests {
     #[test]
     fn enabling_load_balancing_checks_and_installs_every_member() {
         let mut e = engine();
-        e.put_pool("plain", PoolBody::default(), None).unwrap();
+        e.put_pool("plain", PoolBody::default(), Expect::Any)
+            .unwrap();
         e.put_member("plain", "rds-01").unwrap();
         e.sim_destination("rds-02", true, false).unwrap();
         e.put_member("plain", "rds-02").unwrap();
-        let err = e.put_pool("plain", lb_pool(0), None).unwrap_err();
+        let err = e.put_pool("plain", lb_pool(0), Expect::Any).unwrap_err();
         assert_eq!(err.code, codes::DESTINATION_NOT_READY);
         assert!(!e.destination("rds-01").unwrap().lb_service_installed);
         e.sim_destination("rds-02", true, true).unwrap();
-        e.put_pool("plain", lb_pool(0), None).unwrap();
+        e.put_pool("plain", lb_pool(0), Expect::Any).unwrap();
         assert!(e.destination("rds-02").unwrap().lb_service_installed);
         e.sim_power("rds-02", false).unwrap();
-        let err = e.put_pool("plain", PoolBody::default(), None).unwrap_err();
+        let err = e
+            .put_pool("plain", PoolBody::default(), Expect::Any)
+            .unwrap_err();
         assert_eq!(err.code, codes::LB_SERVICE_UNINSTALL_FAILED);
         assert!(!e.pool("plain").unwrap().load_balancing.enabled);
         assert!(!e.destination("rds-01").unwrap().lb_service_installed);

@@ -52,31 +52,33 @@ impl Engine {
             .collect()
     }
 
-    /// Active sessions become disconnected, disconnected ones end; both leave
-    /// a sticky binding when the pool is sticky. Offline hosts cannot be told.
+    /// Active sessions become disconnected, each leaving a sticky binding
+    /// when the pool is sticky; disconnected ones are left alone (ending
+    /// them would log their users off and lose unsaved work). `affected` is
+    /// the number disconnected. Offline hosts cannot be told.
     pub fn disconnect_sessions(&mut self, destination: &str) -> Result<Affected> {
         if !self.destination_or_404(destination)?.online {
             return Err(unreachable_host(destination));
         }
-        let ids = self.session_ids_of(destination);
-        for id in &ids {
+        let active: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|s| s.destination == destination && s.state == SessionState::Active)
+            .map(|s| s.id.clone())
+            .collect();
+        for id in &active {
             let Some(s) = self.sessions.get_mut(id) else {
                 continue;
             };
-            match s.state {
-                SessionState::Active => {
-                    s.state = SessionState::Disconnected;
-                    let user = s.user.clone();
-                    if let Some(d) = self.destinations.get_mut(destination) {
-                        d.sessions.active -= 1;
-                        d.sessions.disconnected += 1;
-                    }
-                    self.bind_sticky(&user, destination);
-                }
-                SessionState::Disconnected => self.end_session(id),
+            s.state = SessionState::Disconnected;
+            let user = s.user.clone();
+            if let Some(d) = self.destinations.get_mut(destination) {
+                d.sessions.active -= 1;
+                d.sessions.disconnected += 1;
             }
+            self.bind_sticky(&user, destination);
         }
-        if !ids.is_empty() {
+        if !active.is_empty() {
             self.log(
                 "sessions.disconnect",
                 format!("destination/{destination}/sessions"),
@@ -84,7 +86,7 @@ impl Engine {
             );
         }
         Ok(Affected {
-            affected: ids.len() as u32,
+            affected: active.len() as u32,
         })
     }
 
@@ -116,6 +118,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::Expect;
     use crate::contract::wire::{PoolBody, SessionCounts};
     use crate::refbroker::engine::fixtures::{T0, engine, lb_pool};
 
@@ -123,18 +126,20 @@ mod tests {
     fn disconnect_creates_sticky_bindings_and_clear_removes_them() {
         let mut e = engine();
         e.put_member("live", "rds-02").unwrap();
-        e.sim_start_session("rds-02", "jane", SessionState::Active)
+        e.sim_start_session("rds-02", "jane", SessionState::Active, &[])
             .unwrap();
-        e.sim_start_session("rds-02", "joe", SessionState::Disconnected)
+        e.sim_start_session("rds-02", "kim", SessionState::Active, &[])
+            .unwrap();
+        e.sim_start_session("rds-02", "joe", SessionState::Disconnected, &[])
             .unwrap();
         let affected = e.disconnect_sessions("rds-02").unwrap();
-        assert_eq!(affected.affected, 2);
+        assert_eq!(affected.affected, 2, "only the active sessions");
         let d = e.destination("rds-02").unwrap();
         assert_eq!(
             d.sessions,
             SessionCounts {
                 active: 0,
-                disconnected: 1
+                disconnected: 3
             }
         );
         let bindings = e.snapshot(e.now_ms).sticky_bindings;
@@ -143,23 +148,23 @@ mod tests {
         assert_eq!(e.clear_sticky("live", Some("rds-01")).unwrap().affected, 0);
         assert_eq!(e.clear_sticky("live", Some("rds-02")).unwrap().affected, 2);
         assert!(e.snapshot(e.now_ms).sticky_bindings.is_empty());
-        assert_eq!(e.disconnect_sessions("rds-02").unwrap().affected, 1);
-        assert_eq!(
-            e.destination("rds-02").unwrap().sessions,
-            SessionCounts::default()
-        );
+        let seq = e.seq();
+        assert_eq!(e.disconnect_sessions("rds-02").unwrap().affected, 0);
+        assert_eq!(e.seq(), seq, "nothing active: nothing changes");
+        assert_eq!(e.destination("rds-02").unwrap().sessions.disconnected, 3);
     }
 
     #[test]
     fn no_sticky_bindings_below_one_minute_or_without_load_balancing() {
         let mut e = engine();
-        e.put_pool("live", lb_pool(0), None).unwrap();
+        e.put_pool("live", lb_pool(0), Expect::Any).unwrap();
         e.put_member("live", "rds-01").unwrap();
-        e.put_pool("plain", PoolBody::default(), None).unwrap();
-        e.put_member("plain", "rds-02").unwrap();
-        e.sim_start_session("rds-01", "jane", SessionState::Active)
+        e.put_pool("plain", PoolBody::default(), Expect::Any)
             .unwrap();
-        e.sim_start_session("rds-02", "joe", SessionState::Active)
+        e.put_member("plain", "rds-02").unwrap();
+        e.sim_start_session("rds-01", "jane", SessionState::Active, &[])
+            .unwrap();
+        e.sim_start_session("rds-02", "joe", SessionState::Active, &[])
             .unwrap();
         e.disconnect_sessions("rds-01").unwrap();
         e.disconnect_sessions("rds-02").unwrap();
@@ -170,7 +175,7 @@ mod tests {
     fn sticky_bindings_expire() {
         let mut e = engine();
         e.put_member("live", "rds-01").unwrap();
-        e.sim_start_session("rds-01", "jane", SessionState::Active)
+        e.sim_start_session("rds-01", "jane", SessionState::Active, &[])
             .unwrap();
         e.disconnect_sessions("rds-01").unwrap();
         e.set_clock(T0 + 631_000);

@@ -1,6 +1,7 @@
 //! Simulation controls (reference broker only): registering destinations
 //! and their observed flags, powering hosts on and off (shutting down logs
-//! every user off), and users starting and ending sessions.
+//! every user off), and users starting sessions (as drain mode admits them)
+//! and ending them.
 
 use std::collections::BTreeMap;
 
@@ -39,6 +40,8 @@ impl Engine {
                 maintenance: Maintenance::default(),
                 sessions: SessionCounts::default(),
                 labels: BTreeMap::new(),
+                draining: None,
+                lb_service_leftover: None,
                 revision: rev,
             });
         d.online = online;
@@ -76,15 +79,20 @@ impl Engine {
         Ok(answer)
     }
 
+    /// A user who belongs to `groups` starts a session: refused on an
+    /// offline host, and on a draining one unless maintenance lets a group in.
     pub fn sim_start_session(
         &mut self,
         destination: &str,
         user: &str,
         state: SessionState,
+        groups: &[String],
     ) -> Result<Session> {
-        if !self.destination_or_404(destination)?.online {
+        let d = self.destination_or_404(destination)?;
+        if !d.online {
             return Err(unreachable_host(destination));
         }
+        self.admit_session(d, groups)?;
         if user.is_empty() {
             return Err(bad_request("session user must not be empty"));
         }
@@ -133,7 +141,7 @@ mod tests {
     fn power_off_ends_sessions_with_sticky_bindings_and_blocks_disconnect() {
         let mut e = engine();
         e.put_member("live", "rds-03").unwrap();
-        e.sim_start_session("rds-03", "jane", SessionState::Active)
+        e.sim_start_session("rds-03", "jane", SessionState::Active, &[])
             .unwrap();
         e.sim_power("rds-03", false).unwrap();
         assert_eq!(
