@@ -112,11 +112,12 @@ async fn the_runbook_out_while_online_then_back_in() {
     .expect_code(0, "out");
     assert!(
         out.stdout
-            .contains("3 done, 0 warnings, 0 failed, 0 skipped")
+            .contains("4 done, 0 warnings, 0 failed, 0 skipped")
     );
     assert_eq!(
         without_locks(&server.events(start).await),
         [
+            "destination.drain.start destination/rds-02/drain",
             "sessions.disconnect destination/rds-02/sessions",
             "sticky.clear pool/live/sticky-sessions/rds-02",
             "member.remove pool/live/member/rds-02",
@@ -301,7 +302,7 @@ async fn a_failed_step_skips_its_dependents_and_independent_ones_finish() {
     let out = out.expect_code(1, "one step fails");
     assert!(
         out.stdout
-            .contains("1 done, 0 warnings, 1 failed, 3 skipped"),
+            .contains("1 done, 0 warnings, 1 failed, 4 skipped"),
         "{}",
         out.stdout
     );
@@ -347,6 +348,7 @@ async fn a_failed_step_skips_its_dependents_and_independent_ones_finish() {
         without_locks(&server.events(start).await),
         [
             "member.add pool/live/member/rds-04",
+            "destination.drain.start destination/rds-02/drain",
             "sessions.disconnect destination/rds-02/sessions",
             "sticky.clear pool/live/sticky-sessions/rds-02",
             "member.remove pool/live/member/rds-02",
@@ -479,24 +481,30 @@ async fn a_concurrent_apply_fails_fast_naming_the_lock_holder() {
         1,
         "only the first apply ever held the lease"
     );
-    // Users who log off may leave sticky bindings, which the apply clears;
-    // nothing is disconnected (the policy is wait) and nothing is doubled.
+    // New logons stop first; users who log off may leave sticky bindings,
+    // which the apply clears; nothing is disconnected (the policy is wait)
+    // and nothing is doubled.
     let changes: Vec<String> = without_locks(&log)
         .into_iter()
         .filter(|e| !e.starts_with("sim."))
         .collect();
+    assert_eq!(
+        changes.first().map(String::as_str),
+        Some("destination.drain.start destination/rds-02/drain"),
+        "{changes:?}"
+    );
     assert_eq!(
         changes.last().map(String::as_str),
         Some("member.remove pool/live/member/rds-02"),
         "{changes:?}"
     );
     assert!(
-        changes[..changes.len() - 1]
+        changes[1..changes.len() - 1]
             .iter()
             .all(|e| e == "sticky.clear pool/live/sticky-sessions/rds-02"),
         "{changes:?}"
     );
-    assert!(changes.len() <= 2, "{changes:?}");
+    assert!(changes.len() <= 3, "{changes:?}");
     assert_eq!(members(&server, "live").await, ["rds-01", "rds-03"]);
     plan_code(&server, config.path()).expect_code(0, "consistent");
 }
@@ -571,7 +579,7 @@ async fn killed_applies_converge_on_rerun_without_duplicate_side_effects() {
         } else {
             // Kill as soon as the k-th side effect shows in the log, which
             // lands between two writes far more often than a blind delay.
-            let total = if taking_out { 3 } else { 1 };
+            let total = if taking_out { 4 } else { 1 };
             let k = 1 + rng.below(total) as usize;
             let deadline = Instant::now() + PATIENCE;
             while without_locks(&server.events(start).await).len() < k
@@ -636,7 +644,12 @@ async fn killed_applies_converge_on_rerun_without_duplicate_side_effects() {
                 1,
                 "trial {trial}: {log:?}"
             );
-            assert_eq!(log.len(), 3, "trial {trial}: {log:?}");
+            assert_eq!(
+                count("destination.drain.start destination/rds-02/drain"),
+                1,
+                "trial {trial}: {log:?}"
+            );
+            assert_eq!(log.len(), 4, "trial {trial}: {log:?}");
             assert_eq!(members(&server, "live").await, ["rds-01", "rds-03"]);
         } else {
             assert_eq!(log, ["member.add pool/live/member/rds-02"], "trial {trial}");
@@ -650,7 +663,7 @@ async fn killed_applies_converge_on_rerun_without_duplicate_side_effects() {
     let stats = server.stats().await;
     eprintln!(
         "{TRIALS} trials converged; side effects done before the kill per trial \
-         {done_before_kill:?} (out: 3 in all, back: 1); re-runs per trial \
+         {done_before_kill:?} (out: 4 in all, back: 1); re-runs per trial \
          {reruns_needed:?}; {} injected 503s",
         stats.injected_unavailable
     );

@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use poolform::apply::{self, Options};
-use poolform::contract::{Broker, Expect};
 use poolform::contract::labels::with_stack;
 use poolform::contract::wire::{
     AppType, Labels, LoadBalancing, Maintenance, PoolBody, Protocol, SessionState,
 };
+use poolform::contract::{Broker, Expect};
 use poolform::desired::{
     Assignee, Desired, DesiredAppConfig, DesiredAppInstance, DesiredDestination, DesiredPool,
     Drain, DrainSessions, Safety,
@@ -278,7 +278,9 @@ async fn world(rng: &mut Rng, shape: Shape) -> Recording {
             labels: with_stack(&Labels::new(), "someone-else"),
             ..PoolBody::default()
         };
-        engine.put_pool("x0", body, Expect::Any).expect("a new pool");
+        engine
+            .put_pool("x0", body, Expect::Any)
+            .expect("a new pool");
     }
     let broker = Recording::new(engine, EPOCH_MS);
     let first = desired(rng, shape);

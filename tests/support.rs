@@ -451,6 +451,14 @@ fn planned_event(op: &Op) -> (Vec<&'static str>, String) {
             vec!["destination.maintenance.clear"],
             format!("destination/{destination}/maintenance"),
         ),
+        Op::StopLogons { destination } => (
+            vec!["destination.drain.start"],
+            format!("destination/{destination}/drain"),
+        ),
+        Op::AllowLogons { destination } => (
+            vec!["destination.drain.end"],
+            format!("destination/{destination}/drain"),
+        ),
         Op::RemoveLbService { destination } => (
             vec!["destination.lb_service.remove"],
             format!("destination/{destination}/lb-service"),

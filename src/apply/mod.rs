@@ -261,6 +261,8 @@ struct Context<'a, B> {
     secrets: Secrets<'a>,
     events: &'a dyn Fn(Progress),
     pools: PoolRevisions,
+    /// The plan's stack: the holder of the drain mode it starts.
+    stack: &'a str,
 }
 
 type InFlight<'a, K, T> = Vec<(K, Pin<Box<dyn Future<Output = T> + 'a>>)>;
@@ -300,6 +302,7 @@ pub async fn execute<B: Broker>(
         secrets,
         events,
         pools: PoolRevisions::default(),
+        stack: &plan.stack,
     };
     let overridden: Vec<usize> = plan.overridden(options.force).map(|(i, _)| i).collect();
     for &violation in &overridden {

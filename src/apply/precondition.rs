@@ -25,7 +25,8 @@ pub(super) fn reads_destination(step: &Step) -> bool {
     !step.preconditions.is_empty()
         && matches!(
             step.op,
-            Op::DrainSessions { .. }
+            Op::StopLogons { .. }
+                | Op::DrainSessions { .. }
                 | Op::RemoveMember { .. }
                 | Op::PutMaintenance { .. }
                 | Op::DeleteMaintenance { .. }
@@ -63,7 +64,9 @@ fn holds(fact: &Fact, d: &Destination) -> bool {
         Fact::Online { online, .. } => d.online == *online,
         Fact::ActiveSessions { at_most, .. } => d.sessions.active <= *at_most,
         Fact::Ready { .. } => d.process_execution_ready,
-        Fact::Maintenance { enabled, .. } => d.maintenance.enabled == *enabled,
+        Fact::Maintenance { enabled, owner, .. } => {
+            d.maintenance.enabled == *enabled && (!enabled || d.maintenance.owner == *owner)
+        }
         Fact::LbServiceInstalled { installed, .. } => d.lb_service_installed == *installed,
         Fact::NotLoadBalancedElsewhere { .. } | Fact::Revision { .. } => true,
     }

@@ -67,6 +67,12 @@ async fn execute<B: Broker>(ctx: &Context<'_, B>, step: &Step) -> Result<StepOut
         Op::DeleteMaintenance { destination } => {
             broker.delete_maintenance(destination).await?;
         }
+        Op::StopLogons { destination } => {
+            broker.start_drain(destination, ctx.stack).await?;
+        }
+        Op::AllowLogons { destination } => {
+            broker.end_drain(destination).await?;
+        }
         Op::DrainSessions {
             destination,
             policy,

@@ -48,6 +48,7 @@ fn plan_of(steps: Vec<Step>) -> Plan {
     Plan {
         format_version: plan::FORMAT_VERSION,
         stack: STACK.to_owned(),
+        broker: plan::BrokerIdentity::default(),
         targets: Vec::new(),
         forced: false,
         changes: Vec::new(),
@@ -291,10 +292,11 @@ async fn the_runbook_round_trip_converges_with_an_online_server() {
     let broker = runbook(true);
     let out = config(&["rds-01", "rds-03"]);
     let plan = plan_against(&broker, &out).await;
-    assert_eq!(outcomes(&run(&broker, &plan).await.report), ["done"; 3]);
+    assert_eq!(outcomes(&run(&broker, &plan).await.report), ["done"; 4]);
     assert_eq!(
         writes(&broker),
         [
+            "start_drain rds-02 corp-rds",
             "disconnect_sessions rds-02",
             "clear_sticky live rds-02",
             "delete_member live rds-02"
@@ -316,10 +318,17 @@ async fn the_runbook_round_trip_converges_with_an_offline_server() {
     let out = config(&["rds-01", "rds-03"]);
     let plan = plan_against(&broker, &out).await;
     let run_out = run(&broker, &plan).await;
-    assert_eq!(outcomes(&run_out.report), ["done", "expected warning"]);
+    assert_eq!(
+        outcomes(&run_out.report),
+        ["done", "done", "expected warning"]
+    );
     assert_eq!(
         writes(&broker),
-        ["clear_sticky live rds-02", "delete_member live rds-02"]
+        [
+            "start_drain rds-02 corp-rds",
+            "clear_sticky live rds-02",
+            "delete_member live rds-02"
+        ]
     );
     // The leftover service cannot be removed while the host is offline.
     assert!(!plan_against(&broker, &out).await.has_changes());
@@ -1091,6 +1100,15 @@ fn failure(report: &Report, i: usize) -> String {
     }
 }
 
+/// The position of the only failed step.
+fn failed_step(report: &Report) -> usize {
+    let failed: Vec<usize> = (0..report.steps.len())
+        .filter(|&i| matches!(report.steps[i].outcome, StepOutcome::Failed(_)))
+        .collect();
+    assert_eq!(failed.len(), 1, "{:?}", outcomes(report));
+    failed[0]
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_host_back_online_with_users_is_not_removed_as_planned_offline() {
     let broker = runbook(false);
@@ -1103,11 +1121,14 @@ async fn a_host_back_online_with_users_is_not_removed_as_planned_offline() {
         }
     });
     let run = run(&broker, &plan).await;
-    let removal = plan.steps.len() - 1;
+    // The head of the removal chain checks the host first: nothing is written.
+    let failed = failed_step(&run.report);
+    assert!(matches!(plan.steps[failed].op, Op::StopLogons { .. }));
     assert_eq!(
-        failure(&run.report, removal),
+        failure(&run.report, failed),
         "precondition changed: rds-02 planned offline -> live online with 2 active sessions; re-plan"
     );
+    assert!(writes(&broker).is_empty(), "{:?}", writes(&broker));
     assert!(is_member(&broker, "live", "rds-02"));
     assert!(
         !writes(&broker)
@@ -1153,10 +1174,11 @@ async fn a_new_user_on_a_drained_host_fails_its_removal() {
         e.sim_start_session("rds-02", "late@corp.example", SessionState::Active, &[])
             .expect("rds-02 is online")
     });
+    // Between the drain mode and the removal, apply's own steps: the late
+    // user logged on before them, and the chain's head notices.
     let run = run(&broker, &plan).await;
-    let removal = plan.steps.len() - 1;
     assert_eq!(
-        failure(&run.report, removal),
+        failure(&run.report, failed_step(&run.report)),
         "precondition changed: rds-02 planned with at most 0 active sessions -> live online with 1 active session; re-plan"
     );
     assert!(is_member(&broker, "live", "rds-02"));

@@ -11,7 +11,9 @@ use crate::apply::{self, Lease, LockError, Options, Progress, Stale, StaleCheckE
 use crate::backend::AnyBroker;
 use crate::cli::{ApplyArgs, PlanFormat};
 use crate::commands::ExitStatus;
-use crate::commands::context::{Context, Loaded, connect, is_plan_file, read_plan, refuse_unsafe};
+use crate::commands::context::{
+    Context, Loaded, broker_url, connect, is_plan_file, read_plan, refuse_unsafe,
+};
 use crate::commands::error::{During, Error, IoAction};
 use crate::contract::Broker;
 use crate::plan::{self, Plan, Targets};
@@ -43,7 +45,9 @@ async fn plan_and_execute(
     options: Options,
 ) -> Result<ExitStatus, Error> {
     let live = broker.read_live().await.map_err(Error::ReadLive)?;
-    let mut plan = plan::compute(&loaded.desired, &live, &Targets(args.targets.clone()))?;
+    let url = broker_url(&args.broker, Some(loaded))?;
+    let mut plan =
+        plan::compute(&loaded.desired, &live, &Targets(args.targets.clone()))?.at(url.to_string());
     if args.force {
         plan = plan.force();
     }
@@ -71,8 +75,10 @@ fn apply_saved(ctx: &Context, args: &ApplyArgs) -> Result<ExitStatus, Error> {
         }
     }
     refuse_unsafe(&plan, args.force, true)?;
+    let url = broker_url(&args.broker, None)?;
     let broker = Arc::new(connect(&args.broker, None)?);
     ctx.runtime()?.block_on(async {
+        same_broker(&broker, &url.to_string(), &plan).await?;
         // Checked before the lease so that a stale plan causes no write at
         // all, and again under it so that nothing slips in between.
         check_fresh(&broker, &plan).await?;
@@ -84,6 +90,20 @@ fn apply_saved(ctx: &Context, args: &ApplyArgs) -> Result<ExitStatus, Error> {
         };
         release(lease).await?;
         outcome
+    })
+}
+
+/// Refuses a saved plan made against another broker, before anything is
+/// written: a broker started from this one's snapshot or seed is another.
+async fn same_broker(broker: &AnyBroker, url: &str, plan: &Plan) -> Result<(), Error> {
+    let id = broker.identity().await.map_err(Error::Identity)?;
+    if id == plan.broker.id {
+        return Ok(());
+    }
+    Err(Error::OtherBroker {
+        planned: plan.broker.clone(),
+        url: url.to_owned(),
+        id,
     })
 }
 

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use crate::backend::BrokerUrlError;
 use crate::contract::{BrokerError, names};
-use crate::plan::{CycleError, SavedPlanError};
+use crate::plan::{BrokerIdentity, CycleError, SavedPlanError};
 use crate::refbroker::StoreError;
 use crate::render::words;
 
@@ -82,6 +82,18 @@ pub enum Error {
     Stale { changed: usize },
     #[error("cannot check the saved plan against the broker")]
     CheckFresh(#[source] BrokerError),
+    #[error("cannot read the broker's identity")]
+    Identity(#[source] BrokerError),
+    #[error(
+        "the saved plan was made against broker {} ({}), but {url} is broker {id}; nothing was changed, make the plan against this broker",
+        planned.id,
+        if planned.url.is_empty() { "no address recorded" } else { &planned.url }
+    )]
+    OtherBroker {
+        planned: BrokerIdentity,
+        url: String,
+        id: String,
+    },
 
     #[error(
         "stack {stack} is locked by {holder}{}; wait for it to finish or pass --lock-timeout",

@@ -49,7 +49,9 @@ pub fn run(ctx: &Context, args: &PlanArgs) -> Result<ExitStatus, Error> {
                 .map_err(Error::ReadLive)?
         }
     };
-    let mut plan = plan::compute(&loaded.desired, &live, &Targets(args.targets.clone()))?;
+    let url = broker_url(&args.broker, Some(&loaded))?;
+    let mut plan =
+        plan::compute(&loaded.desired, &live, &Targets(args.targets.clone()))?.at(url.to_string());
     if args.force {
         plan = plan.force();
     }

@@ -128,8 +128,19 @@ fn preconditions(op: &Op, index: &LiveIndex, pools: &HashMap<&str, &PoolDelta>) 
             vec![Fact::Maintenance {
                 destination: destination.clone(),
                 enabled: live.is_some_and(|d| d.maintenance.enabled),
-                owner: None,
+                owner: live.and_then(|d| d.maintenance.owner.clone()),
             }]
+        }
+        // The head of a removal chain: as the drain after it, it relies on
+        // the host being as planned, so a changed host stops the chain
+        // before its first write.
+        Op::StopLogons { destination } => {
+            let online = index.is_online(destination);
+            let active = index
+                .destinations
+                .get(destination.as_str())
+                .map_or(0, |d| d.sessions.active);
+            host(destination, online, online.then_some(active))
         }
         Op::RemoveLbService { destination } => vec![
             Fact::Online {
@@ -141,7 +152,7 @@ fn preconditions(op: &Op, index: &LiveIndex, pools: &HashMap<&str, &PoolDelta>) 
                 installed: true,
             },
         ],
-        Op::ClearSticky { .. } => Vec::new(),
+        Op::ClearSticky { .. } | Op::AllowLogons { .. } => Vec::new(),
     }
 }
 

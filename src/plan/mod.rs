@@ -39,6 +39,8 @@ pub struct Plan {
     pub format_version: u32,
     /// The stack whose resources this plan manages.
     pub stack: String,
+    /// The broker the plan was made against; a saved plan applies there only.
+    pub broker: BrokerIdentity,
     /// The `--target` addresses the plan was restricted to (empty: all).
     pub targets: Vec<Address>,
     /// Made with `--force`: its violations that can be overridden are.
@@ -56,6 +58,17 @@ pub struct Plan {
     pub revisions: Vec<Revision>,
     /// SHA-256 over the plan with this field empty; guards saved plans.
     pub checksum: String,
+}
+
+/// Which broker a plan was made against.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerIdentity {
+    /// The identity the broker reports: minted when its state was created,
+    /// so a broker started from another's snapshot or seed has another.
+    pub id: String,
+    /// Where it was reached, for people reading the plan.
+    pub url: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -172,6 +185,17 @@ pub enum Op {
     DeleteMaintenance {
         destination: String,
     },
+    /// Drain mode on, held by the plan's stack: the destination accepts no
+    /// new sessions (but from the groups maintenance mode lets in) until it
+    /// leaves its load-balanced pool. Heads every removal from one.
+    StopLogons {
+        destination: String,
+    },
+    /// Drain mode off: the destination was left draining by this stack and
+    /// stays in its pools.
+    AllowLogons {
+        destination: String,
+    },
     /// Empty the destination of sessions per the pool's drain policy.
     DrainSessions {
         pool: String,
@@ -213,6 +237,8 @@ impl Op {
             Op::AddMember { destination, .. }
             | Op::PutMaintenance { destination, .. }
             | Op::DeleteMaintenance { destination }
+            | Op::StopLogons { destination }
+            | Op::AllowLogons { destination }
             | Op::DrainSessions { destination, .. }
             | Op::ClearSticky { destination, .. }
             | Op::RemoveMember { destination, .. }
@@ -283,6 +309,10 @@ pub fn compute(desired: &Desired, live: &LiveState, targets: &Targets) -> Result
     let mut plan = Plan {
         format_version: FORMAT_VERSION,
         stack: desired.stack.clone(),
+        broker: BrokerIdentity {
+            id: live.identity.clone(),
+            url: String::new(),
+        },
         targets: recorded_targets,
         forced: false,
         changes: delta.changes,
@@ -312,6 +342,14 @@ pub fn json_schema() -> schemars::Schema {
 }
 
 impl Plan {
+    /// Records where the broker the plan was made against was reached, and
+    /// seals the plan again.
+    pub fn at(mut self, url: impl Into<String>) -> Plan {
+        self.broker.url = url.into();
+        self.checksum = checksum(&self);
+        self
+    }
+
     /// Records that `--force` overrides the violations that can be
     /// overridden, and seals the plan again.
     pub fn force(mut self) -> Plan {

@@ -20,8 +20,8 @@ pub fn warning(op: Option<&Op>, w: &Warning) -> String {
         ExpectedWarning::LbServiceUninstallFailed { destination } => {
             format!(
                 "{destination} left {pool}; its load-balancing service could not be uninstalled because the host \
-                 is offline. Ignore this if {destination} returns to the pool after maintenance; otherwise poolform \
-                 removes the leftover service once the host is back online{}",
+                 is offline. It stays installed until the host is back online; then the first apply of this stack \
+                 removes it, whatever pools the host is in, unless it is in a load-balanced pool again{}",
                 if w.expected {
                     ""
                 } else {
@@ -89,8 +89,9 @@ pub fn event_line(plan: &Plan, event: &Progress) -> Option<String> {
             ))
         }
         Progress::SessionsDisconnected { step, affected } => Some(format!(
-            "[{}/{total}] disconnected {affected} sessions",
-            step + 1
+            "[{}/{total}] disconnected {}",
+            step + 1,
+            words::plural(*affected, "active session", "active sessions")
         )),
         Progress::DrainProgress {
             remaining_sessions: 0,

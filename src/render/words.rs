@@ -25,7 +25,7 @@ pub fn duration(seconds: u64) -> String {
     out
 }
 
-fn plural(n: u32, one: &str, many: &str) -> String {
+pub(super) fn plural(n: u32, one: &str, many: &str) -> String {
     if n == 1 {
         format!("{n} {one}")
     } else {
@@ -48,6 +48,8 @@ pub fn step(op: &Op) -> String {
         Op::DeleteMaintenance { destination } => {
             format!("switch off maintenance mode of {destination}")
         }
+        Op::StopLogons { destination } => format!("stop new logons on {destination}"),
+        Op::AllowLogons { destination } => format!("allow new logons on {destination} again"),
         Op::DrainSessions {
             destination,
             policy,
@@ -88,7 +90,8 @@ pub fn expected_warning(warning: &ExpectedWarning) -> String {
     match warning {
         ExpectedWarning::LbServiceUninstallFailed { destination } => format!(
             "expected warning: load-balancing service cannot be uninstalled while {destination} is offline; \
-             it stays installed until the host is back"
+             it stays installed until the host is back online, and the first plan of this stack after that \
+             removes it, unless the host is in a load-balanced pool again"
         ),
     }
 }
