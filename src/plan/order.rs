@@ -376,20 +376,10 @@ impl<'a> Expansion<'a> {
     }
 
     /// App instances are written or deleted; "retarget before remove": a
-    /// member's removal chain waits for every instance leaving it.
+    /// member's removal chain waits for every instance pinned to it through
+    /// that pool that lets go of it.
     fn app_instances(&mut self) {
-        // Which removal chains an instance's old destination belongs to.
         let delta = self.delta;
-        let mut heads_by_destination: HashMap<&str, Vec<usize>> = HashMap::new();
-        for pool in &delta.pools {
-            for destination in &pool.removes {
-                let head = self.planned.chain_head[&key(&pool.name, destination)];
-                heads_by_destination
-                    .entry(destination.as_str())
-                    .or_default()
-                    .push(head);
-            }
-        }
         for instance in &delta.app_instances {
             let id = match &instance.change {
                 ItemChange::Put(body) => self.put_app_instance(&instance.name, body),
@@ -405,13 +395,23 @@ impl<'a> Expansion<'a> {
                 continue;
             };
             let body = instance.change.body();
-            let retargets_away = body.is_none_or(|body| body.destination != live.destination);
-            if let (true, Some(old)) = (retargets_away, &live.destination)
-                && let Some(heads) = heads_by_destination.get(old.as_str())
+            // The broker keeps a member in a pool while an instance is pinned
+            // to it through its config's pool; a new destination or a new
+            // config both let go of it.
+            let retargets_away = body.is_none_or(|body| {
+                body.destination != live.destination || body.app_config != live.app_config
+            });
+            let pinned = live.destination.as_deref().zip(
+                self.index
+                    .app_configs
+                    .get(live.app_config.as_str())
+                    .map(|c| c.pool.as_str()),
+            );
+            if retargets_away
+                && let Some((old, pool)) = pinned
+                && let Some(&head) = self.planned.chain_head.get(&key(pool, old))
             {
-                for &head in heads {
-                    self.steps.depend(head, [id]);
-                }
+                self.steps.depend(head, [id]);
             }
             if body.is_none_or(|body| body.app_config != live.app_config) {
                 self.planned

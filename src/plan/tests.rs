@@ -208,6 +208,32 @@ fn an_instance_is_retargeted_before_its_destination_leaves_the_pool() {
 }
 
 #[test]
+fn an_instance_moving_to_another_config_lets_go_of_its_host_first() {
+    // Still pinned to rds-02, but through pool live now: rds-02 may leave
+    // maintenance only once the instance no longer reaches it through there.
+    let mut desired = without_member(steady(), "maintenance", "rds-02");
+    let mut live_desktop = desired.app_configs["maintenance-desktop"].clone();
+    live_desktop.pool = "live".to_owned();
+    desired
+        .app_configs
+        .insert("live-desktop".to_owned(), live_desktop);
+    desired
+        .app_instances
+        .get_mut("admin-maintenance")
+        .unwrap()
+        .app_config = "live-desktop".to_owned();
+    check(
+        &desired,
+        &live(true),
+        &[
+            "put app config live-desktop",
+            "put app instance admin-maintenance -> rds-02 after [0]",
+            "remove rds-02 from maintenance after [1]",
+        ],
+    );
+}
+
+#[test]
 fn creates_go_pool_then_members_then_config_then_instance() {
     let mut desired = steady();
     desired.pools.insert(
