@@ -401,3 +401,269 @@ async fn f10_a_saved_plan_is_recognised_by_its_content() {
         .expect_code(0, "apply prod.tfplan");
     assert_eq!(members(&server, "live").await, ["rds-01", "rds-03"]);
 }
+
+/// Finding 3: `disconnect` disconnects the active sessions and leaves
+/// disconnected ones alone; plan, progress and report name one number.
+#[tokio::test]
+async fn f03_disconnect_means_disconnect() {
+    let server = seeded();
+    server
+        .sim(
+            "/v1/_sim/destinations/rds-02/sessions",
+            json!({ "user": "dora@corp.example", "state": "disconnected" }),
+        )
+        .await;
+    let case = Case::steady();
+    case.without_rds02_in_live();
+    let saved = case.plan_file("out.json");
+    server.save_plan(case.path(), &saved, ENV);
+    let shown = show(&saved, &[]).expect_code(0, "show");
+    assert!(
+        shown
+            .stdout
+            .contains("drain rds-02: disconnect 2 active sessions"),
+        "{}",
+        shown.stdout
+    );
+    let (applied, _) = server
+        .apply_plan_checked("f03 disconnect", &saved, case.path(), &[], ENV)
+        .await;
+    let applied = applied.expect_code(0, "out");
+    assert!(
+        applied.stderr.contains("disconnected 2 active sessions"),
+        "{}",
+        applied.stderr
+    );
+    let sessions = server.snapshot().await.sessions;
+    let dora: Vec<_> = sessions
+        .iter()
+        .filter(|s| s.user == "dora@corp.example")
+        .collect();
+    assert_eq!(dora.len(), 1, "not logged off: {sessions:?}");
+    assert_eq!(
+        sessions
+            .iter()
+            .filter(|s| s.destination == "rds-02")
+            .count(),
+        3,
+        "the two active users are disconnected, nobody is logged off"
+    );
+}
+
+/// Finding 4: removing the `destinations:` entry that switched maintenance
+/// on switches it off again; maintenance set by hand is never touched.
+#[tokio::test]
+async fn f04_reverting_maintenance_switches_it_off() {
+    let server = seeded();
+    let by_hand = server
+        .raw(reqwest::Method::PUT, "/v1/destinations/rds-03/maintenance")
+        .json(&json!({ "enabled": true, "notice_en": "hardware check" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(by_hand.status().is_success(), "{}", by_hand.status());
+    let case = Case::steady();
+    case.write(
+        "destinations.yaml",
+        "destinations:\n  rds-02:\n    maintenance:\n      enabled: true\n      notice_en: Patching\n",
+    );
+    server
+        .apply_checked("f04 maintenance on", case.path(), &[], ENV)
+        .await
+        .0
+        .expect_code(0, "on");
+    std::fs::remove_file(case.file("destinations.yaml")).unwrap();
+    let planned = poolform(&server, &["plan", arg(case.path())]).expect_code(0, "plan");
+    assert!(
+        planned
+            .stdout
+            .contains("switch off maintenance mode of rds-02"),
+        "{}",
+        planned.stdout
+    );
+    server
+        .apply_checked("f04 the revert", case.path(), &[], ENV)
+        .await
+        .0
+        .expect_code(0, "the revert");
+    let destinations = server.snapshot().await.destinations;
+    let maintenance = |name: &str| {
+        destinations
+            .iter()
+            .find(|d| d.name == name)
+            .unwrap()
+            .maintenance
+            .clone()
+    };
+    assert!(!maintenance("rds-02").enabled, "switched off");
+    assert!(maintenance("rds-03").enabled, "set by hand: untouched");
+}
+
+/// Finding 6: the stack whose removal left a load-balancing service on an
+/// offline host removes it once the host is back, though the host is in
+/// none of the stack's pools by then.
+#[tokio::test]
+async fn f06_a_leftover_is_cleaned_up_by_the_stack_that_left_it() {
+    let server = seeded();
+    power(&server, "rds-02", false).await;
+    let case = Case::steady();
+    case.without_rds02_in_live();
+    edit(
+        &case.file("pools.yaml"),
+        "members: [rds-01, rds-02, rds-03]",
+        "members: [rds-01, rds-03]",
+    );
+    edit(
+        &case.file("apps.yaml"),
+        "destination: rds-02",
+        "destination: rds-01",
+    );
+    let (applied, _) = server
+        .apply_checked("f06 rds-02 out while off", case.path(), &[], ENV)
+        .await;
+    let applied = applied.expect_code(0, "out, with the announced warning");
+    assert!(
+        applied
+            .stdout
+            .contains("the first apply of this stack removes it, whatever pools the host is in"),
+        "{}",
+        applied.stdout
+    );
+    power(&server, "rds-02", true).await;
+    let planned = poolform(&server, &["plan", arg(case.path())]).expect_code(0, "plan");
+    assert!(
+        planned
+            .stdout
+            .contains("remove the leftover load-balancing service from rds-02"),
+        "{}",
+        planned.stdout
+    );
+    server
+        .apply_checked("f06 the cleanup", case.path(), &[], ENV)
+        .await
+        .0
+        .expect_code(0, "cleanup");
+    let rds02 = server
+        .snapshot()
+        .await
+        .destinations
+        .into_iter()
+        .find(|d| d.name == "rds-02")
+        .unwrap();
+    assert!(!rds02.lb_service_installed);
+    assert_eq!(rds02.lb_service_leftover, None);
+}
+
+/// Finding 8, its broker: a saved plan applies only on the broker it was
+/// made against; one started from that broker's snapshot is another broker
+/// and gets no write at all.
+#[tokio::test]
+async fn f08_a_saved_plan_runs_only_on_its_broker() {
+    let server = seeded();
+    let case = Case::steady();
+    case.without_rds02_in_live();
+    let saved = case.plan_file("out.json");
+    server.save_plan(case.path(), &saved, ENV);
+    let snapshot = case.plan_file("snapshot.json");
+    std::fs::write(&snapshot, server.get_text("/v1/snapshot").await).unwrap();
+    let copy = Server::start(&["--seed", arg(&snapshot)]);
+
+    let start = copy.last_seq().await;
+    let (refused, _) = copy
+        .apply_plan_checked("f08 another broker", &saved, case.path(), &[], ENV)
+        .await;
+    let refused = refused.expect_code(1, "another broker");
+    assert!(
+        refused
+            .stderr
+            .contains("the saved plan was made against broker"),
+        "{}",
+        refused.stderr
+    );
+    assert!(copy.events(start).await.is_empty(), "not even the lease");
+    assert_eq!(members(&copy, "live").await, ["rds-01", "rds-02", "rds-03"]);
+    server
+        .apply_plan_checked("f08 its own broker", &saved, case.path(), &[], ENV)
+        .await
+        .0
+        .expect_code(0, "its own broker");
+}
+
+/// Finding 9: from the first step of a removal on, the host takes no new
+/// users (but the groups maintenance mode lets in), so a `wait` drain ends
+/// when the users there log off.
+#[tokio::test]
+async fn f09_a_draining_server_takes_no_new_users() {
+    let server = seeded();
+    let by_hand = server
+        .raw(reqwest::Method::PUT, "/v1/destinations/rds-02/maintenance")
+        .json(&json!({ "enabled": true, "allowed_groups": ["admins"] }))
+        .send()
+        .await
+        .unwrap();
+    assert!(by_hand.status().is_success(), "{}", by_hand.status());
+    let case = Case::steady();
+    case.without_rds02_in_live();
+    edit(
+        &case.file("pools.yaml"),
+        "drain: { sessions: disconnect, timeout: 15m }",
+        "drain: { sessions: wait, timeout: 15m }",
+    );
+    let saved = case.plan_file("out.json");
+    let plan = server.save_plan(case.path(), &saved, ENV);
+    let start = server.last_seq().await;
+    let apply = server
+        .poolform(&["apply", arg(&saved), "--auto-approve"])
+        .envs(ENV.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !server
+        .events(start)
+        .await
+        .iter()
+        .any(|e| e.op == "destination.drain.start")
+    {
+        assert!(std::time::Instant::now() < deadline, "drain mode starts");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let late = server
+        .raw(
+            reqwest::Method::POST,
+            "/v1/_sim/destinations/rds-02/sessions",
+        )
+        .json(&json!({ "user": "late@corp.example", "state": "active", "groups": ["users"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(late.status(), reqwest::StatusCode::CONFLICT);
+    let problem: serde_json::Value = late.json().await.unwrap();
+    assert_eq!(problem["code"], json!("destination_draining"));
+    // An admin may still log on to a host under maintenance.
+    server
+        .sim(
+            "/v1/_sim/destinations/rds-02/sessions",
+            json!({ "user": "root@corp.example", "state": "active", "groups": ["admins"] }),
+        )
+        .await;
+    for session in server.snapshot().await.sessions {
+        if session.destination == "rds-02" {
+            server
+                .sim(&format!("/v1/_sim/sessions/{}/end", session.id), json!({}))
+                .await;
+        }
+    }
+    let applied = Run::of(apply.wait_with_output().unwrap());
+    let converged = server.converged(case.path(), ENV);
+    crate::support::fidelity(
+        "f09 a wait drain in drain mode",
+        Some(&plan),
+        &server.events(start).await,
+        applied.code == Some(0),
+        converged,
+    );
+    applied.expect_code(0, "the drain ends when the users log off");
+    assert_eq!(members(&server, "live").await, ["rds-01", "rds-03"]);
+}
