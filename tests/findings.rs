@@ -288,6 +288,20 @@ async fn f07_forced_violations_leave_a_trace() {
     let case = Case::steady();
     case.without_rds02_in_live();
     power(&server, "rds-03", false).await;
+    let refused = poolform(&server, &["plan", arg(case.path())]).expect_code(1, "unforced");
+    let line = std::fs::read_to_string(case.file("pools.yaml"))
+        .unwrap()
+        .lines()
+        .position(|l| l == "    min_members: 2")
+        .unwrap()
+        + 1;
+    assert!(
+        refused.stderr.contains("plan::min_members")
+            && refused.stderr.contains(&format!("pools.yaml:{line}:18"))
+            && refused.stderr.contains("unavailable: rds-03 offline"),
+        "located at min_members, naming rds-03:\n{}",
+        refused.stderr
+    );
     let saved = case.plan_file("forced.json");
     poolform(
         &server,
