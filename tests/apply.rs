@@ -10,12 +10,10 @@ use poolform::contract::wire::Event;
 use serde_json::json;
 
 use crate::support::{
-    Run, Server, copy_example, edit, example, fidelity, run, seed_path, without_locks,
+    Run, SEED_ENV, SEED_PASSWORD, Server, copy_example, edit, example, fidelity, run, seed_path,
+    without_locks,
 };
 
-/// The seed's fingerprint label was made from this password, so the
-/// maintenance examples plan no credential change with it.
-const SEED_PASSWORD: &str = "maintenance-demo";
 /// Far above what any step here needs, so a loaded machine never trips it.
 const PATIENCE: Duration = Duration::from_secs(120);
 
@@ -31,7 +29,7 @@ fn path(p: &std::path::Path) -> &str {
 }
 
 /// The environment every poolform run here gets: the seed's password.
-const ENV: &[(&str, &str)] = &[("MAINT_PASSWORD", SEED_PASSWORD)];
+const ENV: &[(&str, &str)] = SEED_ENV;
 
 /// `poolform apply CONFIG --auto-approve` with the seed's password, its
 /// fidelity to the plan of `config` checked (see `support::fidelity`).
@@ -51,36 +49,6 @@ fn apply_unchecked(server: &Server, config: &std::path::Path, extra: &[&str]) ->
 fn plan_code(server: &Server, config: &std::path::Path) -> Run {
     let args = ["plan", path(config), "--detailed-exitcode"];
     run(server.poolform(&args).env("MAINT_PASSWORD", SEED_PASSWORD))
-}
-
-async fn destination(server: &Server, name: &str) -> poolform::contract::wire::Destination {
-    server
-        .snapshot()
-        .await
-        .destinations
-        .into_iter()
-        .find(|d| d.name == name)
-        .unwrap_or_else(|| panic!("{name} is in the snapshot"))
-}
-
-async fn members(server: &Server, pool: &str) -> Vec<String> {
-    server
-        .snapshot()
-        .await
-        .pools
-        .into_iter()
-        .find(|p| p.name == pool)
-        .unwrap_or_else(|| panic!("{pool} is in the snapshot"))
-        .members
-}
-
-async fn power(server: &Server, destination: &str, online: bool) {
-    server
-        .sim(
-            &format!("/v1/_sim/destinations/{destination}/power"),
-            json!({ "online": online }),
-        )
-        .await;
 }
 
 /// Requests that could change state (anything but GET), per route, leaving
@@ -123,9 +91,9 @@ async fn the_runbook_out_while_online_then_back_in() {
             "member.remove pool/live/member/rds-02",
         ]
     );
-    assert_eq!(members(&server, "live").await, ["rds-01", "rds-03"]);
+    assert_eq!(server.members("live").await, ["rds-01", "rds-03"]);
     assert!(
-        !destination(&server, "rds-02").await.lb_service_installed,
+        !server.destination("rds-02").await.lb_service_installed,
         "an online host's service is uninstalled when it leaves"
     );
     assert!(server.snapshot().await.sticky_bindings.is_empty());
@@ -143,11 +111,8 @@ async fn the_runbook_out_while_online_then_back_in() {
         without_locks(&server.events(start).await),
         ["member.add pool/live/member/rds-02"]
     );
-    assert_eq!(
-        members(&server, "live").await,
-        ["rds-01", "rds-02", "rds-03"]
-    );
-    assert!(destination(&server, "rds-02").await.lb_service_installed);
+    assert_eq!(server.members("live").await, ["rds-01", "rds-02", "rds-03"]);
+    assert!(server.destination("rds-02").await.lb_service_installed);
     plan_code(&server, &example("maintenance/rds-02-back")).expect_code(0, "converged");
 }
 
@@ -157,7 +122,7 @@ async fn the_runbook_out_while_online_then_back_in() {
 #[tokio::test]
 async fn the_runbook_out_while_offline_warns_once_and_succeeds() {
     let server = seeded(&[]);
-    power(&server, "rds-02", false).await;
+    server.power("rds-02", false).await;
     let start = server.last_seq().await;
     let out = apply(
         &server,
@@ -195,12 +160,12 @@ async fn the_runbook_out_while_offline_warns_once_and_succeeds() {
         log.last().map(String::as_str),
         Some("member.remove pool/live/member/rds-02 lb_service_uninstall_failed")
     );
-    assert_eq!(members(&server, "live").await, ["rds-01", "rds-03"]);
-    assert!(destination(&server, "rds-02").await.lb_service_installed);
+    assert_eq!(server.members("live").await, ["rds-01", "rds-03"]);
+    assert!(server.destination("rds-02").await.lb_service_installed);
     // The plan agrees the membership is gone, warning or not.
     plan_code(&server, &example("maintenance/rds-02-out")).expect_code(0, "converged");
 
-    power(&server, "rds-02", true).await;
+    server.power("rds-02", true).await;
     let start = server.last_seq().await;
     apply(
         &server,
@@ -214,7 +179,7 @@ async fn the_runbook_out_while_offline_warns_once_and_succeeds() {
         without_locks(&server.events(start).await),
         ["member.add pool/live/member/rds-02"]
     );
-    assert!(destination(&server, "rds-02").await.lb_service_installed);
+    assert!(server.destination("rds-02").await.lb_service_installed);
 }
 
 /// Make before break: an app instance pinned to rds-02 is moved to rds-01
@@ -250,7 +215,7 @@ async fn an_app_instance_is_retargeted_before_its_destination_leaves() {
         snapshot.app_instances[0].destination.as_deref(),
         Some("rds-01")
     );
-    assert_eq!(members(&server, "maintenance").await, ["rds-01", "rds-03"]);
+    assert_eq!(server.members("maintenance").await, ["rds-01", "rds-03"]);
     plan_code(&server, config.path()).expect_code(0, "converged");
 }
 
@@ -288,7 +253,7 @@ async fn a_failed_step_skips_its_dependents_and_independent_ones_finish() {
         .poolform(&["plan", path(config.path()), "--out", path(&plan_file)])
         .env("MAINT_PASSWORD", SEED_PASSWORD))
     .expect_code(0, "plan --out");
-    power(&server, "rds-04", false).await;
+    server.power("rds-04", false).await;
     let start = server.last_seq().await;
     let (out, _) = server
         .apply_plan_checked(
@@ -331,14 +296,11 @@ async fn a_failed_step_skips_its_dependents_and_independent_ones_finish() {
         maintenance.labels.get("owner").map(String::as_str),
         Some("ops")
     );
-    assert_eq!(
-        members(&server, "live").await,
-        ["rds-01", "rds-02", "rds-03"]
-    );
-    assert_eq!(destination(&server, "rds-02").await.sessions.active, 2);
+    assert_eq!(server.members("live").await, ["rds-01", "rds-02", "rds-03"]);
+    assert_eq!(server.destination("rds-02").await.sessions.active, 2);
     // The failed branch is still pending, for a re-run once rds-04 is up;
     // that re-run does only what is left, in order.
-    power(&server, "rds-04", true).await;
+    server.power("rds-04", true).await;
     plan_code(&server, config.path()).expect_code(2, "the failed part is still pending");
     let start = server.last_seq().await;
     apply(&server, "re-run after a failed add", config.path(), &[])
@@ -401,10 +363,7 @@ async fn a_stale_saved_plan_is_refused_with_zero_writes() {
     assert!(out.stderr.contains("pool/live"), "{}", out.stderr);
     assert_eq!(server.events(start).await, Vec::<Event>::new());
     assert_eq!(writes(&server.stats().await), before, "no write request");
-    assert_eq!(
-        members(&server, "live").await,
-        ["rds-01", "rds-02", "rds-03"]
-    );
+    assert_eq!(server.members("live").await, ["rds-01", "rds-02", "rds-03"]);
 }
 
 /// Two applies of one stack: the second fails fast naming the first as the
@@ -505,7 +464,7 @@ async fn a_concurrent_apply_fails_fast_naming_the_lock_holder() {
         "{changes:?}"
     );
     assert!(changes.len() <= 3, "{changes:?}");
-    assert_eq!(members(&server, "live").await, ["rds-01", "rds-03"]);
+    assert_eq!(server.members("live").await, ["rds-01", "rds-03"]);
     plan_code(&server, config.path()).expect_code(0, "consistent");
 }
 
@@ -650,14 +609,11 @@ async fn killed_applies_converge_on_rerun_without_duplicate_side_effects() {
                 "trial {trial}: {log:?}"
             );
             assert_eq!(log.len(), 4, "trial {trial}: {log:?}");
-            assert_eq!(members(&server, "live").await, ["rds-01", "rds-03"]);
+            assert_eq!(server.members("live").await, ["rds-01", "rds-03"]);
         } else {
             assert_eq!(log, ["member.add pool/live/member/rds-02"], "trial {trial}");
-            assert_eq!(
-                members(&server, "live").await,
-                ["rds-01", "rds-02", "rds-03"]
-            );
-            assert!(destination(&server, "rds-02").await.lb_service_installed);
+            assert_eq!(server.members("live").await, ["rds-01", "rds-02", "rds-03"]);
+            assert!(server.destination("rds-02").await.lb_service_installed);
         }
     }
     let stats = server.stats().await;

@@ -7,10 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::support::{Run, Server, copy_example, edit, run, seed_path, without_locks};
+use crate::support::{Run, SEED_ENV, Server, copy_example, edit, run, seed_path, without_locks};
 
-const SEED_PASSWORD: &str = "maintenance-demo";
-const ENV: &[(&str, &str)] = &[("MAINT_PASSWORD", SEED_PASSWORD)];
+const ENV: &[(&str, &str)] = SEED_ENV;
 
 fn seeded() -> Server {
     let seed = seed_path();
@@ -69,17 +68,22 @@ fn show(file: &Path, args: &[&str]) -> Run {
     run(&mut command)
 }
 
-fn arg(path: &Path) -> &str {
-    path.to_str().unwrap()
+/// Switches maintenance mode on as an admin would, with no stack as owner.
+async fn maintenance_by_hand(server: &Server, destination: &str, body: serde_json::Value) {
+    let answer = server
+        .raw(
+            reqwest::Method::PUT,
+            &format!("/v1/destinations/{destination}/maintenance"),
+        )
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{}", answer.status());
 }
 
-async fn power(server: &Server, destination: &str, online: bool) {
-    server
-        .sim(
-            &format!("/v1/_sim/destinations/{destination}/power"),
-            json!({ "online": online }),
-        )
-        .await;
+fn arg(path: &Path) -> &str {
+    path.to_str().unwrap()
 }
 
 async fn log_on(server: &Server, destination: &str, user: &str) {
@@ -89,29 +93,6 @@ async fn log_on(server: &Server, destination: &str, user: &str) {
             json!({ "user": user, "state": "active" }),
         )
         .await;
-}
-
-async fn members(server: &Server, pool: &str) -> Vec<String> {
-    server
-        .snapshot()
-        .await
-        .pools
-        .into_iter()
-        .find(|p| p.name == pool)
-        .map(|p| p.members)
-        .unwrap_or_default()
-}
-
-async fn active_sessions(server: &Server, destination: &str) -> u32 {
-    server
-        .snapshot()
-        .await
-        .destinations
-        .into_iter()
-        .find(|d| d.name == destination)
-        .unwrap()
-        .sessions
-        .active
 }
 
 /// Finding 1: a plan saved while rds-02 was offline (no drain, policy
@@ -126,10 +107,10 @@ async fn f01_a_saved_plan_carries_its_assumptions() {
         "    drain: { sessions: disconnect, timeout: 15m }\n",
         "",
     );
-    power(&server, "rds-02", false).await;
+    server.power("rds-02", false).await;
     let saved = case.plan_file("offline.json");
     server.save_plan(case.path(), &saved, ENV);
-    power(&server, "rds-02", true).await;
+    server.power("rds-02", true).await;
     log_on(&server, "rds-02", "ann@corp.example").await;
     log_on(&server, "rds-02", "ben@corp.example").await;
 
@@ -144,11 +125,8 @@ async fn f01_a_saved_plan_carries_its_assumptions() {
         "{}",
         applied.stdout
     );
-    assert_eq!(
-        members(&server, "live").await,
-        ["rds-01", "rds-02", "rds-03"]
-    );
-    assert_eq!(active_sessions(&server, "rds-02").await, 2);
+    assert_eq!(server.members("live").await, ["rds-01", "rds-02", "rds-03"]);
+    assert_eq!(server.destination("rds-02").await.sessions.active, 2);
 }
 
 /// Finding 2: plans with a field going from or to nothing (maintenance on
@@ -215,7 +193,7 @@ async fn f05_an_offline_host_joining_a_load_balanced_pool_is_refused_up_front() 
         .await
         .0
         .expect_code(0, "out");
-    power(&server, "rds-02", false).await;
+    server.power("rds-02", false).await;
 
     // Putting it back while it is still off.
     let back = Case::steady();
@@ -249,13 +227,13 @@ async fn f05_an_offline_host_joining_a_load_balanced_pool_is_refused_up_front() 
 
     // Moving it from live to a new load-balanced pool while it is off.
     let moving = Case::steady();
-    power(&server, "rds-02", true).await;
+    server.power("rds-02", true).await;
     server
         .apply_checked("f05 rds-02 back", moving.path(), &[], ENV)
         .await
         .0
         .expect_code(0, "back");
-    power(&server, "rds-02", false).await;
+    server.power("rds-02", false).await;
     moving.without_rds02_in_live();
     edit(
         &moving.file("pools.yaml"),
@@ -273,10 +251,7 @@ async fn f05_an_offline_host_joining_a_load_balanced_pool_is_refused_up_front() 
         applied.stderr
     );
     assert!(without_locks(&server.events(start).await).is_empty());
-    assert_eq!(
-        members(&server, "live").await,
-        ["rds-01", "rds-02", "rds-03"]
-    );
+    assert_eq!(server.members("live").await, ["rds-01", "rds-02", "rds-03"]);
 }
 
 /// Finding 7: a forced violation is recorded in the saved plan, shown by
@@ -287,7 +262,7 @@ async fn f07_forced_violations_leave_a_trace() {
     let server = seeded();
     let case = Case::steady();
     case.without_rds02_in_live();
-    power(&server, "rds-03", false).await;
+    server.power("rds-03", false).await;
     let refused = poolform(&server, &["plan", arg(case.path())]).expect_code(1, "unforced");
     let line = std::fs::read_to_string(case.file("pools.yaml"))
         .unwrap()
@@ -413,7 +388,7 @@ async fn f10_a_saved_plan_is_recognised_by_its_content() {
         .await
         .0
         .expect_code(0, "apply prod.tfplan");
-    assert_eq!(members(&server, "live").await, ["rds-01", "rds-03"]);
+    assert_eq!(server.members("live").await, ["rds-01", "rds-03"]);
 }
 
 /// Finding 3: `disconnect` disconnects the active sessions and leaves
@@ -469,13 +444,12 @@ async fn f03_disconnect_means_disconnect() {
 #[tokio::test]
 async fn f04_reverting_maintenance_switches_it_off() {
     let server = seeded();
-    let by_hand = server
-        .raw(reqwest::Method::PUT, "/v1/destinations/rds-03/maintenance")
-        .json(&json!({ "enabled": true, "notice_en": "hardware check" }))
-        .send()
-        .await
-        .unwrap();
-    assert!(by_hand.status().is_success(), "{}", by_hand.status());
+    maintenance_by_hand(
+        &server,
+        "rds-03",
+        json!({ "enabled": true, "notice_en": "hardware check" }),
+    )
+    .await;
     let case = Case::steady();
     case.write(
         "destinations.yaml",
@@ -519,7 +493,7 @@ async fn f04_reverting_maintenance_switches_it_off() {
 #[tokio::test]
 async fn f06_a_leftover_is_cleaned_up_by_the_stack_that_left_it() {
     let server = seeded();
-    power(&server, "rds-02", false).await;
+    server.power("rds-02", false).await;
     let case = Case::steady();
     case.without_rds02_in_live();
     edit(
@@ -543,7 +517,7 @@ async fn f06_a_leftover_is_cleaned_up_by_the_stack_that_left_it() {
         "{}",
         applied.stdout
     );
-    power(&server, "rds-02", true).await;
+    server.power("rds-02", true).await;
     let planned = poolform(&server, &["plan", arg(case.path())]).expect_code(0, "plan");
     assert!(
         planned
@@ -557,13 +531,7 @@ async fn f06_a_leftover_is_cleaned_up_by_the_stack_that_left_it() {
         .await
         .0
         .expect_code(0, "cleanup");
-    let rds02 = server
-        .snapshot()
-        .await
-        .destinations
-        .into_iter()
-        .find(|d| d.name == "rds-02")
-        .unwrap();
+    let rds02 = server.destination("rds-02").await;
     assert!(!rds02.lb_service_installed);
     assert_eq!(rds02.lb_service_leftover, None);
 }
@@ -595,7 +563,7 @@ async fn f08_a_saved_plan_runs_only_on_its_broker() {
         refused.stderr
     );
     assert!(copy.events(start).await.is_empty(), "not even the lease");
-    assert_eq!(members(&copy, "live").await, ["rds-01", "rds-02", "rds-03"]);
+    assert_eq!(copy.members("live").await, ["rds-01", "rds-02", "rds-03"]);
     server
         .apply_plan_checked("f08 its own broker", &saved, case.path(), &[], ENV)
         .await
@@ -609,13 +577,12 @@ async fn f08_a_saved_plan_runs_only_on_its_broker() {
 #[tokio::test]
 async fn f09_a_draining_server_takes_no_new_users() {
     let server = seeded();
-    let by_hand = server
-        .raw(reqwest::Method::PUT, "/v1/destinations/rds-02/maintenance")
-        .json(&json!({ "enabled": true, "allowed_groups": ["admins"] }))
-        .send()
-        .await
-        .unwrap();
-    assert!(by_hand.status().is_success(), "{}", by_hand.status());
+    maintenance_by_hand(
+        &server,
+        "rds-02",
+        json!({ "enabled": true, "allowed_groups": ["admins"] }),
+    )
+    .await;
     let case = Case::steady();
     case.without_rds02_in_live();
     edit(
@@ -679,5 +646,5 @@ async fn f09_a_draining_server_takes_no_new_users() {
         converged,
     );
     applied.expect_code(0, "the drain ends when the users log off");
-    assert_eq!(members(&server, "live").await, ["rds-01", "rds-03"]);
+    assert_eq!(server.members("live").await, ["rds-01", "rds-03"]);
 }

@@ -17,6 +17,11 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 pub const TOKEN: &str = "test-token-3f9a";
+/// The password whose fingerprint `examples/maintenance/broker-seed.json`
+/// holds, so the maintenance examples plan no credential change with it.
+pub const SEED_PASSWORD: &str = "maintenance-demo";
+/// The environment a poolform run against the seed needs.
+pub const SEED_ENV: &[(&str, &str)] = &[("MAINT_PASSWORD", SEED_PASSWORD)];
 /// Generous: the machine is shared and may be loaded.
 pub const STARTUP: Duration = Duration::from_secs(60);
 /// How often a broker read is retried when `--fail-rate` answers 503: the
@@ -228,6 +233,36 @@ impl Server {
 }
 
 impl Server {
+    /// One destination as the broker has it now.
+    pub async fn destination(&self, name: &str) -> poolform::contract::wire::Destination {
+        self.snapshot()
+            .await
+            .destinations
+            .into_iter()
+            .find(|d| d.name == name)
+            .unwrap_or_else(|| panic!("{name} is in the snapshot"))
+    }
+
+    /// A pool's members as the broker has them now.
+    pub async fn members(&self, pool: &str) -> Vec<String> {
+        self.snapshot()
+            .await
+            .pools
+            .into_iter()
+            .find(|p| p.name == pool)
+            .unwrap_or_else(|| panic!("{pool} is in the snapshot"))
+            .members
+    }
+
+    /// Powers a destination on or off.
+    pub async fn power(&self, destination: &str, online: bool) {
+        self.sim(
+            &format!("/v1/_sim/destinations/{destination}/power"),
+            serde_json::json!({ "online": online }),
+        )
+        .await;
+    }
+
     /// `poolform plan CONFIG --out FILE` with `env`: the saved plan an apply
     /// is compared with. A plan with violations is saved too (and exits 1).
     pub fn save_plan(&self, config: &Path, file: &Path, env: &[(&str, &str)]) -> Plan {
@@ -488,8 +523,22 @@ fn planned_event(op: &Op) -> (Vec<&'static str>, String) {
 /// Every write must be a planned step's, once; every step's write must
 /// follow those of the steps it depends on; every partial outcome must be
 /// an announced warning; and an apply that exited 0 must have converged.
-/// Panics naming each difference; returns the counts and records them for
-/// the totals (also appended as a JSON line to `$POOLFORM_FIDELITY_LOG`).
+/// Panics naming each difference; returns the counts, prints them, and
+/// appends them as a JSON line to `$POOLFORM_FIDELITY_LOG` when set. The
+/// totals over every end-to-end apply:
+///
+/// ```sh
+/// POOLFORM_FIDELITY_LOG=/tmp/fidelity.jsonl cargo test --test main
+/// jq -s '{applies: length,
+///   steps_planned: (map(.fidelity.steps_planned) | add),
+///   writes_observed: (map(.fidelity.writes_observed) | add),
+///   writes_not_in_plan: (map(.fidelity.writes_not_in_plan) | add),
+///   order_violations: (map(.fidelity.order_violations) | add),
+///   unpredicted_warnings: (map(.fidelity.unpredicted_warnings) | add),
+///   exited_0_without_converging:
+///     (map(select(.fidelity.exited_zero and (.fidelity.converged | not))) | length)}' \
+///   /tmp/fidelity.jsonl
+/// ```
 pub fn fidelity(
     scenario: &str,
     plan: Option<&Plan>,

@@ -563,18 +563,7 @@ async fn wait_policy_waits_for_sessions_to_end() {
     // The users log off between the second and the third poll.
     let log_off = async {
         tokio::time::sleep(Duration::from_millis(1300)).await;
-        broker.engine_mut(|e| {
-            let ids: Vec<String> = e
-                .sessions_page("rds-02", None, usize::MAX)
-                .expect("rds-02 exists")
-                .items
-                .iter()
-                .map(|s| s.id.clone())
-                .collect();
-            for id in ids {
-                e.sim_end_session(&id).expect("the session exists");
-            }
-        });
+        log_everyone_off(&broker, "rds-02");
     };
     let (run, ()) = tokio::join!(run(&broker, &plan), log_off);
     assert_eq!(outcomes(&run.report), ["done", "done", "done"]);
@@ -1092,6 +1081,22 @@ async fn a_step_waiting_only_for_its_destination_starts_the_moment_it_frees() {
     assert_eq!(started[2], started[0]);
 }
 
+/// Every user on `destination` logs off.
+fn log_everyone_off(broker: &Recording, destination: &str) {
+    broker.engine_mut(|e| {
+        let ids: Vec<String> = e
+            .sessions_page(destination, None, usize::MAX)
+            .expect("the destination exists")
+            .items
+            .iter()
+            .map(|s| s.id.clone())
+            .collect();
+        for id in ids {
+            e.sim_end_session(&id).expect("the session exists");
+        }
+    });
+}
+
 /// The failure of step `i`, as the sentence the report shows.
 fn failure(report: &Report, i: usize) -> String {
     match &report.steps[i].outcome {
@@ -1157,18 +1162,7 @@ async fn a_user_who_logged_off_since_planning_changes_nothing_that_matters() {
 #[tokio::test(start_paused = true)]
 async fn a_new_user_on_a_drained_host_fails_its_removal() {
     let broker = runbook(true);
-    broker.engine_mut(|e| {
-        let ids: Vec<String> = e
-            .sessions_page("rds-02", None, usize::MAX)
-            .expect("rds-02 exists")
-            .items
-            .iter()
-            .map(|s| s.id.clone())
-            .collect();
-        for id in ids {
-            e.sim_end_session(&id).expect("the session exists");
-        }
-    });
+    log_everyone_off(&broker, "rds-02");
     let plan = plan_against(&broker, &config(&["rds-01", "rds-03"])).await;
     broker.engine_mut(|e| {
         e.sim_start_session("rds-02", "late@corp.example", SessionState::Active, &[])

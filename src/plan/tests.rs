@@ -445,11 +445,8 @@ fn joining_a_second_load_balanced_pool_is_a_violation() {
     }));
 }
 
-#[test]
-fn a_server_moving_between_load_balanced_pools_leaves_the_old_one_first() {
-    // The one exception to make-before-break: the broker admits a destination
-    // to one load-balanced pool at a time, so the add must wait for the
-    // removal (and its drain), and it is no violation.
+/// rds-02 leaves `live` for a new load-balanced pool `live-b`.
+fn rds02_moving_to_live_b() -> Desired {
     let mut desired = without_member(steady(), "live", "rds-02");
     desired.pools.insert(
         "live-b".to_owned(),
@@ -459,6 +456,15 @@ fn a_server_moving_between_load_balanced_pools_leaves_the_old_one_first() {
             ..desired.pools["live"].clone()
         },
     );
+    desired
+}
+
+#[test]
+fn a_server_moving_between_load_balanced_pools_leaves_the_old_one_first() {
+    // The one exception to make-before-break: the broker admits a destination
+    // to one load-balanced pool at a time, so the add must wait for the
+    // removal (and its drain), and it is no violation.
+    let desired = rds02_moving_to_live_b();
     let plan = check(
         &desired,
         &with_active_sessions(live(true), "rds-02", 3),
@@ -755,15 +761,7 @@ fn adding_an_offline_host_to_a_load_balanced_pool_is_a_violation_force_cannot_ov
 
 #[test]
 fn a_move_whose_add_cannot_complete_is_refused_as_a_whole() {
-    let mut desired = without_member(steady(), "live", "rds-02");
-    desired.pools.insert(
-        "live-b".to_owned(),
-        DesiredPool {
-            members: members(&["rds-02"]),
-            min_members: None,
-            ..desired.pools["live"].clone()
-        },
-    );
+    let desired = rds02_moving_to_live_b();
     let plan = plan_of(&desired, &live(false));
     let blocking: Vec<&Violation> = plan.blocking(true).collect();
     assert_eq!(

@@ -87,20 +87,6 @@ impl Checker<'_> {
         self.out.last_mut().expect("just pushed")
     }
 
-    /// A finding that does not make the config invalid.
-    fn warning(
-        &mut self,
-        code: &'static str,
-        message: String,
-        file: usize,
-        at: &Location,
-        label: &str,
-    ) -> &mut Diagnostic {
-        let diagnostic = self.error(code, message, file, at, label);
-        diagnostic.severity = crate::diagnostic::Severity::Warning;
-        diagnostic
-    }
-
     /// Reports `reference` when it names no `target_kind` in `targets`.
     fn reference<T>(
         &mut self,

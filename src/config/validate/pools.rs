@@ -10,7 +10,7 @@ use super::Checker;
 use crate::address::Kind;
 use crate::config::spec::{DurationValue, PoolSpec, SecretValue, Sp};
 use crate::desired::DrainSessions;
-use crate::diagnostic::Label;
+use crate::diagnostic::{Label, Severity};
 
 /// Destination → (pool, file, location) of the first load-balanced pool
 /// that lists it.
@@ -139,7 +139,7 @@ impl<'a> Checker<'a> {
         // The grace period extends a sticky binding; without sticky
         // sessions there is none to extend.
         if sticky.unwrap_or(0) == 0 && grace_seconds.is_some_and(|g| g > 0) {
-            self.warning(
+            let warning = self.error(
                 "config::grace_without_sticky",
                 format!(
                     "pool '{pool}' sets a grace period, but its sticky-session period is 0; the grace period has no effect"
@@ -147,8 +147,9 @@ impl<'a> Checker<'a> {
                 file,
                 &grace.at,
                 "no effect without sticky sessions",
-            )
-            .help = Some(
+            );
+            warning.severity = Severity::Warning;
+            warning.help = Some(
                 "set `sticky_sessions` to at least 1 minute, or remove `grace_period`".to_owned(),
             );
         }
