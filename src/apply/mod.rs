@@ -4,7 +4,8 @@
 //! the stale-plan check and the per-stack lease lock that guard an apply.
 //!
 //! Invariants: apply never re-plans or re-diffs (a stale saved plan is
-//! refused by [`check_fresh`], a re-run re-plans in the CLI); it never
+//! refused by [`check_fresh`], a step whose planned facts changed fails, a
+//! re-run re-plans in the CLI); it never
 //! prints (progress goes out as [`Progress`] events); a secret value exists only
 //! inside the `PutPool` write; and every step is safe to repeat after a
 //! crash, so a re-run converges without duplicate side effects.
