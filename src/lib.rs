@@ -31,6 +31,7 @@
 //! - [`address`] — a resource's identity, (kind, name), as in `--target`.
 //! - [`diagnostic`] — the one located `Diagnostic` type and the `SourceMap`.
 //! - [`atomic_file`] — replacing a file so a crash leaves old or new, never torn.
+//! - [`json_schema`] — how every JSON Schema poolform writes is generated.
 //! - [`secret`] — where a secret comes from, its `SecretString` value, and the
 //!   fingerprint label that detects a changed secret without reading it back.
 //! - [`desired`] — the desired state in broker terms: no spans, no files,
@@ -52,7 +53,9 @@
 //! - [`config`] — YAML to desired state: `read` (the only IO) → `merge` →
 //!   `validate` (every problem at once; the only maker of `Validated<T>`) →
 //!   `lower`. `config::spec` holds the file's serde types, from which the
-//!   config JSON Schema is derived.
+//!   config JSON Schema is derived; when the typed parse of a file fails,
+//!   `config::shape` walks the file against that schema to report every
+//!   shape problem of it at once.
 //! - [`plan`] — `plan::compute(&Desired, &LiveState, &Targets)`: the diff by
 //!   identity then field, the expansion of each change into broker steps with
 //!   explicit dependencies, their topological order, the live facts each step
@@ -67,7 +70,10 @@
 //! - [`export`] — live state to config YAML that plans no changes.
 //! - [`render`] — diagnostics, plans and apply reports as text, markdown and
 //!   JSON, to any `io::Write`; `render::words` has the one sentence per step,
-//!   violation, fact and warning that every rendering shares.
+//!   violation, fact and warning that every rendering shares; `render::markdown`
+//!   orders a plan comment by risk; `render::annotations` writes GitHub
+//!   workflow commands and GitLab code quality reports; `render::events` is
+//!   the JSON line per apply event.
 //!
 //! The top:
 //!
@@ -78,9 +84,13 @@
 //! - [`commands`] — one file per command, plus `commands::context` (what
 //!   they share, built once from the global flags: styles, runtime, config
 //!   loading, broker connection, plan rendering and saving) and
-//!   `commands::error` (why a command failed, with its cause). Each command
+//!   `commands::error` (why a command failed, with its cause), plus
+//!   `commands::output` (stdout and stderr that treat a closed pipe as a
+//!   reader that left), `commands::annotate` (which findings become
+//!   annotations for `--format github|gitlab`), `commands::apply_output`
+//!   (what apply shows per format) and `commands::logging`. Each command
 //!   does its IO and returns an exit status or an error; `main` prints the
-//!   error once and decides the exit code in one place.
+//!   error once and decides the exit code in one place (usage errors are 1).
 //!
 //! # Where a change goes
 //!
@@ -140,6 +150,7 @@ pub mod contract;
 pub mod desired;
 pub mod diagnostic;
 pub mod export;
+pub mod json_schema;
 pub mod plan;
 pub mod refbroker;
 pub mod render;

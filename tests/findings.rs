@@ -419,7 +419,7 @@ async fn f03_disconnect_means_disconnect() {
         .await;
     let applied = applied.expect_code(0, "out");
     assert!(
-        applied.stderr.contains("disconnected 2 active sessions"),
+        applied.stderr.contains("disconnected 2 sessions"),
         "{}",
         applied.stderr
     );

@@ -8,6 +8,9 @@ mod architecture;
 /// The reference broker binary driven through the HTTP client: every path,
 /// auth, revisions, pagination, faults, crash safety; and the OpenAPI file.
 mod broker;
+/// What CI relies on: exit codes, closed pipes, annotations, apply events,
+/// split configs, network errors, help pages.
+mod ci;
 /// The `poolform` binary: exit codes, output streams, formats, colour.
 mod cli;
 /// The README's config reference matches the schema.
@@ -22,6 +25,9 @@ mod findings;
 mod fuzz;
 /// Every invalid config under tests/invalid is rejected with located diagnostics (snapshots).
 mod invalid;
+/// The example CI pipelines' commands, read from their files and run
+/// against the reference broker with a recording fake forge.
+mod pipeline;
 /// `poolform plan` and `show` end to end: the runbook states in every format
 /// (snapshots), exit codes, saved plans, targets, colour, refresh request count.
 mod plan;

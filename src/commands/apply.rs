@@ -5,44 +5,52 @@ use std::io::{self, BufRead, IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use indicatif::{ProgressBar, ProgressStyle};
-
 use crate::apply::{self, Lease, LockError, Options, Progress, Stale, StaleCheckError};
 use crate::backend::AnyBroker;
-use crate::cli::{ApplyArgs, PlanFormat};
+use crate::cli::ApplyArgs;
 use crate::commands::ExitStatus;
+use crate::commands::annotate::Forge;
+use crate::commands::apply_output::ApplyOutput;
 use crate::commands::context::{
-    Context, Loaded, broker_url, connect, is_plan_file, read_plan, refuse_unsafe,
+    Context, Loaded, broker_url, connect, is_plan_file, read_plan, refuse_partial, refuse_unsafe,
 };
 use crate::commands::error::{During, Error, IoAction};
+use crate::commands::output;
+use crate::config::Config;
 use crate::contract::Broker;
 use crate::plan::{self, Plan, Targets};
-use crate::render::{report, words};
+use crate::render::words;
 use crate::secret::SecretSource;
 
 pub fn run(ctx: &Context, args: &ApplyArgs) -> Result<ExitStatus, Error> {
+    let output = ApplyOutput::new(ctx, args.format, &args.path);
     if is_plan_file(&args.path)? {
-        return apply_saved(ctx, args);
+        let outcome = apply_saved(ctx, args, &output);
+        output.finish()?;
+        return outcome;
     }
-    let loaded = ctx.load(&args.path)?;
+    let loaded = ctx.load(&args.path, Forge::of_apply(args.format))?;
+    refuse_partial(&args.path, args.allow_partial)?;
     let broker = Arc::new(connect(&args.broker, Some(&loaded))?);
-    ctx.runtime()?.block_on(async {
+    let outcome = ctx.runtime()?.block_on(async {
         let options = options(args);
         let lease = take_lease(&broker, &loaded.desired.stack, args, &options).await?;
-        let outcome = plan_and_execute(ctx, args, &broker, &loaded, options).await;
+        let outcome = plan_and_execute(args, &broker, &loaded, options, &output).await;
         release(lease).await?;
         outcome
-    })
+    });
+    output.finish()?;
+    outcome
 }
 
 /// Under the lease: plans from the live state, shows the plan, asks, and
 /// executes it.
 async fn plan_and_execute(
-    ctx: &Context,
     args: &ApplyArgs,
     broker: &AnyBroker,
     loaded: &Loaded,
     options: Options,
+    output: &ApplyOutput<'_>,
 ) -> Result<ExitStatus, Error> {
     let live = broker.read_live().await.map_err(Error::ReadLive)?;
     let url = broker_url(&args.broker, Some(loaded))?;
@@ -51,8 +59,8 @@ async fn plan_and_execute(
     if args.force {
         plan = plan.force();
     }
-    ctx.report_violations(loaded, &plan, args.force)?;
-    ctx.render(&plan, PlanFormat::Text)?;
+    output.ctx().report_violations(loaded, &plan, args.force)?;
+    output.plan(&plan, Some(&loaded.config), args.force)?;
     refuse_unsafe(&plan, args.force, false)?;
     if !plan.has_changes() {
         return Ok(ExitStatus::Success);
@@ -60,20 +68,21 @@ async fn plan_and_execute(
     if !args.auto_approve {
         confirm(&plan)?;
     }
-    execute(ctx, args, broker, &plan, options).await
+    execute(args, broker, &plan, options, output, Some(&loaded.config)).await
 }
 
-fn apply_saved(ctx: &Context, args: &ApplyArgs) -> Result<ExitStatus, Error> {
+fn apply_saved(ctx: &Context, args: &ApplyArgs, output: &ApplyOutput) -> Result<ExitStatus, Error> {
     if !args.targets.is_empty() {
         return Err(Error::TargetWithSavedPlan);
     }
     let plan = read_plan(&args.path)?;
     {
-        let mut err = io::stderr().lock();
+        let mut err = output::stderr();
         for v in plan.blocking(args.force) {
             writeln!(err, "violation: {}", words::violation(v)).during(IoAction::WriteStderr)?;
         }
     }
+    output.saved_plan(&plan, args.force)?;
     refuse_unsafe(&plan, args.force, true)?;
     let url = broker_url(&args.broker, None)?;
     let broker = Arc::new(connect(&args.broker, None)?);
@@ -85,7 +94,7 @@ fn apply_saved(ctx: &Context, args: &ApplyArgs) -> Result<ExitStatus, Error> {
         let options = options(args);
         let lease = take_lease(&broker, &plan.stack, args, &options).await?;
         let outcome = match check_fresh(&broker, &plan).await {
-            Ok(()) => execute(ctx, args, &broker, &plan, options).await,
+            Ok(()) => execute(args, &broker, &plan, options, output, None).await,
             Err(stale) => Err(stale),
         };
         release(lease).await?;
@@ -131,7 +140,7 @@ async fn check_fresh(broker: &AnyBroker, plan: &Plan) -> Result<(), Error> {
 }
 
 fn list_stale(changed: &[Stale]) -> io::Result<()> {
-    let mut err = io::stderr().lock();
+    let mut err = output::stderr();
     writeln!(err, "Changed since the plan was made:")?;
     for s in changed {
         let was = s
@@ -188,7 +197,7 @@ fn seconds_until(unix_seconds: u64) -> u64 {
 async fn release(lease: Lease<AnyBroker>) -> Result<(), Error> {
     if let Err(e) = lease.release().await {
         writeln!(
-            io::stderr().lock(),
+            output::stderr(),
             "warning: could not release the stack's lock (it expires by itself): {e}"
         )
         .during(IoAction::WriteStderr)?;
@@ -201,7 +210,7 @@ fn confirm(plan: &Plan) -> Result<(), Error> {
     if !io::stdin().is_terminal() {
         return Err(Error::NoTerminal);
     }
-    let mut err = io::stderr().lock();
+    let mut err = output::stderr();
     write!(
         err,
         "\nApply these {} steps to stack {}? Only 'yes' is accepted: ",
@@ -223,11 +232,12 @@ fn confirm(plan: &Plan) -> Result<(), Error> {
 }
 
 async fn execute(
-    ctx: &Context,
     args: &ApplyArgs,
     broker: &AnyBroker,
     plan: &Plan,
     options: Options,
+    output: &ApplyOutput<'_>,
+    config: Option<&Config>,
 ) -> Result<ExitStatus, Error> {
     let cancel = options.cancel.clone();
     // Ctrl-C stops new steps from starting; running ones finish.
@@ -236,52 +246,16 @@ async fn execute(
             cancel.store(true, Ordering::SeqCst);
         }
     });
-    let bar = io::stderr().is_terminal().then(|| {
-        let bar = ProgressBar::new(plan.steps.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} steps {elapsed} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    });
-    let on_event = |event: Progress| {
-        let line = report::event_line(plan, &event);
-        match (&bar, &event) {
-            (Some(bar), Progress::DrainProgress { .. }) => {
-                bar.set_message(line.unwrap_or_default())
-            }
-            (Some(bar), Progress::StepStarted { step }) => bar.set_message(
-                plan.steps
-                    .get(*step)
-                    .map(|s| words::step(&s.op))
-                    .unwrap_or_default(),
-            ),
-            (Some(bar), event) => {
-                if matches!(event, Progress::StepFinished { .. }) {
-                    bar.inc(1);
-                }
-                if let Some(line) = line {
-                    bar.println(line);
-                }
-            }
-            (None, _) => {
-                if let Some(line) = line {
-                    let _ = writeln!(io::stderr().lock(), "{line}");
-                }
-            }
-        }
-    };
+    let progress = output.progress(plan);
+    let on_event = |event: Progress| progress.event(&event);
     let secrets = |source: &SecretSource| source.resolve();
     let result = apply::execute(broker, plan, &options, &secrets, &on_event).await;
     watcher.abort();
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    report::report(plan, &result, ctx.stdout, &mut io::stdout().lock())
-        .during(IoAction::WriteStdout)?;
+    drop(progress);
+    output.report(plan, &result, config)?;
     let summary = result.summary();
     if summary.failed > 0 || result.cancelled {
-        // The report on stdout says what failed or did not run.
+        // The report says what failed or did not run.
         return Err(Error::Rejected);
     }
     if args.warnings_as_errors && summary.warnings > 0 {

@@ -42,6 +42,21 @@ pub enum Error {
     /// The config did not load; its diagnostics have been written.
     #[error("{count} {} in {}", plural(*count, "problem", "problems"), path.display())]
     InvalidConfig { path: PathBuf, count: usize },
+    #[error(
+        "{} is one file of the config in {}: {} there {} config too, which planning this file alone leaves out \
+         (what they declare would be deleted); pass the directory {}, or --allow-partial to plan the file alone",
+        file.display(),
+        dir.display(),
+        siblings.join(", "),
+        plural(siblings.len(), "holds", "hold"),
+        dir.display()
+    )]
+    PartialConfig {
+        file: PathBuf,
+        dir: PathBuf,
+        /// "apps.yaml (app_configs, app_instances)" for each other file.
+        siblings: Vec<String>,
+    },
     #[error(transparent)]
     Cycle(#[from] CycleError),
     /// Safety violations without `--force`; they have been written.
@@ -164,6 +179,9 @@ impl Error {
                 line.push_str(": ");
                 line.push_str(&text);
             }
+            if let Some(hint) = error.downcast_ref::<BrokerError>().and_then(auth_hint) {
+                line.push_str(hint);
+            }
             cause = error.source();
         }
         Some(line)
@@ -177,6 +195,21 @@ impl Error {
             Error::Io { action: IoAction::WriteStdout | IoAction::WriteStderr, source }
                 if source.kind() == io::ErrorKind::BrokenPipe
         )
+    }
+}
+
+/// Where the API token comes from, for an answer that refused it.
+fn auth_hint(error: &BrokerError) -> Option<&'static str> {
+    match error {
+        BrokerError::Problem { status: 401, .. } => Some(
+            "; poolform sends the API token from the file named by --token-file, else from \
+             POOLFORM_TOKEN: set one of them to the broker's current token",
+        ),
+        BrokerError::Problem { status: 403, .. } => Some(
+            "; the API token (from --token-file, else POOLFORM_TOKEN) is valid but may not do this: \
+             use a token with write access",
+        ),
+        _ => None,
     }
 }
 
@@ -274,6 +307,20 @@ mod tests {
         assert_eq!(
             error.message().as_deref(),
             Some("cannot read s.json: not found")
+        );
+    }
+
+    #[test]
+    fn an_unauthorized_answer_names_the_token_sources() {
+        let problem = crate::contract::problem::new(401, "unauthorized", "missing bearer token");
+        let error = Error::ReadLive(BrokerError::Problem {
+            status: 401,
+            problem,
+        });
+        let message = error.message().expect("a message");
+        assert!(
+            message.contains("--token-file") && message.contains("POOLFORM_TOKEN"),
+            "{message}"
         );
     }
 

@@ -2,7 +2,7 @@
 //! stack label through each resource's PUT, every other setting sent back as
 //! read and guarded by its revision, so that nothing but ownership changes.
 
-use std::io::{self, Write};
+use std::io::Write;
 
 use crate::address::{Address, Kind};
 use crate::backend::AnyBroker;
@@ -10,6 +10,7 @@ use crate::cli::ImportArgs;
 use crate::commands::ExitStatus;
 use crate::commands::context::{Context, connect};
 use crate::commands::error::{During, Error, IoAction};
+use crate::commands::output;
 use crate::contract::labels::{owner, with_stack};
 use crate::contract::wire::{
     AppConfig, AppConfigBody, AppInstance, AppInstanceBody, CredentialsBody, Labels, Pool, PoolBody,
@@ -61,12 +62,12 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<ExitStatus, Error> {
             Ok(Adopted::Already) => format!("{address}: already in stack {}", args.stack),
             Err(reason) => {
                 failed += 1;
-                writeln!(io::stderr().lock(), "error: {address}: {reason}")
+                writeln!(output::stderr(), "error: {address}: {reason}")
                     .during(IoAction::WriteStderr)?;
                 continue;
             }
         };
-        writeln!(io::stdout().lock(), "{line}").during(IoAction::WriteStdout)?;
+        writeln!(output::stdout(), "{line}").during(IoAction::WriteStdout)?;
     }
     if failed > 0 {
         return Err(Error::NotImported {

@@ -9,7 +9,7 @@ use super::locate::locate_in;
 use super::spec::{
     self, AppConfigSpec, AppInstanceSpec, DestinationSpec, PoolSpec, SafetySection, Sp,
 };
-use super::{Diagnostics, yaml};
+use super::{Diagnostics, shape, yaml};
 use crate::address::Kind;
 use crate::diagnostic::{Diagnostic, SourceLocation, SourceMap};
 
@@ -62,7 +62,12 @@ pub fn merge(files: Vec<(String, String)>) -> Result<Config, Diagnostics> {
                 mask_inline_secrets(&mut config.sources, index, &file);
                 parsed.push((index, file));
             }
-            Err(error) => items.push(yaml::diagnostic(&error, &config.sources, index)),
+            // Every shape problem of the file when the schema can name
+            // them, else the parser's first error.
+            Err(error) => match shape::problems(&mut config.sources, index) {
+                Some(found) => items.extend(found),
+                None => items.push(yaml::diagnostic(&error, &config.sources, index)),
+            },
         }
     }
     let mut conflicts = Vec::new();

@@ -7,6 +7,7 @@ mod locate;
 mod lower;
 mod merge;
 mod read;
+mod shape;
 pub mod spec;
 pub mod validate;
 mod yaml;
@@ -15,7 +16,7 @@ use std::path::Path;
 
 pub use lower::lower;
 pub use merge::{Config, Declared, InFile, kind_noun, merge};
-pub use read::read;
+pub use read::{read, siblings_with_config};
 pub use spec::parse_duration;
 pub use validate::{Validated, validate};
 
@@ -42,9 +43,7 @@ pub fn load_text(files: Vec<(String, String)>) -> Result<Validated<Config>, Diag
 
 /// JSON Schema (draft-07) of one config file, for editors and other tools.
 pub fn json_schema() -> schemars::Schema {
-    schemars::generate::SchemaSettings::draft07()
-        .into_generator()
-        .into_root_schema_for::<spec::ConfigFile>()
+    crate::json_schema::draft07::<spec::ConfigFile>()
 }
 
 #[cfg(test)]

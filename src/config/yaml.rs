@@ -8,7 +8,7 @@ use super::locate::locate_in;
 use super::spec::ConfigFile;
 use crate::diagnostic::{Diagnostic, SourceLocation, SourceMap};
 
-fn options(text: &str) -> Options {
+pub(super) fn options(text: &str) -> Options {
     // The parser's default budget (250,000 nodes, 1,000,000 events) rejects
     // an honest config of a few thousand pools as "too complex". Outside of
     // alias expansion (bounded below) a node or event costs about a byte of

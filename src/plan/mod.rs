@@ -336,9 +336,7 @@ pub fn checksum(plan: &Plan) -> String {
 
 /// JSON Schema (draft-07) of the plan document, for `schema/plan.schema.json`.
 pub fn json_schema() -> schemars::Schema {
-    schemars::generate::SchemaSettings::draft07()
-        .into_generator()
-        .into_root_schema_for::<Plan>()
+    crate::json_schema::draft07::<Plan>()
 }
 
 impl Plan {

@@ -151,7 +151,11 @@ fn change(out: &mut dyn Write, style: Style, change: &Change) -> io::Result<()> 
         Action::Delete => style.red(&head),
     };
     writeln!(out, "  {painted}")?;
-    for field in &change.fields {
+    for field in change
+        .fields
+        .iter()
+        .filter(|f| !words::is_internal(&f.field))
+    {
         for (sign, text) in field_lines(field) {
             let line = format!("{sign} {text}");
             writeln!(out, "      {}", paint_sigil(style, sign, &line))?;

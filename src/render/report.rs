@@ -61,6 +61,15 @@ pub fn outcome(plan: &Plan, step: usize, outcome: &StepOutcome) -> String {
     }
 }
 
+/// "waiting for 2 sessions to end, 14m left".
+pub fn waiting(remaining_sessions: u32, time_left: Duration) -> String {
+    format!(
+        "waiting for {} to end, {} left",
+        words::count(remaining_sessions, "session", "sessions"),
+        seconds(time_left)
+    )
+}
+
 /// One log line for an apply event, or `None` for events only a live
 /// progress display shows.
 pub fn event_line(plan: &Plan, event: &Progress) -> Option<String> {
@@ -89,9 +98,9 @@ pub fn event_line(plan: &Plan, event: &Progress) -> Option<String> {
             ))
         }
         Progress::SessionsDisconnected { step, affected } => Some(format!(
-            "[{}/{total}] disconnected {}",
+            "[{}/{total}] {}",
             step + 1,
-            words::plural(*affected, "active session", "active sessions")
+            words::disconnected(*affected)
         )),
         Progress::DrainProgress {
             remaining_sessions: 0,
@@ -102,9 +111,9 @@ pub fn event_line(plan: &Plan, event: &Progress) -> Option<String> {
             remaining_sessions,
             time_left,
         } => Some(format!(
-            "[{}/{total}] waiting for {remaining_sessions} sessions to end, {} left",
+            "[{}/{total}] {}",
             step + 1,
-            seconds(*time_left)
+            waiting(*remaining_sessions, *time_left)
         )),
         Progress::Cancelling { running } => Some(format!(
             "interrupted: starting no new steps, waiting for {running} running"
@@ -183,4 +192,19 @@ pub fn report(plan: &Plan, report: &Report, style: Style, out: &mut dyn Write) -
         style.green(&line)
     };
     writeln!(out, "{}", style.bold(&painted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_of_one_are_singular() {
+        assert_eq!(
+            waiting(1, Duration::from_secs(90)),
+            "waiting for 1 session to end, 1m30s left"
+        );
+        assert_eq!(words::disconnected(1), "disconnected 1 session");
+        assert_eq!(words::disconnected(4), "disconnected 4 sessions");
+    }
 }

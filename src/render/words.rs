@@ -5,9 +5,10 @@
 use std::fmt;
 
 use crate::apply::{Changed, Seen};
+use crate::contract::labels::RESERVED_PREFIX;
 use crate::contract::wire::Destination;
 use crate::desired::DrainSessions;
-use crate::plan::{ExpectedWarning, Fact, Op, Violation};
+use crate::plan::{ExpectedWarning, Fact, Field, Op, Plan, Violation};
 
 /// `90` -> `1m30s`, `900` -> `15m`.
 pub fn duration(seconds: u64) -> String {
@@ -25,12 +26,18 @@ pub fn duration(seconds: u64) -> String {
     out
 }
 
-pub(super) fn plural(n: u32, one: &str, many: &str) -> String {
+/// "1 session", "2 sessions".
+pub fn count(n: u32, one: &str, many: &str) -> String {
     if n == 1 {
         format!("{n} {one}")
     } else {
         format!("{n} {many}")
     }
+}
+
+/// "disconnected 4 sessions".
+pub fn disconnected(sessions: u32) -> String {
+    format!("disconnected {}", count(sessions, "session", "sessions"))
 }
 
 pub fn step(op: &Op) -> String {
@@ -57,7 +64,7 @@ pub fn step(op: &Op) -> String {
             active_sessions,
             ..
         } => {
-            let sessions = plural(*active_sessions, "active session", "active sessions");
+            let sessions = count(*active_sessions, "active session", "active sessions");
             let within = timeout_seconds
                 .map(|t| format!(", up to {}", duration(t)))
                 .unwrap_or_default();
@@ -144,8 +151,8 @@ pub fn violation(v: &Violation) -> String {
             };
             format!(
                 "would leave {} in pool '{pool}' ({}{unavailable}); min_members is {min_members}",
-                plural(*available_after, "available member", "available members"),
-                plural(*members_after, "member", "members"),
+                count(*available_after, "available member", "available members"),
+                count(*members_after, "member", "members"),
             )
         }
         Violation::LastMemberInUse { pool, app_configs } => format!(
@@ -165,7 +172,7 @@ pub fn violation(v: &Violation) -> String {
         } => format!(
             "'{destination}' has {} and pool '{pool}' drains with 'refuse'; set drain.sessions to disconnect or \
              wait, or move the users first",
-            plural(*active_sessions, "active session", "active sessions")
+            count(*active_sessions, "active session", "active sessions")
         ),
         Violation::DeleteLimit {
             deletes,
@@ -206,7 +213,7 @@ pub fn fact(f: &Fact) -> (String, String) {
             destination.clone(),
             format!(
                 "with at most {}",
-                plural(*at_most, "active session", "active sessions")
+                count(*at_most, "active session", "active sessions")
             ),
         ),
         Fact::Ready { destination } => (
@@ -278,7 +285,7 @@ fn seen_destination(planned: &Fact, d: &Destination) -> String {
         Fact::LbServiceInstalled { .. } => lb_service_state(d.lb_service_installed).to_owned(),
         _ if d.online => format!(
             "online with {}",
-            plural(d.sessions.active, "active session", "active sessions")
+            count(d.sessions.active, "active session", "active sessions")
         ),
         _ => online_word(false).to_owned(),
     }
@@ -299,7 +306,7 @@ impl fmt::Display for Changed {
 }
 
 /// The line naming a plan's `--target` addresses, when it was restricted.
-pub fn targets(plan: &crate::plan::Plan) -> Option<String> {
+pub fn targets(plan: &Plan) -> Option<String> {
     if plan.targets.is_empty() {
         return None;
     }
@@ -311,7 +318,7 @@ pub fn targets(plan: &crate::plan::Plan) -> Option<String> {
 }
 
 /// The heading over a plan's violations.
-pub fn violations_heading(plan: &crate::plan::Plan) -> &'static str {
+pub fn violations_heading(plan: &Plan) -> &'static str {
     if plan.forced {
         "Violations (made with --force: overridden where --force can override them):"
     } else {
@@ -321,7 +328,7 @@ pub fn violations_heading(plan: &crate::plan::Plan) -> &'static str {
 
 /// A violation as listed under the heading: in a forced plan, whether
 /// --force overrode it.
-pub fn listed_violation(plan: &crate::plan::Plan, v: &Violation) -> String {
+pub fn listed_violation(plan: &Plan, v: &Violation) -> String {
     match (plan.forced, v.can_be_overridden()) {
         (false, _) => violation(v),
         (true, true) => format!("overridden: {}", violation(v)),
@@ -346,24 +353,61 @@ pub fn violation_help(v: &Violation) -> Option<String> {
     }
 }
 
-/// The summary line: "Plan: 1 to add, 2 to change, 0 to destroy; 1 expected warning".
-pub fn summary(plan: &crate::plan::Plan) -> String {
+/// Whether a field is poolform's own bookkeeping (the stack label), which a
+/// reviewer need not see in a diff.
+pub fn is_internal(field: &Field) -> bool {
+    matches!(field, Field::Label(key) if key.starts_with(RESERVED_PREFIX))
+}
+
+/// The users a plan's drains move, as (active sessions, destinations), with
+/// one session per user.
+pub fn drained(plan: &Plan) -> (u32, usize) {
+    plan.steps
+        .iter()
+        .filter_map(|s| match &s.op {
+            Op::DrainSessions {
+                active_sessions, ..
+            } => Some(*active_sessions),
+            _ => None,
+        })
+        .fold((0, 0), |(users, drains), sessions| {
+            (users + sessions, drains + 1)
+        })
+}
+
+/// The summary line: "Plan: 1 to add, 2 to change, 0 to destroy; drains 3
+/// users off 1 destination; 1 expected warning".
+pub fn summary(plan: &Plan) -> String {
     if !plan.has_changes() {
-        return "No changes. The broker matches the configuration.".to_owned();
+        return match plan.violations.len() {
+            0 => "No changes. The broker matches the configuration.".to_owned(),
+            n => format!(
+                "No changes to make, but {}.",
+                count(n as u32, "violation", "violations")
+            ),
+        };
     }
     let (add, change, destroy) = plan.counts();
     let warnings = plan.expected_warnings().count() as u32;
     let mut line = format!("Plan: {add} to add, {change} to change, {destroy} to destroy");
+    let (users, destinations) = drained(plan);
+    if destinations > 0 {
+        line.push_str(&format!(
+            "; drains {} off {}",
+            count(users, "user", "users"),
+            count(destinations as u32, "destination", "destinations")
+        ));
+    }
     if warnings > 0 {
         line.push_str(&format!(
             "; {}",
-            plural(warnings, "expected warning", "expected warnings")
+            count(warnings, "expected warning", "expected warnings")
         ));
     }
     if !plan.violations.is_empty() {
         line.push_str(&format!(
             "; {}",
-            plural(plan.violations.len() as u32, "violation", "violations")
+            count(plan.violations.len() as u32, "violation", "violations")
         ));
         let overridden = plan.overridden(false).count() as u32;
         if overridden > 0 {

@@ -198,7 +198,10 @@ impl Checker<'_> {
 
 /// The candidate closest to `name` by edit distance, if close enough to be a
 /// likely typo.
-fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a String>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    name: &str,
+    candidates: impl Iterator<Item = &'a String>,
+) -> Option<&'a str> {
     let limit = (name.chars().count() / 3).clamp(1, 3);
     candidates
         .map(|c| (edit_distance(name, c), c))
