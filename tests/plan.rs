@@ -140,13 +140,6 @@ impl Sandbox {
     }
 }
 
-/// The event log an embedded broker keeps in its state file.
-fn events_of(state: &Path) -> Vec<poolform::contract::wire::Event> {
-    let text = std::fs::read_to_string(state).expect("state");
-    let state: Value = serde_json::from_str(&text).expect("the state is JSON");
-    serde_json::from_value(state["events"].clone()).expect("events")
-}
-
 /// `FILE:LINE:COLUMN` of the first occurrence of `needle` in `file`: where a
 /// diagnostic about it must point.
 fn place_of(file: &Path, needle: &str) -> String {
@@ -398,7 +391,7 @@ fn a_tampered_plan_file_is_refused_by_show_and_apply() {
     assert!(stderr.contains("checksum does not match"), "{stderr}");
 
     let broker_state = std::fs::read(sandbox.path("broker.json")).expect("state");
-    let logged = events_of(&sandbox.path("broker.json")).len();
+    let logged = crate::support::state_events(&sandbox.path("broker.json")).len();
     let output = poolform()
         .arg("apply")
         .arg(&saved)
@@ -416,7 +409,7 @@ fn a_tampered_plan_file_is_refused_by_show_and_apply() {
     crate::support::fidelity(
         "a tampered plan file",
         None,
-        &events_of(&sandbox.path("broker.json"))[logged..],
+        &crate::support::state_events(&sandbox.path("broker.json"))[logged..],
         false,
         false,
     );

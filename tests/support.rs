@@ -626,6 +626,16 @@ fn record(scenario: &str, counts: Fidelity) {
     }
 }
 
+/// The event log an embedded broker keeps in its state file (none before
+/// the file exists).
+pub fn state_events(state: &Path) -> Vec<Event> {
+    let Ok(text) = std::fs::read_to_string(state) else {
+        return Vec::new();
+    };
+    let state: Value = serde_json::from_str(&text).expect("the state is JSON");
+    serde_json::from_value(state["events"].clone()).expect("events")
+}
+
 /// Reads a plan file written by `plan --out`.
 pub fn read_plan(path: &Path) -> Plan {
     poolform::plan::read_saved(&std::fs::read(path).unwrap()).expect("a valid saved plan")
