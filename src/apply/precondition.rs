@@ -47,7 +47,7 @@ pub(super) async fn read_and_check<B: Broker>(
 
 /// Checks the step's destination facts against `live` (`None`: the
 /// destination is gone).
-pub(super) fn check(step: &Step, live: Option<&Destination>) -> Result<(), ApplyError> {
+fn check(step: &Step, live: Option<&Destination>) -> Result<(), ApplyError> {
     for fact in &step.preconditions {
         let seen = match live {
             Some(d) if holds(fact, d) => continue,

@@ -45,21 +45,6 @@ pub enum Fact {
     },
 }
 
-impl Fact {
-    /// The destination the fact is about, for facts read from one.
-    pub fn destination(&self) -> Option<&str> {
-        match self {
-            Fact::Online { destination, .. }
-            | Fact::ActiveSessions { destination, .. }
-            | Fact::Ready { destination }
-            | Fact::NotLoadBalancedElsewhere { destination, .. }
-            | Fact::Maintenance { destination, .. }
-            | Fact::LbServiceInstalled { destination, .. } => Some(destination),
-            Fact::Revision { .. } => None,
-        }
-    }
-}
-
 /// Fills in every step's preconditions from the live state the plan was
 /// computed on and the pool changes it makes.
 pub(super) fn attach(steps: &mut [Step], index: &LiveIndex, pools: &[PoolDelta]) {
@@ -71,30 +56,14 @@ pub(super) fn attach(steps: &mut [Step], index: &LiveIndex, pools: &[PoolDelta])
 
 fn preconditions(op: &Op, index: &LiveIndex, pools: &HashMap<&str, &PoolDelta>) -> Vec<Fact> {
     match op {
-        Op::PutPool { pool, .. } | Op::DeletePool { pool } => vec![revision(
-            Kind::Pool,
-            pool,
-            index.pools.get(pool.as_str()).map(|p| p.revision),
-        )],
+        Op::PutPool { pool, .. } | Op::DeletePool { pool } => {
+            vec![revision(index, Kind::Pool, pool)]
+        }
         Op::PutAppConfig { app_config, .. } | Op::DeleteAppConfig { app_config } => {
-            vec![revision(
-                Kind::AppConfig,
-                app_config,
-                index
-                    .app_configs
-                    .get(app_config.as_str())
-                    .map(|c| c.revision),
-            )]
+            vec![revision(index, Kind::AppConfig, app_config)]
         }
         Op::PutAppInstance { app_instance, .. } | Op::DeleteAppInstance { app_instance } => {
-            vec![revision(
-                Kind::AppInstance,
-                app_instance,
-                index
-                    .app_instances
-                    .get(app_instance.as_str())
-                    .map(|i| i.revision),
-            )]
+            vec![revision(index, Kind::AppInstance, app_instance)]
         }
         Op::AddMember { pool, destination } => {
             let load_balanced = pools
@@ -156,7 +125,14 @@ fn preconditions(op: &Op, index: &LiveIndex, pools: &HashMap<&str, &PoolDelta>) 
     }
 }
 
-fn revision(kind: Kind, name: &str, revision: Option<u64>) -> Fact {
+/// The live revision of what a step writes (`None`: it does not exist).
+fn revision(index: &LiveIndex, kind: Kind, name: &str) -> Fact {
+    let revision = match kind {
+        Kind::Pool => index.pools.get(name).map(|p| p.revision),
+        Kind::AppConfig => index.app_configs.get(name).map(|c| c.revision),
+        Kind::AppInstance => index.app_instances.get(name).map(|i| i.revision),
+        Kind::Destination => index.destinations.get(name).map(|d| d.revision),
+    };
     Fact::Revision {
         address: Address::new(kind, name),
         revision,
