@@ -1310,3 +1310,75 @@ async fn forced_violations_are_announced_and_counted() {
     assert_eq!(run.report.overridden, [0]);
     assert_eq!(run.report.summary().overridden, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_create_of_something_someone_else_created_meanwhile_is_refused() {
+    let broker = runbook(true);
+    let mut desired = config(&["rds-01", "rds-02", "rds-03"]);
+    let mut copy = desired.app_configs["maintenance-desktop"].clone();
+    copy.labels.clear();
+    desired.app_configs.insert("spare-desktop".to_owned(), copy);
+    let plan = plan_against(&broker, &desired).await;
+    assert!(matches!(plan.steps[0].op, Op::PutAppConfig { .. }));
+    let body = AppConfigBody {
+        pool: "live".to_owned(),
+        app_type: AppType::Desktop,
+        protocol: Protocol::Rdp,
+        admin_session: false,
+        keep_credentials_on_destination_change: false,
+        allow_destination_change: false,
+        labels: Labels::new(),
+    };
+    broker.engine_mut(|e| {
+        e.put_app_config("spare-desktop", body, Expect::Any)
+            .expect("pool live exists")
+    });
+    let run = run(&broker, &plan).await;
+    let message = failure(&run.report, 0);
+    assert!(
+        message.starts_with(
+            "precondition changed: app_config/spare-desktop planned absent -> live refused by the broker:"
+        ),
+        "{message}"
+    );
+    let kept = broker.engine(|e| e.app_config("spare-desktop").expect("kept").pool.clone());
+    assert_eq!(kept, "live", "the other write stands");
+}
+
+#[tokio::test(start_paused = true)]
+async fn maintenance_another_stack_took_over_is_not_switched_off() {
+    let broker = runbook(true);
+    let ours = Maintenance {
+        enabled: true,
+        owner: Some(STACK.to_owned()),
+        ..Maintenance::default()
+    };
+    broker.engine_mut(|e| {
+        e.put_maintenance("rds-03", ours, Expect::Any)
+            .expect("rds-03 exists")
+    });
+    let plan = plan_against(&broker, &config(&["rds-01", "rds-02", "rds-03"])).await;
+    assert!(matches!(
+        plan.steps[..],
+        [Step {
+            op: Op::DeleteMaintenance { .. },
+            ..
+        }]
+    ));
+    let theirs = Maintenance {
+        enabled: true,
+        owner: Some("other-stack".to_owned()),
+        ..Maintenance::default()
+    };
+    broker.engine_mut(|e| {
+        e.put_maintenance("rds-03", theirs, Expect::Any)
+            .expect("rds-03 exists")
+    });
+    let run = run(&broker, &plan).await;
+    assert_eq!(
+        failure(&run.report, 0),
+        "precondition changed: rds-03 planned in maintenance mode set by stack corp-rds -> live \
+         in maintenance mode set by stack other-stack; re-plan"
+    );
+    assert!(broker.engine(|e| e.destination("rds-03").expect("rds-03").maintenance.enabled));
+}

@@ -281,7 +281,9 @@ fn seen_destination(planned: &Fact, d: &Destination) -> String {
         Fact::Ready { .. } if !d.process_execution_ready => {
             "not prepared for process execution".to_owned()
         }
-        Fact::Maintenance { .. } => maintenance_state(d.maintenance.enabled, None),
+        Fact::Maintenance { .. } => {
+            maintenance_state(d.maintenance.enabled, d.maintenance.owner.as_deref())
+        }
         Fact::LbServiceInstalled { .. } => lb_service_state(d.lb_service_installed).to_owned(),
         _ if d.online => format!(
             "online with {}",
