@@ -60,15 +60,19 @@
 //!   shape problem of it at once.
 //! - [`plan`] — `plan::compute(&Desired, &LiveState, &Targets)`: the diff by
 //!   identity then field, the expansion of each change into broker steps with
-//!   explicit dependencies, their topological order, and the safety checks.
+//!   explicit dependencies, their topological order, the live facts each step
+//!   was planned on (`plan::fact`), and the safety checks; saved plans, read
+//!   back and recognised by their content (`plan::saved`).
 //! - [`apply`] — executes a plan's steps through the `Broker` trait: ordered,
-//!   concurrent up to the parallelism, one step per destination at a time; the
-//!   drain protocol, the offline-removal warning, the stack lease, the
+//!   concurrent up to the parallelism, one step per destination at a time and
+//!   a whole-pool write alone among its pool's member changes; each step's
+//!   preconditions checked right before its write (`apply::precondition`);
+//!   the drain protocol, the offline-removal warning, the stack lease, the
 //!   stale-plan check. Emits progress events and returns a report.
 //! - [`export`] — live state to config YAML that plans no changes.
 //! - [`render`] — diagnostics, plans and apply reports as text, markdown and
 //!   JSON, to any `io::Write`; `render::words` has the one sentence per step,
-//!   violation and warning that every rendering shares; `render::markdown`
+//!   violation, fact and warning that every rendering shares; `render::markdown`
 //!   orders a plan comment by risk; `render::annotations` writes GitHub
 //!   workflow commands and GitLab code quality reports; `render::events` is
 //!   the JSON line per apply event.
@@ -99,8 +103,9 @@
 //!   `contract::problem::new`), the OpenAPI file, the rule that answers it
 //!   in `refbroker::engine`, and its handling where apply meets it.
 //! - A new step kind: a variant of `plan::Op`, where `plan::order` expands a
-//!   change into it and what it depends on, the broker call in `apply::step`,
-//!   and its sentence in `render::words`.
+//!   change into it and what it depends on, the facts it relies on in
+//!   `plan::fact`, the broker call in `apply::step` (and, when its facts need
+//!   a read, `apply::precondition`), and its sentence in `render::words`.
 //! - A new output format: a renderer in [`render`] and a value of the format
 //!   flag in [`cli`]; commands pick it.
 //! - A new reference-broker rule: the rule family's file in
@@ -122,8 +127,10 @@
 //!   JSON. Plans are pure data (no closures, no colours, no human strings),
 //!   versioned and checksummed when saved.
 //! - Apply never re-plans or re-diffs: a saved plan that no longer matches
-//!   the broker is refused whole. Every step is safe to run twice, so a
-//!   re-run after a crash converges with no duplicate side effect.
+//!   the broker (another broker, or resources that moved) is refused whole,
+//!   and a step whose planned facts changed fails before its write. Every
+//!   step is safe to run twice, so a re-run after a crash converges with no
+//!   duplicate side effect.
 //! - Core modules never print: apply emits progress events, render writes.
 //! - Secrets are `SecretSource`s in plans and `SecretString`s in memory; an
 //!   inline secret in YAML is masked in the kept source, so no diagnostic

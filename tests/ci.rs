@@ -8,7 +8,9 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use super::support::{Run, Server, TOKEN, bin, example, run, seed_path};
+use super::support::{
+    Run, Server, TOKEN, bin, example, fidelity, read_plan, run, seed_path, state_events,
+};
 
 /// The password `examples/maintenance` plans with (its seed holds the
 /// fingerprint of this one).
@@ -115,7 +117,7 @@ fn a_closed_pipe_is_success_for_every_command_and_format() {
     let mut sandboxes = Vec::new();
     for format in ["text", "json", "github", "gitlab"] {
         let (keep, fresh) = sandbox();
-        sandboxes.push(keep);
+        sandboxes.push((format, keep, fresh.clone()));
         let args = [
             "apply",
             &out,
@@ -160,6 +162,23 @@ fn a_closed_pipe_is_success_for_every_command_and_format() {
             ran.stderr
         );
     }
+    // Each apply did the saved plan's steps, though nobody read its output.
+    let planned = read_plan(Path::new(&saved));
+    for (format, dir, fresh) in &sandboxes {
+        fidelity(
+            &format!("apply --format {format} into a closed pipe"),
+            Some(&planned),
+            &state_events(&dir.path().join("broker.json")),
+            true,
+            converged(&out, fresh),
+        );
+    }
+}
+
+/// Whether a plan of `config` against `broker` shows no changes.
+fn converged(config: &str, broker: &str) -> bool {
+    let args = ["plan", config, "--broker", broker, "--detailed-exitcode"];
+    run(poolform().args(args)).code == Some(0)
 }
 
 #[test]
@@ -280,7 +299,18 @@ fn apply_streams_json_events_that_match_their_schema() {
     let schema: Value =
         serde_json::from_str(&std::fs::read_to_string("schema/apply-events.schema.json").unwrap())
             .unwrap();
-    let (_dir, broker) = sandbox();
+    let (dir, broker) = sandbox();
+    let saved = dir.path().join("plan.json");
+    run(poolform()
+        .args([
+            "plan",
+            &maintenance("rds-02-out"),
+            "--broker",
+            &broker,
+            "-o",
+        ])
+        .arg(&saved))
+    .expect_code(0, "saving the plan");
     let ran = run(poolform().args([
         "apply",
         &maintenance("rds-02-out"),
@@ -290,6 +320,13 @@ fn apply_streams_json_events_that_match_their_schema() {
         "--format",
         "json",
     ]));
+    fidelity(
+        "apply --format json",
+        Some(&read_plan(&saved)),
+        &state_events(&dir.path().join("broker.json")),
+        ran.code == Some(0),
+        converged(&maintenance("rds-02-out"), &broker),
+    );
     let ran = ran.expect_code(0, "apply");
     let events: Vec<Value> = ran
         .stdout
@@ -316,7 +353,7 @@ fn apply_streams_json_events_that_match_their_schema() {
 #[test]
 fn one_file_of_a_split_config_is_refused_unless_allowed() {
     let file = format!("{}/pools.yaml", maintenance("steady"));
-    let (_dir, broker) = sandbox();
+    let (dir, broker) = sandbox();
     let refused = run(poolform().args(["plan", &file, "--broker", &broker]));
     let refused = refused.expect_code(1, "one file");
     assert!(
@@ -329,8 +366,15 @@ fn one_file_of_a_split_config_is_refused_unless_allowed() {
         "{}",
         refused.stderr
     );
-    run(poolform().args(["apply", &file, "--broker", &broker, "--auto-approve"]))
-        .expect_code(1, "apply");
+    let partial = run(poolform().args(["apply", &file, "--broker", &broker, "--auto-approve"]));
+    fidelity(
+        "apply of one file of a split config",
+        None,
+        &state_events(&dir.path().join("broker.json")),
+        partial.code == Some(0),
+        false,
+    );
+    partial.expect_code(1, "apply");
     let allowed = run(poolform().args(["plan", &file, "--broker", &broker, "--allow-partial"]));
     assert!(
         allowed

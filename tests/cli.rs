@@ -36,6 +36,28 @@ fn every_maintenance_state_validates_with_a_summary() {
 }
 
 #[test]
+fn a_grace_period_without_sticky_sessions_warns_and_still_validates() {
+    let dir = copy_dir("examples/maintenance/steady");
+    let pools = dir.path().join("pools.yaml");
+    let text = std::fs::read_to_string(&pools).expect("pools.yaml");
+    std::fs::write(
+        &pools,
+        text.replace("sticky_sessions: 10m", "sticky_sessions: 0"),
+    )
+    .expect("write");
+    let expected_place = format!("{}:8:72", pools.display());
+    poolform()
+        .args(["validate", "--color", "never"])
+        .arg(dir.path())
+        .assert()
+        .code(0)
+        .stdout("2 pools, 1 app config, 1 app instance: valid\n")
+        .stderr(predicate::str::contains("config::grace_without_sticky"))
+        .stderr(predicate::str::contains(expected_place))
+        .stderr(predicate::str::contains("its sticky-session period is 0"));
+}
+
+#[test]
 fn a_dangling_pool_reference_is_located_and_underlined() {
     let dir = copy_dir("examples/maintenance/steady");
     let apps = dir.path().join("apps.yaml");

@@ -19,6 +19,8 @@ mod docs;
 mod examples;
 /// `poolform export` and `import` against the reference broker: round trips and adoption.
 mod export;
+/// The ten findings of the plan-as-contract review, end to end over HTTP.
+mod findings;
 /// Random mutations of the examples never make loading or validation panic.
 mod fuzz;
 /// The invalid-config corpus: each case rejected with located diagnostics (snapshots),
@@ -30,6 +32,9 @@ mod pipeline;
 /// `poolform plan` and `show` end to end: the runbook states in every format
 /// (snapshots), exit codes, saved plans, targets, colour, refresh request count.
 mod plan;
+/// Saved plans round-trip (checksum, every rendering) and apply converges,
+/// for generated configs and live states.
+mod roundtrip;
 /// The committed JSON Schema is what the code generates.
 mod schema;
 /// The reference broker as a child process, and a CLI runner against it.

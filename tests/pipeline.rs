@@ -15,7 +15,7 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::support::{Run, Server, TOKEN, bin, example, run, seed_path};
+use super::support::{Run, SEED_ENV, Server, TOKEN, bin, example, fidelity, run, seed_path};
 
 const MAINT_PASSWORD: &str = "maintenance-demo";
 const STACK: &str = "examples/maintenance/steady";
@@ -493,22 +493,47 @@ fn github_values(server: &Server, pr: u64, head: &str) -> BTreeMap<&'static str,
 /// Applies `examples/maintenance/STATE` straight to the broker: a change
 /// made outside the reviewed pipeline.
 fn apply_directly(server: &Server, state: &str) {
-    run(server
-        .poolform(&[
-            "apply",
-            &example(&format!("maintenance/{state}")).to_string_lossy(),
-            "--auto-approve",
-        ])
-        .env("MAINT_PASSWORD", MAINT_PASSWORD))
-    .expect_code(0, "apply outside the pipeline");
+    let config = example(&format!("maintenance/{state}"));
+    let scenario = format!("applied outside the pipeline: {state}");
+    block_on(server.apply_checked(&scenario, &config, &[], SEED_ENV))
+        .0
+        .expect_code(0, "apply outside the pipeline");
+}
+
+/// Runs a pipeline's apply and checks its fidelity to the reviewed plan it
+/// applied (the artifact it left in the stack's output directory).
+fn applied(
+    scenario: &str,
+    server: &Server,
+    checkout: &Checkout,
+    apply: impl FnOnce() -> Run,
+) -> Run {
+    let start = block_on(server.last_seq());
+    let ran = apply();
+    let plan = std::fs::read(checkout.out().join("plan.json"))
+        .ok()
+        .and_then(|bytes| poolform::plan::read_saved(&bytes).ok());
+    let converged = server.converged(&checkout.dir.path().join(STACK), SEED_ENV);
+    fidelity(
+        scenario,
+        plan.as_ref(),
+        &block_on(server.events(start)),
+        ran.code == Some(0),
+        converged,
+    );
+    ran
+}
+
+fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
 }
 
 fn live_members(server: &Server) -> Vec<String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let snapshot = runtime.block_on(server.snapshot());
+    let snapshot = block_on(server.snapshot());
     snapshot
         .pools
         .iter()
@@ -580,14 +605,11 @@ fn github_plan_comment_apply_and_drift_run_against_the_reference_broker() {
         },
     );
     let apply = "examples/ci/github/poolform-apply.yml";
-    let (applied, _) = github_step(
-        apply,
-        &checkout,
-        &forge,
-        &github_values(&server, 7, "head-2"),
-        "merge-1",
-    );
-    applied.expect_code(0, "apply");
+    let values = github_values(&server, 7, "head-2");
+    applied("github pipeline apply", &server, &checkout, || {
+        github_step(apply, &checkout, &forge, &values, "merge-1").0
+    })
+    .expect_code(0, "apply");
     assert!(!live_members(&server).contains(&"rds-02".to_owned()));
 
     // A reviewed plan the broker moved away from fails the job.
@@ -610,13 +632,10 @@ fn github_plan_comment_apply_and_drift_run_against_the_reference_broker() {
             head: "head-3".into(),
         },
     );
-    let (stale, _) = github_step(
-        apply,
-        &checkout,
-        &forge,
-        &github_values(&server, 8, "head-3"),
-        "merge-2",
-    );
+    let values = github_values(&server, 8, "head-3");
+    let stale = applied("github pipeline apply, stale", &server, &checkout, || {
+        github_step(apply, &checkout, &forge, &values, "merge-2").0
+    });
     let stale = stale.expect_code(1, "stale plan");
     assert!(stale.stderr.contains("stale"), "{}", stale.stderr);
 
@@ -774,7 +793,10 @@ fn gitlab_plan_note_apply_and_drift_run_against_the_reference_broker() {
             head: "head-1".into(),
         },
     );
-    gitlab_job("poolform-apply", &checkout, &forge, &server, "merge-1").expect_code(0, "apply");
+    applied("gitlab pipeline apply", &server, &checkout, || {
+        gitlab_job("poolform-apply", &checkout, &forge, &server, "merge-1")
+    })
+    .expect_code(0, "apply");
     assert!(!live_members(&server).contains(&"rds-02".to_owned()));
 
     checkout.config("steady");

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The maintenance runbook end to end on the embedded reference broker: the
-# steady state plans no changes, rds-02 goes out of the live pool (drain,
-# clear sticky bindings, remove) and comes back. The broker's state lives in
+# steady state plans no changes, rds-02 goes out of the live pool (stop new
+# logons, drain, clear sticky bindings, remove) and comes back. The broker's state lives in
 # a temporary directory, so the git tree stays clean.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -73,11 +73,13 @@ pub fn of_diagnostics(items: &[Diagnostic]) -> Vec<Annotation> {
 /// A plan's violations (warnings under `force`) and predicted warnings,
 /// located in `config` when the plan was made from one.
 pub fn of_plan(config: Option<&Config>, plan: &Plan, force: bool) -> Vec<Annotation> {
+    // A plan made with --force carries its override.
+    let force = force || plan.forced;
     let violations = plan.violations.iter().map(|v| match config {
         Some(config) => Annotation::from(&violation_diagnostic(config, v, force)),
         None => {
             let mut a = Annotation::error(v.code(), words::violation(v));
-            if force {
+            if force && v.can_be_overridden() {
                 a.severity = crate::diagnostic::Severity::Warning;
             }
             a

@@ -2,7 +2,6 @@
 //! and re-checks a saved plan), asks for confirmation, executes, and reports.
 
 use std::io::{self, BufRead, IsTerminal, Write};
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -13,7 +12,7 @@ use crate::commands::ExitStatus;
 use crate::commands::annotate::Forge;
 use crate::commands::apply_output::ApplyOutput;
 use crate::commands::context::{
-    Context, Loaded, connect, read_plan, refuse_partial, refuse_unsafe,
+    Context, Loaded, broker_url, connect, is_plan_file, read_plan, refuse_partial, refuse_unsafe,
 };
 use crate::commands::error::{During, Error, IoAction};
 use crate::commands::output;
@@ -23,14 +22,9 @@ use crate::plan::{self, Plan, Targets};
 use crate::render::words;
 use crate::secret::SecretSource;
 
-/// A saved plan is JSON; a config is YAML (or a directory).
-fn is_plan_file(path: &Path) -> bool {
-    path.is_file() && path.extension().is_some_and(|e| e == "json")
-}
-
 pub fn run(ctx: &Context, args: &ApplyArgs) -> Result<ExitStatus, Error> {
     let output = ApplyOutput::new(ctx, args.format, &args.path);
-    if is_plan_file(&args.path) {
+    if is_plan_file(&args.path)? {
         let outcome = apply_saved(ctx, args, &output);
         output.finish()?;
         return outcome;
@@ -95,7 +89,12 @@ async fn plan_and_execute(
     output: &ApplyOutput<'_>,
 ) -> Result<ExitStatus, Error> {
     let live = broker.read_live().await.map_err(Error::ReadLive)?;
-    let plan = plan::compute(&loaded.desired, &live, &Targets(args.targets.clone()))?;
+    let url = broker_url(&args.broker, Some(loaded))?;
+    let mut plan =
+        plan::compute(&loaded.desired, &live, &Targets(args.targets.clone()))?.at(url.to_string());
+    if args.force {
+        plan = plan.force();
+    }
     output.ctx().report_violations(loaded, &plan, args.force)?;
     output.plan(&plan, Some(&loaded.config), args.force)?;
     refuse_unsafe(&plan, args.force, false)?;
@@ -109,17 +108,22 @@ async fn plan_and_execute(
 }
 
 fn apply_saved(ctx: &Context, args: &ApplyArgs, output: &ApplyOutput) -> Result<ExitStatus, Error> {
+    if !args.targets.is_empty() {
+        return Err(Error::TargetWithSavedPlan);
+    }
     let plan = read_plan(&args.path)?;
-    if !args.force {
+    {
         let mut err = output::stderr();
-        for v in &plan.violations {
+        for v in plan.blocking(args.force) {
             writeln!(err, "violation: {}", words::violation(v)).during(IoAction::WriteStderr)?;
         }
     }
     output.saved_plan(&plan, args.force)?;
     refuse_unsafe(&plan, args.force, true)?;
+    let url = broker_url(&args.broker, None)?;
     let broker = Arc::new(connect(&args.broker, None)?);
     ctx.runtime()?.block_on(async {
+        same_broker(&broker, &url.to_string(), &plan).await?;
         // Checked before the lease so that a stale plan causes no write at
         // all, and again under it so that nothing slips in between.
         check_fresh(&broker, &plan).await?;
@@ -136,9 +140,24 @@ fn apply_saved(ctx: &Context, args: &ApplyArgs, output: &ApplyOutput) -> Result<
     })
 }
 
+/// Refuses a saved plan made against another broker, before anything is
+/// written: a broker started from this one's snapshot or seed is another.
+async fn same_broker(broker: &AnyBroker, url: &str, plan: &Plan) -> Result<(), Error> {
+    let id = broker.identity().await.map_err(Error::Identity)?;
+    if id == plan.broker.id {
+        return Ok(());
+    }
+    Err(Error::OtherBroker {
+        planned: plan.broker.clone(),
+        url: url.to_owned(),
+        id,
+    })
+}
+
 fn options(args: &ApplyArgs) -> Options {
     Options {
         parallelism: usize::from(args.parallelism),
+        force: args.force,
         ..Options::default()
     }
 }

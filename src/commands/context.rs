@@ -19,7 +19,7 @@ use crate::config::validate::Validated;
 use crate::config::{self, Config, lower};
 use crate::desired::Desired;
 use crate::diagnostic::{Diagnostic, Severity, SourceMap};
-use crate::plan::{Plan, Violation};
+use crate::plan::{Plan, SavedPlanError, Violation};
 use crate::render::diagnostics::{self, TextStyle};
 use crate::render::markdown::{COMMENT_LIMIT, markdown};
 use crate::render::plan::{Style, text};
@@ -60,9 +60,10 @@ impl Context {
         Ok(self.runtime.get_or_init(|| runtime))
     }
 
-    /// Loads, validates and resolves `path`. On failure the diagnostics are
-    /// written to stderr (and as annotations for `forge` to stdout) before
-    /// the error returns; nothing has touched the broker.
+    /// Loads, validates and resolves `path`, writing its warnings to
+    /// stderr. On failure the diagnostics are written to stderr (and as
+    /// annotations for `forge` to stdout) before the error returns; nothing
+    /// has touched the broker.
     pub fn load(&self, path: &Path, forge: Option<Forge>) -> Result<Loaded, Error> {
         let config = match config::load(path) {
             Ok(config) => config,
@@ -70,6 +71,7 @@ impl Context {
                 return Err(self.invalid(path, &rejected.items, &rejected.sources, forge));
             }
         };
+        self.write_diagnostics(&config.warnings, &config.sources)?;
         match lower(&config, &SecretSource::resolve) {
             Ok(desired) => Ok(Loaded {
                 path: path.to_owned(),
@@ -271,28 +273,46 @@ fn seed_for(args: &BrokerArgs, config_path: Option<&Path>) -> Option<PathBuf> {
 /// a warning when `--force` overrides it.
 pub fn violation_diagnostic(config: &Config, violation: &Violation, force: bool) -> Diagnostic {
     let mut diagnostic = Diagnostic::error(violation.code(), words::violation(violation));
-    if force {
+    let overridden = force && violation.can_be_overridden();
+    if overridden {
         diagnostic.severity = Severity::Warning;
     }
-    let location = violation
-        .member()
-        .and_then(|(pool, member)| config.locate_member(pool, member))
-        .or_else(|| violation.address().and_then(|a| config.locate(&a)));
+    let help = match (words::violation_help(violation), force && !overridden) {
+        (Some(help), true) => Some(format!(
+            "{help}; --force cannot override this, the step would fail"
+        )),
+        (None, true) => Some("--force cannot override this: the step would fail".to_owned()),
+        (help, false) => help,
+    };
+    if let Some(help) = help {
+        diagnostic = diagnostic.with_help(help);
+    }
+    let location = match violation {
+        Violation::MinMembers { pool, .. } => config.locate_min_members(pool),
+        _ => None,
+    }
+    .or_else(|| {
+        violation
+            .member()
+            .and_then(|(pool, member)| config.locate_member(pool, member))
+    })
+    .or_else(|| violation.address().and_then(|a| config.locate(&a)));
     match location {
         Some(location) => diagnostic.with_label(location, "here"),
         None => diagnostic,
     }
 }
 
-/// The error for a plan whose violations `--force` does not override.
+/// The error for a plan whose violations are not overridden: without
+/// `--force` (now or when the plan was made) every violation stops it,
+/// with it those that would make a step fail.
 pub fn refuse_unsafe(plan: &Plan, force: bool, saved: bool) -> Result<(), Error> {
-    if plan.violations.is_empty() || force {
-        return Ok(());
+    let count = plan.blocking(force).count();
+    match count {
+        0 => Ok(()),
+        _ if force || plan.forced => Err(Error::Unforceable { count }),
+        _ => Err(Error::Unsafe { count, saved }),
     }
-    Err(Error::Unsafe {
-        count: plan.violations.len(),
-        saved,
-    })
 }
 
 /// Writes a plan file by atomic replace, so a crash never leaves half a plan.
@@ -308,13 +328,24 @@ pub fn save_plan(plan: &Plan, path: &Path) -> Result<(), Error> {
 /// Reads a saved plan and checks its format version and checksum.
 pub fn read_plan(path: &Path) -> Result<Plan, Error> {
     let bytes = std::fs::read(path).during(IoAction::Read(path.to_owned()))?;
-    let plan: Plan = serde_json::from_slice(&bytes).map_err(|source| Error::NotAPlan {
-        path: path.to_owned(),
-        source,
-    })?;
-    plan.verify().map_err(|source| Error::SavedPlan {
-        path: path.to_owned(),
-        source,
-    })?;
-    Ok(plan)
+    crate::plan::read_saved(&bytes).map_err(|source| match source {
+        SavedPlanError::NotJson(_) | SavedPlanError::NoVersion => Error::NotAPlan {
+            path: path.to_owned(),
+            source,
+        },
+        source => Error::SavedPlan {
+            path: path.to_owned(),
+            source,
+        },
+    })
+}
+
+/// Whether `path` is a saved plan, by its content whatever its name: a
+/// file holding a JSON object with a `format_version`.
+pub fn is_plan_file(path: &Path) -> Result<bool, Error> {
+    if !path.is_file() {
+        return Ok(false);
+    }
+    let bytes = std::fs::read(path).during(IoAction::Read(path.to_owned()))?;
+    Ok(crate::plan::is_saved_plan(&bytes))
 }

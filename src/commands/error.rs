@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use crate::backend::BrokerUrlError;
 use crate::contract::{BrokerError, names};
-use crate::plan::{CycleError, SavedPlanError};
+use crate::plan::{BrokerIdentity, CycleError, SavedPlanError};
 use crate::refbroker::StoreError;
 use crate::render::words;
 
@@ -66,12 +66,23 @@ pub enum Error {
         plural(*count, "rule", "rules")
     )]
     Unsafe { count: usize, saved: bool },
+    /// Violations that make a step certain to fail; they have been written.
+    #[error(
+        "the plan breaks {count} safety {} that --force cannot override: the {} would fail",
+        plural(*count, "rule", "rules"),
+        plural(*count, "step", "steps")
+    )]
+    Unforceable { count: usize },
     #[error("{} is not a poolform plan file", path.display())]
     NotAPlan {
         path: PathBuf,
         #[source]
-        source: serde_json::Error,
+        source: SavedPlanError,
     },
+    #[error(
+        "--target cannot be used with a saved plan: its targets were chosen when it was made (see `poolform show`)"
+    )]
+    TargetWithSavedPlan,
     #[error("cannot use the saved plan {}", path.display())]
     SavedPlan {
         path: PathBuf,
@@ -86,6 +97,18 @@ pub enum Error {
     Stale { changed: usize },
     #[error("cannot check the saved plan against the broker")]
     CheckFresh(#[source] BrokerError),
+    #[error("cannot read the broker's identity")]
+    Identity(#[source] BrokerError),
+    #[error(
+        "the saved plan was made against broker {} ({}), but {url} is broker {id}; nothing was changed, make the plan against this broker",
+        planned.id,
+        if planned.url.is_empty() { "no address recorded" } else { &planned.url }
+    )]
+    OtherBroker {
+        planned: BrokerIdentity,
+        url: String,
+        id: String,
+    },
 
     #[error(
         "stack {stack} is locked by {holder}{}; wait for it to finish or pass --lock-timeout",

@@ -55,7 +55,12 @@ pub fn run(ctx: &Context, args: &PlanArgs) -> Result<ExitStatus, Error> {
                 .map_err(Error::ReadLive)?
         }
     };
-    let plan = plan::compute(&loaded.desired, &live, &Targets(args.targets.clone()))?;
+    let url = broker_url(&args.broker, Some(&loaded))?;
+    let mut plan =
+        plan::compute(&loaded.desired, &live, &Targets(args.targets.clone()))?.at(url.to_string());
+    if args.force {
+        plan = plan.force();
+    }
     ctx.report_violations(&loaded, &plan, args.force)?;
     if let Some(forge) = forge {
         let items = annotate::of_plan(Some(&loaded.config), &plan, args.force);

@@ -17,17 +17,23 @@ pub fn run(ctx: &Context, args: &ValidateArgs) -> Result<ExitStatus, Error> {
     let out = &mut output::stdout();
     match (result, args.format) {
         (Ok(config), DiagnosticFormat::Text | DiagnosticFormat::Github) => {
+            ctx.write_diagnostics(&config.warnings, &config.sources)?;
+            if args.format == DiagnosticFormat::Github {
+                let warnings = annotate::of_diagnostics(&config.warnings);
+                annotate::write(Forge::Github, &warnings, &args.path)?;
+            }
             writeln!(out, "{}: valid", summary(&config)).during(IoAction::WriteStdout)?;
             Ok(ExitStatus::Success)
         }
-        (Ok(_), DiagnosticFormat::Json) => {
-            diagnostics::json(out, &[]).during(IoAction::WriteStdout)?;
+        (Ok(config), DiagnosticFormat::Json) => {
+            diagnostics::json(out, &config.warnings).during(IoAction::WriteStdout)?;
             Ok(ExitStatus::Success)
         }
-        // An empty report: GitLab then shows the findings of the base
-        // branch as fixed.
-        (Ok(_), DiagnosticFormat::Gitlab) => {
-            annotate::write(Forge::Gitlab, &[], &args.path)?;
+        // The warnings only, often none: GitLab then shows the findings of
+        // the base branch as fixed.
+        (Ok(config), DiagnosticFormat::Gitlab) => {
+            let warnings = annotate::of_diagnostics(&config.warnings);
+            annotate::write(Forge::Gitlab, &warnings, &args.path)?;
             Ok(ExitStatus::Success)
         }
         (

@@ -122,6 +122,13 @@ impl Config {
         Some(self.at(declared.file, &entry.at))
     }
 
+    /// Where `pool` sets `min_members` (its value).
+    pub fn locate_min_members(&self, pool: &str) -> Option<SourceLocation> {
+        let declared = self.pools.get(pool)?;
+        let min = declared.spec.min_members.as_ref()?;
+        Some(self.at(declared.file, &min.at))
+    }
+
     /// A diagnostic about a resource, underlining its declaration when the
     /// config has one. For findings made later (plan time) about the config.
     pub fn diagnostic(

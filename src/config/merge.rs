@@ -44,6 +44,8 @@ pub struct Config {
     /// large), by path, with why: found by `config::load`, which may look
     /// at the file system, and reported by `validate`, which may not.
     pub unusable_secret_files: BTreeMap<PathBuf, String>,
+    /// Findings of `validate` that do not make the config invalid.
+    pub warnings: Vec<Diagnostic>,
     pub stack: Option<InFile<String>>,
     pub broker_url: Option<InFile<String>>,
     pub safety: Option<InFile<SafetySection>>,

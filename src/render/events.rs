@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::{report, words};
-use crate::apply::{ApplyError, Progress, Report, StepOutcome};
+use crate::apply::{ApplyError, Progress, Report, Seen, StepOutcome};
 use crate::plan::Plan;
 
 /// Bumped whenever a line's shape changes incompatibly.
@@ -85,6 +85,13 @@ pub enum Event {
     },
     /// Interrupted: no new step starts; running ones finish.
     Cancelling { running: usize },
+    /// A safety rule the plan breaks, overridden with `--force`: announced
+    /// before the first step.
+    Overridden {
+        /// The violation's code, e.g. `plan::min_members`.
+        rule: String,
+        message: String,
+    },
     /// The last line.
     Report {
         /// `complete`, `failed` or `interrupted`.
@@ -93,6 +100,8 @@ pub enum Event {
         warnings: usize,
         failed: usize,
         skipped: usize,
+        /// Safety rules overridden with `--force`.
+        overridden: usize,
         duration_ms: u64,
     },
 }
@@ -149,6 +158,13 @@ impl Event {
                 seconds_left: Some(time_left.as_secs()),
             },
             Progress::Cancelling { running } => Event::Cancelling { running: *running },
+            Progress::Overridden { violation } => {
+                let violation = &plan.violations[*violation];
+                Event::Overridden {
+                    rule: violation.code().to_owned(),
+                    message: words::violation(violation),
+                }
+            }
         }
     }
 
@@ -168,6 +184,7 @@ impl Event {
             warnings: s.warnings,
             failed: s.failed,
             skipped: s.skipped,
+            overridden: s.overridden,
             duration_ms: millis(Some(report.duration)),
         }
     }
@@ -217,6 +234,10 @@ pub fn failure_code(error: &ApplyError) -> Option<String> {
     match error {
         ApplyError::Broker(e) => e.code().map(str::to_owned),
         ApplyError::MembershipRemains { problem, .. } => Some(problem.code.clone()),
+        ApplyError::PreconditionChanged(changed) => match &changed.live {
+            Seen::Refused(problem) => Some(problem.code.clone()),
+            Seen::Destination(_) | Seen::Gone => None,
+        },
         _ => None,
     }
 }

@@ -111,16 +111,21 @@ fn violations(plan: &Plan) -> Option<Section> {
     if plan.violations.is_empty() {
         return None;
     }
+    let why = if plan.forced {
+        "made with `--force`: overridden where `--force` can override them"
+    } else {
+        "apply refuses unless `--force`"
+    };
     Some(Section {
         heading: format!(
-            "**\u{26d4} Violations ({})** (apply refuses unless `--force`):\n\n",
+            "**\u{26d4} Violations ({})** ({why}):\n\n",
             plan.violations.len()
         ),
         noun: Some("violations"),
         entries: plan
             .violations
             .iter()
-            .map(|v| format!("- {}\n", inline(&words::violation(v))))
+            .map(|v| format!("- {}\n", inline(&words::listed_violation(plan, v))))
             .collect(),
     })
 }
@@ -143,6 +148,9 @@ fn head(plan: &Plan) -> String {
     let mut head = String::new();
     let _ = writeln!(head, "{}", marker(&plan.stack));
     let _ = writeln!(head, "### poolform plan for stack `{}`\n", plan.stack);
+    if let Some(targets) = words::targets(plan) {
+        let _ = writeln!(head, "{}\n", inline(&targets));
+    }
     let (add, change, destroy) = plan.counts();
     let u = plan.unmanaged;
     let (users, _) = words::drained(plan);

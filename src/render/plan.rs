@@ -170,11 +170,20 @@ pub fn text(plan: &Plan, style: Style, out: &mut dyn Write) -> io::Result<()> {
         writeln!(
             out,
             "{}",
-            style.red(&style.bold("Violations (apply refuses unless --force):"))
+            style.red(&style.bold(words::violations_heading(plan)))
         )?;
         for v in &plan.violations {
-            writeln!(out, "  {} {}", style.red("!"), words::violation(v))?;
+            writeln!(
+                out,
+                "  {} {}",
+                style.red("!"),
+                words::listed_violation(plan, v)
+            )?;
         }
+        writeln!(out)?;
+    }
+    if let Some(targets) = words::targets(plan) {
+        writeln!(out, "{}", style.yellow(&targets))?;
         writeln!(out)?;
     }
     if plan.has_changes() {

@@ -20,8 +20,8 @@ pub fn warning(op: Option<&Op>, w: &Warning) -> String {
         ExpectedWarning::LbServiceUninstallFailed { destination } => {
             format!(
                 "{destination} left {pool}; its load-balancing service could not be uninstalled because the host \
-                 is offline. Ignore this if {destination} returns to the pool after maintenance; otherwise poolform \
-                 removes the leftover service once the host is back online{}",
+                 is offline. It stays installed until the host is back online; then the first apply of this stack \
+                 removes it, whatever pools the host is in, unless it is in a load-balanced pool again{}",
                 if w.expected {
                     ""
                 } else {
@@ -118,11 +118,28 @@ pub fn event_line(plan: &Plan, event: &Progress) -> Option<String> {
         Progress::Cancelling { running } => Some(format!(
             "interrupted: starting no new steps, waiting for {running} running"
         )),
+        Progress::Overridden { violation } => plan
+            .violations
+            .get(*violation)
+            .map(|v| format!("overridden with --force: {}", words::violation(v))),
     }
 }
 
 /// The closing report: warnings and failures spelled out, then the summary.
 pub fn report(plan: &Plan, report: &Report, style: Style, out: &mut dyn Write) -> io::Result<()> {
+    for v in report
+        .overridden
+        .iter()
+        .filter_map(|&i| plan.violations.get(i))
+    {
+        writeln!(
+            out,
+            "{} {} ({})",
+            style.yellow("overridden:"),
+            words::violation(v),
+            v.code()
+        )?;
+    }
     for r in &report.steps {
         let op = plan.steps.get(r.step).map(|s| &s.op);
         let what = op.map(words::step).unwrap_or_default();
@@ -151,8 +168,13 @@ pub fn report(plan: &Plan, report: &Report, style: Style, out: &mut dyn Write) -
     } else {
         "Apply complete"
     };
+    let overridden = match s.overridden {
+        0 => String::new(),
+        1 => ", 1 safety rule overridden".to_owned(),
+        n => format!(", {n} safety rules overridden"),
+    };
     let line = format!(
-        "{head}: {} done, {} {}, {} failed, {} skipped in {}",
+        "{head}: {} done, {} {}, {} failed, {} skipped{overridden} in {}",
         s.done,
         s.warnings,
         if s.warnings == 1 {

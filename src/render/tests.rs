@@ -210,14 +210,14 @@ fn a_truncated_comment_keeps_the_riskiest_part_and_says_what_it_left_out() {
         !md.contains("#### Steps, in order"),
         "the least risky part goes first"
     );
-    assert!(!md.contains("```mermaid"), "no graph for 1,004 steps");
+    assert!(!md.contains("```mermaid"), "no graph for 1,005 steps");
     let note = &md[at("> **Truncated**")..];
     let note = &note[..note.find('\n').unwrap()];
     let shown_creates = md.matches("<code>+ pool p-").count();
     assert!(shown_creates > 0 && shown_creates < 1000);
     assert!(
         note.contains(&format!(
-            "Left out, from the end of the risk order: {} of 1000 creates, 1004 of 1004 steps",
+            "Left out, from the end of the risk order: {} of 1000 creates, 1005 of 1005 steps",
             1000 - shown_creates
         )),
         "{note}"
