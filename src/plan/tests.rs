@@ -604,7 +604,10 @@ fn the_checksum_covers_the_plan() {
 proptest! {
     #[test]
     fn the_plan_does_not_depend_on_the_order_live_state_lists_in(seed in any::<u64>()) {
-        let desired = without_member(steady(), "live", "rds-02");
+        let mut desired = without_member(steady(), "live", "rds-02");
+        // Checking a password fingerprint costs a memory-hard hash per plan,
+        // and order independence has nothing to do with passwords.
+        desired.pools.get_mut("maintenance").expect("declared").password = None;
         let reference = serde_json::to_vec(&plan_of(&desired, &live(true))).unwrap();
         let mut state = live(true);
         let mut rng = seed;
