@@ -14,8 +14,27 @@ use std::time::{Duration, Instant};
 use poolform::contract::wire::{Destination, LoadBalancing, Pool, Snapshot};
 
 const TOKEN: &str = "bench-token";
-const RUNS: usize = 5;
-const RUN_TIME: Duration = Duration::from_secs(3);
+
+/// Whether this is a real `cargo bench` run (which passes --bench) rather
+/// than `cargo test --all-targets` running the benchmark once as a smoke
+/// test: that run loads 100 pools for a moment instead of 10k for minutes.
+fn measuring() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// Runs per figure (the median is printed).
+fn runs() -> usize {
+    if measuring() { 5 } else { 1 }
+}
+
+/// How long each run sends requests.
+fn run_time() -> Duration {
+    if measuring() {
+        Duration::from_secs(3)
+    } else {
+        Duration::from_millis(200)
+    }
+}
 const CLIENTS: usize = 8;
 const MEMBERS_PER_POOL: usize = 10;
 /// Destinations outside every pool, for the member PUTs to add.
@@ -111,7 +130,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
-/// Runs `CLIENTS` loops of `request(client, n)` for `RUN_TIME`; answers/second.
+/// Runs `CLIENTS` loops of `request(client, n)` for [`run_time`]; answers/second.
 async fn throughput<F, Fut>(request: F) -> f64
 where
     F: Fn(reqwest::Client, u64) -> Fut + Send + Sync + 'static,
@@ -126,7 +145,7 @@ where
         let (request, done, counter) = (request.clone(), done.clone(), counter.clone());
         let client = reqwest::Client::new();
         tasks.push(tokio::spawn(async move {
-            while started.elapsed() < RUN_TIME {
+            while started.elapsed() < run_time() {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
                 if request(client.clone(), n).await {
                     done.fetch_add(1, Ordering::Relaxed);
@@ -164,12 +183,12 @@ async fn page_cursors(url: &str) -> Vec<Option<String>> {
     }
 }
 
-async fn bench_pool_pages(server: &Server) {
+async fn bench_pool_pages(server: &Server, pools: usize) {
     let cursors = Arc::new(page_cursors(&server.url).await);
     let mut rps = Vec::new();
     let mut sweeps = Vec::new();
     let mut sweep_requests = 0;
-    for _ in 0..RUNS {
+    for _ in 0..runs() {
         let (url, cursors2) = (server.url.clone(), cursors.clone());
         rps.push(
             throughput(move |client, n| {
@@ -197,17 +216,17 @@ async fn bench_pool_pages(server: &Server) {
             .await
             .unwrap();
         sweeps.push(started.elapsed().as_secs_f64() * 1000.0);
-        assert_eq!(live.pools.len(), 10_000);
+        assert_eq!(live.pools.len(), pools);
         sweep_requests = broker.requests();
     }
     println!(
-        "GET /v1/pools?limit=1000 (10k pools, 100k members), {CLIENTS} clients: median {:.0} req/s ({:.0} pools/s); runs {:?}",
+        "GET /v1/pools?limit=1000 ({pools} pools), {CLIENTS} clients: median {:.0} req/s ({:.0} pools/s); runs {:?}",
         median(rps.clone()),
         median(rps.clone()) * 1000.0,
         rps.iter().map(|r| r.round()).collect::<Vec<_>>()
     );
     println!(
-        "read_live sweep (12k destinations, 10k pools; {sweep_requests} paginated requests): median {:.0} ms; runs {:?}",
+        "read_live sweep ({pools} pools; {sweep_requests} paginated requests): median {:.0} ms; runs {:?}",
         median(sweeps.clone()),
         sweeps.iter().map(|s| s.round()).collect::<Vec<_>>()
     );
@@ -216,7 +235,7 @@ async fn bench_pool_pages(server: &Server) {
 async fn bench_member_puts(server: &Server, pools: usize, label: &str) {
     let mut rps = Vec::new();
     let next = Arc::new(AtomicU64::new(0));
-    for _ in 0..RUNS {
+    for _ in 0..runs() {
         let (url, next) = (server.url.clone(), next.clone());
         rps.push(
             throughput(move |client, _| {
@@ -247,15 +266,17 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let big_seed = seed(dir.path(), 10_000);
+        let pools = if measuring() { 10_000 } else { 100 };
+        let big_seed = seed(dir.path(), pools);
         let started = Instant::now();
         let big = start(dir.path(), &big_seed, "big");
         println!(
-            "startup with a 10k-pool seed: {:.0} ms",
+            "startup with a {pools}-pool seed: {:.0} ms",
             started.elapsed().as_secs_f64() * 1000.0
         );
-        bench_pool_pages(&big).await;
-        bench_member_puts(&big, 10_000, "10k pools / 100k members state").await;
+        bench_pool_pages(&big, pools).await;
+        let label = format!("{pools} pools / {} members state", pools * MEMBERS_PER_POOL);
+        bench_member_puts(&big, pools, &label).await;
         drop(big);
         let small_seed = seed(dir.path(), 100);
         let small = start(dir.path(), &small_seed, "small");

@@ -11,6 +11,9 @@ use crate::address::Address;
 #[command(
     name = "poolform",
     version,
+    // Help follows the terminal's width, but a wide terminal still gets
+    // lines short enough to read.
+    max_term_width = 100,
     about = "Config-as-code for oneclick destination pools: validate, plan and apply pool membership, sticky sessions, app configs and app instances.",
     after_help = "Examples:\n  poolform validate examples/maintenance/steady\n  poolform plan examples/maintenance/rds-02-out --broker file:/tmp/broker.json\n  poolform apply examples/maintenance/rds-02-out --auto-approve\n  poolform broker serve --listen 127.0.0.1:8080 --state broker.json --seed examples/maintenance/broker-seed.json"
 )]
@@ -42,6 +45,9 @@ pub enum Command {
     )]
     Plan(PlanArgs),
     /// Render a saved plan file.
+    #[command(
+        after_help = "Examples:\n  poolform show plan.json\n  poolform show plan.json --format markdown > comment.md"
+    )]
     Show(ShowArgs),
     /// Perform a plan: from a config (plans first and asks) or a saved plan file.
     #[command(
@@ -58,22 +64,46 @@ pub enum Command {
         after_help = "Examples:\n  poolform import --stack corp-rds pool/legacy app_config/legacy-desktop\n  POOLFORM_LEGACY_PASSWORD=... poolform import --stack corp-rds pool/legacy"
     )]
     Import(ImportArgs),
-    /// Write the JSON Schemas (config, plan).
+    /// Write the JSON Schemas (config, plan, apply events).
+    #[command(after_help = "Examples:\n  poolform schema\n  poolform schema -o /tmp/schemas")]
     Schema(SchemaArgs),
     /// Run the reference broker (sandbox, tests, rehearsals).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  poolform broker serve --state /tmp/broker.json --token dev --seed examples/maintenance/broker-seed.json"
+    )]
     Broker(BrokerCommand),
     /// Print shell completions.
+    #[command(
+        after_help = "Examples:\n  poolform completions bash > /etc/bash_completion.d/poolform\n  poolform completions zsh > \"${fpath[1]}/_poolform\""
+    )]
     Completions {
+        /// The shell to complete for.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+impl Command {
+    /// Whether `--verbose` was given, on the commands that talk to a broker.
+    pub fn verbose(&self) -> bool {
+        match self {
+            Command::Plan(args) => args.broker.verbose,
+            Command::Apply(args) => args.broker.verbose,
+            Command::Export(args) => args.broker.verbose,
+            Command::Import(args) => args.broker.verbose,
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// A config file or a directory of `*.yaml`/`*.yml` files.
     pub path: PathBuf,
+    /// text: diagnostics on stderr; json: one document on stdout; github:
+    /// workflow commands that annotate the pull request; gitlab: a code
+    /// quality report for the merge request.
     #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
     pub format: DiagnosticFormat,
 }
@@ -82,13 +112,23 @@ pub struct ValidateArgs {
 pub enum DiagnosticFormat {
     Text,
     Json,
+    Github,
+    Gitlab,
 }
 
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
-    /// Directory to write `config.schema.json` and `plan.schema.json` into.
-    #[arg(short = 'o', long = "out-dir", default_value = "schema")]
+    /// Directory to write the schema files into (created when missing).
+    #[arg(short = 'o', long = "out-dir", default_value = "schema", value_parser = parse_dir)]
     pub out_dir: PathBuf,
+}
+
+/// A directory to write several files into: `-` (stdout) cannot be one.
+fn parse_dir(text: &str) -> Result<PathBuf, String> {
+    if text == "-" {
+        return Err("several files are written, so this takes a directory, not `-`".to_owned());
+    }
+    Ok(PathBuf::from(text))
 }
 
 /// Where the broker is: `--broker`, else `POOLFORM_BROKER`, else the config's `broker.url`.
@@ -104,13 +144,48 @@ pub struct BrokerArgs {
     /// to create it from (default: `broker-seed.json` beside the config).
     #[arg(long)]
     pub seed: Option<PathBuf>,
+    /// Log broker requests and retries on stderr (never a secret); the same
+    /// as POOLFORM_LOG=debug, which takes any tracing filter.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
 }
 
+/// How `plan` prints a plan, and `show` a saved one (`show` has no
+/// github/gitlab: annotations need the config a plan was made from).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PlanFormat {
     Text,
     Json,
     Markdown,
+    Github,
+    Gitlab,
+}
+
+/// How `show` prints a saved plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShowFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+impl From<ShowFormat> for PlanFormat {
+    fn from(format: ShowFormat) -> PlanFormat {
+        match format {
+            ShowFormat::Text => PlanFormat::Text,
+            ShowFormat::Json => PlanFormat::Json,
+            ShowFormat::Markdown => PlanFormat::Markdown,
+        }
+    }
+}
+
+/// How `apply` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ApplyFormat {
+    Text,
+    Json,
+    Github,
+    Gitlab,
 }
 
 #[derive(Debug, Args)]
@@ -119,10 +194,14 @@ pub struct PlanArgs {
     pub path: PathBuf,
     #[command(flatten)]
     pub broker: BrokerArgs,
+    /// text: for terminals and logs; json: the plan document; markdown: a
+    /// pull-request comment, riskiest changes first; github: workflow
+    /// commands that annotate the pull request, then the text; gitlab: a
+    /// code quality report on stdout, the text on stderr.
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
     /// Also save the plan (JSON, no secret values) for `apply PLANFILE` or `show`.
-    #[arg(long)]
+    #[arg(short = 'o', long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Exit 2 when the plan has changes (0: none, 1: error).
     #[arg(long)]
@@ -134,6 +213,10 @@ pub struct PlanArgs {
     /// Do not fail on safety violations (they are still shown).
     #[arg(long)]
     pub force: bool,
+    /// Plan PATH even when it is one file of a directory whose other YAML
+    /// files hold config too (their resources would be planned for deletion).
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 #[derive(Debug, Args)]
@@ -177,8 +260,10 @@ pub struct ImportArgs {
 pub struct ShowArgs {
     /// A plan saved with `plan --out`.
     pub planfile: PathBuf,
-    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
-    pub format: PlanFormat,
+    /// text: for terminals and logs; json: the plan document; markdown: a
+    /// pull-request comment, riskiest changes first.
+    #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+    pub format: ShowFormat,
 }
 
 #[derive(Debug, Args)]
@@ -210,6 +295,16 @@ pub struct ApplyArgs {
     /// Apply only these resources (KIND/NAME), when planning from a config.
     #[arg(long = "target", value_name = "KIND/NAME")]
     pub targets: Vec<Address>,
+    /// text: progress on stderr, report on stdout; json: one JSON object per
+    /// event on stdout, the report last (schema/apply-events.schema.json);
+    /// github: workflow commands for warnings and failures, then the text;
+    /// gitlab: a code quality report on stdout, the text on stderr.
+    #[arg(long, value_enum, default_value_t = ApplyFormat::Text)]
+    pub format: ApplyFormat,
+    /// Apply PATH even when it is one file of a directory whose other YAML
+    /// files hold config too (their resources would be deleted).
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

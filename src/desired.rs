@@ -52,6 +52,7 @@ pub struct DesiredPool {
     Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
+#[schemars(title = "drain policy")]
 pub enum DrainSessions {
     /// Fail the removal while the destination has active sessions.
     #[default]

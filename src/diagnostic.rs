@@ -140,13 +140,24 @@ impl SourceMap {
     }
 
     /// Replaces `len` bytes at `offset` of file `index` with `*`, byte for
-    /// byte so that every other offset stays valid. Out-of-range or
-    /// mid-character ranges are left alone.
+    /// byte so that every other offset stays valid, keeping line breaks so
+    /// that every line number does too (a value may span lines).
+    /// Out-of-range or mid-character ranges are left alone.
     pub fn mask(&mut self, index: usize, offset: usize, len: usize) {
         let text = &mut self.files[index].1;
         let end = offset.saturating_add(len);
-        if text.is_char_boundary(offset) && text.is_char_boundary(end) {
-            text.replace_range(offset..end, &"*".repeat(end - offset));
+        if let Some(masked) = text.get(offset..end) {
+            let stars: String = masked
+                .bytes()
+                .map(|b| {
+                    if b == b'\n' || b == b'\r' {
+                        b as char
+                    } else {
+                        '*'
+                    }
+                })
+                .collect();
+            text.replace_range(offset..end, &stars);
         }
     }
 

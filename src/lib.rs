@@ -31,6 +31,9 @@
 //! - [`address`] — a resource's identity, (kind, name), as in `--target`.
 //! - [`diagnostic`] — the one located `Diagnostic` type and the `SourceMap`.
 //! - [`atomic_file`] — replacing a file so a crash leaves old or new, never torn.
+//! - [`json_schema`] — how every JSON Schema poolform writes is generated.
+//! - [`regular_file`] — reading a file that must be a regular file (config
+//!   and secret files): kind checked before opening, bounded, with a timeout.
 //! - [`secret`] — where a secret comes from, its `SecretString` value, and the
 //!   fingerprint label that detects a changed secret without reading it back.
 //! - [`desired`] — the desired state in broker terms: no spans, no files,
@@ -52,18 +55,27 @@
 //! - [`config`] — YAML to desired state: `read` (the only IO) → `merge` →
 //!   `validate` (every problem at once; the only maker of `Validated<T>`) →
 //!   `lower`. `config::spec` holds the file's serde types, from which the
-//!   config JSON Schema is derived.
+//!   config JSON Schema is derived; when the typed parse of a file fails,
+//!   `config::shape` walks the file against that schema to report every
+//!   shape problem of it at once.
 //! - [`plan`] — `plan::compute(&Desired, &LiveState, &Targets)`: the diff by
 //!   identity then field, the expansion of each change into broker steps with
-//!   explicit dependencies, their topological order, and the safety checks.
+//!   explicit dependencies, their topological order, the live facts each step
+//!   was planned on (`plan::fact`), and the safety checks; saved plans, read
+//!   back and recognised by their content (`plan::saved`).
 //! - [`apply`] — executes a plan's steps through the `Broker` trait: ordered,
-//!   concurrent up to the parallelism, one step per destination at a time; the
-//!   drain protocol, the offline-removal warning, the stack lease, the
+//!   concurrent up to the parallelism, one step per destination at a time and
+//!   a whole-pool write alone among its pool's member changes; each step's
+//!   preconditions checked right before its write (`apply::precondition`);
+//!   the drain protocol, the offline-removal warning, the stack lease, the
 //!   stale-plan check. Emits progress events and returns a report.
 //! - [`export`] — live state to config YAML that plans no changes.
 //! - [`render`] — diagnostics, plans and apply reports as text, markdown and
 //!   JSON, to any `io::Write`; `render::words` has the one sentence per step,
-//!   violation and warning that every rendering shares.
+//!   violation, fact and warning that every rendering shares; `render::markdown`
+//!   orders a plan comment by risk; `render::annotations` writes GitHub
+//!   workflow commands and GitLab code quality reports; `render::events` is
+//!   the JSON line per apply event.
 //!
 //! The top:
 //!
@@ -74,9 +86,13 @@
 //! - [`commands`] — one file per command, plus `commands::context` (what
 //!   they share, built once from the global flags: styles, runtime, config
 //!   loading, broker connection, plan rendering and saving) and
-//!   `commands::error` (why a command failed, with its cause). Each command
+//!   `commands::error` (why a command failed, with its cause), plus
+//!   `commands::output` (stdout and stderr that treat a closed pipe as a
+//!   reader that left), `commands::annotate` (which findings become
+//!   annotations for `--format github|gitlab`), `commands::apply_output`
+//!   (what apply shows per format) and `commands::logging`. Each command
 //!   does its IO and returns an exit status or an error; `main` prints the
-//!   error once and decides the exit code in one place.
+//!   error once and decides the exit code in one place (usage errors are 1).
 //!
 //! # Where a change goes
 //!
@@ -87,8 +103,9 @@
 //!   `contract::problem::new`), the OpenAPI file, the rule that answers it
 //!   in `refbroker::engine`, and its handling where apply meets it.
 //! - A new step kind: a variant of `plan::Op`, where `plan::order` expands a
-//!   change into it and what it depends on, the broker call in `apply::step`,
-//!   and its sentence in `render::words`.
+//!   change into it and what it depends on, the facts it relies on in
+//!   `plan::fact`, the broker call in `apply::step` (and, when its facts need
+//!   a read, `apply::precondition`), and its sentence in `render::words`.
 //! - A new output format: a renderer in [`render`] and a value of the format
 //!   flag in [`cli`]; commands pick it.
 //! - A new reference-broker rule: the rule family's file in
@@ -110,8 +127,10 @@
 //!   JSON. Plans are pure data (no closures, no colours, no human strings),
 //!   versioned and checksummed when saved.
 //! - Apply never re-plans or re-diffs: a saved plan that no longer matches
-//!   the broker is refused whole. Every step is safe to run twice, so a
-//!   re-run after a crash converges with no duplicate side effect.
+//!   the broker (another broker, or resources that moved) is refused whole,
+//!   and a step whose planned facts changed fails before its write. Every
+//!   step is safe to run twice, so a re-run after a crash converges with no
+//!   duplicate side effect.
 //! - Core modules never print: apply emits progress events, render writes.
 //! - Secrets are `SecretSource`s in plans and `SecretString`s in memory; an
 //!   inline secret in YAML is masked in the kept source, so no diagnostic
@@ -133,7 +152,9 @@ pub mod contract;
 pub mod desired;
 pub mod diagnostic;
 pub mod export;
+pub mod json_schema;
 pub mod plan;
 pub mod refbroker;
+pub mod regular_file;
 pub mod render;
 pub mod secret;

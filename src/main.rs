@@ -10,7 +10,14 @@ use poolform::cli::{Cli, Command};
 use poolform::commands::{self, Context};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage(&e),
+    };
+    // The reference broker sets up its own logging (RUST_LOG).
+    if !matches!(cli.command, Command::Broker(_)) {
+        commands::logging::init(cli.command.verbose());
+    }
     let ctx = Context::new(cli.color);
     let result = match &cli.command {
         Command::Validate(args) => commands::validate::run(&ctx, args),
@@ -33,5 +40,18 @@ fn main() -> ExitCode {
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `--help` and `--version` succeed; every usage error exits 1, never clap's
+/// 2, which `plan --detailed-exitcode` reserves for "changes present".
+fn usage(error: &clap::Error) -> ExitCode {
+    // A closed pipe (`poolform --help | head`) is no failure, and a usage
+    // error stays one whether or not its message could be written.
+    let _ = error.print();
+    if error.use_stderr() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use poolform::contract::wire::Event;
 use serde_json::json;
 
-use crate::support::{Run, Server, copy_example, edit, example, run, seed_path, without_locks};
+use crate::support::{
+    Run, SEED_ENV, SEED_PASSWORD, Server, copy_example, edit, example, fidelity, run, seed_path,
+    without_locks,
+};
 
-/// The seed's fingerprint label was made from this password, so the
-/// maintenance examples plan no credential change with it.
-const SEED_PASSWORD: &str = "maintenance-demo";
 /// Far above what any step here needs, so a loaded machine never trips it.
 const PATIENCE: Duration = Duration::from_secs(120);
 
@@ -28,8 +28,18 @@ fn path(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// `poolform apply CONFIG --auto-approve` with the seed's password.
-fn apply(server: &Server, config: &std::path::Path, extra: &[&str]) -> Run {
+/// The environment every poolform run here gets: the seed's password.
+const ENV: &[(&str, &str)] = SEED_ENV;
+
+/// `poolform apply CONFIG --auto-approve` with the seed's password, its
+/// fidelity to the plan of `config` checked (see `support::fidelity`).
+async fn apply(server: &Server, scenario: &str, config: &std::path::Path, extra: &[&str]) -> Run {
+    server.apply_checked(scenario, config, extra, ENV).await.0
+}
+
+/// `poolform apply CONFIG --auto-approve` with the seed's password, for a
+/// caller that checks fidelity over several runs itself.
+fn apply_unchecked(server: &Server, config: &std::path::Path, extra: &[&str]) -> Run {
     let mut args = vec!["apply", path(config), "--auto-approve"];
     args.extend_from_slice(extra);
     run(server.poolform(&args).env("MAINT_PASSWORD", SEED_PASSWORD))
@@ -41,34 +51,16 @@ fn plan_code(server: &Server, config: &std::path::Path) -> Run {
     run(server.poolform(&args).env("MAINT_PASSWORD", SEED_PASSWORD))
 }
 
-async fn destination(server: &Server, name: &str) -> poolform::contract::wire::Destination {
+/// Users with a sticky binding to `destination` in pool `live`.
+async fn bound_to(server: &Server, destination: &str) -> Vec<String> {
     server
         .snapshot()
         .await
-        .destinations
+        .sticky_bindings
         .into_iter()
-        .find(|d| d.name == name)
-        .unwrap_or_else(|| panic!("{name} is in the snapshot"))
-}
-
-async fn members(server: &Server, pool: &str) -> Vec<String> {
-    server
-        .snapshot()
-        .await
-        .pools
-        .into_iter()
-        .find(|p| p.name == pool)
-        .unwrap_or_else(|| panic!("{pool} is in the snapshot"))
-        .members
-}
-
-async fn power(server: &Server, destination: &str, online: bool) {
-    server
-        .sim(
-            &format!("/v1/_sim/destinations/{destination}/power"),
-            json!({ "online": online }),
-        )
-        .await;
+        .filter(|b| b.pool == "live" && b.destination == destination)
+        .map(|b| b.user)
+        .collect()
 }
 
 /// Requests that could change state (anything but GET), per route, leaving
@@ -90,37 +82,49 @@ fn writes(stats: &poolform::refbroker::server::Stats) -> BTreeMap<String, u64> {
 async fn the_runbook_out_while_online_then_back_in() {
     let server = seeded(&[]);
     let start = server.last_seq().await;
-    let out = apply(&server, &example("maintenance/rds-02-out"), &[]).expect_code(0, "out");
+    let out = apply(
+        &server,
+        "runbook out while online",
+        &example("maintenance/rds-02-out"),
+        &[],
+    )
+    .await
+    .expect_code(0, "out");
     assert!(
         out.stdout
-            .contains("3 done, 0 warnings, 0 failed, 0 skipped")
+            .contains("4 done, 0 warnings, 0 failed, 0 skipped")
     );
     assert_eq!(
         without_locks(&server.events(start).await),
         [
+            "destination.drain.start destination/rds-02/drain",
             "sessions.disconnect destination/rds-02/sessions",
             "sticky.clear pool/live/sticky-sessions/rds-02",
             "member.remove pool/live/member/rds-02",
         ]
     );
-    assert_eq!(members(&server, "live").await, ["rds-01", "rds-03"]);
+    assert_eq!(server.members("live").await, ["rds-01", "rds-03"]);
     assert!(
-        !destination(&server, "rds-02").await.lb_service_installed,
+        !server.destination("rds-02").await.lb_service_installed,
         "an online host's service is uninstalled when it leaves"
     );
     assert!(server.snapshot().await.sticky_bindings.is_empty());
 
     let start = server.last_seq().await;
-    apply(&server, &example("maintenance/rds-02-back"), &[]).expect_code(0, "back");
+    apply(
+        &server,
+        "runbook back after online",
+        &example("maintenance/rds-02-back"),
+        &[],
+    )
+    .await
+    .expect_code(0, "back");
     assert_eq!(
         without_locks(&server.events(start).await),
         ["member.add pool/live/member/rds-02"]
     );
-    assert_eq!(
-        members(&server, "live").await,
-        ["rds-01", "rds-02", "rds-03"]
-    );
-    assert!(destination(&server, "rds-02").await.lb_service_installed);
+    assert_eq!(server.members("live").await, ["rds-01", "rds-02", "rds-03"]);
+    assert!(server.destination("rds-02").await.lb_service_installed);
     plan_code(&server, &example("maintenance/rds-02-back")).expect_code(0, "converged");
 }
 
@@ -130,9 +134,20 @@ async fn the_runbook_out_while_online_then_back_in() {
 #[tokio::test]
 async fn the_runbook_out_while_offline_warns_once_and_succeeds() {
     let server = seeded(&[]);
-    power(&server, "rds-02", false).await;
+    server.power("rds-02", false).await;
+    assert!(
+        !bound_to(&server, "rds-02").await.is_empty(),
+        "powering off leaves its users bound to rds-02"
+    );
     let start = server.last_seq().await;
-    let out = apply(&server, &example("maintenance/rds-02-out"), &[]).expect_code(0, "out");
+    let out = apply(
+        &server,
+        "runbook out while offline",
+        &example("maintenance/rds-02-out"),
+        &[],
+    )
+    .await
+    .expect_code(0, "out");
     let warnings: Vec<&str> = out
         .stdout
         .lines()
@@ -161,19 +176,31 @@ async fn the_runbook_out_while_offline_warns_once_and_succeeds() {
         log.last().map(String::as_str),
         Some("member.remove pool/live/member/rds-02 lb_service_uninstall_failed")
     );
-    assert_eq!(members(&server, "live").await, ["rds-01", "rds-03"]);
-    assert!(destination(&server, "rds-02").await.lb_service_installed);
+    assert_eq!(server.members("live").await, ["rds-01", "rds-03"]);
+    assert!(server.destination("rds-02").await.lb_service_installed);
+    assert_eq!(
+        bound_to(&server, "rds-02").await,
+        Vec::<String>::new(),
+        "the bindings the power-off left are cleared"
+    );
     // The plan agrees the membership is gone, warning or not.
     plan_code(&server, &example("maintenance/rds-02-out")).expect_code(0, "converged");
 
-    power(&server, "rds-02", true).await;
+    server.power("rds-02", true).await;
     let start = server.last_seq().await;
-    apply(&server, &example("maintenance/rds-02-back"), &[]).expect_code(0, "back");
+    apply(
+        &server,
+        "runbook back after offline",
+        &example("maintenance/rds-02-back"),
+        &[],
+    )
+    .await
+    .expect_code(0, "back");
     assert_eq!(
         without_locks(&server.events(start).await),
         ["member.add pool/live/member/rds-02"]
     );
-    assert!(destination(&server, "rds-02").await.lb_service_installed);
+    assert!(server.destination("rds-02").await.lb_service_installed);
 }
 
 /// Make before break: an app instance pinned to rds-02 is moved to rds-01
@@ -194,7 +221,9 @@ async fn an_app_instance_is_retargeted_before_its_destination_leaves() {
         "destination: rds-01",
     );
     let start = server.last_seq().await;
-    apply(&server, config.path(), &[]).expect_code(0, "retarget then remove");
+    apply(&server, "retarget before remove", config.path(), &[])
+        .await
+        .expect_code(0, "retarget then remove");
     assert_eq!(
         without_locks(&server.events(start).await),
         [
@@ -207,21 +236,23 @@ async fn an_app_instance_is_retargeted_before_its_destination_leaves() {
         snapshot.app_instances[0].destination.as_deref(),
         Some("rds-01")
     );
-    assert_eq!(members(&server, "maintenance").await, ["rds-01", "rds-03"]);
+    assert_eq!(server.members("maintenance").await, ["rds-01", "rds-03"]);
     plan_code(&server, config.path()).expect_code(0, "converged");
 }
 
-/// A failed step skips only what depends on it: adding an offline rds-04 to
-/// `live` fails (destination_unreachable), so draining and removing rds-02
-/// (make before break: they wait for the add) are skipped and rds-02 keeps
-/// its sessions, while the unrelated change to `maintenance` completes.
+/// A failed step skips only what depends on it: rds-04, online when the plan
+/// was saved, is powered off before it is applied, so adding it to `live`
+/// fails (its precondition changed: the broker answers
+/// destination_unreachable), draining and removing rds-02 (make before
+/// break: they wait for the add) are skipped and rds-02 keeps its sessions,
+/// while the unrelated change to `maintenance` completes.
 #[tokio::test]
 async fn a_failed_step_skips_its_dependents_and_independent_ones_finish() {
     let server = seeded(&[]);
     server
         .sim(
             "/v1/_sim/destinations",
-            json!({"name": "rds-04", "online": false, "process_execution_ready": true}),
+            json!({"name": "rds-04", "online": true, "process_execution_ready": true}),
         )
         .await;
     let config = copy_example("maintenance/steady");
@@ -237,16 +268,38 @@ async fn a_failed_step_skips_its_dependents_and_independent_ones_finish() {
         "    members: [rds-01, rds-02, rds-03]",
         "    labels: { owner: ops }\n    members: [rds-01, rds-02, rds-03]",
     );
+    let dir = tempfile::tempdir().unwrap();
+    let plan_file = dir.path().join("plan.json");
+    run(server
+        .poolform(&["plan", path(config.path()), "--out", path(&plan_file)])
+        .env("MAINT_PASSWORD", SEED_PASSWORD))
+    .expect_code(0, "plan --out");
+    server.power("rds-04", false).await;
     let start = server.last_seq().await;
-    let out = apply(&server, config.path(), &[]).expect_code(1, "one step fails");
+    let (out, _) = server
+        .apply_plan_checked(
+            "a failed add skips its dependents",
+            &plan_file,
+            config.path(),
+            &[],
+            ENV,
+        )
+        .await;
+    let out = out.expect_code(1, "one step fails");
     assert!(
         out.stdout
-            .contains("1 done, 0 warnings, 1 failed, 3 skipped"),
+            .contains("1 done, 0 warnings, 1 failed, 4 skipped"),
         "{}",
         out.stdout
     );
     assert!(
         out.stdout.contains("destination_unreachable"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("precondition changed: rds-04 planned online"),
         "{}",
         out.stdout
     );
@@ -264,21 +317,21 @@ async fn a_failed_step_skips_its_dependents_and_independent_ones_finish() {
         maintenance.labels.get("owner").map(String::as_str),
         Some("ops")
     );
-    assert_eq!(
-        members(&server, "live").await,
-        ["rds-01", "rds-02", "rds-03"]
-    );
-    assert_eq!(destination(&server, "rds-02").await.sessions.active, 2);
+    assert_eq!(server.members("live").await, ["rds-01", "rds-02", "rds-03"]);
+    assert_eq!(server.destination("rds-02").await.sessions.active, 2);
     // The failed branch is still pending, for a re-run once rds-04 is up;
     // that re-run does only what is left, in order.
+    server.power("rds-04", true).await;
     plan_code(&server, config.path()).expect_code(2, "the failed part is still pending");
-    power(&server, "rds-04", true).await;
     let start = server.last_seq().await;
-    apply(&server, config.path(), &[]).expect_code(0, "re-run");
+    apply(&server, "re-run after a failed add", config.path(), &[])
+        .await
+        .expect_code(0, "re-run");
     assert_eq!(
         without_locks(&server.events(start).await),
         [
             "member.add pool/live/member/rds-04",
+            "destination.drain.start destination/rds-02/drain",
             "sessions.disconnect destination/rds-02/sessions",
             "sticky.clear pool/live/sticky-sessions/rds-02",
             "member.remove pool/live/member/rds-02",
@@ -317,18 +370,21 @@ async fn a_stale_saved_plan_is_refused_with_zero_writes() {
     let start = server.last_seq().await;
     let before = writes(&server.stats().await);
 
-    let out = run(server
-        .poolform(&["apply", path(&plan_file), "--auto-approve"])
-        .env("MAINT_PASSWORD", SEED_PASSWORD))
-    .expect_code(1, "stale plan");
+    let (out, _) = server
+        .apply_plan_checked(
+            "a stale saved plan",
+            &plan_file,
+            &example("maintenance/rds-02-out"),
+            &[],
+            ENV,
+        )
+        .await;
+    let out = out.expect_code(1, "stale plan");
     assert!(out.stderr.contains("stale"), "{}", out.stderr);
     assert!(out.stderr.contains("pool/live"), "{}", out.stderr);
     assert_eq!(server.events(start).await, Vec::<Event>::new());
     assert_eq!(writes(&server.stats().await), before, "no write request");
-    assert_eq!(
-        members(&server, "live").await,
-        ["rds-01", "rds-02", "rds-03"]
-    );
+    assert_eq!(server.members("live").await, ["rds-01", "rds-02", "rds-03"]);
 }
 
 /// Two applies of one stack: the second fails fast naming the first as the
@@ -344,6 +400,8 @@ async fn a_concurrent_apply_fails_fast_naming_the_lock_holder() {
         "drain: { sessions: disconnect, timeout: 15m }",
         "drain: { sessions: wait, timeout: 15m }",
     );
+    let dir = tempfile::tempdir().unwrap();
+    let planned = server.save_plan(config.path(), &dir.path().join("plan.json"), ENV);
     let start = server.last_seq().await;
     let mut first = server
         .poolform(&["apply", path(config.path()), "--auto-approve"])
@@ -391,30 +449,43 @@ async fn a_concurrent_apply_fails_fast_naming_the_lock_holder() {
     let output = first.wait_with_output().unwrap();
     Run::of(output).expect_code(0, "first apply");
     let log = server.events(start).await;
+    fidelity(
+        "two applies at once",
+        Some(&planned),
+        &log,
+        true,
+        server.converged(config.path(), ENV),
+    );
     assert_eq!(
         log.iter().filter(|e| e.op == "lock.acquire").count(),
         1,
         "only the first apply ever held the lease"
     );
-    // Users who log off may leave sticky bindings, which the apply clears;
-    // nothing is disconnected (the policy is wait) and nothing is doubled.
+    // New logons stop first; users who log off may leave sticky bindings,
+    // which the apply clears; nothing is disconnected (the policy is wait)
+    // and nothing is doubled.
     let changes: Vec<String> = without_locks(&log)
         .into_iter()
         .filter(|e| !e.starts_with("sim."))
         .collect();
+    assert_eq!(
+        changes.first().map(String::as_str),
+        Some("destination.drain.start destination/rds-02/drain"),
+        "{changes:?}"
+    );
     assert_eq!(
         changes.last().map(String::as_str),
         Some("member.remove pool/live/member/rds-02"),
         "{changes:?}"
     );
     assert!(
-        changes[..changes.len() - 1]
+        changes[1..changes.len() - 1]
             .iter()
             .all(|e| e == "sticky.clear pool/live/sticky-sessions/rds-02"),
         "{changes:?}"
     );
-    assert!(changes.len() <= 2, "{changes:?}");
-    assert_eq!(members(&server, "live").await, ["rds-01", "rds-03"]);
+    assert!(changes.len() <= 3, "{changes:?}");
+    assert_eq!(server.members("live").await, ["rds-01", "rds-03"]);
     plan_code(&server, config.path()).expect_code(0, "consistent");
 }
 
@@ -436,24 +507,31 @@ impl Rng {
 /// event log shows no side effect done twice. Each trial alternates taking
 /// rds-02 out (with two fresh sessions to drain) and putting it back. The
 /// killed run's lease is short (`--lock-ttl 1s`) so the re-run waits briefly.
-/// Half the kills land 0-600 ms after the start (at `--latency 20` the CLI
-/// needs a few hundred ms of reads before its first write), half right after
-/// a random one of the trial's writes shows in the event log.
+/// Each kill lands right after the N-th event of the run shows in the event
+/// log, N drawn from a seeded generator: 1 is the lease taken (before any
+/// change), 2.. each change. The seed is printed, and `POOLFORM_KILL_SEED`
+/// replays the same kill points.
 #[tokio::test]
 async fn killed_applies_converge_on_rerun_without_duplicate_side_effects() {
     const TRIALS: usize = 20;
     let server = seeded(&["--fail-rate", "0.1", "--latency", "20"]);
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
+    let seed = std::env::var("POOLFORM_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
         | 1;
-    eprintln!("kill-point seed {seed}");
+    eprintln!("kill-point seed {seed} (POOLFORM_KILL_SEED={seed} replays it)");
     let mut rng = Rng(seed);
     let (out, back) = (
         example("maintenance/rds-02-out"),
         example("maintenance/rds-02-back"),
     );
+    let plans = tempfile::tempdir().unwrap();
     let mut reruns_needed = Vec::new();
     let mut done_before_kill = Vec::new();
     for trial in 0..TRIALS {
@@ -473,6 +551,7 @@ async fn killed_applies_converge_on_rerun_without_duplicate_side_effects() {
                     .await;
             }
         }
+        let planned = server.save_plan(config, &plans.path().join(format!("{trial}.json")), ENV);
         let start = server.last_seq().await;
         let mut killed = server
             .poolform(&["apply", path(config), "--auto-approve", "--lock-ttl", "1s"])
@@ -481,20 +560,22 @@ async fn killed_applies_converge_on_rerun_without_duplicate_side_effects() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        if rng.below(2) == 0 {
-            std::thread::sleep(Duration::from_millis(rng.below(600)));
-        } else {
-            // Kill as soon as the k-th side effect shows in the log, which
-            // lands between two writes far more often than a blind delay.
-            let total = if taking_out { 3 } else { 1 };
-            let k = 1 + rng.below(total) as usize;
-            let deadline = Instant::now() + PATIENCE;
-            while without_locks(&server.events(start).await).len() < k
-                && killed.try_wait().unwrap().is_none()
-                && Instant::now() < deadline
-            {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+        // The lease, then each change (taking out: stop logons, disconnect,
+        // clear sticky, remove): kill after the n-th of them.
+        let events = if taking_out { 5 } else { 2 };
+        let n = 1 + rng.below(events) as usize;
+        let deadline = Instant::now() + PATIENCE;
+        while server
+            .events(start)
+            .await
+            .iter()
+            .filter(|e| e.op == "lock.acquire" || !e.op.starts_with("lock."))
+            .count()
+            < n
+            && killed.try_wait().unwrap().is_none()
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let _ = killed.kill();
         let _ = killed.wait();
@@ -507,7 +588,7 @@ async fn killed_applies_converge_on_rerun_without_duplicate_side_effects() {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let rerun = apply(
+            let rerun = apply_unchecked(
                 &server,
                 config,
                 &["--lock-ttl", "1s", "--lock-timeout", "60s"],
@@ -525,7 +606,15 @@ async fn killed_applies_converge_on_rerun_without_duplicate_side_effects() {
         reruns_needed.push(attempts);
         plan_code(&server, config).expect_code(0, &format!("trial {trial} ({what}) converged"));
 
-        let log = without_locks(&server.events(start).await);
+        let events = server.events(start).await;
+        fidelity(
+            &format!("killed apply, trial {trial} ({what}), and its re-runs"),
+            Some(&planned),
+            &events,
+            true,
+            true,
+        );
+        let log = without_locks(&events);
         let count = |entry: &str| log.iter().filter(|e| e.as_str() == entry).count();
         if taking_out {
             assert_eq!(
@@ -543,21 +632,23 @@ async fn killed_applies_converge_on_rerun_without_duplicate_side_effects() {
                 1,
                 "trial {trial}: {log:?}"
             );
-            assert_eq!(log.len(), 3, "trial {trial}: {log:?}");
-            assert_eq!(members(&server, "live").await, ["rds-01", "rds-03"]);
+            assert_eq!(
+                count("destination.drain.start destination/rds-02/drain"),
+                1,
+                "trial {trial}: {log:?}"
+            );
+            assert_eq!(log.len(), 4, "trial {trial}: {log:?}");
+            assert_eq!(server.members("live").await, ["rds-01", "rds-03"]);
         } else {
             assert_eq!(log, ["member.add pool/live/member/rds-02"], "trial {trial}");
-            assert_eq!(
-                members(&server, "live").await,
-                ["rds-01", "rds-02", "rds-03"]
-            );
-            assert!(destination(&server, "rds-02").await.lb_service_installed);
+            assert_eq!(server.members("live").await, ["rds-01", "rds-02", "rds-03"]);
+            assert!(server.destination("rds-02").await.lb_service_installed);
         }
     }
     let stats = server.stats().await;
     eprintln!(
         "{TRIALS} trials converged; side effects done before the kill per trial \
-         {done_before_kill:?} (out: 3 in all, back: 1); re-runs per trial \
+         {done_before_kill:?} (out: 4 in all, back: 1); re-runs per trial \
          {reruns_needed:?}; {} injected 503s",
         stats.injected_unavailable
     );
@@ -611,12 +702,16 @@ async fn a_default_credentials_password_never_leaves_its_env_var() {
         seen.push(("plan --format stdout", shown.stdout));
         seen.push(("plan --format stderr", shown.stderr));
     }
-    let applied = run(&mut with_secret(&[
-        "apply",
-        path(&plan_file),
-        "--auto-approve",
-    ]))
-    .expect_code(0, "apply the saved plan");
+    let (applied, _) = server
+        .apply_plan_checked(
+            "a saved plan with a new password",
+            &plan_file,
+            &config,
+            &[],
+            &[("MAINT_PASSWORD", &secret), ("RUST_LOG", "trace")],
+        )
+        .await;
+    let applied = applied.expect_code(0, "apply the saved plan");
     seen.push(("apply stdout", applied.stdout));
     seen.push(("apply stderr", applied.stderr));
     let again = run(&mut with_secret(&[
@@ -652,4 +747,214 @@ async fn a_default_credentials_password_never_leaves_its_env_var() {
         .find(|p| p.name == "maintenance")
         .unwrap();
     assert!(maintenance.default_credentials.password_set);
+}
+
+/// Starts an apply that waits in a `wait` drain (rds-02 keeps its users)
+/// and returns it once it is polling the sessions under its lease.
+async fn apply_waiting_in_a_drain(
+    server: &Server,
+    config: &std::path::Path,
+) -> std::process::Child {
+    edit(
+        &config.join("pools.yaml"),
+        "drain: { sessions: disconnect, timeout: 15m }",
+        "drain: { sessions: wait, timeout: 15m }",
+    );
+    let start = server.last_seq().await;
+    let mut child = server
+        .poolform(&["apply", path(config), "--auto-approve"])
+        .env("MAINT_PASSWORD", SEED_PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let locked = server
+            .events(start)
+            .await
+            .iter()
+            .any(|e| e.op == "lock.acquire");
+        let polled = server
+            .stats()
+            .await
+            .requests
+            .get("GET /v1/destinations/{name}/sessions")
+            .copied()
+            .unwrap_or(0);
+        if locked && polled >= 2 {
+            return child;
+        }
+        assert!(Instant::now() < deadline, "the apply starts draining");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the apply waits in its drain"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// SIGTERM (what CI sends on cancel) and SIGINT (Ctrl-C) stop an apply
+/// that waits in a 15-minute drain: it abandons the wait, releases the
+/// lease, prints the report and exits 1, without removing rds-02 (whose
+/// users are still logged in) and without waiting for the drain to end.
+#[tokio::test]
+async fn a_signal_stops_a_waiting_apply_releases_the_lease_and_reports() {
+    for signal in ["TERM", "INT"] {
+        let server = seeded(&[]);
+        let config = copy_example("maintenance/rds-02-out");
+        let start = server.last_seq().await;
+        let child = apply_waiting_in_a_drain(&server, config.path()).await;
+        let killed = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let out = Run::of(child.wait_with_output().unwrap()).expect_code(1, signal);
+        assert!(
+            out.stderr.contains(&format!("SIG{signal} received")),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stdout.contains("interrupted"),
+            "the report:\n{}",
+            out.stdout
+        );
+        let log = server.events(start).await;
+        assert_eq!(
+            log.last().map(|e| e.op.as_str()),
+            Some("lock.release"),
+            "{signal}: the lease is released last: {log:?}"
+        );
+        // Only the head of the removal chain ran: rds-02 takes no new logons
+        // until a later apply finishes the removal or lets it go again.
+        assert_eq!(
+            without_locks(&log),
+            ["destination.drain.start destination/rds-02/drain"],
+            "{signal}"
+        );
+        assert_eq!(server.members("live").await, ["rds-01", "rds-02", "rds-03"]);
+        assert_eq!(server.destination("rds-02").await.sessions.active, 2);
+    }
+}
+
+/// Without `--auto-approve`, apply asks on the terminal; with no terminal
+/// to ask on it refuses before any change (and gives the lease back).
+#[tokio::test]
+async fn apply_without_a_terminal_refuses_and_changes_nothing() {
+    let server = seeded(&[]);
+    let start = server.last_seq().await;
+    let out = run(server
+        .poolform(&["apply", path(&example("maintenance/rds-02-out"))])
+        .env("MAINT_PASSWORD", SEED_PASSWORD))
+    .expect_code(1, "no terminal");
+    assert!(
+        out.stderr.contains("stdin is not a terminal"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        without_locks(&server.events(start).await),
+        Vec::<String>::new()
+    );
+    assert_eq!(server.members("live").await, ["rds-01", "rds-02", "rds-03"]);
+}
+
+/// The leftover service of a host that left while offline is removed by
+/// the next apply once the host is back, and then nothing is left to do.
+#[tokio::test]
+async fn the_leftover_service_is_cleaned_up_once_the_host_is_back() {
+    let server = seeded(&[]);
+    let out = example("maintenance/rds-02-out");
+    server.power("rds-02", false).await;
+    apply(&server, "leftover: out while offline", &out, &[])
+        .await
+        .expect_code(0, "out while offline");
+    assert!(server.destination("rds-02").await.lb_service_installed);
+    server.power("rds-02", true).await;
+    let start = server.last_seq().await;
+    let cleaned = apply(&server, "leftover: cleanup", &out, &[])
+        .await
+        .expect_code(0, "cleanup");
+    assert!(cleaned.stdout.contains("leftover"), "{}", cleaned.stdout);
+    assert_eq!(
+        without_locks(&server.events(start).await),
+        ["destination.lb_service.remove destination/rds-02/lb-service"]
+    );
+    assert!(!server.destination("rds-02").await.lb_service_installed);
+    plan_code(&server, &out).expect_code(0, "nothing left");
+}
+
+/// `apply --broker file:` runs the runbook on the embedded broker: the
+/// state file is created from the seed, changed, and read back by plan.
+#[test]
+fn apply_against_a_file_broker_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("broker.json");
+    let broker = format!("file:{}", state.display());
+    let poolform = |args: &[&str]| {
+        let mut command = std::process::Command::new(crate::support::bin());
+        command
+            .args(args)
+            .args(["--broker", &broker])
+            .env("MAINT_PASSWORD", SEED_PASSWORD)
+            .env("NO_COLOR", "1")
+            .env_remove("POOLFORM_BROKER")
+            .stdin(Stdio::null());
+        run(&mut command)
+    };
+    let out = example("maintenance/rds-02-out");
+    let saved = dir.path().join("plan.json");
+    poolform(&["plan", path(&out), "--out", path(&saved)]).expect_code(0, "plan");
+    let applied = poolform(&["apply", path(&saved), "--auto-approve"]).expect_code(0, "apply");
+    assert!(
+        applied
+            .stdout
+            .contains("4 done, 0 warnings, 0 failed, 0 skipped"),
+        "{}",
+        applied.stdout
+    );
+    let converged = poolform(&["plan", path(&out), "--detailed-exitcode"]).code == Some(0);
+    let engine = poolform::refbroker::store::load_state(&state).expect("the state file");
+    let live = engine.pool("live").expect("live is in the state file");
+    assert_eq!(live.members, ["rds-01", "rds-03"]);
+    let plan = poolform::plan::read_saved(&std::fs::read(&saved).unwrap()).expect("saved plan");
+    let events: Vec<_> = engine
+        .events_page(0, usize::MAX)
+        .items
+        .into_iter()
+        .cloned()
+        .collect();
+    crate::support::fidelity(
+        "apply --broker file:",
+        Some(&plan),
+        &events,
+        true,
+        converged,
+    );
+}
+
+/// The quick start (README) runs end to end with the binary under test.
+#[test]
+fn the_quick_start_script_runs() {
+    let script = example("maintenance/quickstart.sh");
+    let out = run(std::process::Command::new("bash")
+        .arg(&script)
+        .env("POOLFORM", crate::support::bin())
+        .env("NO_COLOR", "1")
+        .env_remove("POOLFORM_BROKER")
+        .stdin(Stdio::null()))
+    .expect_code(0, "quickstart.sh");
+    for step in [
+        "$ poolform validate examples/maintenance/rds-02-out",
+        "$ poolform apply examples/maintenance/rds-02-back",
+        "4 done, 0 warnings, 0 failed, 0 skipped",
+    ] {
+        assert!(
+            out.stdout.contains(step),
+            "{step:?} missing:\n{}",
+            out.stdout
+        );
+    }
 }

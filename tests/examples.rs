@@ -8,9 +8,13 @@ use poolform::desired::{Assignee, Desired, DrainSessions};
 use poolform::secret::SecretSource;
 use secrecy::{ExposeSecret, SecretString};
 
-/// Every directory under examples/ that holds YAML files.
+/// Every directory under examples/ that holds YAML config files (not the
+/// CI pipelines under examples/ci).
 fn example_dirs() -> Vec<PathBuf> {
     fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
+        if dir == Path::new("examples/ci") {
+            return;
+        }
         let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
             .expect("readable")
             .map(|e| e.expect("entry").path())
@@ -144,5 +148,53 @@ fn rds_02_back_is_identical_to_steady() {
         let steady = std::fs::read_to_string(format!("examples/maintenance/steady/{file}"));
         let back = std::fs::read_to_string(format!("examples/maintenance/rds-02-back/{file}"));
         assert_eq!(steady.expect("steady"), back.expect("back"), "{file}");
+    }
+}
+
+/// The seed beside a config or one directory up, as `plan` finds it.
+fn seed_for(dir: &Path) -> PathBuf {
+    [
+        dir.join("broker-seed.json"),
+        dir.join("../broker-seed.json"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .unwrap_or_else(|| panic!("{}: no broker-seed.json beside it or above", dir.display()))
+}
+
+#[test]
+fn every_example_plans_on_the_embedded_broker_without_violations() {
+    for dir in example_dirs() {
+        let copy = tempfile::tempdir().expect("temp dir");
+        let secret = copy.path().join("secret");
+        std::fs::write(&secret, "example-password").expect("write");
+        for entry in std::fs::read_dir(&dir).expect("readable") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                // `{file: ...}` secrets point at the host running the plan.
+                let text = std::fs::read_to_string(&path).expect("UTF-8");
+                let text = text.replace("/run/secrets/maint-password", &secret.to_string_lossy());
+                std::fs::write(copy.path().join(path.file_name().expect("named")), text)
+                    .expect("write");
+            }
+        }
+        let state = copy.path().join("state.json");
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_poolform"))
+            .arg("plan")
+            .arg(copy.path())
+            .arg("--broker")
+            .arg(format!("file:{}", state.display()))
+            .arg("--seed")
+            .arg(seed_for(&dir))
+            .env("MAINT_PASSWORD", "maintenance-demo")
+            .env_remove("POOLFORM_BROKER")
+            .output()
+            .expect("poolform runs");
+        assert!(
+            output.status.success(),
+            "{}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 }

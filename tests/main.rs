@@ -8,6 +8,9 @@ mod architecture;
 /// The reference broker binary driven through the HTTP client: every path,
 /// auth, revisions, pagination, faults, crash safety; and the OpenAPI file.
 mod broker;
+/// What CI relies on: exit codes, closed pipes, annotations, apply events,
+/// split configs, network errors, help pages.
+mod ci;
 /// The `poolform` binary: exit codes, output streams, formats, colour.
 mod cli;
 /// The README's config reference matches the schema.
@@ -16,13 +19,22 @@ mod docs;
 mod examples;
 /// `poolform export` and `import` against the reference broker: round trips and adoption.
 mod export;
+/// The ten findings of the plan-as-contract review, end to end over HTTP.
+mod findings;
 /// Random mutations of the examples never make loading or validation panic.
 mod fuzz;
-/// Every invalid config under tests/invalid is rejected with located diagnostics (snapshots).
+/// The invalid-config corpus: each case rejected with located diagnostics (snapshots),
+/// and by `validate` and `apply` processes: exit 1, located, no panic, zero writes, bounded.
 mod invalid;
+/// The example CI pipelines' commands, read from their files and run
+/// against the reference broker with a recording fake forge.
+mod pipeline;
 /// `poolform plan` and `show` end to end: the runbook states in every format
 /// (snapshots), exit codes, saved plans, targets, colour, refresh request count.
 mod plan;
+/// Saved plans round-trip (checksum, every rendering) and apply converges,
+/// for generated configs and live states.
+mod roundtrip;
 /// The committed JSON Schema is what the code generates.
 mod schema;
 /// The broker's state file across processes: one holder at a time, nothing

@@ -11,11 +11,17 @@ use std::time::Duration;
 
 use poolform::client::http::{HttpBroker, HttpOptions, RetryPolicy};
 use poolform::contract::wire::{Event, Snapshot};
+use poolform::plan::{Op, Plan};
 use poolform::refbroker::server::Stats;
 use secrecy::SecretString;
 use serde_json::Value;
 
 pub const TOKEN: &str = "test-token-3f9a";
+/// The password whose fingerprint `examples/maintenance/broker-seed.json`
+/// holds, so the maintenance examples plan no credential change with it.
+pub const SEED_PASSWORD: &str = "maintenance-demo";
+/// The environment a poolform run against the seed needs.
+pub const SEED_ENV: &[(&str, &str)] = &[("MAINT_PASSWORD", SEED_PASSWORD)];
 /// Generous: the machine is shared and may be loaded.
 pub const STARTUP: Duration = Duration::from_secs(60);
 /// How often a broker read is retried when `--fail-rate` answers 503: the
@@ -243,6 +249,126 @@ impl Server {
     }
 }
 
+impl Server {
+    /// One destination as the broker has it now.
+    pub async fn destination(&self, name: &str) -> poolform::contract::wire::Destination {
+        self.snapshot()
+            .await
+            .destinations
+            .into_iter()
+            .find(|d| d.name == name)
+            .unwrap_or_else(|| panic!("{name} is in the snapshot"))
+    }
+
+    /// A pool's members as the broker has them now.
+    pub async fn members(&self, pool: &str) -> Vec<String> {
+        self.snapshot()
+            .await
+            .pools
+            .into_iter()
+            .find(|p| p.name == pool)
+            .unwrap_or_else(|| panic!("{pool} is in the snapshot"))
+            .members
+    }
+
+    /// Powers a destination on or off.
+    pub async fn power(&self, destination: &str, online: bool) {
+        self.sim(
+            &format!("/v1/_sim/destinations/{destination}/power"),
+            serde_json::json!({ "online": online }),
+        )
+        .await;
+    }
+
+    /// `poolform plan CONFIG --out FILE` with `env`: the saved plan an apply
+    /// is compared with. A plan with violations is saved too (and exits 1).
+    pub fn save_plan(&self, config: &Path, file: &Path, env: &[(&str, &str)]) -> Plan {
+        let mut command = self.poolform(&["plan"]);
+        command
+            .arg(config)
+            .arg("--out")
+            .arg(file)
+            .envs(env.iter().copied());
+        let planned = run(&mut command);
+        if !file.exists() {
+            planned.expect_code(0, "plan --out");
+        }
+        read_plan(file)
+    }
+
+    /// Whether a plan of `config` now shows no changes.
+    pub fn converged(&self, config: &Path, env: &[(&str, &str)]) -> bool {
+        let mut command = self.poolform(&["plan"]);
+        command
+            .arg(config)
+            .arg("--detailed-exitcode")
+            .envs(env.iter().copied());
+        run(&mut command).code == Some(0)
+    }
+
+    /// Saves the plan of `config`, applies `config` with `args`, and checks
+    /// the apply's fidelity to that plan (see [`fidelity`]).
+    pub async fn apply_checked(
+        &self,
+        scenario: &str,
+        config: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Run, Fidelity) {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = self.save_plan(config, &dir.path().join("plan.json"), env);
+        let start = self.last_seq().await;
+        let mut command = self.poolform(&["apply"]);
+        command
+            .arg(config)
+            .arg("--auto-approve")
+            .args(args)
+            .envs(env.iter().copied());
+        let applied = run(&mut command);
+        let events = self.events(start).await;
+        let converged = self.converged(config, env);
+        let counts = fidelity(
+            scenario,
+            Some(&plan),
+            &events,
+            applied.code == Some(0),
+            converged,
+        );
+        (applied, counts)
+    }
+
+    /// Applies the saved plan `file` with `args` and checks the apply's
+    /// fidelity to it; `config` is what the plan was made from.
+    pub async fn apply_plan_checked(
+        &self,
+        scenario: &str,
+        file: &Path,
+        config: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Run, Fidelity) {
+        let plan = poolform::plan::read_saved(&std::fs::read(file).unwrap()).ok();
+        let start = self.last_seq().await;
+        let mut command = self.poolform(&["apply"]);
+        command
+            .arg(file)
+            .arg("--auto-approve")
+            .args(args)
+            .envs(env.iter().copied());
+        let applied = run(&mut command);
+        let events = self.events(start).await;
+        let converged = self.converged(config, env);
+        let counts = fidelity(
+            scenario,
+            plan.as_ref(),
+            &events,
+            applied.code == Some(0),
+            converged,
+        );
+        (applied, counts)
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -317,4 +443,217 @@ pub fn edit(file: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(file).unwrap();
     assert!(text.contains(from), "{} lacks {from:?}", file.display());
     std::fs::write(file, text.replacen(from, to, 1)).unwrap();
+}
+
+/// What one apply did, compared with the saved plan it was to carry out:
+/// the broker's event log is the witness.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Fidelity {
+    pub steps_planned: usize,
+    pub writes_observed: usize,
+    /// Writes that no planned step accounts for (or a step's write repeated).
+    pub writes_not_in_plan: usize,
+    /// A step's write logged before the write of a step it depends on.
+    pub order_violations: usize,
+    /// Partial outcomes (warnings) of writes whose step announced none.
+    pub unpredicted_warnings: usize,
+    /// The last apply exited 0.
+    pub exited_zero: bool,
+    /// A plan afterwards shows no changes.
+    pub converged: bool,
+}
+
+impl std::ops::AddAssign for Fidelity {
+    fn add_assign(&mut self, other: Fidelity) {
+        self.steps_planned += other.steps_planned;
+        self.writes_observed += other.writes_observed;
+        self.writes_not_in_plan += other.writes_not_in_plan;
+        self.order_violations += other.order_violations;
+        self.unpredicted_warnings += other.unpredicted_warnings;
+    }
+}
+
+/// The broker event a step's write appends, as (op, resource). Drains
+/// and sticky clearing may find nothing to do and append none.
+fn planned_event(op: &Op) -> (Vec<&'static str>, String) {
+    match op {
+        Op::PutPool { pool, .. } => (vec!["pool.create", "pool.update"], format!("pool/{pool}")),
+        Op::DeletePool { pool } => (vec!["pool.delete"], format!("pool/{pool}")),
+        Op::AddMember { pool, destination } => (
+            vec!["member.add"],
+            format!("pool/{pool}/member/{destination}"),
+        ),
+        Op::RemoveMember { pool, destination } => (
+            vec!["member.remove"],
+            format!("pool/{pool}/member/{destination}"),
+        ),
+        Op::DrainSessions { destination, .. } => (
+            vec!["sessions.disconnect"],
+            format!("destination/{destination}/sessions"),
+        ),
+        Op::ClearSticky { pool, destination } => (
+            vec!["sticky.clear"],
+            format!("pool/{pool}/sticky-sessions/{destination}"),
+        ),
+        Op::PutMaintenance { destination, .. } => (
+            vec!["destination.maintenance.set"],
+            format!("destination/{destination}/maintenance"),
+        ),
+        Op::DeleteMaintenance { destination } => (
+            vec!["destination.maintenance.clear"],
+            format!("destination/{destination}/maintenance"),
+        ),
+        Op::StopLogons { destination } => (
+            vec!["destination.drain.start"],
+            format!("destination/{destination}/drain"),
+        ),
+        Op::AllowLogons { destination } => (
+            vec!["destination.drain.end"],
+            format!("destination/{destination}/drain"),
+        ),
+        Op::RemoveLbService { destination } => (
+            vec!["destination.lb_service.remove"],
+            format!("destination/{destination}/lb-service"),
+        ),
+        Op::PutAppConfig { app_config, .. } => (
+            vec!["app_config.create", "app_config.update"],
+            format!("app_config/{app_config}"),
+        ),
+        Op::DeleteAppConfig { app_config } => (
+            vec!["app_config.delete"],
+            format!("app_config/{app_config}"),
+        ),
+        Op::PutAppInstance { app_instance, .. } => (
+            vec!["app_instance.create", "app_instance.update"],
+            format!("app_instance/{app_instance}"),
+        ),
+        Op::DeleteAppInstance { app_instance } => (
+            vec!["app_instance.delete"],
+            format!("app_instance/{app_instance}"),
+        ),
+    }
+}
+
+/// Compares what the broker logged (`events`, everything after the apply
+/// began, across its re-runs) with `plan`, the saved plan it carried out
+/// (`None`: a plan file that could not be used, so no write is planned).
+/// Every write must be a planned step's, once; every step's write must
+/// follow those of the steps it depends on; every partial outcome must be
+/// an announced warning; and an apply that exited 0 must have converged.
+/// Panics naming each difference; returns the counts, prints them, and
+/// appends them as a JSON line to `$POOLFORM_FIDELITY_LOG` when set. The
+/// totals over every end-to-end apply:
+///
+/// ```sh
+/// POOLFORM_FIDELITY_LOG=/tmp/fidelity.jsonl cargo test --test main
+/// jq -s '{applies: length,
+///   steps_planned: (map(.fidelity.steps_planned) | add),
+///   writes_observed: (map(.fidelity.writes_observed) | add),
+///   writes_not_in_plan: (map(.fidelity.writes_not_in_plan) | add),
+///   order_violations: (map(.fidelity.order_violations) | add),
+///   unpredicted_warnings: (map(.fidelity.unpredicted_warnings) | add),
+///   exited_0_without_converging:
+///     (map(select(.fidelity.exited_zero and (.fidelity.converged | not))) | length)}' \
+///   /tmp/fidelity.jsonl
+/// ```
+pub fn fidelity(
+    scenario: &str,
+    plan: Option<&Plan>,
+    events: &[Event],
+    exited_zero: bool,
+    converged: bool,
+) -> Fidelity {
+    let steps = plan.map_or(&[][..], |p| p.steps.as_slice());
+    let writes: Vec<&Event> = events
+        .iter()
+        .filter(|e| !e.op.starts_with("lock.") && !e.op.starts_with("sim."))
+        .collect();
+    let mut problems = Vec::new();
+    let mut seq_of_step: Vec<Option<u64>> = vec![None; steps.len()];
+    let mut counts = Fidelity {
+        steps_planned: steps.len(),
+        writes_observed: writes.len(),
+        exited_zero,
+        converged,
+        ..Fidelity::default()
+    };
+    for event in &writes {
+        let step = steps.iter().position(|s| {
+            let (ops, resource) = planned_event(&s.op);
+            ops.contains(&event.op.as_str()) && resource == event.resource
+        });
+        let Some(i) = step.filter(|&i| seq_of_step[i].is_none()) else {
+            counts.writes_not_in_plan += 1;
+            problems.push(format!(
+                "write not in the plan: {} {}",
+                event.op, event.resource
+            ));
+            continue;
+        };
+        seq_of_step[i] = Some(event.seq);
+        if let Some(code) = &event.code
+            && steps[i].expected_warning.is_none()
+        {
+            counts.unpredicted_warnings += 1;
+            problems.push(format!(
+                "unpredicted warning: {} {} answered {code}, which step {} did not announce",
+                event.op,
+                event.resource,
+                i + 1
+            ));
+        }
+    }
+    for (i, step) in steps.iter().enumerate() {
+        let Some(seq) = seq_of_step[i] else { continue };
+        for &dep in &step.depends_on {
+            if seq_of_step
+                .get(dep)
+                .copied()
+                .flatten()
+                .is_some_and(|d| d > seq)
+            {
+                counts.order_violations += 1;
+                problems.push(format!(
+                    "step {} wrote before step {} it waits for",
+                    i + 1,
+                    dep + 1
+                ));
+            }
+        }
+    }
+    if exited_zero && !converged {
+        problems.push("the apply exited 0, but a plan afterwards still shows changes".to_owned());
+    }
+    record(scenario, counts);
+    assert!(problems.is_empty(), "{scenario}: {problems:#?}");
+    counts
+}
+
+fn record(scenario: &str, counts: Fidelity) {
+    eprintln!("fidelity {scenario}: {counts:?}");
+    if let Some(log) = std::env::var_os("POOLFORM_FIDELITY_LOG") {
+        use std::io::Write as _;
+        let line = serde_json::json!({ "scenario": scenario, "fidelity": counts });
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("the fidelity log opens");
+        writeln!(file, "{line}").expect("the fidelity log is written");
+    }
+}
+
+/// The event log an embedded broker keeps in its state file (none before
+/// the file exists).
+pub fn state_events(state: &Path) -> Vec<Event> {
+    let Ok(text) = std::fs::read_to_string(state) else {
+        return Vec::new();
+    };
+    let state: Value = serde_json::from_str(&text).expect("the state is JSON");
+    serde_json::from_value(state["events"].clone()).expect("events")
+}
+
+/// Reads a plan file written by `plan --out`.
+pub fn read_plan(path: &Path) -> Plan {
+    poolform::plan::read_saved(&std::fs::read(path).unwrap()).expect("a valid saved plan")
 }

@@ -30,6 +30,9 @@ pub enum LockError {
         holder: Option<String>,
         expires_at: Option<u64>,
     },
+    /// The apply was cancelled (a signal) while it waited for the lease.
+    #[error("cancelled while waiting for the lease on stack {stack}")]
+    Cancelled { stack: String },
     #[error(transparent)]
     Broker(#[from] BrokerError),
 }
@@ -48,7 +51,8 @@ impl<B: Broker + 'static> Lease<B> {
     /// has it until `lock_timeout` runs out. While held, a heartbeat renews it
     /// every `ttl / 3`; if renewal shows the lease lost (another holder, or no
     /// successful renewal within `ttl`), it sets `on_lost` so the apply stops
-    /// starting steps (pass `Options::cancel`).
+    /// starting steps (pass `Options::cancel`). Waiting for another holder
+    /// ends at once when that flag is set (a signal): nothing was done yet.
     pub async fn acquire(
         broker: Arc<B>,
         stack: &str,
@@ -81,7 +85,11 @@ impl<B: Broker + 'static> Lease<B> {
                     expires_at: problem.and_then(|p| p.expires_at),
                 });
             }
-            tokio::time::sleep(RETRY_INTERVAL.min(left)).await;
+            if super::sleep_unless_cancelled(&on_lost, RETRY_INTERVAL.min(left)).await {
+                return Err(LockError::Cancelled {
+                    stack: stack.to_owned(),
+                });
+            }
         }
         let heartbeat = tokio::spawn(heartbeat(
             Arc::clone(&broker),

@@ -4,13 +4,15 @@
 //! the stale-plan check and the per-stack lease lock that guard an apply.
 //!
 //! Invariants: apply never re-plans or re-diffs (a stale saved plan is
-//! refused by [`check_fresh`], a re-run re-plans in the CLI); it never
+//! refused by [`check_fresh`], a step whose planned facts changed fails, a
+//! re-run re-plans in the CLI); it never
 //! prints (progress goes out as [`Progress`] events); a secret value exists only
 //! inside the `PutPool` write; and every step is safe to repeat after a
 //! crash, so a re-run converges without duplicate side effects.
 
 mod fresh;
 mod lease;
+mod precondition;
 mod schedule;
 mod step;
 
@@ -25,9 +27,12 @@ use secrecy::SecretString;
 use tokio::time::Instant;
 
 use crate::contract::problem::Problem;
+use crate::contract::wire::Destination;
 use crate::contract::{Broker, BrokerError};
-use crate::plan::{ExpectedWarning, Plan};
+use crate::plan::{ExpectedWarning, Fact, Plan};
 use crate::secret::SecretSource;
+
+use precondition::PoolRevisions;
 
 use schedule::Schedule;
 
@@ -46,6 +51,9 @@ pub struct Options {
     pub default_drain_timeout: Duration,
     /// Set from outside (Ctrl-C, a lost lease) to stop starting steps.
     pub cancel: Arc<AtomicBool>,
+    /// `--force`: the plan's violations that can be overridden are, and
+    /// are reported as such.
+    pub force: bool,
 }
 
 impl Default for Options {
@@ -55,6 +63,7 @@ impl Default for Options {
             drain_poll_interval: Duration::from_secs(2),
             default_drain_timeout: Duration::from_secs(900),
             cancel: Arc::new(AtomicBool::new(false)),
+            force: false,
         }
     }
 }
@@ -62,6 +71,11 @@ impl Default for Options {
 /// Progress as it happens, for the CLI's bar or log lines.
 #[derive(Debug, Clone)]
 pub enum Progress {
+    /// A safety rule the plan breaks is overridden (`--force`): announced
+    /// before any step starts. `violation` indexes `Plan::violations`.
+    Overridden {
+        violation: usize,
+    },
     StepStarted {
         step: usize,
     },
@@ -153,6 +167,28 @@ pub enum ApplyError {
     },
     #[error("cancelled while the step was running")]
     Cancelled,
+    /// A fact the step was planned on no longer holds; worded by
+    /// `render::words`, which owns the sentences about facts.
+    #[error("{0}")]
+    PreconditionChanged(Box<Changed>),
+}
+
+/// A planned fact, and what was found instead right before the write.
+#[derive(Debug, Clone)]
+pub struct Changed {
+    pub planned: Fact,
+    pub live: Seen,
+}
+
+/// What apply found where a fact was planned.
+#[derive(Debug, Clone)]
+pub enum Seen {
+    /// The destination as read right before the write.
+    Destination(Box<Destination>),
+    /// The destination the fact is about no longer exists.
+    Gone,
+    /// The broker refused the write for a reason that contradicts the fact.
+    Refused(Box<Problem>),
 }
 
 #[derive(Debug, Clone)]
@@ -169,6 +205,8 @@ pub struct StepReport {
 #[derive(Debug, Clone)]
 pub struct Report {
     pub steps: Vec<StepReport>,
+    /// Indexes into `Plan::violations` of the rules overridden by `--force`.
+    pub overridden: Vec<usize>,
     pub cancelled: bool,
     pub duration: Duration,
 }
@@ -182,11 +220,16 @@ pub struct Summary {
     pub unexpected_warnings: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Safety rules overridden by `--force`.
+    pub overridden: usize,
 }
 
 impl Report {
     pub fn summary(&self) -> Summary {
-        let mut s = Summary::default();
+        let mut s = Summary {
+            overridden: self.overridden.len(),
+            ..Summary::default()
+        };
         for r in &self.steps {
             match &r.outcome {
                 StepOutcome::Done => s.done += 1,
@@ -212,12 +255,35 @@ impl Report {
 /// Resolves a secret source to its value; its error text must not contain it.
 pub type Secrets<'a> = &'a dyn Fn(&SecretSource) -> Result<SecretString, String>;
 
+/// How often a wait looks at the cancel flag: a cancelled apply abandons
+/// whatever is only waiting (a drain between two session counts, a lease
+/// held by someone else) within this.
+const CANCEL_CHECK: Duration = Duration::from_millis(50);
+
+/// Returns once `flag` is set (by a signal, or a lost lease).
+pub async fn cancelled(flag: &AtomicBool) {
+    while !flag.load(Ordering::SeqCst) {
+        tokio::time::sleep(CANCEL_CHECK).await;
+    }
+}
+
+/// Sleeps for `duration`, or until `flag` is set; says whether it was.
+pub(crate) async fn sleep_unless_cancelled(flag: &AtomicBool, duration: Duration) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(duration) => flag.load(Ordering::SeqCst),
+        () = cancelled(flag) => true,
+    }
+}
+
 /// What a step runs with.
 struct Context<'a, B> {
     broker: &'a B,
     options: &'a Options,
     secrets: Secrets<'a>,
     events: &'a dyn Fn(Progress),
+    pools: PoolRevisions,
+    /// The plan's stack: the holder of the drain mode it starts.
+    stack: &'a str,
 }
 
 type InFlight<'a, K, T> = Vec<(K, Pin<Box<dyn Future<Output = T> + 'a>>)>;
@@ -256,7 +322,13 @@ pub async fn execute<B: Broker>(
         options,
         secrets,
         events,
+        pools: PoolRevisions::default(),
+        stack: &plan.stack,
     };
+    let overridden: Vec<usize> = plan.overridden(options.force).map(|(i, _)| i).collect();
+    for &violation in &overridden {
+        events(Progress::Overridden { violation });
+    }
     let steps = &plan.steps;
     let mut schedule = Schedule::new(steps, options.parallelism, began);
     let mut running: InFlight<'_, usize, StepOutcome> = Vec::new();
@@ -281,6 +353,7 @@ pub async fn execute<B: Broker>(
     }
     Report {
         steps: schedule.close(cancelled, events),
+        overridden,
         cancelled,
         duration: began.elapsed(),
     }

@@ -1,9 +1,11 @@
 //! Which step of a running apply starts next: a ready queue fed by counts of
 //! unfinished dependencies (each step's dependents are listed once, so a
 //! completion touches only its own dependents), the one-step-per-destination
-//! rule, the parallelism limit, and the skips a failure passes on. It holds
-//! every step's report and emits the start and finish events; running the
-//! steps is the caller's.
+//! rule, the pool rule (a write of a whole pool runs alone among the steps
+//! that move that pool's revision, so apply knows the revision it expects),
+//! the parallelism limit, and the skips a failure passes on. It holds every
+//! step's report and emits the start and finish events; running the steps is
+//! the caller's.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -11,11 +13,34 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use tokio::time::Instant;
 
 use super::{Progress, SkipReason, StepOutcome, StepReport};
-use crate::plan::Step;
+use crate::plan::{Op, Step};
 
 /// Plan positions, smallest first: among the steps that could start or must
 /// be skipped, the earliest in the plan goes first.
 type Queue = BinaryHeap<Reverse<usize>>;
+
+/// What a running step holds that another step may have to wait for.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Resource<'p> {
+    Destination(&'p str),
+    Pool(&'p str),
+}
+
+/// How a step uses a pool's revision: a member change moves it (many may
+/// run at once), a write of the whole pool expects it (alone).
+#[derive(Clone, Copy)]
+enum PoolUse<'p> {
+    Member(&'p str),
+    Whole(&'p str),
+}
+
+fn pool_use(op: &Op) -> Option<PoolUse<'_>> {
+    match op {
+        Op::AddMember { pool, .. } | Op::RemoveMember { pool, .. } => Some(PoolUse::Member(pool)),
+        Op::PutPool { pool, .. } | Op::DeletePool { pool } => Some(PoolUse::Whole(pool)),
+        _ => None,
+    }
+}
 
 #[derive(Clone, Copy)]
 enum State {
@@ -39,12 +64,19 @@ pub(super) struct Schedule<'p> {
     unfinished: Vec<usize>,
     /// Steps whose dependencies all succeeded.
     ready: Queue,
-    /// Ready steps whose destination was busy, per destination: the first
-    /// one becomes ready again as soon as the destination frees up.
-    parked: HashMap<&'p str, Queue>,
+    /// Ready steps whose destination or pool was busy: a destination's first
+    /// one becomes ready again as soon as it frees up, a pool's all of them.
+    parked: HashMap<Resource<'p>, Queue>,
     /// Steps with a dependency that failed or was skipped.
     doomed: Queue,
     busy: HashSet<&'p str>,
+    /// Per pool, its member steps running.
+    pool_members: HashMap<&'p str, usize>,
+    /// Pools with a whole-pool write running.
+    pool_whole: HashSet<&'p str>,
+    /// Per pool, its whole-pool writes parked: member steps wait behind
+    /// them, so a pool's write is not put off by its later member changes.
+    pool_whole_waiting: HashMap<&'p str, usize>,
     running: usize,
 }
 
@@ -95,6 +127,9 @@ impl<'p> Schedule<'p> {
             parked: HashMap::new(),
             doomed,
             busy: HashSet::new(),
+            pool_members: HashMap::new(),
+            pool_whole: HashSet::new(),
+            pool_whole_waiting: HashMap::new(),
             running: 0,
         }
     }
@@ -116,7 +151,7 @@ impl<'p> Schedule<'p> {
                 }
                 (_, Some(r)) => {
                     self.ready.pop();
-                    if self.claim_destination(r) {
+                    if self.claim(r) {
                         self.start(r, events);
                         start(r);
                     }
@@ -126,16 +161,78 @@ impl<'p> Schedule<'p> {
         }
     }
 
-    /// Takes the step's destination, or parks the step until it is free.
-    fn claim_destination(&mut self, i: usize) -> bool {
-        let Some(destination) = self.steps[i].op.destination() else {
-            return true;
+    /// Takes the step's destination and pool, or parks the step on the
+    /// first of them that is busy.
+    fn claim(&mut self, i: usize) -> bool {
+        let op = &self.steps[i].op;
+        let destination = op.destination();
+        let pool = pool_use(op);
+        let blocker = match (destination, pool) {
+            (Some(d), _) if self.busy.contains(d) => Some(Resource::Destination(d)),
+            (_, Some(PoolUse::Whole(p)))
+                if self.pool_whole.contains(p)
+                    || self.pool_members.get(p).is_some_and(|n| *n > 0) =>
+            {
+                Some(Resource::Pool(p))
+            }
+            (_, Some(PoolUse::Member(p)))
+                if self.pool_whole.contains(p)
+                    || self.pool_whole_waiting.get(p).is_some_and(|n| *n > 0) =>
+            {
+                Some(Resource::Pool(p))
+            }
+            _ => None,
         };
-        if self.busy.insert(destination) {
-            return true;
+        if let Some(blocker) = blocker {
+            if let (Resource::Pool(p), Some(PoolUse::Whole(_))) = (blocker, pool) {
+                *self.pool_whole_waiting.entry(p).or_default() += 1;
+            }
+            self.parked.entry(blocker).or_default().push(Reverse(i));
+            return false;
         }
-        self.parked.entry(destination).or_default().push(Reverse(i));
-        false
+        if let Some(d) = destination {
+            self.busy.insert(d);
+        }
+        match pool {
+            Some(PoolUse::Whole(p)) => {
+                self.pool_whole.insert(p);
+            }
+            Some(PoolUse::Member(p)) => *self.pool_members.entry(p).or_default() += 1,
+            None => {}
+        }
+        true
+    }
+
+    /// Frees what a finished step held and makes the steps waiting for it
+    /// ready again.
+    fn release(&mut self, i: usize) {
+        let op = &self.steps[i].op;
+        if let Some(destination) = op.destination() {
+            self.busy.remove(destination);
+            let parked = self.parked.get_mut(&Resource::Destination(destination));
+            if let Some(Reverse(next)) = parked.and_then(Queue::pop) {
+                self.ready.push(Reverse(next));
+            }
+        }
+        let freed = match pool_use(op) {
+            Some(PoolUse::Whole(p)) => {
+                self.pool_whole.remove(p);
+                Some(p)
+            }
+            Some(PoolUse::Member(p)) => {
+                let running = self.pool_members.entry(p).or_default();
+                *running -= 1;
+                (*running == 0).then_some(p)
+            }
+            None => None,
+        };
+        if let Some(p) = freed
+            && let Some(waiting) = self.parked.remove(&Resource::Pool(p))
+        {
+            // Each claims its pool again from the ready queue, in plan order.
+            self.pool_whole_waiting.remove(p);
+            self.ready.extend(waiting);
+        }
     }
 
     fn start(&mut self, i: usize, events: &dyn Fn(Progress)) {
@@ -151,12 +248,7 @@ impl<'p> Schedule<'p> {
     /// the outcome on to its dependents.
     pub(super) fn finish(&mut self, i: usize, outcome: StepOutcome, events: &dyn Fn(Progress)) {
         self.running -= 1;
-        if let Some(destination) = self.steps[i].op.destination() {
-            self.busy.remove(destination);
-            if let Some(Reverse(next)) = self.parked.get_mut(destination).and_then(Queue::pop) {
-                self.ready.push(Reverse(next));
-            }
-        }
+        self.release(i);
         let duration = self.began.elapsed() - self.reports[i].started.unwrap_or_default();
         let succeeded = outcome.succeeded();
         self.state[i] = State::Finished { succeeded };

@@ -1,14 +1,15 @@
-//! One plan step against the broker: the call each `Op` maps to, the drain
-//! protocol, the pool password with its fingerprint label, and the rule that
-//! turns an offline host's `lb_service_uninstall_failed` into a warning.
-//! Every step is safe to re-run after a crash.
+//! One plan step against the broker: its preconditions checked right before
+//! its write, the call each `Op` maps to, the drain protocol, the pool
+//! password with its fingerprint label, and the rule that turns an offline
+//! host's `lb_service_uninstall_failed` into a warning. Every step is safe to
+//! re-run after a crash.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use tokio::time::Instant;
 
+use super::precondition::{expected_revision, read_and_check, reads_destination, refused};
 use super::{ApplyError, Context, Progress, StepOutcome, Warning};
 use crate::contract::problem::codes;
 use crate::contract::wire::{CredentialsBody, PoolBody, SessionState};
@@ -25,21 +26,36 @@ pub(super) async fn run<B: Broker>(ctx: &Context<'_, B>, step: &Step) -> StepOut
 
 async fn execute<B: Broker>(ctx: &Context<'_, B>, step: &Step) -> Result<StepOutcome, ApplyError> {
     let broker = ctx.broker;
+    if let Some(destination) = step.op.destination().filter(|_| reads_destination(step))
+        && !matches!(step.op, Op::DrainSessions { .. })
+    {
+        read_and_check(broker, step, destination).await?;
+    }
+    let refused = |e| refused(step, e);
+    let expected = || match expected_revision(step, &ctx.pools) {
+        None => Expect::Any,
+        Some(Some(revision)) => Expect::Revision(revision),
+        Some(None) => Expect::Absent,
+    };
     match &step.op {
         Op::PutPool { pool, settings } => {
             let body = pool_body(ctx, settings)?;
-            broker.put_pool(pool, &body, Expect::Any).await?;
+            let written = broker.put_pool(pool, &body, expected()).await;
+            ctx.pools.saw(pool, written.map_err(refused)?.revision);
         }
         Op::AddMember { pool, destination } => {
-            broker.put_member(pool, destination).await?;
+            let written = broker.put_member(pool, destination).await;
+            ctx.pools.saw(pool, written.map_err(refused)?.revision);
         }
         Op::PutAppConfig { app_config, body } => {
-            broker.put_app_config(app_config, body, Expect::Any).await?;
+            let written = broker.put_app_config(app_config, body, expected()).await;
+            written.map_err(refused)?;
         }
         Op::PutAppInstance { app_instance, body } => {
-            broker
-                .put_app_instance(app_instance, body, Expect::Any)
-                .await?;
+            let written = broker
+                .put_app_instance(app_instance, body, expected())
+                .await;
+            written.map_err(refused)?;
         }
         Op::PutMaintenance {
             destination,
@@ -50,6 +66,12 @@ async fn execute<B: Broker>(ctx: &Context<'_, B>, step: &Step) -> Result<StepOut
         Op::DeleteMaintenance { destination } => {
             broker.delete_maintenance(destination).await?;
         }
+        Op::StopLogons { destination } => {
+            broker.start_drain(destination, ctx.stack).await?;
+        }
+        Op::AllowLogons { destination } => {
+            broker.end_drain(destination).await?;
+        }
         Op::DrainSessions {
             destination,
             policy,
@@ -59,7 +81,7 @@ async fn execute<B: Broker>(ctx: &Context<'_, B>, step: &Step) -> Result<StepOut
             let timeout = timeout_seconds
                 .map(Duration::from_secs)
                 .unwrap_or(ctx.options.default_drain_timeout);
-            drain(ctx, step.id, destination, *policy, timeout).await?;
+            drain(ctx, step, destination, *policy, timeout).await?;
         }
         Op::ClearSticky { pool, destination } => {
             broker.clear_sticky(pool, Some(destination)).await?;
@@ -68,16 +90,21 @@ async fn execute<B: Broker>(ctx: &Context<'_, B>, step: &Step) -> Result<StepOut
             return remove_member(ctx, step, pool, destination).await;
         }
         Op::RemoveLbService { destination } => {
-            broker.delete_lb_service(destination).await?;
+            broker
+                .delete_lb_service(destination)
+                .await
+                .map_err(refused)?;
         }
         Op::DeleteAppInstance { app_instance } => {
-            already_gone(broker.delete_app_instance(app_instance, Expect::Any).await)?;
+            already_gone(broker.delete_app_instance(app_instance, expected()).await)
+                .map_err(refused)?;
         }
         Op::DeleteAppConfig { app_config } => {
-            already_gone(broker.delete_app_config(app_config, Expect::Any).await)?;
+            already_gone(broker.delete_app_config(app_config, expected()).await)
+                .map_err(refused)?;
         }
         Op::DeletePool { pool } => {
-            already_gone(broker.delete_pool(pool, Expect::Any).await)?;
+            already_gone(broker.delete_pool(pool, expected()).await).map_err(refused)?;
         }
     }
     Ok(StepOutcome::Done)
@@ -102,10 +129,9 @@ fn pool_body<B>(ctx: &Context<'_, B>, settings: &PoolSettings) -> Result<PoolBod
                 secret: source.clone(),
                 reason,
             })?;
-            let salt = hex::encode(rand::random::<[u8; 16]>());
             labels.insert(
                 crate::contract::labels::password_fingerprint(),
-                crate::secret::fingerprint(&salt, secret.expose_secret()),
+                crate::secret::fingerprint(secret.expose_secret()),
             );
             Some(secret.expose_secret().to_owned())
         }
@@ -126,19 +152,20 @@ fn pool_body<B>(ctx: &Context<'_, B>, settings: &PoolSettings) -> Result<PoolBod
 /// a re-run repeats no side effect.
 async fn drain<B: Broker>(
     ctx: &Context<'_, B>,
-    step: usize,
+    step: &Step,
     destination: &str,
     policy: DrainSessions,
     timeout: Duration,
 ) -> Result<(), ApplyError> {
     let broker = ctx.broker;
-    // The destination carries its session counts, so one read decides
-    // whether there is anything to drain.
-    let mut active = match broker.get_destination(destination).await? {
+    // The destination carries its session counts, so one read both checks
+    // the preconditions and decides whether there is anything to drain.
+    let mut active = match read_and_check(broker, step, destination).await? {
         Some(d) if d.online => d.sessions.active,
         // Gone or offline: no sessions can be running there.
         _ => return Ok(()),
     };
+    let step = step.id;
     let deadline = Instant::now() + timeout;
     if active == 0 {
         return Ok(());
@@ -178,10 +205,10 @@ async fn drain<B: Broker>(
                 waited: timeout,
             });
         }
-        if ctx.options.cancel.load(Ordering::SeqCst) {
+        let pause = ctx.options.drain_poll_interval.min(time_left);
+        if super::sleep_unless_cancelled(&ctx.options.cancel, pause).await {
             return Err(ApplyError::Cancelled);
         }
-        tokio::time::sleep(ctx.options.drain_poll_interval.min(time_left)).await;
         active = active_sessions(broker, destination).await?;
     }
 }
@@ -206,7 +233,10 @@ async fn remove_member<B: Broker>(
     destination: &str,
 ) -> Result<StepOutcome, ApplyError> {
     let error = match ctx.broker.delete_member(pool, destination).await {
-        Ok(_) => return Ok(StepOutcome::Done),
+        Ok(answer) => {
+            ctx.pools.saw(pool, answer.revision);
+            return Ok(StepOutcome::Done);
+        }
         Err(error) => error,
     };
     let offline_uninstall = error.code() == Some(codes::LB_SERVICE_UNINSTALL_FAILED)
@@ -221,7 +251,11 @@ async fn remove_member<B: Broker>(
     // original error stands.
     // A pool deleted meanwhile has no members left either.
     let still_member = match ctx.broker.get_pool(pool).await {
-        Ok(live) => live.is_some_and(|p| p.members.iter().any(|m| m == destination)),
+        Ok(Some(live)) => {
+            ctx.pools.saw(pool, live.revision);
+            live.members.iter().any(|m| m == destination)
+        }
+        Ok(None) => false,
         Err(_) => return Err(error.into()),
     };
     if still_member {

@@ -25,7 +25,7 @@ use crate::contract::wire::{
     Destination, DrainBody, Event, Lock, LockBody, MAX_PAGE_LIMIT, Maintenance, Page, Pool,
     PoolBody, Session,
 };
-use crate::contract::{Broker, BrokerError, Expect, LiveState, Result};
+use crate::contract::{Broker, BrokerError, Expect, LiveState, Result, Transport, TransportKind};
 
 /// Environment variable holding the API token when no `--token-file` is given.
 pub const TOKEN_ENV: &str = "POOLFORM_TOKEN";
@@ -98,7 +98,10 @@ impl Default for HttpOptions {
 pub fn read_token(file: Option<&Path>) -> Result<Option<SecretString>> {
     if let Some(path) = file {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            BrokerError::Transport(format!("cannot read token file {}: {e}", path.display()))
+            BrokerError::Transport(Transport::other(format!(
+                "cannot read token file {}: {e}",
+                path.display()
+            )))
         })?;
         return Ok(Some(SecretString::from(text.trim_end().to_owned())));
     }
@@ -164,12 +167,18 @@ impl HttpBroker {
             .connect_timeout(options.connect_timeout)
             .timeout(options.request_timeout)
             .build()
-            .map_err(|e| BrokerError::Transport(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| {
+                BrokerError::Transport(Transport::other(format!(
+                    "cannot build the HTTP client: {e}"
+                )))
+            })?;
         let authorization = match token {
             Some(t) => {
                 let mut v = HeaderValue::from_str(&format!("Bearer {}", t.expose_secret()))
                     .map_err(|_| {
-                        BrokerError::Transport("the API token contains invalid characters".into())
+                        BrokerError::Transport(Transport::other(
+                            "the API token contains invalid characters",
+                        ))
                     })?;
                 v.set_sensitive(true);
                 Some(v)
@@ -221,8 +230,16 @@ impl HttpBroker {
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(bytes.to_vec());
         }
+        let started = Instant::now();
         let response = request.send().await?;
         let status = response.status();
+        tracing::debug!(
+            %method,
+            url,
+            status = status.as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "broker request"
+        );
         let retry_after = response
             .headers()
             .get(header::RETRY_AFTER)
@@ -275,7 +292,10 @@ impl HttpBroker {
             .build();
         let mut attempt = 1;
         loop {
-            let outcome = self.send_once(&method, &url, body.as_deref(), expect).await;
+            let outcome = self
+                .send_once(&method, &url, body.as_deref(), expect)
+                .await
+                .map_err(|e| transport(&method, &url, &e));
             let retry = retry(&method, &outcome);
             if !matches!(retry, Some(Retry::AsTold(_))) && outcome.is_ok() {
                 *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
@@ -295,10 +315,7 @@ impl HttpBroker {
                 Some(_) | None => None,
             };
             let Some(delay) = delay else {
-                return match outcome {
-                    Err(e) => Err(BrokerError::Transport(format!("{method} {path}: {e}"))),
-                    Ok(answer) => Ok(answer),
-                };
+                return outcome.map_err(BrokerError::Transport);
             };
             self.retries.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(
@@ -307,6 +324,7 @@ impl HttpBroker {
                 attempt,
                 delay_ms = delay.as_millis() as u64,
                 status = outcome.as_ref().ok().map(|a| a.status.as_u16()),
+                error = outcome.as_ref().err().map(ToString::to_string),
                 "retrying broker request"
             );
             tokio::time::sleep(delay).await;
@@ -442,7 +460,7 @@ enum Retry {
 
 /// Whether and why `outcome` of a `method` request may be retried; how
 /// long and how often is the caller's budget.
-fn retry(method: &Method, outcome: &std::result::Result<Answer, reqwest::Error>) -> Option<Retry> {
+fn retry(method: &Method, outcome: &std::result::Result<Answer, Transport>) -> Option<Retry> {
     let told = |a: &Answer| {
         a.status == StatusCode::TOO_MANY_REQUESTS
             || (a.status == StatusCode::SERVICE_UNAVAILABLE && a.retry_after.is_some())
@@ -450,7 +468,8 @@ fn retry(method: &Method, outcome: &std::result::Result<Answer, reqwest::Error>)
     match outcome {
         Ok(answer) if told(answer) => Some(Retry::AsTold(answer.retry_after)),
         _ if *method == Method::POST => None,
-        Err(_) => Some(Retry::Fault(None)),
+        Err(e) if e.is_transient() => Some(Retry::Fault(None)),
+        Err(_) => None,
         Ok(answer) if HttpBroker::transient(answer) => Some(Retry::Fault(answer.retry_after)),
         Ok(_) => None,
     }
@@ -470,6 +489,61 @@ fn seg(name: &str) -> Result<String> {
         Ok(names::encode(name))
     } else {
         Err(BrokerError::InvalidName(name.to_owned()))
+    }
+}
+
+/// A request that got no answer, classified by its cause so that the
+/// message can say what to do and the retry policy what can pass.
+fn transport(method: &Method, url: &str, error: &reqwest::Error) -> Transport {
+    let mut causes = Vec::new();
+    let mut refused = false;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        let text = e.to_string();
+        if !causes.iter().any(|c: &String| c.contains(&text)) {
+            causes.push(text);
+        }
+        source = e.source();
+    }
+    // reqwest's own line repeats the URL; the causes say what happened.
+    let detail = causes.get(1..).unwrap_or_default().join(": ");
+    let kind = if error.is_timeout() {
+        TransportKind::Timeout
+    } else {
+        kind_of(refused, &detail)
+    };
+    let detail = if detail.is_empty() {
+        causes.join(": ")
+    } else {
+        detail
+    };
+    Transport {
+        kind,
+        message: format!("{method} {url}: {detail}"),
+    }
+}
+
+/// The kind of a connection failure from its causes' words (hyper and
+/// rustls give no typed errors for these through reqwest).
+fn kind_of(refused: bool, causes: &str) -> TransportKind {
+    let lower = causes.to_lowercase();
+    if refused || lower.contains("connection refused") {
+        TransportKind::Refused
+    } else if lower.contains("dns error")
+        || lower.contains("failed to lookup address")
+        || lower.contains("name or service not known")
+    {
+        TransportKind::Dns
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+    {
+        TransportKind::Tls
+    } else if lower.contains("timed out") {
+        TransportKind::Timeout
+    } else {
+        TransportKind::Other
     }
 }
 
@@ -698,6 +772,36 @@ mod tests {
     }
 
     #[test]
+    fn failures_are_told_apart_by_their_causes() {
+        let cases = [
+            (
+                "client error (Connect): tcp connect error: Connection refused (os error 111)",
+                TransportKind::Refused,
+            ),
+            (
+                "client error (Connect): dns error: failed to lookup address information: Name or service not known",
+                TransportKind::Dns,
+            ),
+            (
+                "client error (Connect): invalid peer certificate: UnknownIssuer",
+                TransportKind::Tls,
+            ),
+            (
+                "client error (Connect): received corrupt message of type InvalidContentType",
+                TransportKind::Other,
+            ),
+            (
+                "client error (SendRequest): connection closed before message completed",
+                TransportKind::Other,
+            ),
+        ];
+        for (causes, kind) in cases {
+            assert_eq!(kind_of(false, causes), kind, "{causes}");
+        }
+        assert_eq!(kind_of(true, ""), TransportKind::Refused);
+    }
+
+    #[test]
     fn domain_errors_are_not_transient() {
         assert!(HttpBroker::transient(&answer(503, "")));
         assert!(HttpBroker::transient(&answer(429, "")));
@@ -777,9 +881,12 @@ mod tests {
 
     #[tokio::test]
     async fn connect_errors_are_retried_within_the_bounds() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        drop(listener);
+        // Bound but never listening: connecting is refused, and the port
+        // stays ours for the whole test (a dropped listener frees it for
+        // any other process, which may then answer).
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = socket.local_addr().unwrap();
         let broker = HttpBroker::new(
             &format!("http://{addr}"),
             None,
@@ -795,7 +902,11 @@ mod tests {
         )
         .unwrap();
         let err = broker.get_pool("live").await.unwrap_err();
-        assert!(matches!(err, BrokerError::Transport(_)), "{err}");
+        assert!(
+            matches!(&err, BrokerError::Transport(t) if t.kind == TransportKind::Refused),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("connection refused"), "{err}");
         assert_eq!((broker.requests(), broker.retries()), (3, 2));
         broker.disconnect_sessions("rds-01").await.unwrap_err();
         assert_eq!(broker.retries(), 2, "POST is never retried");

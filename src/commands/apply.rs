@@ -2,94 +2,162 @@
 //! and re-checks a saved plan), asks for confirmation, executes, and reports.
 
 use std::io::{self, BufRead, IsTerminal, Write};
-use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-
-use indicatif::{ProgressBar, ProgressStyle};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::apply::{self, Lease, LockError, Options, Progress, Stale, StaleCheckError};
 use crate::backend::AnyBroker;
-use crate::cli::{ApplyArgs, PlanFormat};
+use crate::cli::ApplyArgs;
 use crate::commands::ExitStatus;
-use crate::commands::context::{Context, Loaded, connect, read_plan, refuse_unsafe};
+use crate::commands::annotate::Forge;
+use crate::commands::apply_output::ApplyOutput;
+use crate::commands::context::{
+    Context, Loaded, broker_url, connect, is_plan_file, read_plan, refuse_partial, refuse_unsafe,
+};
 use crate::commands::error::{During, Error, IoAction};
+use crate::commands::output;
+use crate::config::Config;
 use crate::contract::Broker;
 use crate::plan::{self, Plan, Targets};
-use crate::render::{report, words};
+use crate::render::words;
 use crate::secret::SecretSource;
 
-/// A saved plan is JSON; a config is YAML (or a directory).
-fn is_plan_file(path: &Path) -> bool {
-    path.is_file() && path.extension().is_some_and(|e| e == "json")
+pub fn run(ctx: &Context, args: &ApplyArgs) -> Result<ExitStatus, Error> {
+    let output = ApplyOutput::new(ctx, args.format, &args.path);
+    if is_plan_file(&args.path)? {
+        let outcome = apply_saved(ctx, args, &output);
+        output.finish()?;
+        return outcome;
+    }
+    let loaded = ctx.load(&args.path, Forge::of_apply(args.format))?;
+    refuse_partial(&args.path, args.allow_partial)?;
+    let broker = Arc::new(connect(&args.broker, Some(&loaded))?);
+    let outcome = ctx.runtime()?.block_on(async {
+        let options = options(args);
+        let signals = watch_signals(Arc::clone(&options.cancel));
+        let lease = take_lease(&broker, &loaded.desired.stack, args, &options).await?;
+        let outcome = plan_and_execute(args, &broker, &loaded, options, &output).await;
+        release(lease).await?;
+        signals.abort();
+        outcome
+    });
+    output.finish()?;
+    outcome
 }
 
-pub fn run(ctx: &Context, args: &ApplyArgs) -> Result<ExitStatus, Error> {
-    if is_plan_file(&args.path) {
-        return apply_saved(ctx, args);
-    }
-    let loaded = ctx.load(&args.path)?;
-    let broker = Arc::new(connect(&args.broker, Some(&loaded))?);
-    ctx.runtime()?.block_on(async {
-        let options = options(args);
-        let lease = take_lease(&broker, &loaded.desired.stack, args, &options).await?;
-        let outcome = plan_and_execute(ctx, args, &broker, &loaded, options).await;
-        release(lease).await?;
-        outcome
+/// SIGINT (Ctrl-C) and SIGTERM (what CI sends on cancel) both set the
+/// apply's cancel flag instead of killing the process: no new step starts,
+/// writes in flight finish, waits are abandoned, and the lease is released
+/// and the report printed, all within seconds.
+fn watch_signals(cancel: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let name = received_signal().await;
+        cancel.store(true, Ordering::SeqCst);
+        let _ = writeln!(
+            io::stderr().lock(),
+            "poolform: {name} received; finishing the steps in flight, starting no new ones"
+        );
     })
+}
+
+/// Waits for SIGINT or SIGTERM and names the one that came.
+async fn received_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+        }
+    }
+    match tokio::signal::ctrl_c().await {
+        Ok(()) => "SIGINT",
+        // No handler could be installed: the default (exit) stays in force.
+        Err(_) => std::future::pending().await,
+    }
 }
 
 /// Under the lease: plans from the live state, shows the plan, asks, and
 /// executes it.
 async fn plan_and_execute(
-    ctx: &Context,
     args: &ApplyArgs,
     broker: &AnyBroker,
     loaded: &Loaded,
     options: Options,
+    output: &ApplyOutput<'_>,
 ) -> Result<ExitStatus, Error> {
     let live = broker.read_live().await.map_err(Error::ReadLive)?;
-    let plan = plan::compute(&loaded.desired, &live, &Targets(args.targets.clone()))?;
-    ctx.report_violations(loaded, &plan, args.force)?;
-    ctx.render(&plan, PlanFormat::Text)?;
+    let url = broker_url(&args.broker, Some(loaded))?;
+    let mut plan =
+        plan::compute(&loaded.desired, &live, &Targets(args.targets.clone()))?.at(url.to_string());
+    if args.force {
+        plan = plan.force();
+    }
+    output.ctx().report_violations(loaded, &plan, args.force)?;
+    output.plan(&plan, Some(&loaded.config), args.force)?;
     refuse_unsafe(&plan, args.force, false)?;
     if !plan.has_changes() {
         return Ok(ExitStatus::Success);
     }
     if !args.auto_approve {
-        confirm(&plan)?;
+        confirm(&plan, &options.cancel).await?;
     }
-    execute(ctx, args, broker, &plan, options).await
+    execute(args, broker, &plan, options, output, Some(&loaded.config)).await
 }
 
-fn apply_saved(ctx: &Context, args: &ApplyArgs) -> Result<ExitStatus, Error> {
+fn apply_saved(ctx: &Context, args: &ApplyArgs, output: &ApplyOutput) -> Result<ExitStatus, Error> {
+    if !args.targets.is_empty() {
+        return Err(Error::TargetWithSavedPlan);
+    }
     let plan = read_plan(&args.path)?;
-    if !args.force {
-        let mut err = io::stderr().lock();
-        for v in &plan.violations {
+    {
+        let mut err = output::stderr();
+        for v in plan.blocking(args.force) {
             writeln!(err, "violation: {}", words::violation(v)).during(IoAction::WriteStderr)?;
         }
     }
+    output.saved_plan(&plan, args.force)?;
     refuse_unsafe(&plan, args.force, true)?;
+    let url = broker_url(&args.broker, None)?;
     let broker = Arc::new(connect(&args.broker, None)?);
     ctx.runtime()?.block_on(async {
+        same_broker(&broker, &url.to_string(), &plan).await?;
         // Checked before the lease so that a stale plan causes no write at
         // all, and again under it so that nothing slips in between.
         check_fresh(&broker, &plan).await?;
         let options = options(args);
+        let signals = watch_signals(Arc::clone(&options.cancel));
         let lease = take_lease(&broker, &plan.stack, args, &options).await?;
         let outcome = match check_fresh(&broker, &plan).await {
-            Ok(()) => execute(ctx, args, &broker, &plan, options).await,
+            Ok(()) => execute(args, &broker, &plan, options, output, None).await,
             Err(stale) => Err(stale),
         };
         release(lease).await?;
+        signals.abort();
         outcome
+    })
+}
+
+/// Refuses a saved plan made against another broker, before anything is
+/// written: a broker started from this one's snapshot or seed is another.
+async fn same_broker(broker: &AnyBroker, url: &str, plan: &Plan) -> Result<(), Error> {
+    let id = broker.identity().await.map_err(Error::Identity)?;
+    if id == plan.broker.id {
+        return Ok(());
+    }
+    Err(Error::OtherBroker {
+        planned: plan.broker.clone(),
+        url: url.to_owned(),
+        id,
     })
 }
 
 fn options(args: &ApplyArgs) -> Options {
     Options {
         parallelism: usize::from(args.parallelism),
+        force: args.force,
         ..Options::default()
     }
 }
@@ -110,7 +178,7 @@ async fn check_fresh(broker: &AnyBroker, plan: &Plan) -> Result<(), Error> {
 }
 
 fn list_stale(changed: &[Stale]) -> io::Result<()> {
-    let mut err = io::stderr().lock();
+    let mut err = output::stderr();
     writeln!(err, "Changed since the plan was made:")?;
     for s in changed {
         let was = s
@@ -150,6 +218,7 @@ async fn take_lease(
             holder: holder.unwrap_or_else(|| "another apply".to_owned()),
             expires_in: expires_at.map(seconds_until),
         },
+        LockError::Cancelled { .. } => Error::Cancelled,
         LockError::Broker(e) => Error::Lock(e),
     })
 }
@@ -167,7 +236,7 @@ fn seconds_until(unix_seconds: u64) -> u64 {
 async fn release(lease: Lease<AnyBroker>) -> Result<(), Error> {
     if let Err(e) = lease.release().await {
         writeln!(
-            io::stderr().lock(),
+            output::stderr(),
             "warning: could not release the stack's lock (it expires by itself): {e}"
         )
         .during(IoAction::WriteStderr)?;
@@ -175,12 +244,13 @@ async fn release(lease: Lease<AnyBroker>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Asks on the terminal; refuses when there is none to ask on.
-fn confirm(plan: &Plan) -> Result<(), Error> {
+/// Asks on the terminal; refuses when there is none to ask on. A signal
+/// while waiting for the answer cancels (the lease is then released).
+async fn confirm(plan: &Plan, cancel: &AtomicBool) -> Result<(), Error> {
     if !io::stdin().is_terminal() {
         return Err(Error::NoTerminal);
     }
-    let mut err = io::stderr().lock();
+    let mut err = output::stderr();
     write!(
         err,
         "\nApply these {} steps to stack {}? Only 'yes' is accepted: ",
@@ -189,12 +259,20 @@ fn confirm(plan: &Plan) -> Result<(), Error> {
     )
     .and_then(|()| err.flush())
     .during(IoAction::WriteStderr)?;
-    let mut answer = String::new();
-    io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .during(IoAction::ReadStdin)?;
-    if answer.trim() == "yes" {
+    drop(err);
+    // Reading stdin blocks; on a thread of its own it cannot hold up the
+    // runtime, and it is left behind if a signal comes first.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut answer = String::new();
+        let read = io::stdin().lock().read_line(&mut answer).map(|_| answer);
+        let _ = tx.send(read);
+    });
+    let answer = tokio::select! {
+        read = rx => read.unwrap_or_else(|_| Ok(String::new())),
+        () = apply::cancelled(cancel) => return Err(Error::Cancelled),
+    };
+    if answer.during(IoAction::ReadStdin)?.trim() == "yes" {
         Ok(())
     } else {
         Err(Error::Cancelled)
@@ -202,65 +280,22 @@ fn confirm(plan: &Plan) -> Result<(), Error> {
 }
 
 async fn execute(
-    ctx: &Context,
     args: &ApplyArgs,
     broker: &AnyBroker,
     plan: &Plan,
     options: Options,
+    output: &ApplyOutput<'_>,
+    config: Option<&Config>,
 ) -> Result<ExitStatus, Error> {
-    let cancel = options.cancel.clone();
-    // Ctrl-C stops new steps from starting; running ones finish.
-    let watcher = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            cancel.store(true, Ordering::SeqCst);
-        }
-    });
-    let bar = io::stderr().is_terminal().then(|| {
-        let bar = ProgressBar::new(plan.steps.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} steps {elapsed} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    });
-    let on_event = |event: Progress| {
-        let line = report::event_line(plan, &event);
-        match (&bar, &event) {
-            (Some(bar), Progress::DrainProgress { .. }) => {
-                bar.set_message(line.unwrap_or_default())
-            }
-            (Some(bar), Progress::StepStarted { step }) => bar.set_message(
-                plan.steps
-                    .get(*step)
-                    .map(|s| words::step(&s.op))
-                    .unwrap_or_default(),
-            ),
-            (Some(bar), event) => {
-                if matches!(event, Progress::StepFinished { .. }) {
-                    bar.inc(1);
-                }
-                if let Some(line) = line {
-                    bar.println(line);
-                }
-            }
-            (None, _) => {
-                if let Some(line) = line {
-                    let _ = writeln!(io::stderr().lock(), "{line}");
-                }
-            }
-        }
-    };
+    let progress = output.progress(plan);
+    let on_event = |event: Progress| progress.event(&event);
     let secrets = |source: &SecretSource| source.resolve();
     let result = apply::execute(broker, plan, &options, &secrets, &on_event).await;
-    watcher.abort();
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    report::report(plan, &result, ctx.stdout, &mut io::stdout().lock())
-        .during(IoAction::WriteStdout)?;
+    drop(progress);
+    output.report(plan, &result, config)?;
     let summary = result.summary();
     if summary.failed > 0 || result.cancelled {
-        // The report on stdout says what failed or did not run.
+        // The report says what failed or did not run.
         return Err(Error::Rejected);
     }
     if args.warnings_as_errors && summary.warnings > 0 {

@@ -12,12 +12,14 @@ use tokio::runtime::Runtime;
 use crate::backend::{AnyBroker, BrokerUrl};
 use crate::cli::{BrokerArgs, ColorChoice, PlanFormat};
 use crate::client::http::{HttpOptions, read_token};
+use crate::commands::annotate::{self, Forge};
 use crate::commands::error::{During, Error, IoAction};
+use crate::commands::output;
 use crate::config::validate::Validated;
 use crate::config::{self, Config, lower};
 use crate::desired::Desired;
 use crate::diagnostic::{Diagnostic, Severity, SourceMap};
-use crate::plan::{Plan, Violation};
+use crate::plan::{Plan, SavedPlanError, Violation};
 use crate::render::diagnostics::{self, TextStyle};
 use crate::render::markdown::{COMMENT_LIMIT, markdown};
 use crate::render::plan::{Style, text};
@@ -58,28 +60,44 @@ impl Context {
         Ok(self.runtime.get_or_init(|| runtime))
     }
 
-    /// Loads, validates and resolves `path`. On failure the diagnostics are
-    /// written to stderr before the error returns; nothing has touched the
-    /// broker.
-    pub fn load(&self, path: &Path) -> Result<Loaded, Error> {
+    /// Loads, validates and resolves `path`, writing its warnings to
+    /// stderr. On failure the diagnostics are written to stderr (and as
+    /// annotations for `forge` to stdout) before the error returns; nothing
+    /// has touched the broker.
+    pub fn load(&self, path: &Path, forge: Option<Forge>) -> Result<Loaded, Error> {
         let config = match config::load(path) {
             Ok(config) => config,
-            Err(rejected) => return Err(self.invalid(path, &rejected.items, &rejected.sources)),
+            Err(rejected) => {
+                return Err(self.invalid(path, &rejected.items, &rejected.sources, forge));
+            }
         };
+        self.write_diagnostics(&config.warnings, &config.sources)?;
         match lower(&config, &SecretSource::resolve) {
             Ok(desired) => Ok(Loaded {
                 path: path.to_owned(),
                 config,
                 desired,
             }),
-            Err(items) => Err(self.invalid(path, &items, &config.sources)),
+            Err(items) => Err(self.invalid(path, &items, &config.sources, forge)),
         }
     }
 
-    /// Writes the diagnostics that reject the config at `path` and returns
-    /// the error that ends the command.
-    pub fn invalid(&self, path: &Path, items: &[Diagnostic], sources: &SourceMap) -> Error {
-        match self.write_diagnostics(items, sources) {
+    /// Writes the diagnostics that reject the config at `path` (and their
+    /// annotations for `forge`) and returns the error that ends the command.
+    pub fn invalid(
+        &self,
+        path: &Path,
+        items: &[Diagnostic],
+        sources: &SourceMap,
+        forge: Option<Forge>,
+    ) -> Error {
+        let written = self
+            .write_diagnostics(items, sources)
+            .and_then(|()| match forge {
+                Some(forge) => annotate::write(forge, &annotate::of_diagnostics(items), path),
+                None => Ok(()),
+            });
+        match written {
             Ok(()) => Error::InvalidConfig {
                 path: path.to_owned(),
                 count: items.len(),
@@ -94,7 +112,7 @@ impl Context {
         items: &[Diagnostic],
         sources: &SourceMap,
     ) -> Result<(), Error> {
-        diagnostics::text(&mut io::stderr().lock(), items, sources, self.diagnostics)
+        diagnostics::text(&mut output::stderr(), items, sources, self.diagnostics)
             .during(IoAction::WriteStderr)
     }
 
@@ -118,20 +136,55 @@ impl Context {
         self.write_diagnostics(&items, &config.sources)
     }
 
-    /// Renders a plan on stdout in the chosen format.
+    /// Renders a plan in the chosen format: on stdout, except for `gitlab`,
+    /// whose stdout is the code quality report, so the text goes to stderr.
     pub fn render(&self, plan: &Plan, format: PlanFormat) -> Result<(), Error> {
-        let out = &mut io::stdout().lock();
+        if format == PlanFormat::Gitlab {
+            return text(plan, Style { color: false }, &mut output::stderr())
+                .during(IoAction::WriteStderr);
+        }
+        let out = &mut output::stdout();
         match format {
-            PlanFormat::Text => text(plan, self.stdout, out),
+            PlanFormat::Text | PlanFormat::Github | PlanFormat::Gitlab => {
+                text(plan, self.stdout, out)
+            }
             PlanFormat::Markdown => markdown(plan, COMMENT_LIMIT, out),
-            // `io::Error::from` keeps the kind of a failed write, so that a
-            // closed pipe is still recognised as one.
+            // `io::Error::from` keeps the kind of a failed write.
             PlanFormat::Json => serde_json::to_writer_pretty(&mut *out, plan)
                 .map_err(io::Error::from)
                 .and_then(|()| writeln!(out)),
         }
         .during(IoAction::WriteStdout)
     }
+}
+
+/// Refuses to plan one file of a config that is split over its directory:
+/// the resources its neighbours declare would be planned for deletion.
+/// Checked once the file itself validated, so that its own problems come
+/// first.
+pub fn refuse_partial(path: &Path, allow: bool) -> Result<(), Error> {
+    if allow {
+        return Ok(());
+    }
+    let siblings = config::siblings_with_config(path);
+    if siblings.is_empty() {
+        return Ok(());
+    }
+    Err(Error::PartialConfig {
+        file: path.to_owned(),
+        dir: path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned(),
+        siblings: siblings
+            .into_iter()
+            .map(|(file, keys)| {
+                let name = file.file_name().unwrap_or_default().to_string_lossy();
+                format!("{name} ({})", keys.join(", "))
+            })
+            .collect(),
+    })
 }
 
 /// A config that loaded, validated and had its secrets resolved.
@@ -152,11 +205,12 @@ fn use_color(choice: ColorChoice, terminal: bool) -> bool {
     }
 }
 
-/// Terminal width for wrapping diagnostics: `COLUMNS` when set, else 100.
+/// Width for wrapping diagnostics: the width of the terminal stderr is on,
+/// else `COLUMNS`, else 100.
 fn terminal_width() -> usize {
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
+    terminal_size::terminal_size_of(io::stderr())
+        .map(|(width, _)| usize::from(width.0))
+        .or_else(|| std::env::var("COLUMNS").ok()?.parse().ok())
         .filter(|c| *c >= 40)
         .unwrap_or(100)
 }
@@ -217,30 +271,48 @@ fn seed_for(args: &BrokerArgs, config_path: Option<&Path>) -> Option<PathBuf> {
 
 /// A violation as a diagnostic underlining what the config says about it;
 /// a warning when `--force` overrides it.
-fn violation_diagnostic(config: &Config, violation: &Violation, force: bool) -> Diagnostic {
+pub fn violation_diagnostic(config: &Config, violation: &Violation, force: bool) -> Diagnostic {
     let mut diagnostic = Diagnostic::error(violation.code(), words::violation(violation));
-    if force {
+    let overridden = force && violation.can_be_overridden();
+    if overridden {
         diagnostic.severity = Severity::Warning;
     }
-    let location = violation
-        .member()
-        .and_then(|(pool, member)| config.locate_member(pool, member))
-        .or_else(|| violation.address().and_then(|a| config.locate(&a)));
+    let help = match (words::violation_help(violation), force && !overridden) {
+        (Some(help), true) => Some(format!(
+            "{help}; --force cannot override this, the step would fail"
+        )),
+        (None, true) => Some("--force cannot override this: the step would fail".to_owned()),
+        (help, false) => help,
+    };
+    if let Some(help) = help {
+        diagnostic = diagnostic.with_help(help);
+    }
+    let location = match violation {
+        Violation::MinMembers { pool, .. } => config.locate_min_members(pool),
+        _ => None,
+    }
+    .or_else(|| {
+        violation
+            .member()
+            .and_then(|(pool, member)| config.locate_member(pool, member))
+    })
+    .or_else(|| violation.address().and_then(|a| config.locate(&a)));
     match location {
         Some(location) => diagnostic.with_label(location, "here"),
         None => diagnostic,
     }
 }
 
-/// The error for a plan whose violations `--force` does not override.
+/// The error for a plan whose violations are not overridden: without
+/// `--force` (now or when the plan was made) every violation stops it,
+/// with it those that would make a step fail.
 pub fn refuse_unsafe(plan: &Plan, force: bool, saved: bool) -> Result<(), Error> {
-    if plan.violations.is_empty() || force {
-        return Ok(());
+    let count = plan.blocking(force).count();
+    match count {
+        0 => Ok(()),
+        _ if force || plan.forced => Err(Error::Unforceable { count }),
+        _ => Err(Error::Unsafe { count, saved }),
     }
-    Err(Error::Unsafe {
-        count: plan.violations.len(),
-        saved,
-    })
 }
 
 /// Writes a plan file by atomic replace, so a crash never leaves half a plan.
@@ -256,13 +328,24 @@ pub fn save_plan(plan: &Plan, path: &Path) -> Result<(), Error> {
 /// Reads a saved plan and checks its format version and checksum.
 pub fn read_plan(path: &Path) -> Result<Plan, Error> {
     let bytes = std::fs::read(path).during(IoAction::Read(path.to_owned()))?;
-    let plan: Plan = serde_json::from_slice(&bytes).map_err(|source| Error::NotAPlan {
-        path: path.to_owned(),
-        source,
-    })?;
-    plan.verify().map_err(|source| Error::SavedPlan {
-        path: path.to_owned(),
-        source,
-    })?;
-    Ok(plan)
+    crate::plan::read_saved(&bytes).map_err(|source| match source {
+        SavedPlanError::NotJson(_) | SavedPlanError::NoVersion => Error::NotAPlan {
+            path: path.to_owned(),
+            source,
+        },
+        source => Error::SavedPlan {
+            path: path.to_owned(),
+            source,
+        },
+    })
+}
+
+/// Whether `path` is a saved plan, by its content whatever its name: a
+/// file holding a JSON object with a `format_version`.
+pub fn is_plan_file(path: &Path) -> Result<bool, Error> {
+    if !path.is_file() {
+        return Ok(false);
+    }
+    let bytes = std::fs::read(path).during(IoAction::Read(path.to_owned()))?;
+    Ok(crate::plan::is_saved_plan(&bytes))
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use crate::backend::BrokerUrlError;
 use crate::contract::{BrokerError, names};
-use crate::plan::{CycleError, SavedPlanError};
+use crate::plan::{BrokerIdentity, CycleError, SavedPlanError};
 use crate::refbroker::StoreError;
 use crate::render::words;
 
@@ -42,6 +42,21 @@ pub enum Error {
     /// The config did not load; its diagnostics have been written.
     #[error("{count} {} in {}", plural(*count, "problem", "problems"), path.display())]
     InvalidConfig { path: PathBuf, count: usize },
+    #[error(
+        "{} is one file of the config in {}: {} there {} config too, which planning this file alone leaves out \
+         (what they declare would be deleted); pass the directory {}, or --allow-partial to plan the file alone",
+        file.display(),
+        dir.display(),
+        siblings.join(", "),
+        plural(siblings.len(), "holds", "hold"),
+        dir.display()
+    )]
+    PartialConfig {
+        file: PathBuf,
+        dir: PathBuf,
+        /// "apps.yaml (app_configs, app_instances)" for each other file.
+        siblings: Vec<String>,
+    },
     #[error(transparent)]
     Cycle(#[from] CycleError),
     /// Safety violations without `--force`; they have been written.
@@ -51,12 +66,23 @@ pub enum Error {
         plural(*count, "rule", "rules")
     )]
     Unsafe { count: usize, saved: bool },
+    /// Violations that make a step certain to fail; they have been written.
+    #[error(
+        "the plan breaks {count} safety {} that --force cannot override: the {} would fail",
+        plural(*count, "rule", "rules"),
+        plural(*count, "step", "steps")
+    )]
+    Unforceable { count: usize },
     #[error("{} is not a poolform plan file", path.display())]
     NotAPlan {
         path: PathBuf,
         #[source]
-        source: serde_json::Error,
+        source: SavedPlanError,
     },
+    #[error(
+        "--target cannot be used with a saved plan: its targets were chosen when it was made (see `poolform show`)"
+    )]
+    TargetWithSavedPlan,
     #[error("cannot use the saved plan {}", path.display())]
     SavedPlan {
         path: PathBuf,
@@ -71,6 +97,18 @@ pub enum Error {
     Stale { changed: usize },
     #[error("cannot check the saved plan against the broker")]
     CheckFresh(#[source] BrokerError),
+    #[error("cannot read the broker's identity")]
+    Identity(#[source] BrokerError),
+    #[error(
+        "the saved plan was made against broker {} ({}), but {url} is broker {id}; nothing was changed, make the plan against this broker",
+        planned.id,
+        if planned.url.is_empty() { "no address recorded" } else { &planned.url }
+    )]
+    OtherBroker {
+        planned: BrokerIdentity,
+        url: String,
+        id: String,
+    },
 
     #[error(
         "stack {stack} is locked by {holder}{}; wait for it to finish or pass --lock-timeout",
@@ -141,6 +179,9 @@ impl Error {
                 line.push_str(": ");
                 line.push_str(&text);
             }
+            if let Some(hint) = error.downcast_ref::<BrokerError>().and_then(auth_hint) {
+                line.push_str(hint);
+            }
             cause = error.source();
         }
         Some(line)
@@ -154,6 +195,21 @@ impl Error {
             Error::Io { action: IoAction::WriteStdout | IoAction::WriteStderr, source }
                 if source.kind() == io::ErrorKind::BrokenPipe
         )
+    }
+}
+
+/// Where the API token comes from, for an answer that refused it.
+fn auth_hint(error: &BrokerError) -> Option<&'static str> {
+    match error {
+        BrokerError::Problem { status: 401, .. } => Some(
+            "; poolform sends the API token from the file named by --token-file, else from \
+             POOLFORM_TOKEN: set one of them to the broker's current token",
+        ),
+        BrokerError::Problem { status: 403, .. } => Some(
+            "; the API token (from --token-file, else POOLFORM_TOKEN) is valid but may not do this: \
+             use a token with write access",
+        ),
+        _ => None,
     }
 }
 
@@ -251,6 +307,20 @@ mod tests {
         assert_eq!(
             error.message().as_deref(),
             Some("cannot read s.json: not found")
+        );
+    }
+
+    #[test]
+    fn an_unauthorized_answer_names_the_token_sources() {
+        let problem = crate::contract::problem::new(401, "unauthorized", "missing bearer token");
+        let error = Error::ReadLive(BrokerError::Problem {
+            status: 401,
+            problem,
+        });
+        let message = error.message().expect("a message");
+        assert!(
+            message.contains("--token-file") && message.contains("POOLFORM_TOKEN"),
+            "{message}"
         );
     }
 

@@ -9,6 +9,7 @@ use crate::cli::ExportArgs;
 use crate::commands::ExitStatus;
 use crate::commands::context::{Context, connect};
 use crate::commands::error::{During, Error, IoAction};
+use crate::commands::output;
 use crate::config;
 use crate::contract::Broker;
 use crate::contract::names;
@@ -38,7 +39,7 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> Result<ExitStatus, Error> {
     let files = match to_config_yaml(&live, &args.stack, scope) {
         Ok(files) => files,
         Err(dangling) => {
-            let mut err = io::stderr().lock();
+            let mut err = output::stderr();
             for d in &dangling {
                 writeln!(err, "error: {}", dangling_message(d, &args.stack))
                     .during(IoAction::WriteStderr)?;
@@ -61,8 +62,7 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> Result<ExitStatus, Error> {
         return Err(Error::Unexportable);
     }
     match &args.out_dir {
-        None => io::stdout()
-            .lock()
+        None => output::stdout()
             .write_all(files.document().as_bytes())
             .during(IoAction::WriteStdout)?,
         Some(dir) => write_dir(dir, &files)?,
@@ -143,7 +143,7 @@ fn write_dir(dir: &Path, files: &Files) -> Result<(), Error> {
 }
 
 fn report_written(dir: &Path, written: &[&str], others: &[PathBuf]) -> io::Result<()> {
-    let mut err = io::stderr().lock();
+    let mut err = output::stderr();
     writeln!(err, "Wrote {} to {}", written.join(", "), dir.display())?;
     if !others.is_empty() {
         writeln!(
@@ -185,7 +185,7 @@ fn report_not_owned(files: &Files, stack: &str) -> io::Result<()> {
     if files.not_owned.is_empty() {
         return Ok(());
     }
-    let mut err = io::stderr().lock();
+    let mut err = output::stderr();
     let (unowned, other): (Vec<_>, Vec<_>) = files
         .not_owned
         .iter()

@@ -2,7 +2,7 @@
 //! stack label through each resource's PUT, every other setting sent back as
 //! read and guarded by its revision, so that nothing but ownership changes.
 
-use std::io::{self, Write};
+use std::io::Write;
 
 use crate::address::{Address, Kind};
 use crate::backend::AnyBroker;
@@ -10,6 +10,7 @@ use crate::cli::ImportArgs;
 use crate::commands::ExitStatus;
 use crate::commands::context::{Context, connect};
 use crate::commands::error::{During, Error, IoAction};
+use crate::commands::output;
 use crate::contract::labels::{owner, with_stack};
 use crate::contract::wire::{
     AppConfig, AppConfigBody, AppInstance, AppInstanceBody, CredentialsBody, Labels, Pool, PoolBody,
@@ -61,12 +62,12 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<ExitStatus, Error> {
             Ok(Adopted::Already) => format!("{address}: already in stack {}", args.stack),
             Err(reason) => {
                 failed += 1;
-                writeln!(io::stderr().lock(), "error: {address}: {reason}")
+                writeln!(output::stderr(), "error: {address}: {reason}")
                     .during(IoAction::WriteStderr)?;
                 continue;
             }
         };
-        writeln!(io::stdout().lock(), "{line}").during(IoAction::WriteStdout)?;
+        writeln!(output::stdout(), "{line}").during(IoAction::WriteStdout)?;
     }
     if failed > 0 {
         return Err(Error::NotImported {
@@ -152,15 +153,16 @@ fn pool_body(pool: &Pool, stack: &str, password: Option<String>) -> Result<PoolB
         };
         let key = crate::contract::labels::password_fingerprint();
         match pool.labels.get(&key) {
-            Some(label) if !crate::secret::fingerprint_matches(label, &secret) => {
+            Some(label) if crate::secret::fingerprint_matches(label, &secret) => {}
+            Some(label) if crate::secret::is_current_fingerprint(label) => {
                 return Err(NotImported::WrongPassword { var });
             }
-            Some(_) => {}
             // Later plans compare the configured password with this
-            // fingerprint, as for a password poolform wrote itself.
-            None => {
-                let salt = hex::encode(rand::random::<[u8; 16]>());
-                labels.insert(key, crate::secret::fingerprint(&salt, &secret));
+            // fingerprint, as for a password poolform wrote itself. A label
+            // in an older format cannot vouch for the password; it is
+            // replaced like a missing one.
+            _ => {
+                labels.insert(key, crate::secret::fingerprint(&secret));
             }
         }
         Some(secret)

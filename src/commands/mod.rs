@@ -2,13 +2,17 @@
 //! parsed arguments, does its IO, and returns an `ExitStatus` or an `Error`;
 //! `main` alone turns those into exit codes and prints errors.
 
+pub mod annotate;
 pub mod apply;
+pub mod apply_output;
 pub mod broker;
 pub mod completions;
 pub mod context;
 pub mod error;
 pub mod export;
 pub mod import;
+pub mod logging;
+pub mod output;
 pub mod plan;
 pub mod schema;
 pub mod show;

@@ -2,12 +2,16 @@
 //! once, compute the plan, and render it; violations become located
 //! diagnostics.
 
-use std::io::{self, Write};
+use std::io::Write;
 
 use crate::cli::{BrokerArgs, PlanArgs};
 use crate::commands::ExitStatus;
-use crate::commands::context::{Context, broker_url, connect, refuse_unsafe, runtime, save_plan};
+use crate::commands::annotate::{self, Forge};
+use crate::commands::context::{
+    Context, broker_url, connect, refuse_partial, refuse_unsafe, runtime, save_plan,
+};
 use crate::commands::error::{During, Error, IoAction};
+use crate::commands::output;
 use crate::contract::{Broker, LiveState};
 use crate::plan::{self, Targets};
 
@@ -35,8 +39,10 @@ fn read_ahead(args: &BrokerArgs) -> Option<Reading> {
 }
 
 pub fn run(ctx: &Context, args: &PlanArgs) -> Result<ExitStatus, Error> {
+    let forge = Forge::of_plan(args.format);
     let reading = read_ahead(&args.broker);
-    let loaded = ctx.load(&args.path)?;
+    let loaded = ctx.load(&args.path, forge)?;
+    refuse_partial(&args.path, args.allow_partial)?;
     let live = match reading {
         // A panic there is a bug like one here, and ends the run the same way.
         Some(reading) => reading
@@ -49,13 +55,22 @@ pub fn run(ctx: &Context, args: &PlanArgs) -> Result<ExitStatus, Error> {
                 .map_err(Error::ReadLive)?
         }
     };
-    let plan = plan::compute(&loaded.desired, &live, &Targets(args.targets.clone()))?;
+    let url = broker_url(&args.broker, Some(&loaded))?;
+    let mut plan =
+        plan::compute(&loaded.desired, &live, &Targets(args.targets.clone()))?.at(url.to_string());
+    if args.force {
+        plan = plan.force();
+    }
     ctx.report_violations(&loaded, &plan, args.force)?;
+    if let Some(forge) = forge {
+        let items = annotate::of_plan(Some(&loaded.config), &plan, args.force);
+        annotate::write(forge, &items, &args.path)?;
+    }
     ctx.render(&plan, args.format)?;
     if let Some(out) = &args.out {
         save_plan(&plan, out)?;
         writeln!(
-            io::stderr().lock(),
+            output::stderr(),
             "Saved the plan to {}; apply it with: poolform apply {}",
             out.display(),
             out.display()

@@ -1,11 +1,12 @@
 //! `poolform schema [-o DIR]`: writes the JSON Schemas generated from the
 //! Rust types, for editors (yaml-language-server) and other tools.
 
-use std::io::{self, Write};
+use std::io::Write;
 
 use crate::cli::SchemaArgs;
 use crate::commands::ExitStatus;
 use crate::commands::error::{During, Error, IoAction};
+use crate::commands::output;
 
 /// A schema file and the function that generates it.
 pub struct SchemaFile {
@@ -23,6 +24,10 @@ pub const SCHEMAS: &[SchemaFile] = &[
         name: "plan.schema.json",
         generate: crate::plan::json_schema,
     },
+    SchemaFile {
+        name: "apply-events.schema.json",
+        generate: crate::render::events::json_schema,
+    },
 ];
 
 impl SchemaFile {
@@ -37,7 +42,7 @@ impl SchemaFile {
 
 pub fn run(args: &SchemaArgs) -> Result<ExitStatus, Error> {
     std::fs::create_dir_all(&args.out_dir).during(IoAction::CreateDir(args.out_dir.clone()))?;
-    let mut out = io::stdout().lock();
+    let mut out = output::stdout();
     for schema in SCHEMAS {
         let path = args.out_dir.join(schema.name);
         std::fs::write(&path, schema.contents()).during(IoAction::Write(path.clone()))?;

@@ -7,6 +7,6 @@ use crate::commands::context::{Context, read_plan};
 use crate::commands::error::Error;
 
 pub fn run(ctx: &Context, args: &ShowArgs) -> Result<ExitStatus, Error> {
-    ctx.render(&read_plan(&args.planfile)?, args.format)?;
+    ctx.render(&read_plan(&args.planfile)?, args.format.into())?;
     Ok(ExitStatus::Success)
 }

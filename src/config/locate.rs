@@ -2,6 +2,8 @@
 //! place in a file, and from a resource address back to where the config
 //! declares it (for findings made after loading, such as plan violations).
 
+use std::ops::Range;
+
 use serde_saphyr::Location;
 
 use super::Config;
@@ -26,12 +28,44 @@ pub(crate) fn locate_in(sources: &SourceMap, file: usize, at: &Location) -> Sour
             let chars = usize::try_from(span.len()).unwrap_or(0);
             text[offset..].chars().take(chars).map(char::len_utf8).sum()
         });
+    // A point (an error between tokens, a document that is the wrong
+    // type) underlines the character it is on, so that it reads as a place
+    // and not as the file as a whole.
+    let len = if len == 0 {
+        text[offset..]
+            .chars()
+            .next()
+            .filter(|c| *c != '\n')
+            .map_or(0, char::len_utf8)
+    } else {
+        len
+    };
     SourceLocation {
         file: sources.name(file).to_owned(),
         line: u32::try_from(at.line()).unwrap_or(u32::MAX),
         column: u32::try_from(at.column()).unwrap_or(u32::MAX),
         offset,
         len,
+    }
+}
+
+/// The location of the bytes `range` of file `file` (a range on character
+/// boundaries, as the YAML scanner and UTF-8 checks give them).
+pub(crate) fn locate_range(
+    sources: &SourceMap,
+    file: usize,
+    range: Range<usize>,
+) -> SourceLocation {
+    let text = sources.text(file);
+    let before = text.get(..range.start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    SourceLocation {
+        file: sources.name(file).to_owned(),
+        line: u32::try_from(line).unwrap_or(u32::MAX),
+        column: u32::try_from(column).unwrap_or(u32::MAX),
+        offset: before.len(),
+        len: range.len(),
     }
 }
 
@@ -86,6 +120,13 @@ impl Config {
         let declared = self.pools.get(pool)?;
         let entry = declared.spec.members.iter().find(|m| m.value == member)?;
         Some(self.at(declared.file, &entry.at))
+    }
+
+    /// Where `pool` sets `min_members` (its value).
+    pub fn locate_min_members(&self, pool: &str) -> Option<SourceLocation> {
+        let declared = self.pools.get(pool)?;
+        let min = declared.spec.min_members.as_ref()?;
+        Some(self.at(declared.file, &min.at))
     }
 
     /// A diagnostic about a resource, underlining its declaration when the

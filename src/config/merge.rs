@@ -4,14 +4,16 @@
 //! validation reports it together with every other problem.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::PathBuf;
 
-use super::locate::locate_in;
+use super::locate::{locate_in, locate_range};
 use super::spec::{
     self, AppConfigSpec, AppInstanceSpec, DestinationSpec, PoolSpec, SafetySection, Sp,
 };
-use super::{Diagnostics, yaml};
+use super::{Diagnostics, scan, shape, yaml};
 use crate::address::Kind;
-use crate::diagnostic::{Diagnostic, SourceLocation, SourceMap};
+use crate::diagnostic::{Diagnostic, SourceMap};
 
 /// A value of a top-level section together with the file it came from.
 #[derive(Debug, Clone)]
@@ -38,6 +40,12 @@ pub struct Config {
     /// file. Kept rather than returned as an error so that `validate` reports
     /// them together with every other problem.
     pub conflicts: Vec<Diagnostic>,
+    /// `file:` secrets that cannot hold a secret (not a regular file, too
+    /// large), by path, with why: found by `config::load`, which may look
+    /// at the file system, and reported by `validate`, which may not.
+    pub unusable_secret_files: BTreeMap<PathBuf, String>,
+    /// Findings of `validate` that do not make the config invalid.
+    pub warnings: Vec<Diagnostic>,
     pub stack: Option<InFile<String>>,
     pub broker_url: Option<InFile<String>>,
     pub safety: Option<InFile<SafetySection>>,
@@ -54,13 +62,39 @@ pub fn merge(files: Vec<(String, String)>) -> Result<Config, Diagnostics> {
     let mut parsed = Vec::with_capacity(files.len());
     let mut items = Vec::new();
     for (name, text) in files {
+        let scanned = scan::scan(&text);
+        let result = yaml::parse(&text);
+        let secrets: Vec<&str> = scanned
+            .secrets
+            .iter()
+            .filter_map(|range| text.get(range.clone()).map(str::trim))
+            .filter(|secret| !secret.is_empty())
+            .collect();
+        let secrets: Vec<String> = secrets.into_iter().map(str::to_owned).collect();
+        // The shape walk re-reads a file that failed, as written.
+        let written = result.is_err().then(|| text.clone());
         let index = config.sources.add(name, text);
-        match yaml::parse(config.sources.text(index)) {
-            Ok(file) => {
-                mask_inline_secrets(&mut config.sources, index, &file);
-                parsed.push((index, file));
-            }
-            Err(error) => items.push(yaml::diagnostic(&error, &config.sources, index)),
+        for range in &scanned.secrets {
+            config.sources.mask(index, range.start, range.len());
+        }
+        for tag in scanned.tags {
+            items.push(tag_diagnostic(&config.sources, index, tag));
+        }
+        match result {
+            Ok(file) => parsed.push((index, file)),
+            // Every shape problem of the file when the schema can name
+            // them, else the parser's first error.
+            Err(error) => match shape::problems(
+                written.as_deref().unwrap_or_default(),
+                &mut config.sources,
+                index,
+            ) {
+                Some(found) => items.extend(found.into_iter().map(|d| scrub(d, &secrets))),
+                None => {
+                    let diagnostic = yaml::diagnostic(&error, &config.sources, index);
+                    items.push(scrub(diagnostic, &secrets));
+                }
+            },
         }
     }
     let mut conflicts = Vec::new();
@@ -79,20 +113,49 @@ pub fn merge(files: Vec<(String, String)>) -> Result<Config, Diagnostics> {
     }
 }
 
-/// Overwrites inline secrets in the kept source text, so that the snippet of
-/// the diagnostic that reports them (on a terminal or in a CI log) does not
-/// repeat the secret.
-fn mask_inline_secrets(sources: &mut SourceMap, file: usize, parsed: &spec::ConfigFile) {
-    let inline = parsed
-        .pools
-        .0
-        .iter()
-        .filter_map(|(_, pool)| pool.default_credentials.as_ref()?.password.as_ref())
-        .filter(|password| password.value == spec::SecretValue::Inline);
-    let spans: Vec<SourceLocation> = inline.map(|p| locate_in(sources, file, &p.at)).collect();
-    for span in spans {
-        sources.mask(file, span.offset, span.len);
+/// A YAML tag, which poolform refuses: `!!binary` would be decoded
+/// silently and other tags ignored, so the value read is not the one seen.
+fn tag_diagnostic(sources: &SourceMap, file: usize, tag: Range<usize>) -> Diagnostic {
+    let written = sources
+        .text(file)
+        .get(tag.clone())
+        .unwrap_or("tag")
+        .to_owned();
+    Diagnostic::error(
+        "config::tag",
+        format!("the YAML tag `{written}` is not allowed in a config"),
+    )
+    .with_label(locate_range(sources, file, tag), "tag")
+    .with_help("write the plain value without a tag; poolform gives tags no meaning")
+}
+
+/// A parser message can quote the text it stumbled on; the secrets of the
+/// file are blotted out of it as they are out of the snippet.
+fn scrub(mut diagnostic: Diagnostic, secrets: &[String]) -> Diagnostic {
+    diagnostic.message = blot(&diagnostic.message, secrets);
+    diagnostic.help = diagnostic.help.map(|help| blot(&help, secrets));
+    diagnostic
+}
+
+/// `text` with every occurrence of a secret that stands as a word of its own
+/// (not inside a longer word) replaced by asterisks.
+fn blot(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_owned();
+    for secret in secrets {
+        let mut from = 0;
+        while let Some(found) = out[from..].find(secret.as_str()) {
+            let start = from + found;
+            let end = start + secret.len();
+            let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+            if word(out[..start].chars().next_back()) || word(out[end..].chars().next()) {
+                from = end;
+                continue;
+            }
+            out.replace_range(start..end, &"*".repeat(secret.chars().count()));
+            from = start + secret.chars().count();
+        }
     }
+    out
 }
 
 fn merge_file(

@@ -7,6 +7,8 @@ mod locate;
 mod lower;
 mod merge;
 mod read;
+mod scan;
+mod shape;
 pub mod spec;
 pub mod validate;
 mod yaml;
@@ -15,7 +17,7 @@ use std::path::Path;
 
 pub use lower::lower;
 pub use merge::{Config, Declared, InFile, kind_noun, merge};
-pub use read::read;
+pub use read::{read, siblings_with_config};
 pub use spec::parse_duration;
 pub use validate::{Validated, validate};
 
@@ -29,9 +31,12 @@ pub struct Diagnostics {
     pub items: Vec<Diagnostic>,
 }
 
-/// Reads, merges and validates the config at `path` (a file or a directory).
+/// Reads, merges and validates the config at `path` (a file or a directory),
+/// judging the secret files it references as far as their metadata tells.
 pub fn load(path: &Path) -> Result<Validated<Config>, Diagnostics> {
-    read(path).and_then(load_text)
+    let mut config = merge(read(path)?)?;
+    config.unusable_secret_files = read::unusable_secret_files(&config);
+    validate(config)
 }
 
 /// Merges and validates files already read, given as (display name, text)
@@ -42,9 +47,7 @@ pub fn load_text(files: Vec<(String, String)>) -> Result<Validated<Config>, Diag
 
 /// JSON Schema (draft-07) of one config file, for editors and other tools.
 pub fn json_schema() -> schemars::Schema {
-    schemars::generate::SchemaSettings::draft07()
-        .into_generator()
-        .into_root_schema_for::<spec::ConfigFile>()
+    crate::json_schema::draft07::<spec::ConfigFile>()
 }
 
 #[cfg(test)]
@@ -171,11 +174,88 @@ mod tests {
     }
 
     #[test]
-    fn secret_files_lose_their_trailing_newline() {
-        let dir = std::env::temp_dir().join(format!("poolform-secret-{}", std::process::id()));
-        std::fs::write(&dir, "pa55\n").expect("write");
-        let secret = SecretSource::File(dir.clone()).resolve().expect("readable");
-        std::fs::remove_file(&dir).expect("cleanup");
-        assert_eq!(secret.expose_secret(), "pa55");
+    fn validate_refuses_a_secret_file_that_is_not_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pw");
+        crate::regular_file::tests::fifo(&fifo);
+        let text = format!(
+            "stack: s\npools:\n  a:\n    default_credentials: {{password: {{file: /dev/zero}}}}\n  b:\n    default_credentials: {{password: {{file: {}}}}}\n  c:\n    default_credentials: {{password: {{file: /not/mounted/here}}}}\n",
+            fifo.display()
+        );
+        let config = dir.path().join("c.yaml");
+        std::fs::write(&config, text).unwrap();
+        let rejected = load(&config).expect_err("unusable secret files");
+        let found: Vec<(&str, u32, u32)> = rejected
+            .items
+            .iter()
+            .map(|d| {
+                let at = &d.primary.as_ref().expect("located").location;
+                (d.code, at.line, at.column)
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("config::secret_file", 4, 37),
+                ("config::secret_file", 6, 37)
+            ]
+        );
+        assert!(
+            rejected.items[0]
+                .message
+                .contains("a device, not a regular file")
+        );
+        assert!(
+            rejected.items[1]
+                .message
+                .contains("a FIFO, not a regular file")
+        );
+    }
+
+    /// Whatever the YAML error around it, no diagnostic (its snippet, its
+    /// message, its help; as text or JSON) shows the password.
+    #[test]
+    fn a_secret_is_masked_whatever_the_error_around_it() {
+        let variants = [
+            "default_credentials: {password: {value: S3cr3t}}",
+            "default_credentials: {password: [S3cr3t, x]}",
+            "default_credentials: {password: S3cr3t",
+            "default_credentials: {password: \"S3cr3t}",
+            "default_credentials: {password: 'S3cr3t",
+            "default_credentials:\n      passwd: S3cr3t",
+            "default_credentials: S3cr3t",
+            "default_credentials: [S3cr3t]",
+            "default_credentials: {password: {S3cr3t}}",
+            "default_credentials: {password: S3cr3t}}",
+            "default_credentials: {password: S3cr3t, password: S3cr3t}",
+            "default_credentials:\n      password: S3cr3t\n      password: S3cr3t",
+            "default_credentials: {password: !!binary UzNjcjN0}",
+            "default_credentials: {password: {env: S3cr3t, file: x}}",
+            "default_credentials: {\"password\": S3cr3t, username: [}",
+            "password: S3cr3t",
+            "members: [\n    default_credentials: {password: S3cr3t}",
+            "\tx: 1\n    default_credentials: {password: S3cr3t}",
+            "default_credentials:\n      password:\n        S3cr3t\n    members: [",
+            "default_credentials: {password: &pw S3cr3t}\n    members: *pw",
+            "default_credentials: {password: S3cr3t}\n    min_members: lots",
+        ];
+        for variant in variants {
+            let text = format!("stack: s\npools:\n  m:\n    {variant}\n");
+            let rejected = merge(files(&[&text]))
+                .and_then(validate)
+                .expect_err(variant);
+            let mut shown = Vec::new();
+            crate::render::diagnostics::text(
+                &mut shown,
+                &rejected.items,
+                &rejected.sources,
+                crate::render::diagnostics::TextStyle::PLAIN,
+            )
+            .unwrap();
+            crate::render::diagnostics::json(&mut shown, &rejected.items).unwrap();
+            let shown = String::from_utf8(shown).unwrap();
+            assert!(!shown.contains("S3cr3t"), "{variant}:\n{shown}");
+            assert!(!shown.contains("UzNjcjN0"), "{variant}:\n{shown}");
+        }
     }
 }

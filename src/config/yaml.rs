@@ -8,7 +8,7 @@ use super::locate::locate_in;
 use super::spec::ConfigFile;
 use crate::diagnostic::{Diagnostic, SourceLocation, SourceMap};
 
-fn options(text: &str) -> Options {
+pub(super) fn options(text: &str) -> Options {
     // The parser's default budget (250,000 nodes, 1,000,000 events) rejects
     // an honest config of a few thousand pools as "too complex". Outside of
     // alias expansion (bounded below) a node or event costs about a byte of
@@ -101,6 +101,22 @@ fn classify(message: String) -> (&'static str, String, Option<String>) {
             "config::missing_key",
             message.replacen("field", "key", 1),
             None,
+        );
+    }
+    if message.contains("unknown anchor") {
+        return (
+            "config::yaml",
+            "this alias refers to no anchor".to_owned(),
+            Some("define the anchor (`&name`) before the alias (`*name`) that uses it".to_owned()),
+        );
+    }
+    if message.starts_with("multiple YAML documents") {
+        return (
+            "config::yaml",
+            "a config file holds one YAML document, but this one starts another".to_owned(),
+            Some(
+                "remove the `---` line, or split the documents into files of their own".to_owned(),
+            ),
         );
     }
     if message.contains("budget") || message.contains("alias") || message.contains("replay") {

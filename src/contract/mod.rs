@@ -1,12 +1,15 @@
 //! The broker contract, the neutral ground between poolform's client side and
 //! the reference broker: the wire types, the problem codes, the name rule, the
-//! labels poolform keeps on the broker, and the `Broker` trait that both
-//! backends (the HTTP client and the in-process reference broker) implement.
-//! It depends on nothing else in the crate.
+//! labels poolform keeps on the broker, the one password hash both sides
+//! keep, the broker URL, and the `Broker` trait that both backends (the HTTP client and the
+//! in-process reference broker) implement. It depends on nothing else in the
+//! crate.
 
+pub mod hash;
 pub mod labels;
 pub mod names;
 pub mod problem;
+pub mod url;
 pub mod wire;
 
 use std::future::Future;
@@ -36,8 +39,8 @@ pub struct LiveState {
 pub enum BrokerError {
     #[error("broker answered {status} {}: {}", problem.code, problem.detail.as_deref().unwrap_or(&problem.title))]
     Problem { status: u16, problem: Box<Problem> },
-    #[error("cannot reach the broker: {0}")]
-    Transport(String),
+    #[error("{0}")]
+    Transport(Transport),
     #[error("unexpected answer from the broker: {0}")]
     Protocol(String),
     /// Refused before anything was sent: it cannot be put in a URL safely.
@@ -58,6 +61,81 @@ impl BrokerError {
         match self {
             BrokerError::Problem { problem, .. } => Some(problem),
             _ => None,
+        }
+    }
+}
+
+/// What kind of failure kept a request from getting an answer: what the
+/// message advises, and whether trying again can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// Nothing listens at the address (yet: a broker restarting).
+    Refused,
+    /// The TLS handshake failed, most often on an untrusted certificate.
+    Tls,
+    /// The host name does not resolve.
+    Dns,
+    /// No answer in time.
+    Timeout,
+    Other,
+}
+
+/// A request that got no answer: its kind and what happened, in words
+/// that name the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transport {
+    pub kind: TransportKind,
+    pub message: String,
+}
+
+impl Transport {
+    pub fn other(message: impl Into<String>) -> Transport {
+        Transport {
+            kind: TransportKind::Other,
+            message: message.into(),
+        }
+    }
+
+    /// Whether a retry can help: a refused connection or a timeout may pass;
+    /// a certificate or a name that does not resolve will not change.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.kind,
+            TransportKind::Refused | TransportKind::Timeout | TransportKind::Other
+        )
+    }
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let message = &self.message;
+        match self.kind {
+            TransportKind::Refused => write!(
+                f,
+                "cannot reach the broker: connection refused ({message}); is the broker running, and are the \
+                 URL's host and port right?"
+            ),
+            TransportKind::Tls if message.contains("certificate") => write!(
+                f,
+                "the broker's TLS certificate is not trusted ({message}); if your organisation signs it with its \
+                 own CA, add that CA to the system's trust store (copy it to /usr/local/share/ca-certificates/ \
+                 and run update-ca-certificates) or set SSL_CERT_FILE to a PEM file that includes it"
+            ),
+            TransportKind::Tls => write!(
+                f,
+                "the TLS handshake with the broker failed ({message}); does the URL say https:// for a port \
+                 that speaks TLS?"
+            ),
+            TransportKind::Dns => write!(
+                f,
+                "cannot resolve the broker's host name ({message}); check the host in the broker URL"
+            ),
+            TransportKind::Timeout => write!(
+                f,
+                "the broker did not answer in time ({message}); it may be overloaded, or a firewall drops \
+                 the connection"
+            ),
+            TransportKind::Other => write!(f, "cannot reach the broker: {message}"),
         }
     }
 }

@@ -182,6 +182,7 @@ pub struct Pool {
     schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
+#[schemars(title = "app type")]
 /// Type of an app configuration.
 pub enum AppType {
     /// The entire desktop.
@@ -210,6 +211,7 @@ pub enum AppType {
     schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
+#[schemars(title = "remote protocol")]
 /// Remote protocol of an app configuration.
 pub enum Protocol {
     /// Remote Desktop Protocol.

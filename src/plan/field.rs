@@ -35,6 +35,10 @@ pub enum Field {
     NoticeDe,
     NoticeEn,
     AllowedGroups,
+    /// The stack that switched maintenance mode on.
+    MaintenanceOwner,
+    /// Drain mode, by its holder.
+    Draining,
     LbServiceInstalled,
 }
 
@@ -64,6 +68,8 @@ impl fmt::Display for Field {
             Field::NoticeDe => "maintenance.notice_de",
             Field::NoticeEn => "maintenance.notice_en",
             Field::AllowedGroups => "maintenance.allowed_groups",
+            Field::MaintenanceOwner => "maintenance.owner",
+            Field::Draining => "draining",
             Field::LbServiceInstalled => "lb_service_installed",
         };
         f.write_str(name)
@@ -103,6 +109,8 @@ impl FromStr for Field {
             "maintenance.notice_de" => Field::NoticeDe,
             "maintenance.notice_en" => Field::NoticeEn,
             "maintenance.allowed_groups" => Field::AllowedGroups,
+            "maintenance.owner" => Field::MaintenanceOwner,
+            "draining" => Field::Draining,
             "lb_service_installed" => Field::LbServiceInstalled,
             _ => return Err(UnknownField(text.to_owned())),
         })
@@ -151,6 +159,8 @@ mod tests {
             Field::NoticeDe,
             Field::NoticeEn,
             Field::AllowedGroups,
+            Field::MaintenanceOwner,
+            Field::Draining,
             Field::LbServiceInstalled,
         ];
         for field in all {

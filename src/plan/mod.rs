@@ -4,9 +4,11 @@
 //! strings; render turns it into text and apply executes it.
 
 mod diff;
+mod fact;
 mod field;
 mod order;
 mod safety;
+mod saved;
 
 use std::collections::BTreeMap;
 
@@ -20,12 +22,14 @@ use crate::contract::wire::{AppConfigBody, AppInstanceBody, Labels, LoadBalancin
 use crate::desired::{Desired, DrainSessions};
 use crate::secret::SecretSource;
 
+pub use fact::Fact;
 pub use field::Field;
 pub use order::CycleError;
 pub use safety::Violation;
+pub use saved::{SavedPlanError, is_saved_plan, read_saved};
 
 /// Bumped whenever a saved plan's shape changes incompatibly.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// A computed plan. Serialised as-is into saved plan files and `--format json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -35,6 +39,12 @@ pub struct Plan {
     pub format_version: u32,
     /// The stack whose resources this plan manages.
     pub stack: String,
+    /// The broker the plan was made against; a saved plan applies there only.
+    pub broker: BrokerIdentity,
+    /// The `--target` addresses the plan was restricted to (empty: all).
+    pub targets: Vec<Address>,
+    /// Made with `--force`: its violations that can be overridden are.
+    pub forced: bool,
     /// Resource-level changes, sorted by address.
     pub changes: Vec<Change>,
     /// Broker operations in execution order; each names the steps it waits for.
@@ -48,6 +58,17 @@ pub struct Plan {
     pub revisions: Vec<Revision>,
     /// SHA-256 over the plan with this field empty; guards saved plans.
     pub checksum: String,
+}
+
+/// Which broker a plan was made against.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerIdentity {
+    /// The identity the broker reports: minted when its state was created,
+    /// so a broker started from another's snapshot or seed has another.
+    pub id: String,
+    /// Where it was reached, for people reading the plan.
+    pub url: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -89,13 +110,33 @@ pub struct FieldDiff {
     /// Dotted path, e.g. `load_balancing.sticky_sessions_minutes`, `labels.team`, `members`.
     #[schemars(with = "String")]
     pub field: Field,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Absent: nothing to show (a created resource, a secret); `null`: the
+    /// field was unset.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub before: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Absent: nothing to show (a secret); `null`: the field becomes unset.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub after: Option<serde_json::Value>,
     /// A secret: `before`/`after` are never recorded, only that it changes.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sensitive: bool,
+}
+
+/// A present `null` is a value (unset), so it must read back as
+/// `Some(Null)`: serde's default reads it as absent, and the checksum of a
+/// saved plan with a field going from or to nothing would no longer match.
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(deserializer).map(Some)
 }
 
 /// One broker operation.
@@ -109,6 +150,10 @@ pub struct Step {
     pub depends_on: Vec<usize>,
     /// The resource change this step belongs to.
     pub cause: Address,
+    /// The live facts the step was planned on; apply checks them right
+    /// before the step's write and fails the step when one changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preconditions: Vec<Fact>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_warning: Option<ExpectedWarning>,
 }
@@ -138,6 +183,17 @@ pub enum Op {
         maintenance: Maintenance,
     },
     DeleteMaintenance {
+        destination: String,
+    },
+    /// Drain mode on, held by the plan's stack: the destination accepts no
+    /// new sessions (but from the groups maintenance mode lets in) until it
+    /// leaves its load-balanced pool. Heads every removal from one.
+    StopLogons {
+        destination: String,
+    },
+    /// Drain mode off: the destination was left draining by this stack and
+    /// stays in its pools.
+    AllowLogons {
         destination: String,
     },
     /// Empty the destination of sessions per the pool's drain policy.
@@ -181,6 +237,8 @@ impl Op {
             Op::AddMember { destination, .. }
             | Op::PutMaintenance { destination, .. }
             | Op::DeleteMaintenance { destination }
+            | Op::StopLogons { destination }
+            | Op::AllowLogons { destination }
             | Op::DrainSessions { destination, .. }
             | Op::ClearSticky { destination, .. }
             | Op::RemoveMember { destination, .. }
@@ -242,11 +300,21 @@ impl Targets {
 pub fn compute(desired: &Desired, live: &LiveState, targets: &Targets) -> Result<Plan, CycleError> {
     let index = diff::LiveIndex::new(live);
     let delta = diff::diff(desired, &index, targets);
-    let steps = order::expand(desired, &index, &delta)?;
+    let mut steps = order::expand(desired, &index, &delta)?;
+    fact::attach(&mut steps, &index, &delta.pools);
     let violations = safety::check(desired, &index, &delta, &steps);
+    let mut recorded_targets = targets.0.clone();
+    recorded_targets.sort();
+    recorded_targets.dedup();
     let mut plan = Plan {
         format_version: FORMAT_VERSION,
         stack: desired.stack.clone(),
+        broker: BrokerIdentity {
+            id: live.identity.clone(),
+            url: String::new(),
+        },
+        targets: recorded_targets,
+        forced: false,
         changes: delta.changes,
         steps,
         violations,
@@ -268,36 +336,43 @@ pub fn checksum(plan: &Plan) -> String {
 
 /// JSON Schema (draft-07) of the plan document, for `schema/plan.schema.json`.
 pub fn json_schema() -> schemars::Schema {
-    schemars::generate::SchemaSettings::draft07()
-        .into_generator()
-        .into_root_schema_for::<Plan>()
-}
-
-/// Why a saved plan cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SavedPlanError {
-    #[error(
-        "the plan file is format version {found}; this poolform reads version {FORMAT_VERSION}"
-    )]
-    Version { found: u32 },
-    #[error(
-        "the plan file's checksum does not match its content; it was edited or damaged since it was saved"
-    )]
-    Checksum,
+    crate::json_schema::draft07::<Plan>()
 }
 
 impl Plan {
-    /// Checks a plan read from a file before anything acts on it.
-    pub fn verify(&self) -> Result<(), SavedPlanError> {
-        if self.format_version != FORMAT_VERSION {
-            return Err(SavedPlanError::Version {
-                found: self.format_version,
-            });
-        }
-        if checksum(self) != self.checksum {
-            return Err(SavedPlanError::Checksum);
-        }
-        Ok(())
+    /// Records where the broker the plan was made against was reached, and
+    /// seals the plan again.
+    pub fn at(mut self, url: impl Into<String>) -> Plan {
+        self.broker.url = url.into();
+        self.checksum = checksum(&self);
+        self
+    }
+
+    /// Records that `--force` overrides the violations that can be
+    /// overridden, and seals the plan again.
+    pub fn force(mut self) -> Plan {
+        self.forced = true;
+        self.checksum = checksum(&self);
+        self
+    }
+
+    /// Violations overridden, by `--force` now (`force`) or when the plan
+    /// was made, with their positions in `violations`.
+    pub fn overridden(&self, force: bool) -> impl Iterator<Item = (usize, &Violation)> {
+        let forced = force || self.forced;
+        self.violations
+            .iter()
+            .enumerate()
+            .filter(move |(_, v)| forced && v.can_be_overridden())
+    }
+
+    /// Violations that stop the plan: all of them unless forced, and those
+    /// that make a step certain to fail even then.
+    pub fn blocking(&self, force: bool) -> impl Iterator<Item = &Violation> {
+        let forced = force || self.forced;
+        self.violations
+            .iter()
+            .filter(move |v| !forced || !v.can_be_overridden())
     }
 
     pub fn has_changes(&self) -> bool {

@@ -20,15 +20,17 @@ fn phase(op: &Op) -> u8 {
         Op::PutMaintenance { .. } => 1,
         Op::AddMember { .. } => 2,
         Op::DeleteMaintenance { .. } => 3,
-        Op::PutAppConfig { .. } => 4,
-        Op::PutAppInstance { .. } => 5,
-        Op::DeleteAppInstance { .. } => 6,
-        Op::DrainSessions { .. } => 7,
-        Op::ClearSticky { .. } => 8,
-        Op::RemoveMember { .. } => 9,
-        Op::RemoveLbService { .. } => 10,
-        Op::DeleteAppConfig { .. } => 11,
-        Op::DeletePool { .. } => 12,
+        Op::AllowLogons { .. } => 4,
+        Op::PutAppConfig { .. } => 5,
+        Op::PutAppInstance { .. } => 6,
+        Op::DeleteAppInstance { .. } => 7,
+        Op::StopLogons { .. } => 8,
+        Op::DrainSessions { .. } => 9,
+        Op::ClearSticky { .. } => 10,
+        Op::RemoveMember { .. } => 11,
+        Op::RemoveLbService { .. } => 12,
+        Op::DeleteAppConfig { .. } => 13,
+        Op::DeletePool { .. } => 14,
     }
 }
 
@@ -124,6 +126,7 @@ pub(super) fn expand(
     rules.make_before_break(&moving_adds);
     rules.put_app_configs();
     rules.app_instances();
+    rules.allow_logons();
     rules.lb_cleanups();
     rules.delete_app_configs_after_their_instances();
     rules.delete_pools_last();
@@ -194,16 +197,23 @@ impl<'a> Expansion<'a> {
         }
     }
 
-    /// A member leaves in a chain: drain its sessions, then clear sticky
-    /// bindings to it, then remove it. Leaving a load-balanced pool while
-    /// offline is announced as an expected warning.
+    /// A member leaves in a chain: stop new logons on it (leaving a
+    /// load-balanced pool), drain its sessions, then clear sticky bindings to
+    /// it, then remove it. Leaving a load-balanced pool while offline is
+    /// announced as an expected warning.
     fn removal_chain(&mut self, pool: &'a PoolDelta, destination: &str) {
         let online = self.index.is_online(destination);
         let mut head = None;
         let mut last = None;
-        if pool.removal_load_balanced && online {
-            last = self.drain(pool, destination);
+        if pool.removal_load_balanced {
+            last = Some(self.stop_logons(pool, destination));
             head = last;
+        }
+        if pool.removal_load_balanced
+            && online
+            && let Some(drain) = self.drain(pool, destination, last)
+        {
+            last = Some(drain);
         }
         if pool.removal_sticky {
             let id = self.steps.push(
@@ -244,10 +254,35 @@ impl<'a> Expansion<'a> {
             .push(id);
     }
 
-    /// The drain of an online member with active sessions, after its
-    /// maintenance mode is on. An empty host needs no drain; planning one
-    /// anyway would repeat a side effect on every re-run after a crash.
-    fn drain(&mut self, pool: &PoolDelta, destination: &str) -> Option<usize> {
+    /// Drain mode for a member leaving a load-balanced pool, from the head
+    /// of its removal chain on: after its maintenance mode is on, so that the
+    /// groups maintenance lets in can still log on.
+    fn stop_logons(&mut self, pool: &PoolDelta, destination: &str) -> usize {
+        let deps = self
+            .planned
+            .maintenance_on
+            .get(destination)
+            .copied()
+            .into_iter()
+            .collect();
+        self.steps.push(
+            Op::StopLogons {
+                destination: destination.to_owned(),
+            },
+            Address::new(Kind::Pool, &pool.name),
+            deps,
+        )
+    }
+
+    /// The drain of an online member with active sessions, once new logons
+    /// stopped. An empty host needs no drain; planning one anyway would
+    /// repeat a side effect on every re-run after a crash.
+    fn drain(
+        &mut self,
+        pool: &PoolDelta,
+        destination: &str,
+        after: Option<usize>,
+    ) -> Option<usize> {
         let active = self
             .index
             .destinations
@@ -256,13 +291,7 @@ impl<'a> Expansion<'a> {
         if active == 0 {
             return None;
         }
-        let deps = self
-            .planned
-            .maintenance_on
-            .get(destination)
-            .copied()
-            .into_iter()
-            .collect();
+        let deps = after.into_iter().collect();
         Some(self.steps.push(
             Op::DrainSessions {
                 pool: pool.name.clone(),
@@ -347,20 +376,10 @@ impl<'a> Expansion<'a> {
     }
 
     /// App instances are written or deleted; "retarget before remove": a
-    /// member's removal chain waits for every instance leaving it.
+    /// member's removal chain waits for every instance pinned to it through
+    /// that pool that lets go of it.
     fn app_instances(&mut self) {
-        // Which removal chains an instance's old destination belongs to.
         let delta = self.delta;
-        let mut heads_by_destination: HashMap<&str, Vec<usize>> = HashMap::new();
-        for pool in &delta.pools {
-            for destination in &pool.removes {
-                let head = self.planned.chain_head[&key(&pool.name, destination)];
-                heads_by_destination
-                    .entry(destination.as_str())
-                    .or_default()
-                    .push(head);
-            }
-        }
         for instance in &delta.app_instances {
             let id = match &instance.change {
                 ItemChange::Put(body) => self.put_app_instance(&instance.name, body),
@@ -376,13 +395,23 @@ impl<'a> Expansion<'a> {
                 continue;
             };
             let body = instance.change.body();
-            let retargets_away = body.is_none_or(|body| body.destination != live.destination);
-            if let (true, Some(old)) = (retargets_away, &live.destination)
-                && let Some(heads) = heads_by_destination.get(old.as_str())
+            // The broker keeps a member in a pool while an instance is pinned
+            // to it through its config's pool; a new destination or a new
+            // config both let go of it.
+            let retargets_away = body.is_none_or(|body| {
+                body.destination != live.destination || body.app_config != live.app_config
+            });
+            let pinned = live.destination.as_deref().zip(
+                self.index
+                    .app_configs
+                    .get(live.app_config.as_str())
+                    .map(|c| c.pool.as_str()),
+            );
+            if retargets_away
+                && let Some((old, pool)) = pinned
+                && let Some(&head) = self.planned.chain_head.get(&key(pool, old))
             {
-                for &head in heads {
-                    self.steps.depend(head, [id]);
-                }
+                self.steps.depend(head, [id]);
             }
             if body.is_none_or(|body| body.app_config != live.app_config) {
                 self.planned
@@ -429,6 +458,20 @@ impl<'a> Expansion<'a> {
             Address::new(Kind::AppInstance, name),
             deps,
         )
+    }
+
+    /// Drain mode this stack left on a destination that stays in its pools
+    /// goes off.
+    fn allow_logons(&mut self) {
+        for destination in &self.delta.allow_logons {
+            self.steps.push(
+                Op::AllowLogons {
+                    destination: destination.clone(),
+                },
+                Address::new(Kind::Destination, destination),
+                Vec::new(),
+            );
+        }
     }
 
     fn lb_cleanups(&mut self) {
@@ -569,6 +612,7 @@ fn sort(drafts: Vec<Draft>) -> Result<Vec<Step>, CycleError> {
                 op: draft.op,
                 depends_on,
                 cause: draft.cause,
+                preconditions: Vec::new(),
                 expected_warning: draft.warning,
             }
         })

@@ -1,6 +1,7 @@
 //! Safety checks on a computed plan against live state: each finding is a
 //! violation with the real numbers in it. The plan is always rendered in
-//! full; `plan` and `apply` refuse a plan with violations unless forced.
+//! full; `plan` and `apply` refuse a plan with violations unless forced, and
+//! refuse it even then when a violation makes a step certain to fail.
 
 use std::collections::BTreeSet;
 
@@ -26,18 +27,25 @@ pub enum Violation {
     /// A load-balanced pool would admit a destination that is not prepared
     /// for process execution.
     DestinationNotReady { pool: String, destination: String },
+    /// A load-balanced pool would admit a destination that is offline; the
+    /// broker admits only hosts it can reach.
+    DestinationOffline { pool: String, destination: String },
     /// A destination would join a second load-balanced pool.
     LoadBalancedElsewhere {
         pool: String,
         destination: String,
         other_pool: String,
     },
-    /// Fewer available (online) members than `min_members` would remain.
+    /// Fewer available members than `min_members` would remain; the
+    /// members counted unavailable are named: offline, or in maintenance
+    /// mode once the plan is applied.
     MinMembers {
         pool: String,
         min_members: u32,
         available_after: u32,
         members_after: u32,
+        offline: Vec<String>,
+        in_maintenance: Vec<String>,
     },
     /// The last member of a pool that app configs use would go.
     LastMemberInUse {
@@ -72,6 +80,7 @@ impl Violation {
                 pool: Some(pool), ..
             }
             | Violation::DestinationNotReady { pool, .. }
+            | Violation::DestinationOffline { pool, .. }
             | Violation::LoadBalancedElsewhere { pool, .. }
             | Violation::MinMembers { pool, .. }
             | Violation::LastMemberInUse { pool, .. }
@@ -90,6 +99,7 @@ impl Violation {
         match self {
             Violation::UnknownDestination { .. } => "plan::unknown_destination",
             Violation::DestinationNotReady { .. } => "plan::destination_not_ready",
+            Violation::DestinationOffline { .. } => "plan::destination_offline",
             Violation::LoadBalancedElsewhere { .. } => "plan::load_balanced_elsewhere",
             Violation::MinMembers { .. } => "plan::min_members",
             Violation::LastMemberInUse { .. } => "plan::last_member_in_use",
@@ -107,6 +117,7 @@ impl Violation {
                 destination,
             }
             | Violation::DestinationNotReady { pool, destination }
+            | Violation::DestinationOffline { pool, destination }
             | Violation::LoadBalancedElsewhere {
                 pool, destination, ..
             }
@@ -115,6 +126,20 @@ impl Violation {
             } => Some((pool, destination)),
             _ => None,
         }
+    }
+
+    /// Whether `--force` may override the violation. Not when it makes a
+    /// step certain to fail: the broker refuses a host it cannot admit to a
+    /// load-balanced pool, and a `refuse` drain with active sessions fails,
+    /// so forcing would only stop the apply halfway.
+    pub fn can_be_overridden(&self) -> bool {
+        !matches!(
+            self,
+            Violation::DestinationNotReady { .. }
+                | Violation::DestinationOffline { .. }
+                | Violation::LoadBalancedElsewhere { .. }
+                | Violation::DrainRefused { .. }
+        )
     }
 }
 
@@ -144,6 +169,7 @@ pub(super) fn check(
                 }
             };
             if pool.load_balanced_after {
+                found.extend(destination_offline(pool, dest));
                 found.extend(destination_not_ready(pool, dest));
                 found.extend(load_balanced_elsewhere(
                     pool,
@@ -157,7 +183,7 @@ pub(super) fn check(
         if pool.removes.is_empty() || matches!(pool.change, PoolChange::Delete) {
             continue;
         }
-        found.extend(min_members(pool, index));
+        found.extend(min_members(pool, index, delta));
         found.extend(last_member_in_use(pool, desired, index));
     }
     found.extend(drain_refused(steps));
@@ -207,6 +233,15 @@ fn known_member<'a>(
         })
 }
 
+/// Only hosts the broker can reach may join a load-balanced pool: the add
+/// would fail (and a move would leave the host in no pool).
+fn destination_offline(pool: &PoolDelta, dest: &Destination) -> Option<Violation> {
+    (!dest.online).then(|| Violation::DestinationOffline {
+        pool: pool.name.clone(),
+        destination: dest.name.clone(),
+    })
+}
+
 /// Only hosts prepared for process execution may join a load-balanced pool.
 fn destination_not_ready(pool: &PoolDelta, dest: &Destination) -> Option<Violation> {
     (!dest.process_execution_ready).then(|| Violation::DestinationNotReady {
@@ -246,19 +281,34 @@ fn load_balanced_elsewhere(
     found
 }
 
-/// Offline members count as unavailable.
-fn min_members(pool: &PoolDelta, index: &LiveIndex) -> Option<Violation> {
+/// Members offline, or in maintenance mode once the plan is applied, count
+/// as unavailable; the violation names them.
+fn min_members(pool: &PoolDelta, index: &LiveIndex, delta: &Delta) -> Option<Violation> {
     let min = pool.min_members?;
-    let available = pool
-        .members_after
-        .iter()
-        .filter(|m| index.is_online(m))
-        .count() as u32;
+    let in_maintenance_after =
+        |name: &str| match delta.maintenance.iter().find(|m| m.destination == name) {
+            Some(planned) => planned.put.is_some(),
+            None => index
+                .destinations
+                .get(name)
+                .is_some_and(|d| d.maintenance.enabled),
+        };
+    let (offline, online): (Vec<&String>, Vec<&String>) =
+        pool.members_after.iter().partition(|m| !index.is_online(m));
+    let in_maintenance: Vec<String> = online
+        .into_iter()
+        .filter(|m| in_maintenance_after(m))
+        .cloned()
+        .collect();
+    let members_after = pool.members_after.len() as u32;
+    let available = members_after - (offline.len() + in_maintenance.len()) as u32;
     (available < min).then(|| Violation::MinMembers {
         pool: pool.name.clone(),
         min_members: min,
         available_after: available,
-        members_after: pool.members_after.len() as u32,
+        members_after,
+        offline: offline.into_iter().cloned().collect(),
+        in_maintenance,
     })
 }
 

@@ -8,7 +8,7 @@ use super::fixtures::*;
 use super::*;
 use crate::address::Kind;
 use crate::contract::labels::STACK_LABEL;
-use crate::contract::wire::{LoadBalancing, Maintenance};
+use crate::contract::wire::{Leftover, LoadBalancing, Maintenance};
 use crate::desired::{
     Assignee, DesiredAppConfig, DesiredAppInstance, DesiredDestination, DesiredPool, Drain,
 };
@@ -27,6 +27,8 @@ fn describe(step: &Step) -> String {
         }
         Op::PutMaintenance { destination, .. } => format!("maintenance on {destination}"),
         Op::DeleteMaintenance { destination } => format!("maintenance off {destination}"),
+        Op::StopLogons { destination } => format!("stop logons {destination}"),
+        Op::AllowLogons { destination } => format!("allow logons {destination}"),
         Op::DrainSessions {
             destination,
             policy,
@@ -79,9 +81,10 @@ fn taking_out_an_online_server_drains_then_clears_sticky_then_removes() {
         &without_member(steady(), "live", "rds-02"),
         &with_active_sessions(live(true), "rds-02", 3),
         &[
-            "drain rds-02 (Disconnect, 3 active)",
-            "clear sticky live/rds-02 after [0]",
-            "remove rds-02 from live after [1]",
+            "stop logons rds-02",
+            "drain rds-02 (Disconnect, 3 active) after [0]",
+            "clear sticky live/rds-02 after [1]",
+            "remove rds-02 from live after [2]",
         ],
     );
     assert_eq!(plan.counts(), (0, 1, 0));
@@ -94,12 +97,13 @@ fn taking_out_an_offline_server_skips_the_drain_and_expects_the_warning() {
         &without_member(steady(), "live", "rds-02"),
         &live(false),
         &[
-            "clear sticky live/rds-02",
-            "remove rds-02 from live after [0] [expected warning]",
+            "stop logons rds-02",
+            "clear sticky live/rds-02 after [0]",
+            "remove rds-02 from live after [1] [expected warning]",
         ],
     );
     assert_eq!(
-        plan.steps[1].expected_warning,
+        plan.steps[2].expected_warning,
         Some(ExpectedWarning::LbServiceUninstallFailed {
             destination: "rds-02".to_owned()
         })
@@ -132,8 +136,9 @@ fn a_server_without_sessions_needs_no_drain() {
         &without_member(steady(), "live", "rds-02"),
         &state,
         &[
-            "clear sticky live/rds-02",
-            "remove rds-02 from live after [0]",
+            "stop logons rds-02",
+            "clear sticky live/rds-02 after [0]",
+            "remove rds-02 from live after [1]",
         ],
     );
 }
@@ -153,8 +158,9 @@ fn without_sticky_sessions_nothing_is_cleared() {
         &desired,
         &state,
         &[
-            "drain rds-02 (Disconnect, 3 active)",
-            "remove rds-02 from live after [0]",
+            "stop logons rds-02",
+            "drain rds-02 (Disconnect, 3 active) after [0]",
+            "remove rds-02 from live after [1]",
         ],
     );
 }
@@ -175,9 +181,10 @@ fn members_are_added_before_others_are_removed() {
         &state,
         &[
             "add rds-04 to live",
-            "drain rds-02 (Disconnect, 3 active) after [0]",
-            "clear sticky live/rds-02 after [1]",
-            "remove rds-02 from live after [2]",
+            "stop logons rds-02 after [0]",
+            "drain rds-02 (Disconnect, 3 active) after [1]",
+            "clear sticky live/rds-02 after [2]",
+            "remove rds-02 from live after [3]",
         ],
     );
 }
@@ -196,6 +203,32 @@ fn an_instance_is_retargeted_before_its_destination_leaves_the_pool() {
         &[
             "put app instance admin-maintenance -> rds-03",
             "remove rds-02 from maintenance after [0]",
+        ],
+    );
+}
+
+#[test]
+fn an_instance_moving_to_another_config_lets_go_of_its_host_first() {
+    // Still pinned to rds-02, but through pool live now: rds-02 may leave
+    // maintenance only once the instance no longer reaches it through there.
+    let mut desired = without_member(steady(), "maintenance", "rds-02");
+    let mut live_desktop = desired.app_configs["maintenance-desktop"].clone();
+    live_desktop.pool = "live".to_owned();
+    desired
+        .app_configs
+        .insert("live-desktop".to_owned(), live_desktop);
+    desired
+        .app_instances
+        .get_mut("admin-maintenance")
+        .unwrap()
+        .app_config = "live-desktop".to_owned();
+    check(
+        &desired,
+        &live(true),
+        &[
+            "put app config live-desktop",
+            "put app instance admin-maintenance -> rds-02 after [0]",
+            "remove rds-02 from maintenance after [1]",
         ],
     );
 }
@@ -312,7 +345,9 @@ fn min_members_counts_offline_members_as_unavailable() {
             pool: "live".to_owned(),
             min_members: 2,
             available_after: 1,
-            members_after: 2
+            members_after: 2,
+            offline: vec!["rds-03".to_owned()],
+            in_maintenance: Vec::new(),
         }]
     );
 }
@@ -410,11 +445,8 @@ fn joining_a_second_load_balanced_pool_is_a_violation() {
     }));
 }
 
-#[test]
-fn a_server_moving_between_load_balanced_pools_leaves_the_old_one_first() {
-    // The one exception to make-before-break: the broker admits a destination
-    // to one load-balanced pool at a time, so the add must wait for the
-    // removal (and its drain), and it is no violation.
+/// rds-02 leaves `live` for a new load-balanced pool `live-b`.
+fn rds02_moving_to_live_b() -> Desired {
     let mut desired = without_member(steady(), "live", "rds-02");
     desired.pools.insert(
         "live-b".to_owned(),
@@ -424,15 +456,25 @@ fn a_server_moving_between_load_balanced_pools_leaves_the_old_one_first() {
             ..desired.pools["live"].clone()
         },
     );
+    desired
+}
+
+#[test]
+fn a_server_moving_between_load_balanced_pools_leaves_the_old_one_first() {
+    // The one exception to make-before-break: the broker admits a destination
+    // to one load-balanced pool at a time, so the add must wait for the
+    // removal (and its drain), and it is no violation.
+    let desired = rds02_moving_to_live_b();
     let plan = check(
         &desired,
         &with_active_sessions(live(true), "rds-02", 3),
         &[
             "put pool live-b",
-            "drain rds-02 (Disconnect, 3 active)",
-            "clear sticky live/rds-02 after [1]",
-            "remove rds-02 from live after [2]",
-            "add rds-02 to live-b after [0, 3]",
+            "stop logons rds-02",
+            "drain rds-02 (Disconnect, 3 active) after [1]",
+            "clear sticky live/rds-02 after [2]",
+            "remove rds-02 from live after [3]",
+            "add rds-02 to live-b after [0, 4]",
         ],
     );
     assert!(plan.violations.is_empty(), "{:?}", plan.violations);
@@ -476,9 +518,10 @@ fn maintenance_mode_is_switched_on_before_the_drain() {
         &with_active_sessions(live(true), "rds-02", 3),
         &[
             "maintenance on rds-02",
-            "drain rds-02 (Disconnect, 3 active) after [0]",
-            "clear sticky live/rds-02 after [1]",
-            "remove rds-02 from live after [2]",
+            "stop logons rds-02 after [0]",
+            "drain rds-02 (Disconnect, 3 active) after [1]",
+            "clear sticky live/rds-02 after [2]",
+            "remove rds-02 from live after [3]",
         ],
     );
 }
@@ -506,12 +549,19 @@ fn a_password_is_planned_by_source_and_compared_by_fingerprint() {
     state.pools[1].default_credentials.password_set = true;
     state.pools[1].labels.insert(
         crate::contract::labels::password_fingerprint(),
-        crate::secret::fingerprint("s4lt", "hunter2"),
+        crate::secret::fingerprint("hunter2"),
     );
     check(&desired, &state, &[]);
     state.pools[1].labels.insert(
         crate::contract::labels::password_fingerprint(),
-        crate::secret::fingerprint("s4lt", "old-password"),
+        crate::secret::fingerprint("old-password"),
+    );
+    check(&desired, &state, &["put pool maintenance"]);
+    // A label from before Argon2id (salted SHA-256) cannot vouch for the
+    // password: the password is written once more, with a new label.
+    state.pools[1].labels.insert(
+        crate::contract::labels::password_fingerprint(),
+        "s4lt:2bf23be11234554e6127f2c070edbbb7f10d4c27873cc51e13f72d9704897454".to_owned(),
     );
     check(&desired, &state, &["put pool maintenance"]);
 }
@@ -530,7 +580,7 @@ fn a_target_restricts_the_plan() {
     assert_eq!(got, ["put app instance admin-maintenance -> rds-03"]);
     let targets = Targets(vec![Address::new(Kind::Destination, "rds-02")]);
     let plan = compute(&desired, &live(true), &targets).unwrap();
-    assert_eq!(plan.steps.len(), 3);
+    assert_eq!(plan.steps.len(), 4);
 }
 
 #[test]
@@ -554,7 +604,10 @@ fn the_checksum_covers_the_plan() {
 proptest! {
     #[test]
     fn the_plan_does_not_depend_on_the_order_live_state_lists_in(seed in any::<u64>()) {
-        let desired = without_member(steady(), "live", "rds-02");
+        let mut desired = without_member(steady(), "live", "rds-02");
+        // Checking a password fingerprint costs a memory-hard hash per plan,
+        // and order independence has nothing to do with passwords.
+        desired.pools.get_mut("maintenance").expect("declared").password = None;
         let reference = serde_json::to_vec(&plan_of(&desired, &live(true))).unwrap();
         let mut state = live(true);
         let mut rng = seed;
@@ -584,4 +637,354 @@ fn the_plan_schema_describes_steps_by_op() {
     ] {
         assert!(text.contains(op), "schema lacks {op}");
     }
+}
+
+fn facts(plan: &Plan) -> Vec<Vec<Fact>> {
+    plan.steps.iter().map(|s| s.preconditions.clone()).collect()
+}
+
+fn online(destination: &str, online: bool) -> Fact {
+    Fact::Online {
+        destination: destination.to_owned(),
+        online,
+    }
+}
+
+fn at_most(destination: &str, at_most: u32) -> Fact {
+    Fact::ActiveSessions {
+        destination: destination.to_owned(),
+        at_most,
+    }
+}
+
+#[test]
+fn a_removal_records_the_host_as_planned_online_or_offline() {
+    let desired = without_member(steady(), "live", "rds-02");
+    let plan = plan_of(&desired, &with_active_sessions(live(true), "rds-02", 3));
+    assert_eq!(
+        facts(&plan),
+        [
+            // Stop logons and drain: the host as planned.
+            vec![online("rds-02", true), at_most("rds-02", 3)],
+            vec![online("rds-02", true), at_most("rds-02", 3)],
+            vec![],
+            // The drain before it emptied the host, and nobody new logged on.
+            vec![online("rds-02", true), at_most("rds-02", 0)],
+        ]
+    );
+    let plan = plan_of(&desired, &live(false));
+    assert_eq!(
+        facts(&plan),
+        [
+            vec![online("rds-02", false)],
+            vec![],
+            vec![online("rds-02", false)]
+        ]
+    );
+}
+
+#[test]
+fn writes_of_whole_resources_record_the_revision_they_replace() {
+    let mut desired = steady();
+    desired
+        .pools
+        .get_mut("live")
+        .unwrap()
+        .load_balancing
+        .grace_period_seconds = 99;
+    desired.pools.get_mut("maintenance").unwrap().members = members(&["rds-01", "rds-03"]);
+    desired
+        .app_instances
+        .get_mut("admin-maintenance")
+        .unwrap()
+        .destination = Some("rds-01".to_owned());
+    let plan = plan_of(&desired, &live(true));
+    let revision = |kind, name: &str| {
+        let address = Address::new(kind, name);
+        let live = live(true);
+        let revision = match kind {
+            Kind::Pool => live
+                .pools
+                .iter()
+                .find(|p| p.name == name)
+                .map(|p| p.revision),
+            _ => live
+                .app_instances
+                .iter()
+                .find(|i| i.name == name)
+                .map(|i| i.revision),
+        };
+        Fact::Revision { address, revision }
+    };
+    let found: Vec<(String, Vec<Fact>)> = plan
+        .steps
+        .iter()
+        .map(|s| (describe(s), s.preconditions.clone()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "put pool live".to_owned(),
+                vec![revision(Kind::Pool, "live")]
+            ),
+            (
+                "put app instance admin-maintenance -> rds-01".to_owned(),
+                vec![revision(Kind::AppInstance, "admin-maintenance")]
+            ),
+            (
+                "remove rds-02 from maintenance after [1]".to_owned(),
+                vec![],
+            ),
+        ]
+    );
+}
+
+#[test]
+fn adding_an_offline_host_to_a_load_balanced_pool_is_a_violation_force_cannot_override() {
+    let mut state = live(false);
+    state.pools[0].members.retain(|m| m != "rds-02");
+    let plan = plan_of(&steady(), &state);
+    let offline = Violation::DestinationOffline {
+        pool: "live".to_owned(),
+        destination: "rds-02".to_owned(),
+    };
+    assert_eq!(plan.violations, std::slice::from_ref(&offline));
+    assert!(!offline.can_be_overridden());
+    let forced = plan.clone().force();
+    assert_eq!(forced.overridden(true).count(), 0);
+    assert_eq!(forced.blocking(true).collect::<Vec<_>>(), [&offline]);
+    assert_eq!(
+        facts(&plan),
+        [vec![
+            online("rds-02", true),
+            Fact::Ready {
+                destination: "rds-02".to_owned()
+            },
+            Fact::NotLoadBalancedElsewhere {
+                destination: "rds-02".to_owned(),
+                pool: "live".to_owned()
+            },
+        ]]
+    );
+}
+
+#[test]
+fn a_move_whose_add_cannot_complete_is_refused_as_a_whole() {
+    let desired = rds02_moving_to_live_b();
+    let plan = plan_of(&desired, &live(false));
+    let blocking: Vec<&Violation> = plan.blocking(true).collect();
+    assert_eq!(
+        blocking,
+        [&Violation::DestinationOffline {
+            pool: "live-b".to_owned(),
+            destination: "rds-02".to_owned(),
+        }],
+        "even forced, the removal from live is not applied without the add"
+    );
+}
+
+#[test]
+fn a_forced_plan_overrides_only_what_can_be_overridden_and_says_so() {
+    let desired = without_member(steady(), "live", "rds-02");
+    let mut state = live(true);
+    state.destinations[2].online = false;
+    let plan = plan_of(&desired, &state);
+    assert!(matches!(
+        plan.violations[..],
+        [Violation::MinMembers { .. }]
+    ));
+    assert_eq!(plan.blocking(false).count(), 1);
+    assert_eq!(plan.overridden(false).count(), 0);
+    let forced = plan.force();
+    assert!(forced.forced);
+    assert_eq!(forced.verify(), Ok(()), "forcing seals the plan again");
+    assert_eq!(forced.blocking(false).count(), 0);
+    assert_eq!(
+        forced.overridden(false).map(|(i, _)| i).collect::<Vec<_>>(),
+        [0]
+    );
+}
+
+#[test]
+fn min_members_names_members_in_maintenance_as_unavailable() {
+    let mut desired = without_member(steady(), "live", "rds-02");
+    desired.destinations.insert(
+        "rds-03".to_owned(),
+        DesiredDestination {
+            maintenance: Maintenance {
+                enabled: true,
+                ..Default::default()
+            },
+        },
+    );
+    let plan = plan_of(&desired, &live(true));
+    assert!(plan.violations.contains(&Violation::MinMembers {
+        pool: "live".to_owned(),
+        min_members: 2,
+        available_after: 1,
+        members_after: 2,
+        offline: Vec::new(),
+        in_maintenance: vec!["rds-03".to_owned()],
+    }));
+}
+
+#[test]
+fn the_plan_records_its_targets() {
+    let targets = Targets(vec![
+        Address::new(Kind::Pool, "live"),
+        Address::new(Kind::Destination, "rds-02"),
+        Address::new(Kind::Pool, "live"),
+    ]);
+    let plan = compute(&steady(), &live(true), &targets).unwrap();
+    assert_eq!(
+        plan.targets,
+        [
+            Address::new(Kind::Pool, "live"),
+            Address::new(Kind::Destination, "rds-02")
+        ],
+        "sorted by address, each once"
+    );
+}
+
+#[test]
+fn fields_going_from_or_to_nothing_read_back_with_a_matching_checksum() {
+    let mut desired = steady();
+    desired
+        .app_instances
+        .get_mut("admin-maintenance")
+        .unwrap()
+        .destination = None;
+    desired.pools.get_mut("live").unwrap().username = Some("CORP\\svc".to_owned());
+    desired.destinations.insert(
+        "rds-03".to_owned(),
+        DesiredDestination {
+            maintenance: Maintenance {
+                enabled: true,
+                notice_en: Some("Patching".to_owned()),
+                ..Default::default()
+            },
+        },
+    );
+    let plan = plan_of(&desired, &live(true));
+    let nulls = plan
+        .changes
+        .iter()
+        .flat_map(|c| &c.fields)
+        .filter(|f| {
+            f.before == Some(serde_json::Value::Null) || f.after == Some(serde_json::Value::Null)
+        })
+        .count();
+    assert!(nulls >= 3, "{:#?}", plan.changes);
+    let saved = serde_json::to_vec_pretty(&plan).unwrap();
+    assert_eq!(read_saved(&saved), Ok(plan));
+}
+
+fn maintenance_on(owner: Option<&str>) -> Maintenance {
+    Maintenance {
+        enabled: true,
+        notice_en: Some("Patching".to_owned()),
+        owner: owner.map(str::to_owned),
+        ..Maintenance::default()
+    }
+}
+
+#[test]
+fn maintenance_a_stack_switched_on_goes_off_when_its_config_no_longer_declares_it() {
+    let mut state = live(true);
+    state.destinations[0].maintenance = maintenance_on(Some(STACK));
+    state.destinations[1].maintenance = maintenance_on(None);
+    state.destinations[2].maintenance = maintenance_on(Some("other-stack"));
+    let plan = check(&steady(), &state, &["maintenance off rds-01"]);
+    let owner = plan.changes[0]
+        .fields
+        .iter()
+        .find(|f| f.field == Field::MaintenanceOwner)
+        .expect("the owner goes");
+    assert_eq!(
+        (owner.before.clone(), owner.after.clone()),
+        (
+            Some(serde_json::json!(STACK)),
+            Some(serde_json::Value::Null)
+        )
+    );
+    assert_eq!(
+        plan.steps[0].preconditions,
+        [Fact::Maintenance {
+            destination: "rds-01".to_owned(),
+            enabled: true,
+            owner: Some(STACK.to_owned()),
+        }]
+    );
+}
+
+#[test]
+fn declared_maintenance_is_switched_on_as_the_stacks() {
+    let mut desired = steady();
+    desired.destinations.insert(
+        "rds-03".to_owned(),
+        DesiredDestination {
+            maintenance: maintenance_on(None),
+        },
+    );
+    let plan = check(&desired, &live(true), &["maintenance on rds-03"]);
+    let Op::PutMaintenance { maintenance, .. } = &plan.steps[0].op else {
+        panic!("a maintenance write")
+    };
+    assert_eq!(maintenance.owner.as_deref(), Some(STACK));
+    let mut state = live(true);
+    state.destinations[2].maintenance = maintenance_on(Some(STACK));
+    check(&desired, &state, &[]);
+    // As declared, but switched on by hand: left as it is, and not taken over.
+    state.destinations[2].maintenance = maintenance_on(None);
+    check(&desired, &state, &[]);
+}
+
+#[test]
+fn drain_mode_this_stack_left_behind_ends_unless_the_host_leaves_after_all() {
+    let mut state = live(true);
+    state.destinations[1].draining = Some(STACK.to_owned());
+    state.destinations[2].draining = Some("someone".to_owned());
+    let plan = check(&steady(), &state, &["allow logons rds-02"]);
+    assert_eq!(
+        plan.changes[0].address,
+        Address::new(Kind::Destination, "rds-02")
+    );
+    assert_eq!(plan.changes[0].fields[0].field, Field::Draining);
+    // Taken out after all: drain mode stays on and the removal goes on.
+    let plan = plan_of(&without_member(steady(), "live", "rds-02"), &state);
+    assert!(
+        !plan
+            .steps
+            .iter()
+            .any(|s| matches!(s.op, Op::AllowLogons { .. }))
+    );
+}
+
+#[test]
+fn a_leftover_of_this_stacks_pool_is_removed_whatever_pools_the_host_is_in_now() {
+    let mut state = live(true);
+    let mut desired = steady();
+    for pool in desired.pools.values_mut() {
+        pool.members.remove("rds-02");
+    }
+    desired.app_instances.clear();
+    desired.app_configs.clear();
+    for pool in &mut state.pools {
+        pool.members.retain(|m| m != "rds-02");
+    }
+    state.app_instances.clear();
+    state.app_configs.clear();
+    state.destinations[1].lb_service_leftover = Some(Leftover {
+        pool: "live".to_owned(),
+        owner: Some(STACK.to_owned()),
+    });
+    check(&desired, &state, &["remove lb service rds-02"]);
+    // Another stack's leftover on a host this stack has nothing to do with
+    // is left to that stack.
+    state.destinations[1].lb_service_leftover = Some(Leftover {
+        pool: "batch".to_owned(),
+        owner: Some("batch-stack".to_owned()),
+    });
+    check(&desired, &state, &[]);
 }

@@ -10,7 +10,7 @@ use super::engine::{self, Engine};
 use super::host::{Call, EngineHost, typed};
 use super::store::now_ms;
 use crate::contract::wire::Snapshot;
-use crate::contract::{BrokerError, Result};
+use crate::contract::{BrokerError, Result, Transport};
 
 #[derive(Debug, Clone)]
 pub struct EmbeddedBroker {
@@ -21,7 +21,8 @@ impl EmbeddedBroker {
     /// Opens the state file at `path`; when it does not exist yet it is
     /// created from `seed` (a snapshot file), or empty without one.
     pub fn open(path: &Path, seed: Option<&Path>) -> Result<EmbeddedBroker> {
-        let store = Store::open(path, seed).map_err(|e| BrokerError::Transport(e.to_string()))?;
+        let store = Store::open(path, seed)
+            .map_err(|e| BrokerError::Transport(Transport::other(e.to_string())))?;
         Ok(EmbeddedBroker { store })
     }
 

@@ -2,7 +2,9 @@
 //! They only read what they are given and never touch the network or the
 //! file system.
 
+pub mod annotations;
 pub mod diagnostics;
+pub mod events;
 pub mod markdown;
 pub mod plan;
 pub mod report;

@@ -151,7 +151,11 @@ fn change(out: &mut dyn Write, style: Style, change: &Change) -> io::Result<()> 
         Action::Delete => style.red(&head),
     };
     writeln!(out, "  {painted}")?;
-    for field in &change.fields {
+    for field in change
+        .fields
+        .iter()
+        .filter(|f| !words::is_internal(&f.field))
+    {
         for (sign, text) in field_lines(field) {
             let line = format!("{sign} {text}");
             writeln!(out, "      {}", paint_sigil(style, sign, &line))?;
@@ -166,11 +170,20 @@ pub fn text(plan: &Plan, style: Style, out: &mut dyn Write) -> io::Result<()> {
         writeln!(
             out,
             "{}",
-            style.red(&style.bold("Violations (apply refuses unless --force):"))
+            style.red(&style.bold(words::violations_heading(plan)))
         )?;
         for v in &plan.violations {
-            writeln!(out, "  {} {}", style.red("!"), words::violation(v))?;
+            writeln!(
+                out,
+                "  {} {}",
+                style.red("!"),
+                words::listed_violation(plan, v)
+            )?;
         }
+        writeln!(out)?;
+    }
+    if let Some(targets) = words::targets(plan) {
+        writeln!(out, "{}", style.yellow(&targets))?;
         writeln!(out)?;
     }
     if plan.has_changes() {

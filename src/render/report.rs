@@ -20,8 +20,8 @@ pub fn warning(op: Option<&Op>, w: &Warning) -> String {
         ExpectedWarning::LbServiceUninstallFailed { destination } => {
             format!(
                 "{destination} left {pool}; its load-balancing service could not be uninstalled because the host \
-                 is offline. Ignore this if {destination} returns to the pool after maintenance; otherwise poolform \
-                 removes the leftover service once the host is back online{}",
+                 is offline. It stays installed until the host is back online; then the first apply of this stack \
+                 removes it, whatever pools the host is in, unless it is in a load-balanced pool again{}",
                 if w.expected {
                     ""
                 } else {
@@ -61,6 +61,15 @@ pub fn outcome(plan: &Plan, step: usize, outcome: &StepOutcome) -> String {
     }
 }
 
+/// "waiting for 2 sessions to end, 14m left".
+pub fn waiting(remaining_sessions: u32, time_left: Duration) -> String {
+    format!(
+        "waiting for {} to end, {} left",
+        words::count(remaining_sessions, "session", "sessions"),
+        seconds(time_left)
+    )
+}
+
 /// One log line for an apply event, or `None` for events only a live
 /// progress display shows.
 pub fn event_line(plan: &Plan, event: &Progress) -> Option<String> {
@@ -89,8 +98,9 @@ pub fn event_line(plan: &Plan, event: &Progress) -> Option<String> {
             ))
         }
         Progress::SessionsDisconnected { step, affected } => Some(format!(
-            "[{}/{total}] disconnected {affected} sessions",
-            step + 1
+            "[{}/{total}] {}",
+            step + 1,
+            words::disconnected(*affected)
         )),
         Progress::DrainProgress {
             remaining_sessions: 0,
@@ -101,18 +111,35 @@ pub fn event_line(plan: &Plan, event: &Progress) -> Option<String> {
             remaining_sessions,
             time_left,
         } => Some(format!(
-            "[{}/{total}] waiting for {remaining_sessions} sessions to end, {} left",
+            "[{}/{total}] {}",
             step + 1,
-            seconds(*time_left)
+            waiting(*remaining_sessions, *time_left)
         )),
         Progress::Cancelling { running } => Some(format!(
             "interrupted: starting no new steps, waiting for {running} running"
         )),
+        Progress::Overridden { violation } => plan
+            .violations
+            .get(*violation)
+            .map(|v| format!("overridden with --force: {}", words::violation(v))),
     }
 }
 
 /// The closing report: warnings and failures spelled out, then the summary.
 pub fn report(plan: &Plan, report: &Report, style: Style, out: &mut dyn Write) -> io::Result<()> {
+    for v in report
+        .overridden
+        .iter()
+        .filter_map(|&i| plan.violations.get(i))
+    {
+        writeln!(
+            out,
+            "{} {} ({})",
+            style.yellow("overridden:"),
+            words::violation(v),
+            v.code()
+        )?;
+    }
     for r in &report.steps {
         let op = plan.steps.get(r.step).map(|s| &s.op);
         let what = op.map(words::step).unwrap_or_default();
@@ -141,8 +168,13 @@ pub fn report(plan: &Plan, report: &Report, style: Style, out: &mut dyn Write) -
     } else {
         "Apply complete"
     };
+    let overridden = match s.overridden {
+        0 => String::new(),
+        1 => ", 1 safety rule overridden".to_owned(),
+        n => format!(", {n} safety rules overridden"),
+    };
     let line = format!(
-        "{head}: {} done, {} {}, {} failed, {} skipped in {}",
+        "{head}: {} done, {} {}, {} failed, {} skipped{overridden} in {}",
         s.done,
         s.warnings,
         if s.warnings == 1 {
@@ -160,4 +192,19 @@ pub fn report(plan: &Plan, report: &Report, style: Style, out: &mut dyn Write) -
         style.green(&line)
     };
     writeln!(out, "{}", style.bold(&painted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_of_one_are_singular() {
+        assert_eq!(
+            waiting(1, Duration::from_secs(90)),
+            "waiting for 1 session to end, 1m30s left"
+        );
+        assert_eq!(words::disconnected(1), "disconnected 1 session");
+        assert_eq!(words::disconnected(4), "disconnected 4 sessions");
+    }
 }

@@ -175,3 +175,99 @@ fn a_truncated_markdown_plan_says_so_under_the_summary_too() {
     let summary = md.find("Plan: ").unwrap();
     assert!(md[summary..].find("> **Truncated**").unwrap() < 100, "{md}");
 }
+
+/// The issue's case: 1,000 pools to create, one pool to delete and a drain
+/// of 4 users, in one plan.
+fn risky_and_large() -> Plan {
+    let mut desired = without_member(steady(), "live", "rds-02");
+    for i in 0..1000 {
+        let mut fresh = desired.pools["maintenance"].clone();
+        fresh.members.clear();
+        fresh.password = None;
+        fresh.username = None;
+        desired.pools.insert(format!("p-{i:04}"), fresh);
+    }
+    let mut state = with_active_sessions(live(true), "rds-02", 4);
+    state.pools.push(pool("old", live_lb(), &[], None));
+    compute(&desired, &state, &Targets::default()).unwrap()
+}
+
+#[test]
+fn a_truncated_comment_keeps_the_riskiest_part_and_says_what_it_left_out() {
+    let plan = risky_and_large();
+    let md = render_markdown(&plan, COMMENT_LIMIT);
+    assert!(md.len() < 65_536, "{} bytes", md.len());
+    let at = |needle: &str| {
+        md.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} missing from\n{}", &md[..3000]))
+    };
+    assert!(at("#### Deletes (1)") < at("#### Drains and disconnects (1; 4 users)"));
+    assert!(at("#### Drains and disconnects") < at("#### Creates (1000)"));
+    assert!(at("<code>- pool old</code>") < at("<code>+ pool p-0000</code>"));
+    assert!(md.contains("(update; drains rds-02: disconnects 4 users)"));
+    assert!(md.contains("drains 4 users off 1 destination"));
+    assert!(
+        !md.contains("#### Steps, in order"),
+        "the least risky part goes first"
+    );
+    assert!(!md.contains("```mermaid"), "no graph for 1,005 steps");
+    let note = &md[at("> **Truncated**")..];
+    let note = &note[..note.find('\n').unwrap()];
+    let shown_creates = md.matches("<code>+ pool p-").count();
+    assert!(shown_creates > 0 && shown_creates < 1000);
+    assert!(
+        note.contains(&format!(
+            "Left out, from the end of the risk order: {} of 1000 creates, 1005 of 1005 steps",
+            1000 - shown_creates
+        )),
+        "{note}"
+    );
+}
+
+#[test]
+fn a_comment_names_its_stack_and_draws_small_plans() {
+    let md = render_markdown(&out_online(), COMMENT_LIMIT);
+    assert!(md.starts_with("<!-- poolform:stack=corp-rds -->\n"), "{md}");
+    let graph = &md[md
+        .find("<details><summary>Step order as a graph</summary>")
+        .unwrap()..];
+    assert!(graph.contains("```mermaid\nflowchart TD\n"), "{graph}");
+    assert!(graph.contains("  s1 --> s2\n  s2 --> s3\n"), "{graph}");
+    assert!(graph.find("</details>").unwrap() < graph.find("#### Steps, in order").unwrap());
+}
+
+#[test]
+fn create_diffs_leave_out_poolform_own_labels() {
+    let mut desired = steady();
+    desired
+        .pools
+        .insert("extra".to_owned(), desired.pools["live"].clone());
+    desired.pools.get_mut("extra").unwrap().members.clear();
+    let plan = compute(&desired, &live(true), &Targets::default()).unwrap();
+    let text = render_text(&plan, Style::default());
+    assert!(text.contains("+ pool extra"), "{text}");
+    assert!(!text.contains("poolform.stack"), "{text}");
+    assert!(!render_markdown(&plan, COMMENT_LIMIT).contains("poolform.stack"));
+}
+
+#[test]
+fn no_changes_with_violations_says_both() {
+    let mut state = live(true);
+    for pool in &mut state.pools {
+        pool.labels = crate::contract::labels::with_stack(&pool.labels, "other");
+    }
+    let targets = Targets(vec![crate::address::Address::new(
+        crate::address::Kind::Pool,
+        "live",
+    )]);
+    let plan = compute(&steady(), &state, &targets).unwrap();
+    assert!(
+        !plan.has_changes() && !plan.violations.is_empty(),
+        "{plan:?}"
+    );
+    assert_eq!(
+        super::words::summary(&plan),
+        "No changes to make, but 1 violation."
+    );
+    assert!(!render_text(&plan, Style::default()).contains("No changes. The broker matches"));
+}

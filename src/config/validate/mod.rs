@@ -41,12 +41,13 @@ impl<T> Deref for Validated<T> {
 }
 
 /// Checks `config` and returns it validated, or every problem found.
-pub fn validate(config: Config) -> Result<Validated<Config>, Diagnostics> {
+pub fn validate(mut config: Config) -> Result<Validated<Config>, Diagnostics> {
     let mut diagnostics = check(&config);
-    if diagnostics.is_empty() {
+    diagnostics.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    if !diagnostics.iter().any(Diagnostic::is_error) {
+        config.warnings = diagnostics;
         return Ok(Validated(config));
     }
-    diagnostics.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     Err(Diagnostics {
         sources: config.sources,
         items: diagnostics,
@@ -197,7 +198,10 @@ impl Checker<'_> {
 
 /// The candidate closest to `name` by edit distance, if close enough to be a
 /// likely typo.
-fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a String>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    name: &str,
+    candidates: impl Iterator<Item = &'a String>,
+) -> Option<&'a str> {
     let limit = (name.chars().count() / 3).clamp(1, 3);
     candidates
         .map(|c| (edit_distance(name, c), c))
@@ -223,7 +227,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
-    const HEADER: &str = "stack: s\n";
+    pub(super) const HEADER: &str = "stack: s\n";
 
     /// A pool with two members, for rules that need one.
     pub(super) const POOL: &str = "pools:\n  p:\n    members: [d1, d2]\n";

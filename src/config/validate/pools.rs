@@ -10,7 +10,7 @@ use super::Checker;
 use crate::address::Kind;
 use crate::config::spec::{DurationValue, PoolSpec, SecretValue, Sp};
 use crate::desired::DrainSessions;
-use crate::diagnostic::Label;
+use crate::diagnostic::{Label, Severity};
 
 /// Destination → (pool, file, location) of the first load-balanced pool
 /// that lists it.
@@ -128,11 +128,30 @@ impl<'a> Checker<'a> {
         let Some(lb) = &spec.load_balancing else {
             return;
         };
-        if let Some(sticky) = &lb.sticky_sessions {
-            self.sticky_period(file, pool, sticky);
-        }
-        if let Some(grace) = &lb.grace_period {
-            self.duration(file, grace, 1, "grace_period", "seconds");
+        let sticky = lb
+            .sticky_sessions
+            .as_ref()
+            .and_then(|sticky| self.sticky_period(file, pool, sticky));
+        let Some(grace) = &lb.grace_period else {
+            return;
+        };
+        let grace_seconds = self.duration(file, grace, 1, "grace_period", "seconds");
+        // The grace period extends a sticky binding; without sticky
+        // sessions there is none to extend.
+        if sticky.unwrap_or(0) == 0 && grace_seconds.is_some_and(|g| g > 0) {
+            let warning = self.error(
+                "config::grace_without_sticky",
+                format!(
+                    "pool '{pool}' sets a grace period, but its sticky-session period is 0; the grace period has no effect"
+                ),
+                file,
+                &grace.at,
+                "no effect without sticky sessions",
+            );
+            warning.severity = Severity::Warning;
+            warning.help = Some(
+                "set `sticky_sessions` to at least 1 minute, or remove `grace_period`".to_owned(),
+            );
         }
     }
 
@@ -159,6 +178,22 @@ impl<'a> Checker<'a> {
                 "reference it instead: `password: {env: VAR}` or `password: {file: PATH}`, and rotate the exposed password"
                     .to_owned(),
             );
+        }
+        if let Some(password) = &credentials.password
+            && let SecretValue::File(path) = &password.value
+            && let Some(why) = self.config.unusable_secret_files.get(path)
+        {
+            self.error(
+                "config::secret_file",
+                format!("the password file of pool '{pool}' cannot hold a secret: {why}"),
+                file,
+                &password.at,
+                "not a usable secret file",
+            )
+            .help = Some(format!(
+                "a secret file is a regular file of at most {} bytes",
+                crate::secret::MAX_FILE_BYTES
+            ));
         }
     }
 
@@ -193,12 +228,16 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn sticky_period(&mut self, file: usize, pool: &str, sticky: &Sp<DurationValue>) {
-        let Some(seconds) = self.duration(file, sticky, 60, "sticky_sessions", "minutes") else {
-            return;
-        };
+    /// Checks the sticky period and returns it in seconds when it is one.
+    fn sticky_period(
+        &mut self,
+        file: usize,
+        pool: &str,
+        sticky: &Sp<DurationValue>,
+    ) -> Option<u64> {
+        let seconds = self.duration(file, sticky, 60, "sticky_sessions", "minutes")?;
         if seconds == 0 {
-            return;
+            return Some(0);
         }
         if seconds < 60 {
             self.error(
@@ -223,6 +262,7 @@ impl<'a> Checker<'a> {
             )
             .help = Some("oneclick counts the sticky period in whole minutes".to_owned());
         }
+        Some(seconds)
     }
 
     /// Checks a duration and returns it in seconds when it is one.
@@ -257,7 +297,8 @@ impl<'a> Checker<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{POOL, check, valid};
+    use super::super::tests::{HEADER, POOL, check, valid};
+    use crate::diagnostic::Severity;
 
     #[test]
     fn sticky_period_below_one_minute() {
@@ -271,6 +312,36 @@ mod tests {
         valid(&format!(
             "{POOL}    load_balancing: {{enabled: true, sticky_sessions: 1}}\n"
         ));
+    }
+
+    #[test]
+    fn a_grace_period_without_sticky_sessions_is_a_warning() {
+        let files = |lb: &str| vec![("p.yaml".to_owned(), format!("{HEADER}{POOL}{lb}"))];
+        let warned = |lb: &str| {
+            crate::config::load_text(files(lb))
+                .expect("a warning leaves the config valid")
+                .warnings
+                .iter()
+                .map(|w| {
+                    (
+                        w.code,
+                        w.severity,
+                        w.primary.as_ref().unwrap().location.line,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let lb = "    load_balancing: {enabled: true, sticky_sessions: 0, grace_period: 30s}\n";
+        assert_eq!(
+            warned(lb),
+            [("config::grace_without_sticky", Severity::Warning, 5)]
+        );
+        let lb = "    load_balancing: {enabled: true, grace_period: 30s}\n";
+        assert_eq!(warned(lb).len(), 1, "no sticky period is a period of 0");
+        let lb = "    load_balancing: {enabled: true, sticky_sessions: 10m, grace_period: 30s}\n";
+        assert!(warned(lb).is_empty());
+        let lb = "    load_balancing: {enabled: true, sticky_sessions: 0, grace_period: 0}\n";
+        assert!(warned(lb).is_empty());
     }
 
     #[test]

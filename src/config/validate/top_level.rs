@@ -2,7 +2,9 @@
 //! `stack` it belongs to, `broker.url`, and `safety`.
 
 use super::Checker;
-use crate::diagnostic::{Diagnostic, SourceLocation};
+use crate::config::locate::locate_range;
+use crate::contract::url::BrokerUrl;
+use crate::diagnostic::Diagnostic;
 
 impl Checker<'_> {
     pub(super) fn top_level(&mut self) {
@@ -14,7 +16,10 @@ impl Checker<'_> {
             )
             .with_help("start with `stack: NAME` and a `pools:` section; see examples/");
             if !config.sources.is_empty() {
-                let start = SourceLocation::file_start(config.sources.name(0));
+                // The whole first line: the file as a whole is the problem.
+                let text = config.sources.text(0);
+                let first_line = text.find('\n').unwrap_or(text.len());
+                let start = locate_range(&config.sources, 0, 0..first_line);
                 diagnostic = diagnostic.with_label(start, "empty config");
             }
             self.out.push(diagnostic);
@@ -51,6 +56,17 @@ impl Checker<'_> {
         }
         if let Some(url) = &config.broker_url {
             self.plain_text(url.file, &url.value);
+            if let Err(error) = url.value.value.parse::<BrokerUrl>() {
+                self.error(
+                    "config::broker_url",
+                    error.to_string(),
+                    url.file,
+                    &url.value.at,
+                    "not a broker URL",
+                )
+                .help =
+                    Some("write http://HOST[:PORT], https://HOST[:PORT] or file:PATH".to_owned());
+            }
         }
         if let Some(safety) = &config.safety
             && let Some(percent) = &safety.value.value.max_delete_percent
@@ -99,5 +115,16 @@ mod tests {
             "config::out_of_range",
             "150",
         );
+    }
+
+    #[test]
+    fn a_broker_url_the_backends_cannot_open() {
+        for url in ["ftp://broker", "broker.json", "http://", "file:"] {
+            check(
+                &format!("broker: {{url: '{url}'}}\n"),
+                "config::broker_url",
+                &format!("'{url}'"),
+            );
+        }
     }
 }

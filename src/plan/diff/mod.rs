@@ -133,6 +133,8 @@ pub(super) struct Delta {
     pub app_configs: Vec<ItemDelta<AppConfigBody>>,
     pub app_instances: Vec<ItemDelta<AppInstanceBody>>,
     pub maintenance: Vec<MaintenanceDelta>,
+    /// Destinations this stack left in drain mode that stay in their pools.
+    pub allow_logons: Vec<String>,
     pub lb_cleanups: Vec<String>,
     /// Declared resources that exist live but belong to another stack (or none).
     pub not_owned: Vec<(Address, Option<String>)>,
@@ -232,6 +234,7 @@ pub(super) fn diff(
         &mut delta,
     );
     diff_maintenance(desired, index, targets, &mut delta);
+    find_allow_logons(stack, index, targets, &mut delta);
     find_lb_cleanups(desired, index, targets, &mut delta);
 
     delta.changes.sort_by(|a, b| a.address.cmp(&b.address));
@@ -495,41 +498,66 @@ fn maintenance_value(m: &Maintenance) -> Vec<(Field, Value)> {
         (Field::NoticeDe, optional(&m.notice_de)),
         (Field::NoticeEn, optional(&m.notice_en)),
         (Field::AllowedGroups, json!(m.allowed_groups)),
+        (Field::MaintenanceOwner, optional(&m.owner)),
     ]
 }
 
 /// Destinations are never created or deleted by poolform; a declared
-/// destination's maintenance mode is brought to what the config says.
+/// destination's maintenance mode is brought to what the config says, and
+/// switched on as this stack's. Maintenance this stack switched on for a
+/// destination the config no longer declares is switched off; maintenance
+/// set by hand or by another stack is never touched.
 fn diff_maintenance(
     desired: &crate::desired::Desired,
     index: &LiveIndex,
     targets: &Targets,
     delta: &mut Delta,
 ) {
-    for (name, want) in &desired.destinations {
+    let stack = desired.stack.as_str();
+    let declared = desired.destinations.iter().map(|(name, want)| {
+        let on = want.maintenance.enabled.then(|| Maintenance {
+            owner: Some(stack.to_owned()),
+            ..want.maintenance.clone()
+        });
+        (name.as_str(), on)
+    });
+    let mut ours: Vec<&str> = index
+        .live
+        .destinations
+        .iter()
+        .filter(|d| {
+            d.maintenance.enabled
+                && d.maintenance.owner.as_deref() == Some(stack)
+                && !desired.destinations.contains_key(&d.name)
+        })
+        .map(|d| d.name.as_str())
+        .collect();
+    ours.sort_unstable();
+    for (name, want) in declared.chain(ours.into_iter().map(|name| (name, None))) {
         let address = Address::new(Kind::Destination, name);
         if !targets.covers(&address) {
             continue;
         }
         // An unknown destination is reported by the safety checks.
-        let Some(have) = index.destinations.get(name.as_str()) else {
+        let Some(have) = index.destinations.get(name) else {
             continue;
         };
-        let want_m = &want.maintenance;
-        let unchanged = if want_m.enabled {
-            *want_m == have.maintenance
-        } else {
-            !have.maintenance.enabled
+        // Maintenance as declared that someone else switched on stays
+        // theirs: only a stack that writes it becomes its owner.
+        let unchanged = match &want {
+            Some(on) => {
+                *on == Maintenance {
+                    owner: on.owner.clone(),
+                    ..have.maintenance.clone()
+                }
+            }
+            None => !have.maintenance.enabled,
         };
         if unchanged {
             continue;
         }
         let mut fields = Vec::new();
-        let after = if want_m.enabled {
-            want_m.clone()
-        } else {
-            Maintenance::default()
-        };
+        let after = want.clone().unwrap_or_default();
         for ((field_name, b), (_, a)) in maintenance_value(&have.maintenance)
             .into_iter()
             .zip(maintenance_value(&after))
@@ -542,16 +570,65 @@ fn diff_maintenance(
             fields,
         });
         delta.maintenance.push(MaintenanceDelta {
-            destination: name.clone(),
-            put: want_m.enabled.then(|| want_m.clone()),
+            destination: name.to_owned(),
+            put: want,
         });
+    }
+}
+
+/// A destination this stack left in drain mode (an apply that stopped
+/// before the removal, then a reverted config) takes new logons again,
+/// unless the plan takes it out of its load-balanced pool after all.
+fn find_allow_logons(stack: &str, index: &LiveIndex, targets: &Targets, delta: &mut Delta) {
+    let leaving: BTreeSet<&str> = delta
+        .pools
+        .iter()
+        .filter(|p| p.removal_load_balanced)
+        .flat_map(|p| p.removes.iter().map(String::as_str))
+        .collect();
+    let mut draining: Vec<&Destination> = index
+        .live
+        .destinations
+        .iter()
+        .filter(|d| d.draining.as_deref() == Some(stack) && !leaving.contains(d.name.as_str()))
+        .filter(|d| targets.covers(&Address::new(Kind::Destination, &d.name)))
+        .collect();
+    draining.sort_by(|a, b| a.name.cmp(&b.name));
+    for d in draining {
+        merge_change(
+            delta,
+            Change {
+                address: Address::new(Kind::Destination, &d.name),
+                action: Action::Update,
+                fields: vec![field(
+                    Field::Draining,
+                    Some(json!(stack)),
+                    Some(Value::Null),
+                )],
+            },
+        );
+        delta.allow_logons.push(d.name.clone());
+    }
+}
+
+/// Adds `change` to the plan's changes, joining the fields of a change of
+/// the same resource already there.
+fn merge_change(delta: &mut Delta, change: Change) {
+    match delta
+        .changes
+        .iter_mut()
+        .find(|c| c.address == change.address)
+    {
+        Some(existing) => existing.fields.extend(change.fields),
+        None => delta.changes.push(change),
     }
 }
 
 /// A destination that is online, in no load-balanced pool once the plan is
 /// applied, and still has the service installed (left behind by a removal
 /// while it was offline) gets the service removed. Only destinations this
-/// stack has to do with are considered.
+/// stack has to do with are considered: in its pools, or holding a leftover
+/// of its own.
 fn find_lb_cleanups(
     desired: &crate::desired::Desired,
     index: &LiveIndex,
@@ -588,6 +665,21 @@ fn find_lb_cleanups(
     for pool in desired.pools.values() {
         concerned.extend(pool.members.iter().map(String::as_str));
     }
+    // A leftover this stack's removal left is its to clean up, whatever
+    // pools the host is in now.
+    concerned.extend(
+        index
+            .live
+            .destinations
+            .iter()
+            .filter(|d| {
+                d.lb_service_leftover
+                    .as_ref()
+                    .and_then(|l| l.owner.as_deref())
+                    == Some(stack)
+            })
+            .map(|d| d.name.as_str()),
+    );
     // Leaving a load-balanced pool uninstalls the service already.
     let leaving_lb: BTreeSet<&str> = delta
         .pools
@@ -620,13 +712,6 @@ fn find_lb_cleanups(
         }
     }
     for cleanup in cleanups {
-        match delta
-            .changes
-            .iter_mut()
-            .find(|c| c.address == cleanup.address)
-        {
-            Some(existing) => existing.fields.extend(cleanup.fields),
-            None => delta.changes.push(cleanup),
-        }
+        merge_change(delta, cleanup);
     }
 }

@@ -1,0 +1,172 @@
+//! Preconditions: the live facts a step was planned on, recorded with the
+//! step so that apply can check them again right before the step's write.
+//! Which facts each kind of step carries is decided here, in one place: the
+//! facts whose change would make the step unsafe or do something other than
+//! the plan says.
+
+use std::collections::HashMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::diff::{LiveIndex, PoolDelta};
+use super::{Op, Step};
+use crate::address::{Address, Kind};
+
+/// One observation of the live state a step relies on, as it must hold
+/// right before the step runs (after the steps it depends on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "fact", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fact {
+    /// The destination is online (or offline).
+    Online { destination: String, online: bool },
+    /// No more active sessions than this; fewer are harmless.
+    ActiveSessions { destination: String, at_most: u32 },
+    /// The destination is prepared for process execution.
+    Ready { destination: String },
+    /// The destination is in no load-balanced pool other than `pool`.
+    NotLoadBalancedElsewhere { destination: String, pool: String },
+    /// Maintenance mode is on or off, switched on by `owner` (a stack;
+    /// `None`: by hand, or off).
+    Maintenance {
+        destination: String,
+        enabled: bool,
+        owner: Option<String>,
+    },
+    /// The resource's revision (`None`: it does not exist).
+    Revision {
+        address: Address,
+        revision: Option<u64>,
+    },
+    /// The load-balancing service is installed (or not).
+    LbServiceInstalled {
+        destination: String,
+        installed: bool,
+    },
+}
+
+/// Fills in every step's preconditions from the live state the plan was
+/// computed on and the pool changes it makes.
+pub(super) fn attach(steps: &mut [Step], index: &LiveIndex, pools: &[PoolDelta]) {
+    let pools: HashMap<&str, &PoolDelta> = pools.iter().map(|p| (p.name.as_str(), p)).collect();
+    for step in steps {
+        step.preconditions = preconditions(&step.op, index, &pools);
+    }
+}
+
+fn preconditions(op: &Op, index: &LiveIndex, pools: &HashMap<&str, &PoolDelta>) -> Vec<Fact> {
+    match op {
+        Op::PutPool { pool, .. } | Op::DeletePool { pool } => {
+            vec![revision(index, Kind::Pool, pool)]
+        }
+        Op::PutAppConfig { app_config, .. } | Op::DeleteAppConfig { app_config } => {
+            vec![revision(index, Kind::AppConfig, app_config)]
+        }
+        Op::PutAppInstance { app_instance, .. } | Op::DeleteAppInstance { app_instance } => {
+            vec![revision(index, Kind::AppInstance, app_instance)]
+        }
+        Op::AddMember { pool, destination } => {
+            let load_balanced = pools
+                .get(pool.as_str())
+                .is_some_and(|p| p.load_balanced_after);
+            if load_balanced {
+                joining_load_balanced(pool, destination)
+            } else {
+                Vec::new()
+            }
+        }
+        Op::DrainSessions {
+            destination,
+            active_sessions,
+            ..
+        } => host(destination, true, Some(*active_sessions)),
+        Op::RemoveMember { pool, destination } => {
+            let load_balanced = pools
+                .get(pool.as_str())
+                .is_some_and(|p| p.removal_load_balanced);
+            if !load_balanced {
+                return Vec::new();
+            }
+            // Drained before, and kept empty by drain mode: an online
+            // member leaves with nobody on it.
+            let online = index.is_online(destination);
+            host(destination, online, online.then_some(0))
+        }
+        Op::PutMaintenance { destination, .. } | Op::DeleteMaintenance { destination } => {
+            let live = index.destinations.get(destination.as_str());
+            vec![Fact::Maintenance {
+                destination: destination.clone(),
+                enabled: live.is_some_and(|d| d.maintenance.enabled),
+                owner: live.and_then(|d| d.maintenance.owner.clone()),
+            }]
+        }
+        // The head of a removal chain: as the drain after it, it relies on
+        // the host being as planned, so a changed host stops the chain
+        // before its first write.
+        Op::StopLogons { destination } => {
+            let online = index.is_online(destination);
+            let active = index
+                .destinations
+                .get(destination.as_str())
+                .map_or(0, |d| d.sessions.active);
+            host(destination, online, online.then_some(active))
+        }
+        Op::RemoveLbService { destination } => vec![
+            Fact::Online {
+                destination: destination.clone(),
+                online: true,
+            },
+            Fact::LbServiceInstalled {
+                destination: destination.clone(),
+                installed: true,
+            },
+        ],
+        Op::ClearSticky { .. } | Op::AllowLogons { .. } => Vec::new(),
+    }
+}
+
+/// The live revision of what a step writes (`None`: it does not exist).
+fn revision(index: &LiveIndex, kind: Kind, name: &str) -> Fact {
+    let revision = match kind {
+        Kind::Pool => index.pools.get(name).map(|p| p.revision),
+        Kind::AppConfig => index.app_configs.get(name).map(|c| c.revision),
+        Kind::AppInstance => index.app_instances.get(name).map(|i| i.revision),
+        Kind::Destination => index.destinations.get(name).map(|d| d.revision),
+    };
+    Fact::Revision {
+        address: Address::new(kind, name),
+        revision,
+    }
+}
+
+/// The broker admits a destination to a load-balanced pool only when it is
+/// online, ready, and in no other load-balanced pool.
+fn joining_load_balanced(pool: &str, destination: &str) -> Vec<Fact> {
+    vec![
+        Fact::Online {
+            destination: destination.to_owned(),
+            online: true,
+        },
+        Fact::Ready {
+            destination: destination.to_owned(),
+        },
+        Fact::NotLoadBalancedElsewhere {
+            destination: destination.to_owned(),
+            pool: pool.to_owned(),
+        },
+    ]
+}
+
+fn host(destination: &str, online: bool, at_most: Option<u32>) -> Vec<Fact> {
+    let mut facts = vec![Fact::Online {
+        destination: destination.to_owned(),
+        online,
+    }];
+    if let Some(at_most) = at_most {
+        facts.push(Fact::ActiveSessions {
+            destination: destination.to_owned(),
+            at_most,
+        });
+    }
+    facts
+}
