@@ -60,11 +60,7 @@ pub fn load_state(path: &Path) -> Result<Engine, StoreError> {
 /// The state file and whether it had to be upgraded.
 fn load_upgraded(path: &Path) -> Result<(Engine, bool), StoreError> {
     const WHAT: &str = "broker state file";
-    let mut engine: Engine = read_json(path, WHAT)?;
-    let upgraded = engine
-        .upgrade_format()
-        .map_err(|m| invalid(path, WHAT, m))?;
-    Ok((engine, upgraded))
+    Engine::from_state(read_json(path, WHAT)?).map_err(|m| invalid(path, WHAT, m))
 }
 
 /// Reads a seed file (the `GET /v1/snapshot` format).
@@ -315,6 +311,7 @@ mod tests {
     use super::*;
     use crate::contract::Expect;
     use crate::contract::wire::{Pool, PoolBody};
+    use crate::refbroker::engine::STATE_FORMAT;
 
     /// A new state file at `path` holding pool `live`.
     async fn with_a_pool(path: &Path) {
@@ -464,10 +461,14 @@ mod tests {
             Err(StoreError::Invalid { .. })
         ));
         let mut newer = serde_json::to_value(Engine::new()).unwrap();
-        newer["format"] = 3.into();
+        newer["format"] = (STATE_FORMAT + 1).into();
         fs::write(&path, serde_json::to_vec(&newer).unwrap()).unwrap();
         let err = Store::open(&path, None).unwrap_err().to_string();
-        assert!(err.contains("format 3 is not the supported 2"), "{err}");
+        let refused = format!(
+            "format {} is not the supported {STATE_FORMAT}",
+            STATE_FORMAT + 1
+        );
+        assert!(err.contains(&refused), "{err}");
     }
 
     #[tokio::test]
@@ -486,6 +487,46 @@ mod tests {
         drop(upgraded);
         let again = Store::open(&path, None).unwrap();
         assert_eq!(again.read(|e| e.id().to_owned()), id);
+    }
+
+    /// A state file of format 2 kept salted SHA-256 password hashes; on
+    /// open they are gone from the file at once, the pool still has a
+    /// password, and the next one sent is stored as Argon2id.
+    #[tokio::test]
+    async fn fast_password_hashes_of_an_older_state_are_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let store = Store::open(&path, None).unwrap();
+        let mut body = PoolBody::default();
+        body.default_credentials.password = Some("maintenance-demo".into());
+        let put = body.clone();
+        store
+            .mutate(move |e| e.put_pool("maint", put, Expect::Any))
+            .await
+            .unwrap();
+        drop(store);
+        let mut old: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        old["format"] = 2.into();
+        old["password_hashes"]["maint"] = serde_json::json!({
+            "salt": "00112233445566778899aabbccddeeff",
+            "sha256": "57fb1ff44fde50db13fe171b85d363a0027f2dc7b29ff7ebcc1792379be4507e"
+        });
+        fs::write(&path, serde_json::to_vec(&old).unwrap()).unwrap();
+        let store = Store::open(&path, None).unwrap();
+        let file = fs::read_to_string(&path).unwrap();
+        assert!(
+            !file.contains("sha256") && !file.contains("57fb1ff4"),
+            "{file}"
+        );
+        assert!(store.read(|e| e.pool("maint").unwrap().default_credentials.password_set));
+        let before = store.read(|e| e.pool("maint").unwrap().revision);
+        let pool = store
+            .mutate(move |e| e.put_pool("maint", body, Expect::Any))
+            .await
+            .unwrap();
+        assert!(pool.revision > before);
+        let file = fs::read_to_string(&path).unwrap();
+        assert!(file.contains("$argon2id$v=19$m=32768,t=2,p=1$"), "{file}");
     }
 
     #[test]
