@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use poolform::client::http::HttpBroker;
 use poolform::contract::problem::codes;
 use poolform::contract::wire::{Labels, PoolBody};
 use poolform::contract::{Broker, BrokerError, Expect};
@@ -113,6 +114,11 @@ fn filled(filler: &str) -> PoolBody {
     }
 }
 
+async fn pool_names(broker: &HttpBroker) -> BTreeSet<String> {
+    let live = broker.read_live().await.unwrap();
+    live.pools.into_iter().map(|p| p.name).collect()
+}
+
 fn refused(result: &Result<(), BrokerError>) -> bool {
     match result {
         Ok(()) => false,
@@ -166,15 +172,11 @@ async fn a_disk_that_refuses_writes_loses_no_acknowledged_write_and_keeps_no_oth
             "the retry of {name} is not answered from memory"
         );
     }
-    let live: BTreeSet<String> = broker
-        .read_live()
-        .await
-        .unwrap()
-        .pools
-        .into_iter()
-        .map(|p| p.name)
-        .collect();
-    assert_eq!(live, acknowledged, "what was turned away was undone");
+    assert_eq!(
+        pool_names(&broker).await,
+        acknowledged,
+        "what was turned away was undone"
+    );
 
     for name in acknowledged.clone().iter().take(3) {
         broker.delete_pool(name, Expect::Any).await.unwrap();
@@ -188,16 +190,7 @@ async fn a_disk_that_refuses_writes_loses_no_acknowledged_write_and_keeps_no_oth
     drop(broker);
     drop(server);
     let restarted = Server::start_on(None, state, &[]);
-    let on_disk: BTreeSet<String> = restarted
-        .client()
-        .read_live()
-        .await
-        .unwrap()
-        .pools
-        .into_iter()
-        .map(|p| p.name)
-        .collect();
-    assert_eq!(on_disk, acknowledged);
+    assert_eq!(pool_names(&restarted.client()).await, acknowledged);
 }
 
 /// A broker removes the temporary file a killed one left beside the state,

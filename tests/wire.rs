@@ -11,7 +11,7 @@ use poolform::client::http::RetryPolicy;
 use poolform::contract::names;
 use poolform::contract::wire::PoolBody;
 use poolform::contract::{Broker, Expect};
-use reqwest::Method;
+use reqwest::{Method, Response};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
@@ -25,14 +25,18 @@ fn seeded(extra: &[&str]) -> Server {
     Server::start(&args)
 }
 
-async fn status(server: &Server, method: Method, path: &str, body: Option<&str>) -> u16 {
+async fn send(server: &Server, method: Method, path: &str, body: Option<&str>) -> Response {
     let mut request = server.raw(method, path);
     if let Some(body) = body {
         request = request
             .header("content-type", "application/json")
             .body(body.to_owned());
     }
-    request.send().await.unwrap().status().as_u16()
+    request.send().await.unwrap()
+}
+
+async fn status(server: &Server, method: Method, path: &str, body: Option<&str>) -> u16 {
+    send(server, method, path, body).await.status().as_u16()
 }
 
 /// The status of a request sent byte for byte, bypassing the URL parsing
@@ -135,16 +139,9 @@ async fn the_server_and_the_openapi_file_agree_on_edge_forms() {
         status(&server, Method::GET, "/v1/events?cursor=", None).await,
         200
     );
-    let lock: Value = server
-        .raw(Method::PUT, "/v1/locks/corp-rds")
-        .header("content-type", "application/json")
-        .body(r#"{"holder": "someone", "ttl_seconds": 18859.0}"#)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let lock = r#"{"holder": "someone", "ttl_seconds": 18859.0}"#;
+    let lock = send(&server, Method::PUT, "/v1/locks/corp-rds", Some(lock)).await;
+    let lock: Value = lock.json().await.unwrap();
     assert_eq!(lock["holder"], "someone", "{lock}");
     for tag in ["", "\"\"", "W/\"\"", "\"7", "*"] {
         let response = server
