@@ -153,20 +153,23 @@ async fn the_server_and_the_openapi_file_agree_on_edge_forms() {
         assert_eq!(response.status(), 400, "If-Match {tag:?}");
     }
     assert_eq!(server.snapshot().await.app_configs.len(), 1);
-    let both = r#"{"app_config": "maintenance-desktop", "user": "a", "group": "b"}"#;
-    let response = server
-        .raw(Method::PUT, "/v1/app-instances/admin-maintenance")
-        .header("if-none-match", "*")
-        .header("content-type", "application/json")
-        .body(both)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        response.status(),
-        400,
-        "a malformed body before a failed condition"
-    );
+    // A malformed body is 400 before a condition that fails (the instance
+    // exists): both user and group, a referenced name the schema refuses.
+    for body in [
+        r#"{"app_config": "maintenance-desktop", "user": "a", "group": "b"}"#,
+        r#"{"app_config": "0*", "group": "g"}"#,
+        r#"{"app_config": "maintenance-desktop", "group": "g", "destination": ".."}"#,
+    ] {
+        let response = server
+            .raw(Method::PUT, "/v1/app-instances/admin-maintenance")
+            .header("if-none-match", "*")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{body}");
+    }
     let null = r#"{"enabled": true, "owner": null}"#;
     assert_eq!(
         status(
