@@ -1,10 +1,11 @@
 """Killed applies converge on re-run with no side effect done twice.
 
 Against a broker answering 10% of requests 503 (`--fail-rate 0.1`, seeded),
-each trial takes rds-02 out of the maintenance example's `live` pool (two
-fresh sessions to drain) or puts it back, alternately; the apply is SIGKILLed
-at a point drawn from a seeded random source: after a delay, or as soon as the
-k-th side effect of the trial shows in the broker's event log. Re-runs must
+each trial takes rds-02 out of the maintenance example's `live` pool (drain
+mode on, two fresh sessions disconnected, sticky bindings cleared, removal)
+or puts it back, alternately; the apply is SIGKILLed at a point drawn from a
+seeded random source: after a delay, or as soon as the k-th side effect of
+the trial shows in the broker's event log. Re-runs must
 converge (exit 0, at most 5 runs, a re-run may only fail on an injected 503),
 a plan afterwards must show no change, and the event log must hold each side
 effect of the trial exactly once. The seed is printed; passing it again draws
@@ -24,7 +25,8 @@ from common import ROOT, SEED, Broker, side_effects
 
 OUT = ROOT / "examples" / "maintenance" / "rds-02-out"
 BACK = ROOT / "examples" / "maintenance" / "rds-02-back"
-TAKEN_OUT = ["sessions.disconnect destination/rds-02/sessions",
+TAKEN_OUT = ["destination.drain.start destination/rds-02/drain",
+             "sessions.disconnect destination/rds-02/sessions",
              "sticky.clear pool/live/sticky-sessions/rds-02",
              "member.remove pool/live/member/rds-02"]
 PUT_BACK = ["member.add pool/live/member/rds-02"]
