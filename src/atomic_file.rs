@@ -24,7 +24,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     replace(path, bytes, Access::Shared)
 }
 
-/// [`write`] with the file's access chosen.
+/// [`write()`] with the file's access chosen.
 pub fn replace(path: &Path, bytes: &[u8], access: Access) -> io::Result<()> {
     let (dir, prefix) = temp_prefix(path)?;
     let tmp = dir.join(format!("{prefix}{}", std::process::id()));

@@ -239,6 +239,9 @@ pub struct ExportArgs {
     pub broker: BrokerArgs,
 }
 
+// The doc comments are clap's help text, printed verbatim: the variable's
+// placeholder stays `<POOL>` as the README writes it, not an HTML escape.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// The stack to adopt the resources into.
