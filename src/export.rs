@@ -674,6 +674,7 @@ mod tests {
                 notice_en: None,
                 allowed_groups: vec!["admins".to_owned(), "yes".to_owned()],
                 owner: None,
+                out_of_rotation: Vec::new(),
             },
             sessions: Default::default(),
             labels: Labels::new(),

@@ -214,6 +214,7 @@ fn destinations(rng: &mut Rng) -> BTreeMap<String, DesiredDestination> {
                         Vec::new()
                     },
                     owner: None,
+                    out_of_rotation: Vec::new(),
                 },
             },
         );

@@ -191,6 +191,7 @@ fn destination(spec: &DestinationSpec) -> DesiredDestination {
             notice_en: m.notice_en.as_ref().map(|n| n.value.clone()),
             allowed_groups: m.allowed_groups.iter().map(|g| g.value.clone()).collect(),
             owner: None,
+            out_of_rotation: Vec::new(),
         })
         .unwrap_or_default();
     DesiredDestination { maintenance }
