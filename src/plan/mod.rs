@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::address::Address;
 use crate::contract::LiveState;
 use crate::contract::wire::{AppConfigBody, AppInstanceBody, Labels, LoadBalancing, Maintenance};
-use crate::desired::{Desired, DrainSessions};
+use crate::desired::{Desired, DrainNotice, DrainSessions};
 use crate::secret::SecretSource;
 
 pub use fact::Fact;
@@ -28,8 +28,10 @@ pub use order::CycleError;
 pub use safety::Violation;
 pub use saved::{SavedPlanError, is_saved_plan, read_saved};
 
-/// Bumped whenever a saved plan's shape changes incompatibly.
-pub const FORMAT_VERSION: u32 = 2;
+/// Bumped whenever a saved plan's shape changes incompatibly. Format 3
+/// added what an older apply cannot carry out: drains that warn users
+/// first, and maintenance that records the pools it took a server out of.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// A computed plan. Serialised as-is into saved plan files and `--format json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -204,6 +206,10 @@ pub enum Op {
         timeout_seconds: Option<u64>,
         /// Active sessions seen at plan time.
         active_sessions: u32,
+        /// Users are told first and given the lead time to log off before
+        /// the rest are disconnected (`disconnect` only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        notice: Option<DrainNotice>,
     },
     /// Drop sticky bindings of `pool` that point at `destination`.
     ClearSticky {

@@ -299,6 +299,7 @@ impl<'a> Expansion<'a> {
                 policy: pool.drain.sessions,
                 timeout_seconds: pool.drain.timeout_seconds,
                 active_sessions: active,
+                notice: pool.drain.notice.clone(),
             },
             Address::new(Kind::Pool, &pool.name),
             deps,

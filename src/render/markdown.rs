@@ -284,16 +284,21 @@ fn drain_note(op: &Op) -> Option<String> {
         destination,
         policy,
         active_sessions,
+        notice,
         ..
     } = op
     else {
         return None;
     };
     let users = words::count(*active_sessions, "user", "users");
-    let what = match policy {
-        DrainSessions::Disconnect => format!("disconnects {users}"),
-        DrainSessions::Wait => format!("waits for {users} to leave"),
-        DrainSessions::Refuse => format!("refuses while {users} remain"),
+    let what = match (policy, notice) {
+        (DrainSessions::Disconnect, Some(notice)) => format!(
+            "notifies {users}, disconnects the rest after {}",
+            words::duration(notice.lead_time_seconds)
+        ),
+        (DrainSessions::Disconnect, None) => format!("disconnects {users}"),
+        (DrainSessions::Wait, _) => format!("waits for {users} to leave"),
+        (DrainSessions::Refuse, _) => format!("refuses while {users} remain"),
     };
     Some(format!("drains {destination}: {what}"))
 }
