@@ -26,6 +26,9 @@ mod fuzz;
 /// The invalid-config corpus: each case rejected with located diagnostics (snapshots),
 /// and by `validate` and `apply` processes: exit 1, located, no panic, zero writes, bounded.
 mod invalid;
+/// Maintenance over HTTP: one line out of rotation and back, min_members,
+/// a drain that warns users first, export of it.
+mod maintenance;
 /// The example CI pipelines' commands, read from their files and run
 /// against the reference broker with a recording fake forge.
 mod pipeline;

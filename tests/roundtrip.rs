@@ -231,7 +231,19 @@ fn desired(rng: &mut Rng, shape: Shape) -> Desired {
     let pools = pools(rng, shape.lb);
     let app_configs = app_configs(rng, shape, &pools);
     let app_instances = app_instances(rng, &pools, &app_configs);
-    let destinations = destinations(rng);
+    let mut destinations = destinations(rng);
+    // Maintenance takes a server out of its load-balanced pool, which an
+    // instance pinned to it there would refuse: validation rejects that.
+    for instance in app_instances.values() {
+        let pool = &pools[&app_configs[&instance.app_config].pool];
+        if let Some(d) = instance
+            .destination
+            .as_ref()
+            .filter(|_| pool.load_balancing.enabled)
+        {
+            destinations.remove(d);
+        }
+    }
     Desired {
         stack: STACK.to_owned(),
         safety: Safety::default(),

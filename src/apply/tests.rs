@@ -41,6 +41,7 @@ fn step(id: usize, op: Op, depends_on: &[usize]) -> Step {
         cause: Address::new(Kind::Pool, "live"),
         preconditions: Vec::new(),
         expected_warning: None,
+        reason: None,
     }
 }
 

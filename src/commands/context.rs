@@ -297,10 +297,25 @@ pub fn violation_diagnostic(config: &Config, violation: &Violation, force: bool)
             .and_then(|(pool, member)| config.locate_member(pool, member))
     })
     .or_else(|| violation.address().and_then(|a| config.locate(&a)));
-    match location {
+    let diagnostic = match location {
         Some(location) => diagnostic.with_label(location, "here"),
         None => diagnostic,
-    }
+    };
+    maintenance_lines(config, violation, diagnostic)
+}
+
+/// Points a `min_members` violation at the lines that put the members it
+/// counts unavailable into maintenance, too.
+fn maintenance_lines(config: &Config, violation: &Violation, diagnostic: Diagnostic) -> Diagnostic {
+    let Violation::MinMembers { in_maintenance, .. } = violation else {
+        return diagnostic;
+    };
+    in_maintenance.iter().fold(diagnostic, |d, member| {
+        match config.locate_maintenance(member) {
+            Some(location) => d.with_secondary(location, format!("{member} in maintenance")),
+            None => d,
+        }
+    })
 }
 
 /// The error for a plan whose violations are not overridden: without

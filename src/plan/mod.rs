@@ -7,6 +7,7 @@ mod diff;
 mod fact;
 mod field;
 mod order;
+mod rotation;
 mod safety;
 mod saved;
 
@@ -25,12 +26,14 @@ use crate::secret::SecretSource;
 pub use fact::Fact;
 pub use field::Field;
 pub use order::CycleError;
+pub use rotation::Reason;
 pub use safety::Violation;
 pub use saved::{SavedPlanError, is_saved_plan, read_saved};
 
 /// Bumped whenever a saved plan's shape changes incompatibly. Format 3
 /// added what an older apply cannot carry out: drains that warn users
-/// first, and maintenance that records the pools it took a server out of.
+/// first, maintenance that records the pools it took a server out of, and
+/// the reason of a membership change.
 pub const FORMAT_VERSION: u32 = 3;
 
 /// A computed plan. Serialised as-is into saved plan files and `--format json`.
@@ -158,6 +161,10 @@ pub struct Step {
     pub preconditions: Vec<Fact>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_warning: Option<ExpectedWarning>,
+    /// Why a membership changes when the config's member list does not say
+    /// it: maintenance took the destination out of rotation, or ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -305,10 +312,14 @@ impl Targets {
 /// inputs give the same plan, byte for byte, whatever order `live` lists in.
 pub fn compute(desired: &Desired, live: &LiveState, targets: &Targets) -> Result<Plan, CycleError> {
     let index = diff::LiveIndex::new(live);
-    let delta = diff::diff(desired, &index, targets);
-    let mut steps = order::expand(desired, &index, &delta)?;
+    let rotation = rotation::Rotation::new(desired, &index);
+    let effective = rotation.effective(desired);
+    let delta = diff::diff(&effective, &index, targets);
+    let mut steps = order::expand(&effective, &index, &delta)?;
     fact::attach(&mut steps, &index, &delta.pools);
-    let violations = safety::check(desired, &index, &delta, &steps);
+    rotation.annotate(&mut steps, desired, &index);
+    let mut violations = safety::check(&effective, &index, &delta, &steps);
+    rotation.name_unavailable(&mut violations, desired);
     let mut recorded_targets = targets.0.clone();
     recorded_targets.sort();
     recorded_targets.dedup();

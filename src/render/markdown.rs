@@ -248,7 +248,11 @@ fn resource(c: &Change, steps: &[&Step]) -> String {
         Action::Update => "update",
         Action::Delete => "delete",
     };
-    let drains: Vec<String> = steps.iter().filter_map(|s| drain_note(&s.op)).collect();
+    let drains: Vec<String> = steps
+        .iter()
+        .filter_map(|s| drain_note(&s.op))
+        .chain(steps.iter().filter_map(|s| words::reason(s)))
+        .collect();
     let drains = if drains.is_empty() {
         String::new()
     } else {
@@ -367,6 +371,9 @@ fn mermaid_text(text: &str) -> String {
 /// One numbered step line with what it waits for and its expected warning.
 fn step(s: &Step) -> String {
     let mut line = format!("{}. {}", s.id + 1, inline(&words::step(&s.op)));
+    if let Some(reason) = words::reason(s) {
+        let _ = write!(line, " ({})", inline(&reason));
+    }
     if !s.depends_on.is_empty() {
         let ids: Vec<String> = s.depends_on.iter().map(|d| (d + 1).to_string()).collect();
         let _ = write!(line, " _(after {})_", ids.join(", "));

@@ -210,9 +210,12 @@ pub fn text(plan: &Plan, style: Style, out: &mut dyn Write) -> io::Result<()> {
                     .collect();
                 style.dim(&format!("  (after {})", ids.join(", ")))
             };
+            let why = words::reason(step)
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
             writeln!(
                 out,
-                "  {:>width$}. {}{after}",
+                "  {:>width$}. {}{why}{after}",
                 step.id + 1,
                 words::step(&step.op)
             )?;

@@ -8,7 +8,7 @@ use crate::apply::{Changed, Seen};
 use crate::contract::labels::RESERVED_PREFIX;
 use crate::contract::wire::Destination;
 use crate::desired::DrainSessions;
-use crate::plan::{ExpectedWarning, Fact, Field, Op, Plan, Violation};
+use crate::plan::{ExpectedWarning, Fact, Field, Op, Plan, Reason, Step, Violation};
 
 /// `90` -> `1m30s`, `900` -> `15m`.
 pub fn duration(seconds: u64) -> String {
@@ -106,6 +106,18 @@ pub fn step(op: &Op) -> String {
         Op::DeleteAppConfig { app_config } => format!("delete app config {app_config}"),
         Op::DeletePool { pool } => format!("delete pool {pool}"),
     }
+}
+
+/// Why a step changes a membership the config's member list does not:
+/// "rds-02 out of rotation: maintenance".
+pub fn reason(step: &Step) -> Option<String> {
+    let destination = step.op.destination()?;
+    Some(match step.reason? {
+        Reason::Maintenance => format!("{destination} out of rotation: maintenance"),
+        Reason::MaintenanceEnded => {
+            format!("{destination} back in rotation: maintenance ended")
+        }
+    })
 }
 
 pub fn expected_warning(warning: &ExpectedWarning) -> String {
