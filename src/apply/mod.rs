@@ -185,6 +185,21 @@ pub enum ApplyError {
     PreconditionChanged(Box<Changed>),
 }
 
+impl ApplyError {
+    /// The broker's problem code behind the failure, when there is one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ApplyError::Broker(e) => e.code(),
+            ApplyError::MembershipRemains { problem, .. } => Some(&problem.code),
+            ApplyError::PreconditionChanged(changed) => match &changed.live {
+                Seen::Refused(problem) => Some(&problem.code),
+                Seen::Destination(_) | Seen::Gone => None,
+            },
+            _ => None,
+        }
+    }
+}
+
 /// A planned fact, and what was found instead right before the write.
 #[derive(Debug, Clone)]
 pub struct Changed {

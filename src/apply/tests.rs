@@ -57,6 +57,7 @@ fn plan_of(steps: Vec<Step>) -> Plan {
         violations: Vec::new(),
         unmanaged: Unmanaged::default(),
         revisions: Vec::new(),
+        rehearsal: None,
         checksum: String::new(),
     }
 }

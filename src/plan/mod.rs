@@ -7,6 +7,7 @@ mod diff;
 mod fact;
 mod field;
 mod order;
+mod rehearsal;
 mod rotation;
 mod safety;
 mod saved;
@@ -26,14 +27,15 @@ use crate::secret::SecretSource;
 pub use fact::Fact;
 pub use field::Field;
 pub use order::CycleError;
+pub use rehearsal::{Rehearsal, Rehearsed, RehearsedEvent, RehearsedStep, Tally};
 pub use rotation::Reason;
 pub use safety::Violation;
 pub use saved::{SavedPlanError, is_saved_plan, read_saved};
 
 /// Bumped whenever a saved plan's shape changes incompatibly. Format 3
 /// added what an older apply cannot carry out: drains that warn users
-/// first, maintenance that records the pools it took a server out of, and
-/// the reason of a membership change.
+/// first, maintenance that records the pools it took a server out of, the
+/// reason of a membership change, and a rehearsal's findings.
 pub const FORMAT_VERSION: u32 = 3;
 
 /// A computed plan. Serialised as-is into saved plan files and `--format json`.
@@ -61,6 +63,9 @@ pub struct Plan {
     /// Revision of every live resource the plan touches, as read at plan
     /// time; `apply PLANFILE` refuses when any of them moved.
     pub revisions: Vec<Revision>,
+    /// What a rehearsal against a copy of live state found (`--rehearse`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rehearsal: Option<Rehearsal>,
     /// SHA-256 over the plan with this field empty; guards saved plans.
     pub checksum: String,
 }
@@ -337,6 +342,7 @@ pub fn compute(desired: &Desired, live: &LiveState, targets: &Targets) -> Result
         violations,
         unmanaged: delta.unmanaged,
         revisions: delta.revisions,
+        rehearsal: None,
         checksum: String::new(),
     };
     plan.checksum = checksum(&plan);
@@ -369,6 +375,13 @@ impl Plan {
     /// overridden, and seals the plan again.
     pub fn force(mut self) -> Plan {
         self.forced = true;
+        self.checksum = checksum(&self);
+        self
+    }
+
+    /// Records what a rehearsal of the plan found, and seals the plan again.
+    pub fn rehearsed(mut self, rehearsal: Rehearsal) -> Plan {
+        self.rehearsal = Some(rehearsal);
         self.checksum = checksum(&self);
         self
     }

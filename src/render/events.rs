@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::{report, words};
-use crate::apply::{ApplyError, Progress, Report, Seen, StepOutcome};
+use crate::apply::{Progress, Report, StepOutcome};
 use crate::plan::Plan;
 
 /// Bumped whenever a line's shape changes incompatibly.
@@ -264,7 +264,7 @@ fn finished(
         StepOutcome::Failed(e) => Event::Failed {
             step,
             description,
-            code: failure_code(e),
+            code: e.code().map(str::to_owned),
             message: e.to_string(),
             duration_ms,
         },
@@ -275,19 +275,6 @@ fn finished(
                 .trim_start_matches("skipped: ")
                 .to_owned(),
         },
-    }
-}
-
-/// The broker's problem code behind a failure, when there is one.
-pub fn failure_code(error: &ApplyError) -> Option<String> {
-    match error {
-        ApplyError::Broker(e) => e.code().map(str::to_owned),
-        ApplyError::MembershipRemains { problem, .. } => Some(problem.code.clone()),
-        ApplyError::PreconditionChanged(changed) => match &changed.live {
-            Seen::Refused(problem) => Some(problem.code.clone()),
-            Seen::Destination(_) | Seen::Gone => None,
-        },
-        _ => None,
     }
 }
 
