@@ -104,19 +104,31 @@ async fn run(
     desired: Option<&Desired>,
     parallelism: usize,
 ) -> Result<Rehearsal, RehearseError> {
-    let latency = copy.latency;
     let broker = Recording::from_snapshot(copy.snapshot, copy.taken_at_ms)
         .map_err(|p| RehearseError::Copy(p.detail.unwrap_or(p.title)))?
-        .with_latency(latency);
+        .with_latency(copy.latency);
+    let read = (copy.taken_at_ms, copy.latency);
+    on_copy(&broker, read, plan, desired, parallelism).await
+}
+
+/// The rehearsal proper, on `broker`, the copy of live state read at
+/// `taken_at_ms` from a broker that answered in `latency`.
+async fn on_copy(
+    broker: &Recording,
+    (taken_at_ms, latency): (u64, Duration),
+    plan: &Plan,
+    desired: Option<&Desired>,
+    parallelism: usize,
+) -> Result<Rehearsal, RehearseError> {
     let options = Options {
         parallelism,
         ..Options::default()
     };
     let began = tokio::time::Instant::now();
-    let report = apply::execute(&broker, plan, &options, &placeholder, &|_| {}).await;
+    let report = apply::execute(broker, plan, &options, &placeholder, &|_| {}).await;
     let estimated = began.elapsed();
     let converges = match desired {
-        Some(desired) => Some(converges(&broker, plan, desired).await?),
+        Some(desired) => Some(converges(broker, plan, desired).await?),
         None => None,
     };
     let events = broker
@@ -129,7 +141,7 @@ async fn run(
         })
         .collect();
     Ok(Rehearsal {
-        taken_at_ms: copy.taken_at_ms,
+        taken_at_ms,
         latency_ms: millis(latency),
         parallelism: parallelism.max(1),
         steps: steps(&report),
@@ -219,8 +231,9 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::contract::Expect;
     use crate::contract::LiveState;
-    use crate::contract::wire::{Destination, LoadBalancing};
+    use crate::contract::wire::{CredentialsBody, Destination, LoadBalancing, PoolBody};
     use crate::desired::{Desired, DesiredPool, Drain, Safety};
     use crate::plan::fixtures::{STACK, dest, pool};
     use crate::secret::Secret;
@@ -326,5 +339,36 @@ mod tests {
             "{found:?}"
         );
         assert_eq!(found.converges, Some(true));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_copy_holds_the_placeholder_never_the_secret() {
+        let snapshot = lab(1);
+        let desired = filled(&snapshot, Some("the-real-secret"));
+        let plan = planned(&snapshot, &desired);
+        let broker = Recording::from_snapshot(snapshot, 0).expect("seeds");
+        let found = on_copy(&broker, (0, Duration::ZERO), &plan, Some(&desired), 10)
+            .await
+            .expect("rehearses");
+        assert_eq!(found.converges, Some(true));
+        // The copy keeps a salted hash: writing the password it holds again
+        // changes nothing, writing any other one moves the revision.
+        let moves = |password: &str| {
+            broker.engine_mut(|e| {
+                let pool = e.pool("p-d00").expect("written").clone();
+                let body = PoolBody {
+                    load_balancing: pool.load_balancing,
+                    default_credentials: CredentialsBody {
+                        username: pool.default_credentials.username.clone(),
+                        password: Some(password.to_owned()),
+                    },
+                    labels: pool.labels,
+                };
+                let after = e.put_pool("p-d00", body, Expect::Any).expect("writes");
+                after.revision != pool.revision
+            })
+        };
+        assert!(!moves(PLACEHOLDER), "the copy holds the placeholder");
+        assert!(moves("the-real-secret"), "and never held the secret");
     }
 }
