@@ -35,6 +35,9 @@ mod pipeline;
 /// `poolform plan` and `show` end to end: the runbook states in every format
 /// (snapshots), exit codes, saved plans, targets, colour, refresh request count.
 mod plan;
+/// `plan --rehearse` and `apply --rehearse`: findings before any live
+/// write, zero writes, and the predicted event sequence the apply then makes.
+mod rehearse;
 /// Saved plans round-trip (checksum, every rendering) and apply converges,
 /// for generated configs and live states.
 mod roundtrip;

@@ -3,6 +3,7 @@
 //! typed clients for it, fault-tolerant reads of its event log, snapshot and
 //! request counts, and a runner for `poolform` CLI processes pointed at it.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -408,6 +409,17 @@ pub fn without_locks(events: &[Event]) -> Vec<String> {
                 .unwrap_or_default();
             format!("{} {}{code}", e.op, e.resource)
         })
+        .collect()
+}
+
+/// Requests that could change state (anything but GET), per route, leaving
+/// out the simulation controls the test itself calls.
+pub fn writes(stats: &Stats) -> BTreeMap<String, u64> {
+    stats
+        .requests
+        .iter()
+        .filter(|(route, _)| !route.starts_with("GET ") && !route.contains("/v1/_sim/"))
+        .map(|(route, n)| (route.clone(), *n))
         .collect()
 }
 

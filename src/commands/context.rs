@@ -330,6 +330,32 @@ pub fn refuse_unsafe(plan: &Plan, force: bool, saved: bool) -> Result<(), Error>
     }
 }
 
+/// Rehearses `plan` against a copy of `broker`'s live state, `parallelism`
+/// steps at once, and records what it found in the plan; `desired` (the
+/// config the plan was made from) tells whether it converges.
+pub fn rehearsed(
+    ctx: &Context,
+    broker: &AnyBroker,
+    plan: Plan,
+    desired: Option<&Desired>,
+    parallelism: usize,
+) -> Result<Plan, Error> {
+    let copy = ctx
+        .runtime()?
+        .block_on(crate::rehearse::copy_live(broker))?;
+    let rehearsal = crate::rehearse::rehearse(copy, &plan, desired, parallelism)?;
+    Ok(plan.rehearsed(rehearsal))
+}
+
+/// The error for a plan whose rehearsal found steps that would fail (their
+/// results are shown with the plan).
+pub fn refuse_failed_rehearsal(plan: &Plan) -> Result<(), Error> {
+    match plan.rehearsal.as_ref().map(|r| r.tally().errors) {
+        Some(errors) if errors > 0 => Err(Error::RehearsalFailed { errors }),
+        _ => Ok(()),
+    }
+}
+
 /// Writes a plan file by atomic replace, so a crash never leaves half a plan.
 pub fn save_plan(plan: &Plan, path: &Path) -> Result<(), Error> {
     let write = || {
