@@ -754,7 +754,7 @@ async fn passwords_never_leave_the_broker() {
     for text in [&raw, &snapshot, &events, &state] {
         assert!(!text.contains(secret));
     }
-    assert!(state.contains("sha256"), "a salted hash is kept");
+    assert!(state.contains("$argon2id$"), "an Argon2id hash is kept");
 }
 
 /// Lists cost ceil(N/1000) requests: 2,500 pools are three pages.

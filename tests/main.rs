@@ -43,5 +43,11 @@ mod rehearse;
 mod roundtrip;
 /// The committed JSON Schema is what the code generates.
 mod schema;
+/// The broker's state file across processes: one holder at a time, nothing
+/// acknowledged lost when the disk refuses a write, private files.
+mod state;
 /// The reference broker as a child process, and a CLI runner against it.
 mod support;
+/// The broker contract at its edges over HTTP: strict bodies, names in
+/// paths and queries, If-Match and cursor forms, retries as told.
+mod wire;

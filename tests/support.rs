@@ -61,7 +61,22 @@ impl Server {
 
     /// Serves `state`; `dir`, when given, lives as long as the server.
     pub fn start_on(dir: Option<tempfile::TempDir>, state: PathBuf, extra: &[&str]) -> Server {
-        Server::spawn(dir, state, extra, None)
+        Server::spawn(Command::new(bin()), dir, state, extra, None)
+    }
+
+    /// Serves `state` in a process that may write no file larger than
+    /// `blocks` x 512 bytes (RLIMIT_FSIZE, with SIGXFSZ ignored so that a
+    /// write over it fails instead of killing the broker): a disk that
+    /// refuses the state file once it grows past the limit.
+    pub fn start_with_file_size_limit(state: PathBuf, blocks: u64) -> Server {
+        let mut shell = Command::new("sh");
+        shell.args([
+            "-c",
+            "trap '' XFSZ; ulimit -f \"$0\"; exec \"$@\"",
+            &blocks.to_string(),
+            bin(),
+        ]);
+        Server::spawn(shell, None, state, &[], None)
     }
 
     /// Like [`Server::start`] with the server's own logging at `trace`,
@@ -69,16 +84,18 @@ impl Server {
     pub fn start_logged(extra: &[&str], log: &Path) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state.json");
-        Server::spawn(Some(dir), state, extra, Some(log))
+        Server::spawn(Command::new(bin()), Some(dir), state, extra, Some(log))
     }
 
+    /// Runs `command` (the binary, or a wrapper that execs it with the
+    /// arguments appended) as `broker serve`.
     fn spawn(
+        mut command: Command,
         dir: Option<tempfile::TempDir>,
         state: PathBuf,
         extra: &[&str],
         log: Option<&Path>,
     ) -> Server {
-        let mut command = Command::new(bin());
         command
             .args([
                 "broker",

@@ -43,6 +43,9 @@ pub enum BrokerError {
     Transport(Transport),
     #[error("unexpected answer from the broker: {0}")]
     Protocol(String),
+    /// Refused before anything was sent: it cannot be put in a URL safely.
+    #[error("{0:?} is not a name the broker API can address ({rule}); nothing was sent", rule = names::RULE)]
+    InvalidName(String),
 }
 
 impl BrokerError {
