@@ -29,22 +29,21 @@ fn plan(server: &Server, config: &Path, extra: &[&str]) -> Run {
 const RDS02_IN_MAINTENANCE: &str =
     "destinations:\n  rds-02:\n    maintenance:\n      enabled: true\n      notice_en: Patching\n";
 
+/// Switches rds-02's maintenance on in `config` and checks the plan `says`.
+fn rds02_into_maintenance(server: &Server, config: &Path, says: &str) {
+    std::fs::write(config.join("destinations.yaml"), RDS02_IN_MAINTENANCE).unwrap();
+    let planned = plan(server, config, &[]).expect_code(0, "plan");
+    assert!(planned.stdout.contains(says), "{}", planned.stdout);
+}
+
 #[tokio::test]
 async fn one_line_takes_a_server_out_of_rotation_and_its_revert_puts_it_back() {
     let server = seeded();
     let config = copy_example("maintenance/steady");
-    std::fs::write(
-        config.path().join("destinations.yaml"),
-        RDS02_IN_MAINTENANCE,
-    )
-    .unwrap();
-    let planned = plan(&server, config.path(), &[]).expect_code(0, "plan");
-    assert!(
-        planned
-            .stdout
-            .contains("remove rds-02 from pool live (rds-02 out of rotation: maintenance)"),
-        "{}",
-        planned.stdout
+    rds02_into_maintenance(
+        &server,
+        config.path(),
+        "remove rds-02 from pool live (rds-02 out of rotation: maintenance)",
     );
     let start = server.last_seq().await;
     server
@@ -193,18 +192,10 @@ async fn a_notice_drain_warns_waits_and_disconnects_whoever_is_left() {
         "    drain:\n      sessions: disconnect\n      notice:\n        de: \"Wartung: bitte abmelden\"\n        \
          en: \"Maintenance: please log off\"\n      lead_time: 6s\n      timeout: 15m\n",
     );
-    std::fs::write(
-        config.path().join("destinations.yaml"),
-        RDS02_IN_MAINTENANCE,
-    )
-    .unwrap();
-    let planned = plan(&server, config.path(), &[]).expect_code(0, "plan");
-    assert!(
-        planned
-            .stdout
-            .contains("notify 2 users on rds-02, wait up to 6s, then disconnect the rest"),
-        "{}",
-        planned.stdout
+    rds02_into_maintenance(
+        &server,
+        config.path(),
+        "notify 2 users on rds-02, wait up to 6s, then disconnect the rest",
     );
     let start = server.last_seq().await;
     let leaving = tokio::spawn(one_user_leaves_after_the_notice(

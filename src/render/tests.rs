@@ -274,7 +274,7 @@ fn no_changes_with_violations_says_both() {
 
 /// `out_online` as a rehearsal found it: the removal refused by the broker.
 fn rehearsed_out_online() -> Plan {
-    use crate::plan::{Rehearsal, Rehearsed, RehearsedEvent, RehearsedStep};
+    use crate::plan::{Rehearsal, Rehearsed, RehearsedEvent};
     let plan = out_online();
     let outcomes = [
         Rehearsed::Done,
@@ -293,21 +293,13 @@ fn rehearsed_out_online() -> Plan {
         code: None,
     };
     plan.rehearsed(Rehearsal {
-        taken_at_ms: 1_800_014_671_000,
-        latency_ms: 20,
-        parallelism: 10,
-        steps: outcomes
-            .into_iter()
-            .enumerate()
-            .map(|(step, outcome)| RehearsedStep { step, outcome })
-            .collect(),
         events: vec![
             event("destination.drain.start", "destination/rds-02/drain"),
             event("sessions.disconnect", "destination/rds-02/sessions"),
             event("sticky.clear", "pool/live/sticky-sessions/rds-02"),
         ],
-        converges: Some(false),
         estimated_ms: 80,
+        ..super::rehearsal::tests::rehearsal(outcomes.into(), Some(false))
     })
 }
 
