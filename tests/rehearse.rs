@@ -261,6 +261,23 @@ async fn a_rehearsal_of_a_clean_plan_predicts_the_events_its_apply_makes() {
         "{comment}"
     );
 
+    // The saved plan rehearsed again, as `apply` would take it: still nothing
+    // written, and it says so.
+    let mut again = server.poolform(&["apply", "--rehearse"]);
+    let again = run(again.arg(&file)).expect_code(0, "apply --rehearse PLANFILE");
+    assert!(
+        again
+            .stdout
+            .contains("5 of 5 steps ok, convergence not checked (no config)")
+            && again
+                .stderr
+                .contains("Rehearsed only: nothing was written to the broker"),
+        "{}\n{}",
+        again.stdout,
+        again.stderr
+    );
+    assert_eq!(server.events(start).await, Vec::new());
+
     let (applied, _) = server
         .apply_plan_checked("rehearsed plan", &file, config.path(), &[], SEED_ENV)
         .await;

@@ -146,7 +146,7 @@ fn rehearse_planned(
     output.plan(&plan, Some(&loaded.config), args.force)?;
     refuse_unsafe(&plan, args.force, false)?;
     refuse_failed_rehearsal(&plan)?;
-    Ok(ExitStatus::Success)
+    rehearsed_only()
 }
 
 /// `apply --rehearse PLANFILE`: the saved plan is checked against the
@@ -172,6 +172,17 @@ fn rehearse_saved(
     output.plan(&plan, None, args.force)?;
     refuse_unsafe(&plan, args.force, true)?;
     refuse_failed_rehearsal(&plan)?;
+    rehearsed_only()
+}
+
+/// Closes a rehearsal that found no failing step: the plan and its results
+/// look like an apply's, so say that none of it happened.
+fn rehearsed_only() -> Result<ExitStatus, Error> {
+    writeln!(
+        output::stderr(),
+        "Rehearsed only: nothing was written to the broker; apply without --rehearse to carry it out."
+    )
+    .during(IoAction::WriteStderr)?;
     Ok(ExitStatus::Success)
 }
 
