@@ -254,6 +254,63 @@ mod tests {
         );
     }
 
+    /// Pools whose membership of rds-02 the plan of `desired` removes or adds.
+    fn member_pools(desired: &Desired, state: &LiveState) -> (Vec<String>, Vec<String>) {
+        let plan = compute(desired, state, &Targets::default()).expect("orders");
+        let (mut removed, mut added) = (Vec::new(), Vec::new());
+        for step in &plan.steps {
+            match &step.op {
+                Op::RemoveMember { pool, .. } => removed.push(pool.clone()),
+                Op::AddMember { pool, .. } => added.push(pool.clone()),
+                _ => {}
+            }
+        }
+        (removed, added)
+    }
+
+    /// Config validation admits a server to one load-balanced pool at a
+    /// time; the rule itself takes it out of each one that lists it, and
+    /// the revert puts it back into each.
+    #[test]
+    fn every_load_balanced_pool_listing_the_server_loses_it_and_gets_it_back() {
+        let office = |pool: &mut crate::contract::wire::Pool| {
+            pool.name = "office".to_owned();
+            pool.members = vec!["rds-02".to_owned(), "rds-03".to_owned()];
+        };
+        let mut desired = in_maintenance_desired(&["rds-02"]);
+        let mut wanted = desired.pools["live"].clone();
+        wanted.members = ["rds-02".to_owned(), "rds-03".to_owned()].into();
+        wanted.min_members = None;
+        desired.pools.insert("office".to_owned(), wanted);
+        let mut state = live(true);
+        let mut second = state.pools[0].clone();
+        office(&mut second);
+        state.pools.push(second);
+        assert_eq!(
+            member_pools(&desired, &state),
+            (vec!["live".to_owned(), "office".to_owned()], Vec::new())
+        );
+        let plan = compute(&desired, &state, &Targets::default()).unwrap();
+        let Op::PutMaintenance { maintenance, .. } = &plan.steps[0].op else {
+            panic!("maintenance first");
+        };
+        assert_eq!(maintenance.out_of_rotation, ["live", "office"]);
+
+        let mut out = rds02_out_of_rotation();
+        out.destinations[1].maintenance.out_of_rotation =
+            vec!["live".to_owned(), "office".to_owned()];
+        let mut second = out.pools[0].clone();
+        office(&mut second);
+        second.members.retain(|m| m != "rds-02");
+        out.pools.push(second);
+        assert_eq!(member_pools(&desired, &out), (Vec::new(), Vec::new()));
+        desired.destinations.clear();
+        assert_eq!(
+            member_pools(&desired, &out),
+            (Vec::new(), vec!["live".to_owned(), "office".to_owned()])
+        );
+    }
+
     #[test]
     fn reverting_maintenance_switches_it_off_before_the_server_rejoins() {
         let mut off = in_maintenance_desired(&["rds-02"]);
