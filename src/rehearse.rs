@@ -41,6 +41,8 @@ pub enum RehearseError {
     Read(#[source] BrokerError),
     #[error("the live state cannot be copied: {0}")]
     Copy(String),
+    #[error("cannot read the copy back to plan against it")]
+    ReadCopy(#[source] BrokerError),
     #[error("cannot start the rehearsal's clock")]
     Clock(#[source] std::io::Error),
     #[error(transparent)]
@@ -168,7 +170,7 @@ async fn converges(
     plan: &Plan,
     desired: &Desired,
 ) -> Result<bool, RehearseError> {
-    let live = broker.read_live().await.map_err(RehearseError::Read)?;
+    let live = broker.read_live().await.map_err(RehearseError::ReadCopy)?;
     let written: BTreeSet<&str> = plan
         .steps
         .iter()
