@@ -23,7 +23,7 @@ use crate::contract::problem::{Problem, codes};
 use crate::contract::wire::{
     Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, BROKER_ID_HEADER, BrokerInfo,
     Destination, DrainBody, Event, Lock, LockBody, MAX_PAGE_LIMIT, Maintenance, Page, Pool,
-    PoolBody, Session,
+    PoolBody, Session, SessionMessage, Snapshot,
 };
 use crate::contract::{Broker, BrokerError, Expect, LiveState, Result, Transport, TransportKind};
 
@@ -621,6 +621,11 @@ impl Broker for HttpBroker {
         }
     }
 
+    async fn read_snapshot(&self) -> Result<Snapshot> {
+        self.json(Method::GET, "/v1/snapshot", None, Expect::Any)
+            .await
+    }
+
     async fn put_pool(&self, name: &str, body: &PoolBody, expect: Expect) -> Result<Pool> {
         self.put(&format!("/v1/pools/{}", seg(name)?), body, expect)
             .await
@@ -656,6 +661,20 @@ impl Broker for HttpBroker {
     async fn disconnect_sessions(&self, destination: &str) -> Result<Affected> {
         let path = format!("/v1/destinations/{}/sessions/disconnect", seg(destination)?);
         self.json(Method::POST, &path, None, Expect::Any).await
+    }
+
+    /// A POST, so retried only when the broker says it did not act: a
+    /// notice shown twice would tell users the lead time started again.
+    async fn message_sessions(
+        &self,
+        destination: &str,
+        message: &SessionMessage,
+    ) -> Result<Affected> {
+        let path = format!("/v1/destinations/{}/sessions/message", seg(destination)?);
+        let bytes = serde_json::to_vec(message)
+            .map_err(|e| BrokerError::Protocol(format!("cannot encode a request: {e}")))?;
+        self.json(Method::POST, &path, Some(bytes), Expect::Any)
+            .await
     }
 
     async fn put_maintenance(&self, destination: &str, body: &Maintenance) -> Result<Destination> {

@@ -50,6 +50,10 @@ impl EngineHost for EmbeddedBroker {
     ) -> Result<T> {
         self.store.mutate(change).await.map_err(typed)
     }
+
+    fn now_ms(&self) -> u64 {
+        now_ms()
+    }
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ use crate::contract::problem::{self, Problem, codes};
 use crate::contract::wire::{
     Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, BROKER_ID_HEADER, BrokerInfo,
     Destination, DrainBody, Lock, LockBody, MAX_PAGE_LIMIT, Maintenance, Page, Pool, PoolBody,
+    SessionMessage,
 };
 
 use super::engine::{self, Engine};
@@ -381,6 +382,14 @@ async fn disconnect_sessions(State(app): State<App>, P(Name(name)): P<Name>) -> 
     write(&app, move |e| e.disconnect_sessions(&name)).await
 }
 
+async fn message_sessions(
+    State(app): State<App>,
+    P(Name(name)): P<Name>,
+    Body(body): Body<SessionMessage>,
+) -> Answer {
+    write(&app, move |e| e.message_sessions(&name, &body)).await
+}
+
 async fn delete_lb_service(State(app): State<App>, P(Name(name)): P<Name>) -> Answer {
     write(&app, move |e| e.delete_lb_service(&name)).await
 }
@@ -527,6 +536,11 @@ fn route_table() -> Vec<Route> {
             M::POST,
             "/v1/destinations/{name}/sessions/disconnect",
             post(disconnect_sessions),
+        ),
+        route(
+            M::POST,
+            "/v1/destinations/{name}/sessions/message",
+            post(message_sessions),
         ),
         route(
             M::DELETE,

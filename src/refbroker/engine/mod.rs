@@ -8,8 +8,8 @@
 //! checks every rule family shares. Each rule family has a file of its own:
 //! `seed` (building from a snapshot), `pools` (pools, membership,
 //! load-balancing admission and the service, leftovers), `sessions`
-//! (sessions, sticky bindings), `maintenance` (maintenance mode, leftover
-//! service removal), `drain` (drain mode), `apps` (app configs and app
+//! (sessions, sticky bindings), `messages` (notices to users), `maintenance`
+//! (maintenance mode, leftover service removal), `drain` (drain mode), `apps` (app configs and app
 //! instances), `locks` (leases) and `sim` (simulation controls).
 //!
 //! Conventions:
@@ -24,6 +24,7 @@ mod apps;
 mod drain;
 mod locks;
 mod maintenance;
+mod messages;
 mod pools;
 mod seed;
 mod sessions;
