@@ -165,6 +165,16 @@ async fn a_disk_that_refuses_writes_loses_no_acknowledged_write_and_keeps_no_oth
         }
     }
     assert!(turned_away.len() >= 8 && acknowledged.len() >= 4);
+    // A group of four can be refused where one write alone would still fit:
+    // fill the disk one write at a time, so that no retry below can fit.
+    for k in 0.. {
+        let (name, result) = put(format!("q{k:04}")).await;
+        if refused(&result) {
+            turned_away.insert(name);
+            break;
+        }
+        acknowledged.insert(name);
+    }
     for name in turned_away.iter().take(4) {
         let (_, again) = put(name.clone()).await;
         assert!(
