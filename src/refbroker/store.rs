@@ -1,6 +1,8 @@
 //! The durable engine: the reference broker state behind a lock, loaded from
-//! the state file (or a seed) and written back by atomic replace after every
-//! mutation, owner-readable only. The HTTP server and the embedded broker
+//! the state file (or a seed) plus its write-ahead log, owner-readable only.
+//! Each group commit appends what it changed to the log and syncs it; once
+//! the log is as large as the state, the whole state is written back by
+//! atomic replace and the log emptied, which is also what happens on open. The HTTP server and the embedded broker
 //! share it. One process at a time holds a state file: an OS lock on a lock
 //! file beside it, taken on open and held until the store is dropped. A
 //! mutation that cannot be written is rolled back before it is answered, so
@@ -18,7 +20,8 @@ use crate::atomic_file::{self, Access};
 use crate::contract::problem::{self, Problem, codes};
 use crate::contract::wire::Snapshot;
 
-use super::engine::{self, Engine};
+use super::engine::{self, Delta, Engine};
+use super::wal::Log;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -52,9 +55,23 @@ pub fn now_ms() -> u64 {
 }
 
 /// Reads a state file written by `atomic_file::write`, upgraded to the
-/// current format in memory.
+/// current format in memory, with the writes its log holds.
 pub fn load_state(path: &Path) -> Result<Engine, StoreError> {
-    load_upgraded(path).map(|(engine, _)| engine)
+    let (mut engine, _) = load_upgraded(path)?;
+    replay(&mut engine, path)?;
+    Ok(engine)
+}
+
+/// Applies the records of the log beside `path`; says whether there were.
+fn replay(engine: &mut Engine, path: &Path) -> Result<bool, StoreError> {
+    let log = Log::beside(path);
+    let records = Log::read(&log).map_err(|source| StoreError::Read { path: log, source })?;
+    let any = !records.is_empty();
+    for record in records {
+        engine.apply_delta(record);
+    }
+    engine.forget_changes();
+    Ok(any)
 }
 
 /// The state file and whether it had to be upgraded.
@@ -149,51 +166,82 @@ enum Fate {
 /// The engine with its state file. Reads share a read lock; a mutation takes
 /// the write lock, and when it changed anything (the event sequence moved)
 /// waits for its fate before the caller gets an answer. Writes are group
-/// commits: a writer encodes the state as it is when its turn comes, which
+/// commits: a writer takes what changed as it is when its turn comes, which
 /// covers every mutation pending at that moment, and decides all their
 /// fates at once. When the write fails, the engine goes back to the state
-/// last written, and every mutation made since (those the write covered and
-/// any made while it ran) fails with it: none is answered as done, and none
-/// can be found by a retry that would then be answered "already done".
+/// last made durable, and every mutation made since (those the write covered
+/// and any made while it ran) fails with it: none is answered as done, and
+/// none can be found by a retry that would then be answered "already done".
 #[derive(Debug)]
 pub struct Store {
     engine: RwLock<Engine>,
     path: PathBuf,
     /// Mutations made in memory that no write has covered yet.
     pending: Mutex<Vec<Arc<OnceLock<Fate>>>>,
-    /// The state as last written to `path`: what a failed write rolls back
-    /// to. Its lock also lets one writer at a time run.
-    durable: Mutex<Vec<u8>>,
+    /// What is on disk; its lock also lets one writer at a time run.
+    durable: Mutex<Durable>,
     _lock: StateLock,
 }
 
+/// The state as the state file and the log hold it: what a failed write
+/// rolls back to.
+#[derive(Debug)]
+struct Durable {
+    engine: Engine,
+    log: Log,
+    /// The size of the state file last written: the log is folded into it
+    /// once it has grown as large (and at least [`FOLD_AT`]), so that
+    /// rewriting the state costs at most as much as the appends before it.
+    state_len: u64,
+    /// Set when an append failed or the log could not be emptied: the log
+    /// may end in a torn record, after which nothing may be appended, so
+    /// the next write folds.
+    must_fold: bool,
+}
+
+/// The least size of the log at which it is folded into the state.
+const FOLD_AT: u64 = 1 << 20;
+
 impl Store {
     /// Takes the state file's lock, removes temporaries a killed writer left,
-    /// then loads `path` when it exists, else builds the state from `seed`,
-    /// else starts empty; a new (or upgraded) state is written at once so the
-    /// file exists and keeps the identity minted for it.
+    /// then loads `path` (with the writes its log holds) when it exists, else
+    /// builds the state from `seed`, else starts empty; the state is then
+    /// written whole (when new, upgraded or logged to) and the log emptied,
+    /// so the file exists and keeps the identity minted for it.
     pub fn open(path: &Path, seed: Option<&Path>) -> Result<Arc<Store>, StoreError> {
         let lock = StateLock::take(path)?;
         let removed = atomic_file::remove_leftovers(path).map_err(write_error(path))?;
         if removed > 0 {
             tracing::info!(path = %path.display(), removed, "removed temporary files of an interrupted write");
         }
-        let (engine, fresh) = match (path.exists(), seed) {
-            (true, _) => load_upgraded(path)?,
+        let (mut engine, rewrite) = match (path.exists(), seed) {
+            (true, _) => {
+                let (mut engine, upgraded) = load_upgraded(path)?;
+                let replayed = replay(&mut engine, path)?;
+                (engine, upgraded || replayed)
+            }
             (false, Some(seed)) => (load_seed(seed)?, true),
             (false, None) => (Engine::new(), true),
         };
+        engine.forget_changes();
         let bytes = encode(&engine);
-        if fresh {
+        if rewrite {
             atomic_file::replace(path, &bytes, Access::Owner).map_err(write_error(path))?;
         } else {
             owner_only(path).map_err(write_error(path))?;
         }
+        let log_path = Log::beside(path);
+        let log = Log::empty(&log_path).map_err(write_error(&log_path))?;
         Ok(Arc::new(Store {
+            durable: Mutex::new(Durable {
+                engine: engine.clone(),
+                log,
+                state_len: bytes.len() as u64,
+                must_fold: false,
+            }),
             engine: RwLock::new(engine),
             path: path.to_owned(),
             pending: Mutex::new(Vec::new()),
-            durable: Mutex::new(bytes),
             _lock: lock,
         }))
     }
@@ -205,6 +253,10 @@ impl Store {
         f(&engine)
     }
 
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Engine> {
+        self.engine.write().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Runs a mutation at the current time and persists its effect. A
     /// failed operation that still changed state (a partial removal) is
     /// persisted too. When the state cannot be written the change is undone
@@ -214,7 +266,7 @@ impl Store {
         f: impl FnOnce(&mut Engine) -> engine::Result<T>,
     ) -> engine::Result<T> {
         let (result, fate) = {
-            let mut engine = self.engine.write().unwrap_or_else(|e| e.into_inner());
+            let mut engine = self.write();
             engine.set_clock(now_ms());
             let before = engine.seq();
             let result = f(&mut engine);
@@ -246,16 +298,16 @@ impl Store {
         if let Some(decided) = fate.get() {
             return *decided;
         }
-        let (bytes, covered) =
-            self.read(|e| (encode(e), std::mem::take(&mut *lock(&self.pending))));
-        let outcome = match atomic_file::replace(&self.path, &bytes, Access::Owner) {
-            Ok(()) => {
-                *durable = bytes;
-                Fate::Durable
-            }
+        let (delta, covered) = {
+            let mut engine = self.write();
+            let delta = engine.take_delta(durable.engine.events_len());
+            (delta, std::mem::take(&mut *lock(&self.pending)))
+        };
+        let outcome = match durable.commit(&self.path, delta) {
+            Ok(()) => Fate::Durable,
             Err(e) => {
                 tracing::error!(path = %self.path.display(), error = %e, "cannot persist broker state; rolling back");
-                self.roll_back(&durable);
+                self.roll_back(&durable.engine);
                 Fate::RolledBack
             }
         };
@@ -265,14 +317,55 @@ impl Store {
         fate.get().copied().unwrap_or(outcome)
     }
 
-    /// Puts the engine back to the state last written; mutations made since
-    /// the failed write was encoded are undone with it.
-    fn roll_back(&self, durable: &[u8]) {
-        let mut engine = self.engine.write().unwrap_or_else(|e| e.into_inner());
-        *engine = serde_json::from_slice(durable).expect("the state last written decodes");
+    /// Puts the engine back to the state last made durable; mutations made
+    /// since the failed write took its changes are undone with it.
+    fn roll_back(&self, durable: &Engine) {
+        let mut engine = self.write();
+        *engine = durable.clone();
         for f in std::mem::take(&mut *lock(&self.pending)) {
             let _ = f.set(Fate::RolledBack);
         }
+    }
+}
+
+impl Durable {
+    /// Makes `delta` durable: appended to the log, or, when the log is due
+    /// to be folded or cannot take it, with the whole state written back
+    /// and the log emptied. Only when neither is possible is it refused.
+    fn commit(&mut self, path: &Path, delta: Delta) -> Result<(), StoreError> {
+        if !self.must_fold && self.log.len() < self.state_len.max(FOLD_AT) {
+            match self.log.append(&delta) {
+                Ok(()) => {
+                    self.engine.apply_delta(delta);
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot append to the log; writing the whole state");
+                    self.must_fold = true;
+                }
+            }
+        }
+        let mut next = self.engine.clone();
+        next.apply_delta(delta);
+        let bytes = encode(&next);
+        atomic_file::replace(path, &bytes, Access::Owner).map_err(write_error(path))?;
+        self.engine = next;
+        self.state_len = bytes.len() as u64;
+        // The state written holds every record of the log, and a replay
+        // skips what the state holds, so a log that cannot be emptied now
+        // does no harm; the next write folds again.
+        let log_path = Log::beside(path);
+        match Log::empty(&log_path) {
+            Ok(log) => {
+                self.log = log;
+                self.must_fold = false;
+            }
+            Err(e) => {
+                tracing::warn!(path = %log_path.display(), error = %e, "cannot empty the log");
+                self.must_fold = true;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -313,13 +406,16 @@ mod tests {
     use crate::contract::wire::{Pool, PoolBody};
     use crate::refbroker::engine::STATE_FORMAT;
 
-    /// A new state file at `path` holding pool `live`.
+    /// A new state file at `path` holding pool `live` (the log folded in by
+    /// a reopen, so that the file alone holds it).
     async fn with_a_pool(path: &Path) {
         let store = Store::open(path, None).unwrap();
         store
             .mutate(|e| e.put_pool("live", PoolBody::default(), Expect::Any))
             .await
             .unwrap();
+        drop(store);
+        drop(Store::open(path, None).unwrap());
     }
 
     #[tokio::test]
@@ -390,15 +486,19 @@ mod tests {
         );
     }
 
-    /// Makes every write of `path` fail (a directory cannot be renamed over;
-    /// permissions would not stop root) until `fix` is called.
+    /// Makes every write of `path` and of its log fail (a directory can be
+    /// neither renamed over nor appended to; permissions would not stop
+    /// root) until `fix` is called.
     fn break_writes(path: &Path) {
-        fs::remove_file(path).unwrap();
-        fs::create_dir_all(path.join("in-the-way")).unwrap();
+        for file in [path.to_owned(), Log::beside(path)] {
+            let _ = fs::remove_file(&file);
+            fs::create_dir_all(file.join("in-the-way")).unwrap();
+        }
     }
 
     fn fix_writes(path: &Path) {
         fs::remove_dir_all(path).unwrap();
+        fs::remove_dir_all(Log::beside(path)).unwrap();
     }
 
     fn pool(
@@ -449,6 +549,114 @@ mod tests {
             live.into_iter().map(|p| p.name).collect::<Vec<_>>()
         });
         assert_eq!(pools, ["a", "kept"]);
+    }
+
+    fn pool_names(store: &Store) -> Vec<String> {
+        store.read(|e| e.snapshot(0).pools.into_iter().map(|p| p.name).collect())
+    }
+
+    /// Pools `a`, `b` and `c` put and `a` deleted: four records in the log,
+    /// none folded into the state file yet.
+    async fn four_logged_writes(path: &Path) -> Arc<Store> {
+        let store = Store::open(path, None).unwrap();
+        for name in ["a", "b", "c"] {
+            pool(&store, name).await.unwrap();
+        }
+        store
+            .mutate(|e| e.delete_pool("a", Expect::Any))
+            .await
+            .unwrap();
+        store
+    }
+
+    /// A kill after writes were acknowledged from the log alone: the state
+    /// file does not hold them, the log does, and opening folds it in.
+    #[tokio::test]
+    async fn a_crash_before_the_log_is_folded_loses_no_acknowledged_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let store = four_logged_writes(&path).await;
+        drop(store);
+        let alone: Engine = read_json(&path, "state").unwrap();
+        assert_eq!(alone.seq(), 0, "the writes are only in the log");
+        assert_eq!(load_state(&path).unwrap().seq(), 4);
+        let reopened = Store::open(&path, None).unwrap();
+        assert_eq!(pool_names(&reopened), ["b", "c"]);
+        assert!(!Log::beside(&path).exists(), "the log was folded");
+        let folded: Engine = read_json(&path, "state").unwrap();
+        assert_eq!(folded.seq(), 4);
+    }
+
+    /// A kill after the whole state was written but before the log was
+    /// emptied: the records are replayed over a state that holds them, so
+    /// they are skipped, and `a`, deleted after it was put, stays deleted.
+    #[tokio::test]
+    async fn a_log_left_over_a_folded_state_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        drop(four_logged_writes(&path).await);
+        let log = fs::read(Log::beside(&path)).unwrap();
+        drop(Store::open(&path, None).unwrap());
+        fs::write(Log::beside(&path), &log).unwrap();
+        let reopened = Store::open(&path, None).unwrap();
+        assert_eq!(pool_names(&reopened), ["b", "c"]);
+        assert_eq!(reopened.read(|e| e.seq()), 4);
+    }
+
+    /// A kill in the middle of an append tears the last record, which no
+    /// caller was told about: it is dropped, the records before it kept.
+    #[tokio::test]
+    async fn a_torn_last_record_is_dropped_and_the_rest_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        drop(four_logged_writes(&path).await);
+        let mut log = OpenOptions::new()
+            .append(true)
+            .open(Log::beside(&path))
+            .unwrap();
+        log.write_all(br#"{"seq": 5, "revision": 9, "pools": {"to"#)
+            .unwrap();
+        let reopened = Store::open(&path, None).unwrap();
+        assert_eq!(pool_names(&reopened), ["b", "c"]);
+        assert_eq!(reopened.read(|e| e.seq()), 4);
+    }
+
+    /// Once the log has grown past its threshold the next write folds it:
+    /// the state file alone then holds every write.
+    #[tokio::test]
+    async fn a_large_log_is_folded_into_the_state_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let store = Store::open(&path, None).unwrap();
+        let filler = "x".repeat(64 * 1024);
+        let mut written = 0;
+        while Log::beside(&path).exists() || written == 0 {
+            let mut body = PoolBody::default();
+            body.labels.insert("filler".to_owned(), filler.clone());
+            let name = format!("p{written:03}");
+            store
+                .mutate(move |e| e.put_pool(&name, body, Expect::Any))
+                .await
+                .unwrap();
+            written += 1;
+            assert!(written < 100, "the log is folded before it passes 6 MB");
+        }
+        let alone: Engine = read_json(&path, "state").unwrap();
+        assert_eq!(alone.seq(), written);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_log_is_readable_by_the_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let _store = four_logged_writes(&path).await;
+        let mode = fs::metadata(Log::beside(&path))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]
@@ -505,6 +713,7 @@ mod tests {
             .await
             .unwrap();
         drop(store);
+        drop(Store::open(&path, None).unwrap());
         let mut old: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
         old["format"] = 2.into();
         old["password_hashes"]["maint"] = serde_json::json!({
@@ -525,6 +734,8 @@ mod tests {
             .await
             .unwrap();
         assert!(pool.revision > before);
+        drop(store);
+        drop(Store::open(&path, None).unwrap());
         let file = fs::read_to_string(&path).unwrap();
         assert!(file.contains("$argon2id$v=19$m=32768,t=2,p=1$"), "{file}");
     }
