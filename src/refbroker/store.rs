@@ -1,8 +1,8 @@
 //! The durable engine: the reference broker state behind a lock, loaded from
-//! the state file (or a seed) plus its write-ahead log, owner-readable only.
-//! Each group commit appends what it changed to the log and syncs it; once
-//! the log is as large as the state, the whole state is written back by
-//! atomic replace and the log emptied, which is also what happens on open. The HTTP server and the embedded broker
+//! the state file (or a seed), owner-readable only. Each group commit appends
+//! a record of what it changed to the state file and syncs it; once the
+//! records are as large as the state, the whole state is written back by
+//! atomic replace, which is also what happens on open when there are any. The HTTP server and the embedded broker
 //! share it. One process at a time holds a state file: an OS lock on a lock
 //! file beside it, taken on open and held until the store is dropped. A
 //! mutation that cannot be written is rolled back before it is answered, so
@@ -21,7 +21,7 @@ use crate::contract::problem::{self, Problem, codes};
 use crate::contract::wire::Snapshot;
 
 use super::engine::{self, Delta, Engine};
-use super::wal::Log;
+use super::wal::{self, Log};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -54,30 +54,29 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Reads a state file written by `atomic_file::write`, upgraded to the
-/// current format in memory, with the writes its log holds.
+/// Reads a state file (the state written by `atomic_file::write` and the
+/// records appended since), upgraded to the current format in memory.
 pub fn load_state(path: &Path) -> Result<Engine, StoreError> {
-    let (mut engine, _) = load_upgraded(path)?;
-    replay(&mut engine, path)?;
-    Ok(engine)
+    load_upgraded(path).map(|(engine, _)| engine)
 }
 
-/// Applies the records of the log beside `path`; says whether there were.
-fn replay(engine: &mut Engine, path: &Path) -> Result<bool, StoreError> {
-    let log = Log::beside(path);
-    let records = Log::read(&log).map_err(|source| StoreError::Read { path: log, source })?;
-    let any = !records.is_empty();
+/// The state file with its records applied, and whether it has to be
+/// written whole (upgraded, or records to fold in).
+fn load_upgraded(path: &Path) -> Result<(Engine, bool), StoreError> {
+    const WHAT: &str = "broker state file";
+    let bytes = fs::read(path).map_err(|source| StoreError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let (state, records) =
+        wal::split(&bytes, path).map_err(|e| invalid(path, WHAT, e.to_string()))?;
+    let (mut engine, upgraded) = Engine::from_state(state).map_err(|m| invalid(path, WHAT, m))?;
+    let replayed = !records.is_empty();
     for record in records {
         engine.apply_delta(record);
     }
     engine.forget_changes();
-    Ok(any)
-}
-
-/// The state file and whether it had to be upgraded.
-fn load_upgraded(path: &Path) -> Result<(Engine, bool), StoreError> {
-    const WHAT: &str = "broker state file";
-    Engine::from_state(read_json(path, WHAT)?).map_err(|m| invalid(path, WHAT, m))
+    Ok((engine, upgraded || replayed))
 }
 
 /// Reads a seed file (the `GET /v1/snapshot` format).
@@ -183,23 +182,24 @@ pub struct Store {
     _lock: StateLock,
 }
 
-/// The state as the state file and the log hold it: what a failed write
-/// rolls back to.
+/// The state as the state file holds it: what a failed write rolls back to.
 #[derive(Debug)]
 struct Durable {
     engine: Engine,
+    /// The records appended after the state written whole.
     log: Log,
-    /// The size of the state file last written: the log is folded into it
-    /// once it has grown as large (and at least [`FOLD_AT`]), so that
-    /// rewriting the state costs at most as much as the appends before it.
+    /// The size of the state last written whole: it is written whole again
+    /// once the records after it are as large (and at least [`FOLD_AT`]),
+    /// so that rewriting the state costs at most as much as the appends
+    /// before it.
     state_len: u64,
-    /// Set when an append failed or the log could not be emptied: the log
-    /// may end in a torn record, after which nothing may be appended, so
-    /// the next write folds.
+    /// Set when an append failed: the file may end in a torn record, after
+    /// which nothing may be appended, so the next write is of the whole
+    /// state.
     must_fold: bool,
 }
 
-/// The least size of the log at which it is folded into the state.
+/// The least size of the records at which the state is written whole.
 const FOLD_AT: u64 = 1 << 20;
 
 impl Store {
@@ -215,11 +215,7 @@ impl Store {
             tracing::info!(path = %path.display(), removed, "removed temporary files of an interrupted write");
         }
         let (mut engine, rewrite) = match (path.exists(), seed) {
-            (true, _) => {
-                let (mut engine, upgraded) = load_upgraded(path)?;
-                let replayed = replay(&mut engine, path)?;
-                (engine, upgraded || replayed)
-            }
+            (true, _) => load_upgraded(path)?,
             (false, Some(seed)) => (load_seed(seed)?, true),
             (false, None) => (Engine::new(), true),
         };
@@ -230,8 +226,7 @@ impl Store {
         } else {
             owner_only(path).map_err(write_error(path))?;
         }
-        let log_path = Log::beside(path);
-        let log = Log::empty(&log_path).map_err(write_error(&log_path))?;
+        let log = Log::after_state(path);
         Ok(Arc::new(Store {
             durable: Mutex::new(Durable {
                 engine: engine.clone(),
@@ -329,9 +324,10 @@ impl Store {
 }
 
 impl Durable {
-    /// Makes `delta` durable: appended to the log, or, when the log is due
-    /// to be folded or cannot take it, with the whole state written back
-    /// and the log emptied. Only when neither is possible is it refused.
+    /// Makes `delta` durable: appended as a record, or, when the records
+    /// are due to be folded or the file cannot take one more, with the
+    /// whole state written back. Only when neither is possible is it
+    /// refused.
     fn commit(&mut self, path: &Path, delta: Delta) -> Result<(), StoreError> {
         if !self.must_fold && self.log.len() < self.state_len.max(FOLD_AT) {
             match self.log.append(&delta) {
@@ -340,7 +336,7 @@ impl Durable {
                     return Ok(());
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot append to the log; writing the whole state");
+                    tracing::warn!(error = %e, "cannot append to the state file; writing it whole");
                     self.must_fold = true;
                 }
             }
@@ -351,20 +347,8 @@ impl Durable {
         atomic_file::replace(path, &bytes, Access::Owner).map_err(write_error(path))?;
         self.engine = next;
         self.state_len = bytes.len() as u64;
-        // The state written holds every record of the log, and a replay
-        // skips what the state holds, so a log that cannot be emptied now
-        // does no harm; the next write folds again.
-        let log_path = Log::beside(path);
-        match Log::empty(&log_path) {
-            Ok(log) => {
-                self.log = log;
-                self.must_fold = false;
-            }
-            Err(e) => {
-                tracing::warn!(path = %log_path.display(), error = %e, "cannot empty the log");
-                self.must_fold = true;
-            }
-        }
+        self.log = Log::after_state(path);
+        self.must_fold = false;
         Ok(())
     }
 }
@@ -486,19 +470,16 @@ mod tests {
         );
     }
 
-    /// Makes every write of `path` and of its log fail (a directory can be
-    /// neither renamed over nor appended to; permissions would not stop
-    /// root) until `fix` is called.
+    /// Makes every write of `path` fail (a directory can be neither renamed
+    /// over nor appended to; permissions would not stop root) until `fix` is
+    /// called.
     fn break_writes(path: &Path) {
-        for file in [path.to_owned(), Log::beside(path)] {
-            let _ = fs::remove_file(&file);
-            fs::create_dir_all(file.join("in-the-way")).unwrap();
-        }
+        fs::remove_file(path).unwrap();
+        fs::create_dir_all(path.join("in-the-way")).unwrap();
     }
 
     fn fix_writes(path: &Path) {
         fs::remove_dir_all(path).unwrap();
-        fs::remove_dir_all(Log::beside(path)).unwrap();
     }
 
     fn pool(
@@ -569,38 +550,28 @@ mod tests {
         store
     }
 
-    /// A kill after writes were acknowledged from the log alone: the state
-    /// file does not hold them, the log does, and opening folds it in.
-    #[tokio::test]
-    async fn a_crash_before_the_log_is_folded_loses_no_acknowledged_write() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
-        let store = four_logged_writes(&path).await;
-        drop(store);
-        let alone: Engine = read_json(&path, "state").unwrap();
-        assert_eq!(alone.seq(), 0, "the writes are only in the log");
-        assert_eq!(load_state(&path).unwrap().seq(), 4);
-        let reopened = Store::open(&path, None).unwrap();
-        assert_eq!(pool_names(&reopened), ["b", "c"]);
-        assert!(!Log::beside(&path).exists(), "the log was folded");
-        let folded: Engine = read_json(&path, "state").unwrap();
-        assert_eq!(folded.seq(), 4);
+    /// The state written whole at the head of the file at `path`, and the
+    /// records appended after it.
+    fn parts(path: &Path) -> (Engine, Vec<Delta>) {
+        let (state, records) = wal::split(&fs::read(path).unwrap(), path).unwrap();
+        (serde_json::from_value(state).unwrap(), records)
     }
 
-    /// A kill after the whole state was written but before the log was
-    /// emptied: the records are replayed over a state that holds them, so
-    /// they are skipped, and `a`, deleted after it was put, stays deleted.
+    /// A kill after writes were acknowledged as records alone: the state
+    /// written whole does not hold them, the records do, and opening writes
+    /// the state whole with them.
     #[tokio::test]
-    async fn a_log_left_over_a_folded_state_changes_nothing() {
+    async fn a_crash_before_the_state_is_written_whole_loses_no_acknowledged_write() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         drop(four_logged_writes(&path).await);
-        let log = fs::read(Log::beside(&path)).unwrap();
-        drop(Store::open(&path, None).unwrap());
-        fs::write(Log::beside(&path), &log).unwrap();
+        let (whole, records) = parts(&path);
+        assert_eq!((whole.seq(), records.len()), (0, 4));
+        assert_eq!(load_state(&path).unwrap().seq(), 4);
         let reopened = Store::open(&path, None).unwrap();
         assert_eq!(pool_names(&reopened), ["b", "c"]);
-        assert_eq!(reopened.read(|e| e.seq()), 4);
+        let folded: Engine = read_json(&path, "state").unwrap();
+        assert_eq!(folded.seq(), 4, "the file is the state alone again");
     }
 
     /// A kill in the middle of an append tears the last record, which no
@@ -610,27 +581,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         drop(four_logged_writes(&path).await);
-        let mut log = OpenOptions::new()
-            .append(true)
-            .open(Log::beside(&path))
-            .unwrap();
-        log.write_all(br#"{"seq": 5, "revision": 9, "pools": {"to"#)
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(br#"{"seq": 5, "revision": 9, "pools": {"to"#)
             .unwrap();
         let reopened = Store::open(&path, None).unwrap();
         assert_eq!(pool_names(&reopened), ["b", "c"]);
         assert_eq!(reopened.read(|e| e.seq()), 4);
     }
 
-    /// Once the log has grown past its threshold the next write folds it:
-    /// the state file alone then holds every write.
+    /// Once the records have grown past their threshold the next write
+    /// writes the state whole: the file then holds no record.
     #[tokio::test]
-    async fn a_large_log_is_folded_into_the_state_file() {
+    async fn large_records_are_folded_into_the_state() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         let store = Store::open(&path, None).unwrap();
         let filler = "x".repeat(64 * 1024);
         let mut written = 0;
-        while Log::beside(&path).exists() || written == 0 {
+        while written == 0 || !parts(&path).1.is_empty() {
             let mut body = PoolBody::default();
             body.labels.insert("filler".to_owned(), filler.clone());
             let name = format!("p{written:03}");
@@ -639,24 +607,10 @@ mod tests {
                 .await
                 .unwrap();
             written += 1;
-            assert!(written < 100, "the log is folded before it passes 6 MB");
+            assert!(written < 100, "folded before the records pass 6 MB");
         }
-        let alone: Engine = read_json(&path, "state").unwrap();
-        assert_eq!(alone.seq(), written);
-    }
-
-    #[cfg(unix)]
-    #[tokio::test]
-    async fn the_log_is_readable_by_the_owner_only() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
-        let _store = four_logged_writes(&path).await;
-        let mode = fs::metadata(Log::beside(&path))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
+        assert!(written > 2, "records were appended before the fold");
+        assert_eq!(parts(&path).0.seq(), written);
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! What the mutations since the last write changed: the entries written or
 //! removed, the counters, and the events appended. The store appends one
-//! per group commit to its log, and replays them over the state file on
-//! open.
+//! per group commit to the state file, and applies them on open.
 
 use std::collections::BTreeMap;
 
@@ -17,10 +16,6 @@ type Changes<V> = BTreeMap<String, Option<V>>;
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Delta {
-    /// The sequence number of the last event the change brings. Every
-    /// change appends an event, so a state whose own is as high already
-    /// holds the change.
-    pub seq: u64,
     revision: u64,
     next_session: u64,
     destinations: Changes<Destination>,
@@ -39,7 +34,6 @@ impl Engine {
     /// meant for holds the first `durable_events` events.
     pub fn take_delta(&mut self, durable_events: usize) -> Delta {
         Delta {
-            seq: self.seq(),
             revision: self.revision,
             next_session: self.next_session,
             destinations: self.destinations.take_changes(),
@@ -54,13 +48,8 @@ impl Engine {
         }
     }
 
-    /// Brings the state up to `delta`, unless it holds it already (a record
-    /// left in the log by a write of the whole state that a crash
-    /// interrupted before it emptied the log).
+    /// Brings the state up to `delta`.
     pub fn apply_delta(&mut self, delta: Delta) {
-        if delta.seq <= self.seq() {
-            return;
-        }
         self.revision = delta.revision;
         self.next_session = delta.next_session;
         self.destinations.apply(delta.destinations);
@@ -71,9 +60,7 @@ impl Engine {
         self.sessions.apply(delta.sessions);
         self.sticky_bindings.apply(delta.sticky_bindings);
         self.locks.apply(delta.locks);
-        let seq = self.seq();
-        self.events
-            .extend(delta.events.into_iter().filter(|e| e.seq > seq));
+        self.events.extend(delta.events);
     }
 
     /// Forgets the changes made so far: the state as it is is durable.
