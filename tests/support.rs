@@ -691,11 +691,12 @@ fn record(scenario: &str, counts: Fidelity) {
 /// The event log an embedded broker keeps in its state file (none before
 /// the file exists).
 pub fn state_events(state: &Path) -> Vec<Event> {
-    let Ok(text) = std::fs::read_to_string(state) else {
+    if !state.exists() {
         return Vec::new();
-    };
-    let state: Value = serde_json::from_str(&text).expect("the state is JSON");
-    serde_json::from_value(state["events"].clone()).expect("events")
+    }
+    let engine = poolform::refbroker::store::load_state(state).expect("the state file is readable");
+    let events = engine.events_page(0, usize::MAX).items;
+    events.into_iter().cloned().collect()
 }
 
 /// Reads a plan file written by `plan --out`.

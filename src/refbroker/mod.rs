@@ -11,6 +11,7 @@ pub mod host;
 pub mod recording;
 pub mod server;
 pub mod store;
+mod wal;
 
 pub use embedded::EmbeddedBroker;
 pub use engine::Engine;

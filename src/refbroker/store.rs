@@ -1,6 +1,8 @@
 //! The durable engine: the reference broker state behind a lock, loaded from
-//! the state file (or a seed) and written back by atomic replace after every
-//! mutation, owner-readable only. The HTTP server and the embedded broker
+//! the state file (or a seed), owner-readable only. Each group commit appends
+//! a record of what it changed to the state file and syncs it; once the
+//! records are as large as the state, the whole state is written back by
+//! atomic replace, which is also what happens on open when there are any. The HTTP server and the embedded broker
 //! share it. One process at a time holds a state file: an OS lock on a lock
 //! file beside it, taken on open and held until the store is dropped. A
 //! mutation that cannot be written is rolled back before it is answered, so
@@ -18,7 +20,8 @@ use crate::atomic_file::{self, Access};
 use crate::contract::problem::{self, Problem, codes};
 use crate::contract::wire::Snapshot;
 
-use super::engine::{self, Engine};
+use super::engine::{self, Delta, Engine};
+use super::wal::{self, Log};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -51,16 +54,29 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Reads a state file written by `atomic_file::write`, upgraded to the
-/// current format in memory.
+/// Reads a state file (the state written by `atomic_file::write` and the
+/// records appended since), upgraded to the current format in memory.
 pub fn load_state(path: &Path) -> Result<Engine, StoreError> {
     load_upgraded(path).map(|(engine, _)| engine)
 }
 
-/// The state file and whether it had to be upgraded.
+/// The state file with its records applied, and whether it has to be
+/// written whole (upgraded, or records to fold in).
 fn load_upgraded(path: &Path) -> Result<(Engine, bool), StoreError> {
     const WHAT: &str = "broker state file";
-    Engine::from_state(read_json(path, WHAT)?).map_err(|m| invalid(path, WHAT, m))
+    let bytes = fs::read(path).map_err(|source| StoreError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let (state, records) =
+        wal::split(&bytes, path).map_err(|e| invalid(path, WHAT, e.to_string()))?;
+    let (mut engine, upgraded) = Engine::from_state(state).map_err(|m| invalid(path, WHAT, m))?;
+    let replayed = !records.is_empty();
+    for record in records {
+        engine.apply_delta(record);
+    }
+    engine.forget_changes();
+    Ok((engine, upgraded || replayed))
 }
 
 /// Reads a seed file (the `GET /v1/snapshot` format).
@@ -149,51 +165,78 @@ enum Fate {
 /// The engine with its state file. Reads share a read lock; a mutation takes
 /// the write lock, and when it changed anything (the event sequence moved)
 /// waits for its fate before the caller gets an answer. Writes are group
-/// commits: a writer encodes the state as it is when its turn comes, which
+/// commits: a writer takes what changed as it is when its turn comes, which
 /// covers every mutation pending at that moment, and decides all their
 /// fates at once. When the write fails, the engine goes back to the state
-/// last written, and every mutation made since (those the write covered and
-/// any made while it ran) fails with it: none is answered as done, and none
-/// can be found by a retry that would then be answered "already done".
+/// last made durable, and every mutation made since (those the write covered
+/// and any made while it ran) fails with it: none is answered as done, and
+/// none can be found by a retry that would then be answered "already done".
 #[derive(Debug)]
 pub struct Store {
     engine: RwLock<Engine>,
     path: PathBuf,
     /// Mutations made in memory that no write has covered yet.
     pending: Mutex<Vec<Arc<OnceLock<Fate>>>>,
-    /// The state as last written to `path`: what a failed write rolls back
-    /// to. Its lock also lets one writer at a time run.
-    durable: Mutex<Vec<u8>>,
+    /// What is on disk; its lock also lets one writer at a time run.
+    durable: Mutex<Durable>,
     _lock: StateLock,
 }
 
+/// The state as the state file holds it: what a failed write rolls back to.
+#[derive(Debug)]
+struct Durable {
+    engine: Engine,
+    /// The records appended after the state written whole.
+    log: Log,
+    /// The size of the state last written whole: it is written whole again
+    /// once the records after it are as large (and at least [`FOLD_AT`]),
+    /// so that rewriting the state costs at most as much as the appends
+    /// before it.
+    state_len: u64,
+    /// Set when an append failed: the file may end in a torn record, after
+    /// which nothing may be appended, so the next write is of the whole
+    /// state.
+    must_fold: bool,
+}
+
+/// The least size of the records at which the state is written whole.
+const FOLD_AT: u64 = 1 << 20;
+
 impl Store {
     /// Takes the state file's lock, removes temporaries a killed writer left,
-    /// then loads `path` when it exists, else builds the state from `seed`,
-    /// else starts empty; a new (or upgraded) state is written at once so the
-    /// file exists and keeps the identity minted for it.
+    /// then loads `path` (with the writes its log holds) when it exists, else
+    /// builds the state from `seed`, else starts empty; the state is then
+    /// written whole (when new, upgraded or logged to) and the log emptied,
+    /// so the file exists and keeps the identity minted for it.
     pub fn open(path: &Path, seed: Option<&Path>) -> Result<Arc<Store>, StoreError> {
         let lock = StateLock::take(path)?;
         let removed = atomic_file::remove_leftovers(path).map_err(write_error(path))?;
         if removed > 0 {
             tracing::info!(path = %path.display(), removed, "removed temporary files of an interrupted write");
         }
-        let (engine, fresh) = match (path.exists(), seed) {
+        let (mut engine, rewrite) = match (path.exists(), seed) {
             (true, _) => load_upgraded(path)?,
             (false, Some(seed)) => (load_seed(seed)?, true),
             (false, None) => (Engine::new(), true),
         };
+        engine.forget_changes();
         let bytes = encode(&engine);
-        if fresh {
+        if rewrite {
             atomic_file::replace(path, &bytes, Access::Owner).map_err(write_error(path))?;
         } else {
             owner_only(path).map_err(write_error(path))?;
         }
+        let log = Log::after_state(path);
         Ok(Arc::new(Store {
+            durable: Mutex::new(Durable {
+                engine: engine.clone(),
+                log,
+                state_len: bytes.len() as u64,
+                must_fold: false,
+            }),
             engine: RwLock::new(engine),
             path: path.to_owned(),
             pending: Mutex::new(Vec::new()),
-            durable: Mutex::new(bytes),
             _lock: lock,
         }))
     }
@@ -205,6 +248,10 @@ impl Store {
         f(&engine)
     }
 
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Engine> {
+        self.engine.write().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Runs a mutation at the current time and persists its effect. A
     /// failed operation that still changed state (a partial removal) is
     /// persisted too. When the state cannot be written the change is undone
@@ -214,7 +261,7 @@ impl Store {
         f: impl FnOnce(&mut Engine) -> engine::Result<T>,
     ) -> engine::Result<T> {
         let (result, fate) = {
-            let mut engine = self.engine.write().unwrap_or_else(|e| e.into_inner());
+            let mut engine = self.write();
             engine.set_clock(now_ms());
             let before = engine.seq();
             let result = f(&mut engine);
@@ -246,16 +293,16 @@ impl Store {
         if let Some(decided) = fate.get() {
             return *decided;
         }
-        let (bytes, covered) =
-            self.read(|e| (encode(e), std::mem::take(&mut *lock(&self.pending))));
-        let outcome = match atomic_file::replace(&self.path, &bytes, Access::Owner) {
-            Ok(()) => {
-                *durable = bytes;
-                Fate::Durable
-            }
+        let (delta, covered) = {
+            let mut engine = self.write();
+            let delta = engine.take_delta(durable.engine.events_len());
+            (delta, std::mem::take(&mut *lock(&self.pending)))
+        };
+        let outcome = match durable.commit(&self.path, delta) {
+            Ok(()) => Fate::Durable,
             Err(e) => {
                 tracing::error!(path = %self.path.display(), error = %e, "cannot persist broker state; rolling back");
-                self.roll_back(&durable);
+                self.roll_back(&durable.engine);
                 Fate::RolledBack
             }
         };
@@ -265,14 +312,44 @@ impl Store {
         fate.get().copied().unwrap_or(outcome)
     }
 
-    /// Puts the engine back to the state last written; mutations made since
-    /// the failed write was encoded are undone with it.
-    fn roll_back(&self, durable: &[u8]) {
-        let mut engine = self.engine.write().unwrap_or_else(|e| e.into_inner());
-        *engine = serde_json::from_slice(durable).expect("the state last written decodes");
+    /// Puts the engine back to the state last made durable; mutations made
+    /// since the failed write took its changes are undone with it.
+    fn roll_back(&self, durable: &Engine) {
+        let mut engine = self.write();
+        *engine = durable.clone();
         for f in std::mem::take(&mut *lock(&self.pending)) {
             let _ = f.set(Fate::RolledBack);
         }
+    }
+}
+
+impl Durable {
+    /// Makes `delta` durable: appended as a record, or, when the records
+    /// are due to be folded or the file cannot take one more, with the
+    /// whole state written back. Only when neither is possible is it
+    /// refused.
+    fn commit(&mut self, path: &Path, delta: Delta) -> Result<(), StoreError> {
+        if !self.must_fold && self.log.len() < self.state_len.max(FOLD_AT) {
+            match self.log.append(&delta) {
+                Ok(()) => {
+                    self.engine.apply_delta(delta);
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot append to the state file; writing it whole");
+                    self.must_fold = true;
+                }
+            }
+        }
+        let mut next = self.engine.clone();
+        next.apply_delta(delta);
+        let bytes = encode(&next);
+        atomic_file::replace(path, &bytes, Access::Owner).map_err(write_error(path))?;
+        self.engine = next;
+        self.state_len = bytes.len() as u64;
+        self.log = Log::after_state(path);
+        self.must_fold = false;
+        Ok(())
     }
 }
 
@@ -313,13 +390,16 @@ mod tests {
     use crate::contract::wire::{Pool, PoolBody};
     use crate::refbroker::engine::STATE_FORMAT;
 
-    /// A new state file at `path` holding pool `live`.
+    /// A new state file at `path` holding pool `live` (the log folded in by
+    /// a reopen, so that the file alone holds it).
     async fn with_a_pool(path: &Path) {
         let store = Store::open(path, None).unwrap();
         store
             .mutate(|e| e.put_pool("live", PoolBody::default(), Expect::Any))
             .await
             .unwrap();
+        drop(store);
+        drop(Store::open(path, None).unwrap());
     }
 
     #[tokio::test]
@@ -390,8 +470,9 @@ mod tests {
         );
     }
 
-    /// Makes every write of `path` fail (a directory cannot be renamed over;
-    /// permissions would not stop root) until `fix` is called.
+    /// Makes every write of `path` fail (a directory can be neither renamed
+    /// over nor appended to; permissions would not stop root) until `fix` is
+    /// called.
     fn break_writes(path: &Path) {
         fs::remove_file(path).unwrap();
         fs::create_dir_all(path.join("in-the-way")).unwrap();
@@ -451,6 +532,87 @@ mod tests {
         assert_eq!(pools, ["a", "kept"]);
     }
 
+    fn pool_names(store: &Store) -> Vec<String> {
+        store.read(|e| e.snapshot(0).pools.into_iter().map(|p| p.name).collect())
+    }
+
+    /// Pools `a`, `b` and `c` put and `a` deleted: four records in the log,
+    /// none folded into the state file yet.
+    async fn four_logged_writes(path: &Path) -> Arc<Store> {
+        let store = Store::open(path, None).unwrap();
+        for name in ["a", "b", "c"] {
+            pool(&store, name).await.unwrap();
+        }
+        store
+            .mutate(|e| e.delete_pool("a", Expect::Any))
+            .await
+            .unwrap();
+        store
+    }
+
+    /// The state written whole at the head of the file at `path`, and the
+    /// records appended after it.
+    fn parts(path: &Path) -> (Engine, Vec<Delta>) {
+        let (state, records) = wal::split(&fs::read(path).unwrap(), path).unwrap();
+        (serde_json::from_value(state).unwrap(), records)
+    }
+
+    /// A kill after writes were acknowledged as records alone: the state
+    /// written whole does not hold them, the records do, and opening writes
+    /// the state whole with them.
+    #[tokio::test]
+    async fn a_crash_before_the_state_is_written_whole_loses_no_acknowledged_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        drop(four_logged_writes(&path).await);
+        let (whole, records) = parts(&path);
+        assert_eq!((whole.seq(), records.len()), (0, 4));
+        assert_eq!(load_state(&path).unwrap().seq(), 4);
+        let reopened = Store::open(&path, None).unwrap();
+        assert_eq!(pool_names(&reopened), ["b", "c"]);
+        let folded: Engine = read_json(&path, "state").unwrap();
+        assert_eq!(folded.seq(), 4, "the file is the state alone again");
+    }
+
+    /// A kill in the middle of an append tears the last record, which no
+    /// caller was told about: it is dropped, the records before it kept.
+    #[tokio::test]
+    async fn a_torn_last_record_is_dropped_and_the_rest_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        drop(four_logged_writes(&path).await);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(br#"{"seq": 5, "revision": 9, "pools": {"to"#)
+            .unwrap();
+        let reopened = Store::open(&path, None).unwrap();
+        assert_eq!(pool_names(&reopened), ["b", "c"]);
+        assert_eq!(reopened.read(|e| e.seq()), 4);
+    }
+
+    /// Once the records have grown past their threshold the next write
+    /// writes the state whole: the file then holds no record.
+    #[tokio::test]
+    async fn large_records_are_folded_into_the_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let store = Store::open(&path, None).unwrap();
+        let filler = "x".repeat(64 * 1024);
+        let mut written = 0;
+        while written == 0 || !parts(&path).1.is_empty() {
+            let mut body = PoolBody::default();
+            body.labels.insert("filler".to_owned(), filler.clone());
+            let name = format!("p{written:03}");
+            store
+                .mutate(move |e| e.put_pool(&name, body, Expect::Any))
+                .await
+                .unwrap();
+            written += 1;
+            assert!(written < 100, "folded before the records pass 6 MB");
+        }
+        assert!(written > 2, "records were appended before the fold");
+        assert_eq!(parts(&path).0.seq(), written);
+    }
+
     #[test]
     fn a_bad_state_file_is_an_error_not_an_empty_broker() {
         let dir = tempfile::tempdir().unwrap();
@@ -505,6 +667,7 @@ mod tests {
             .await
             .unwrap();
         drop(store);
+        drop(Store::open(&path, None).unwrap());
         let mut old: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
         old["format"] = 2.into();
         old["password_hashes"]["maint"] = serde_json::json!({
@@ -525,6 +688,8 @@ mod tests {
             .await
             .unwrap();
         assert!(pool.revision > before);
+        drop(store);
+        drop(Store::open(&path, None).unwrap());
         let file = fs::read_to_string(&path).unwrap();
         assert!(file.contains("$argon2id$v=19$m=32768,t=2,p=1$"), "{file}");
     }

@@ -21,6 +21,7 @@
 //!   revision (a user logging in must not make a saved plan stale).
 
 mod apps;
+mod delta;
 mod drain;
 mod locks;
 mod maintenance;
@@ -29,6 +30,7 @@ mod pools;
 mod seed;
 mod sessions;
 mod sim;
+mod tracked;
 
 use std::collections::BTreeMap;
 
@@ -43,7 +45,10 @@ use crate::contract::wire::{
     SessionCounts, SessionState, Snapshot, StickyBinding,
 };
 
+pub use delta::Delta;
 pub use pools::UNKNOWN_PASSWORD;
+
+use tracked::Tracked;
 
 /// Version of the state file layout written by `store`. Format 2 added the
 /// broker identity, format 3 Argon2id password hashes; older files are
@@ -67,17 +72,17 @@ pub struct Engine {
     /// Broker-wide revision counter; every changed resource takes the next value.
     revision: u64,
     next_session: u64,
-    destinations: BTreeMap<String, Destination>,
-    pools: BTreeMap<String, Pool>,
+    destinations: Tracked<Destination>,
+    pools: Tracked<Pool>,
     /// Pool name → Argon2id hash of its default password (a PHC string
     /// from `contract::hash`), or [`UNKNOWN_PASSWORD`].
-    password_hashes: BTreeMap<String, String>,
-    app_configs: BTreeMap<String, AppConfig>,
-    app_instances: BTreeMap<String, AppInstance>,
-    sessions: BTreeMap<String, Session>,
+    password_hashes: Tracked<String>,
+    app_configs: Tracked<AppConfig>,
+    app_instances: Tracked<AppInstance>,
+    sessions: Tracked<Session>,
     /// Pool → user → binding.
-    sticky_bindings: BTreeMap<String, BTreeMap<String, StickyBinding>>,
-    locks: BTreeMap<String, Lock>,
+    sticky_bindings: Tracked<BTreeMap<String, StickyBinding>>,
+    locks: Tracked<Lock>,
     events: Vec<Event>,
     /// Unix milliseconds of the operation in progress; set by the caller so
     /// that tests control time.
@@ -194,14 +199,14 @@ impl Engine {
             id: mint_id(),
             revision: 0,
             next_session: 0,
-            destinations: BTreeMap::new(),
-            pools: BTreeMap::new(),
-            password_hashes: BTreeMap::new(),
-            app_configs: BTreeMap::new(),
-            app_instances: BTreeMap::new(),
-            sessions: BTreeMap::new(),
-            sticky_bindings: BTreeMap::new(),
-            locks: BTreeMap::new(),
+            destinations: Tracked::default(),
+            pools: Tracked::default(),
+            password_hashes: Tracked::default(),
+            app_configs: Tracked::default(),
+            app_instances: Tracked::default(),
+            sessions: Tracked::default(),
+            sticky_bindings: Tracked::default(),
+            locks: Tracked::default(),
             events: Vec::new(),
             now_ms: 0,
         }

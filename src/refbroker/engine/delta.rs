@@ -1,0 +1,81 @@
+//! What the mutations since the last write changed: the entries written or
+//! removed, the counters, and the events appended. The store appends one
+//! per group commit to the state file, and applies them on open.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::Engine;
+use crate::contract::wire::{
+    AppConfig, AppInstance, Destination, Event, Lock, Pool, Session, StickyBinding,
+};
+
+type Changes<V> = BTreeMap<String, Option<V>>;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delta {
+    revision: u64,
+    next_session: u64,
+    destinations: Changes<Destination>,
+    pools: Changes<Pool>,
+    password_hashes: Changes<String>,
+    app_configs: Changes<AppConfig>,
+    app_instances: Changes<AppInstance>,
+    sessions: Changes<Session>,
+    sticky_bindings: Changes<BTreeMap<String, StickyBinding>>,
+    locks: Changes<Lock>,
+    events: Vec<Event>,
+}
+
+impl Engine {
+    /// Takes what changed since the last call; the durable state it is
+    /// meant for holds the first `durable_events` events.
+    pub fn take_delta(&mut self, durable_events: usize) -> Delta {
+        Delta {
+            revision: self.revision,
+            next_session: self.next_session,
+            destinations: self.destinations.take_changes(),
+            pools: self.pools.take_changes(),
+            password_hashes: self.password_hashes.take_changes(),
+            app_configs: self.app_configs.take_changes(),
+            app_instances: self.app_instances.take_changes(),
+            sessions: self.sessions.take_changes(),
+            sticky_bindings: self.sticky_bindings.take_changes(),
+            locks: self.locks.take_changes(),
+            events: self.events[durable_events.min(self.events.len())..].to_vec(),
+        }
+    }
+
+    /// Brings the state up to `delta`.
+    pub fn apply_delta(&mut self, delta: Delta) {
+        self.revision = delta.revision;
+        self.next_session = delta.next_session;
+        self.destinations.apply(delta.destinations);
+        self.pools.apply(delta.pools);
+        self.password_hashes.apply(delta.password_hashes);
+        self.app_configs.apply(delta.app_configs);
+        self.app_instances.apply(delta.app_instances);
+        self.sessions.apply(delta.sessions);
+        self.sticky_bindings.apply(delta.sticky_bindings);
+        self.locks.apply(delta.locks);
+        self.events.extend(delta.events);
+    }
+
+    /// Forgets the changes made so far: the state as it is is durable.
+    pub fn forget_changes(&mut self) {
+        self.destinations.forget_changes();
+        self.pools.forget_changes();
+        self.password_hashes.forget_changes();
+        self.app_configs.forget_changes();
+        self.app_instances.forget_changes();
+        self.sessions.forget_changes();
+        self.sticky_bindings.forget_changes();
+        self.locks.forget_changes();
+    }
+
+    pub fn events_len(&self) -> usize {
+        self.events.len()
+    }
+}
