@@ -757,6 +757,20 @@ async fn passwords_never_leave_the_broker() {
     assert!(state.contains("$argon2id$"), "an Argon2id hash is kept");
 }
 
+/// A log that cannot be written (here every write to stderr fails: the disk
+/// is full) costs the log, never an answer: the subscriber must not report
+/// its own failure by panicking the handler.
+#[tokio::test]
+async fn a_broker_whose_log_cannot_be_written_still_answers() {
+    let server = Server::start_logged(&[], Path::new("/dev/full"));
+    let broker = server.client();
+    for pool in ["a", "b", "c"] {
+        broker.put_pool(pool, &lb(0), Expect::Any).await.unwrap();
+    }
+    let live = broker.read_live().await.unwrap();
+    assert_eq!(live.pools.len(), 3);
+}
+
 /// Lists cost ceil(N/1000) requests: 2,500 pools are three pages.
 #[tokio::test]
 async fn lists_page_across_more_than_a_thousand_items() {

@@ -19,9 +19,13 @@ pub fn run(command: &BrokerCommand) -> Result<ExitStatus, Error> {
 }
 
 fn serve(args: ServeArgs) -> Result<(), Error> {
+    // A log that cannot be written (a full disk, a closed pipe) must not
+    // take requests down: left on, the subscriber reports its own failure
+    // with `eprintln!`, which panics the handler and drops the connection.
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .log_internal_errors(false)
         .try_init();
     let token = args
         .token

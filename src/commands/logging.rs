@@ -20,5 +20,8 @@ pub fn init(verbose: bool) {
         .with_writer(std::io::stderr)
         .with_env_filter(filter)
         .with_target(false)
+        // A log that cannot be written must not stop the run: left on, the
+        // subscriber reports its own failure with `eprintln!`, which panics.
+        .log_internal_errors(false)
         .try_init();
 }
