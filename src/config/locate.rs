@@ -19,7 +19,7 @@ pub(crate) fn locate_in(sources: &SourceMap, file: usize, at: &Location) -> Sour
         .byte_offset()
         .and_then(|o| usize::try_from(o).ok())
         .filter(|o| text.is_char_boundary(*o))
-        .unwrap_or_else(|| offset_of(text, at.line(), at.column()));
+        .unwrap_or_else(|| offset_of(sources, file, at.line(), at.column()));
     let len = span
         .byte_len()
         .and_then(|l| usize::try_from(l).ok())
@@ -57,28 +57,29 @@ pub(crate) fn locate_range(
     range: Range<usize>,
 ) -> SourceLocation {
     let text = sources.text(file);
-    let before = text.get(..range.start).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let offset = if text.is_char_boundary(range.start) {
+        range.start
+    } else {
+        text.len()
+    };
+    let lines = sources.lines(file);
+    let line = lines.line_of(offset);
+    let line_start = lines.start(line).unwrap_or(0);
+    let column = text[line_start..offset].chars().count() + 1;
     SourceLocation {
         file: sources.name(file).to_owned(),
-        line: u32::try_from(line).unwrap_or(u32::MAX),
+        line: u32::try_from(line + 1).unwrap_or(u32::MAX),
         column: u32::try_from(column).unwrap_or(u32::MAX),
-        offset: before.len(),
+        offset,
         len: range.len(),
     }
 }
 
 /// Byte offset of a 1-based line and character column, clamped to the text.
-fn offset_of(text: &str, line: u64, column: u64) -> usize {
+fn offset_of(sources: &SourceMap, file: usize, line: u64, column: u64) -> usize {
+    let text = sources.text(file);
     let skip = usize::try_from(line.saturating_sub(1)).unwrap_or(usize::MAX);
-    let line_start = if skip == 0 {
-        0
-    } else {
-        text.match_indices('\n')
-            .nth(skip - 1)
-            .map_or(text.len(), |(i, _)| i + 1)
-    };
+    let line_start = sources.lines(file).start(skip).unwrap_or(text.len());
     let skip = usize::try_from(column.saturating_sub(1)).unwrap_or(usize::MAX);
     line_start
         + text[line_start..]
@@ -159,8 +160,22 @@ mod tests {
 
     #[test]
     fn offsets_without_byte_info_come_from_line_and_column() {
-        assert_eq!(offset_of("ab\ncdé\nf", 2, 3), 5);
-        assert_eq!(offset_of("ab\ncdé\nf", 3, 1), 8);
-        assert_eq!(offset_of("ab", 9, 9), 2);
+        let mut sources = SourceMap::default();
+        let file = sources.add("a.yaml", "ab\ncdé\nf");
+        assert_eq!(offset_of(&sources, file, 2, 3), 5);
+        assert_eq!(offset_of(&sources, file, 3, 1), 8);
+        assert_eq!(offset_of(&sources, file, 9, 9), 9);
+        let short = sources.add("b.yaml", "ab");
+        assert_eq!(offset_of(&sources, short, 9, 9), 2);
+    }
+
+    #[test]
+    fn a_range_is_located_by_line_and_character_column() {
+        let mut sources = SourceMap::default();
+        let file = sources.add("a.yaml", "ab\ncdé: x\n");
+        let at = locate_range(&sources, file, 9..10);
+        assert_eq!((at.line, at.column, at.offset, at.len), (2, 6, 9, 1));
+        let start = locate_range(&sources, file, 0..0);
+        assert_eq!((start.line, start.column), (1, 1));
     }
 }
