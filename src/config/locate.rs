@@ -7,26 +7,70 @@ use std::ops::Range;
 use serde_saphyr::Location;
 
 use super::Config;
+use super::spec::At;
 use crate::address::{Address, Kind};
 use crate::diagnostic::{Diagnostic, SourceLocation, SourceMap};
 
-/// Converts a parser location in file `file` into a diagnostic location.
+/// Converts a parser location (of an error) in file `file` into a
+/// diagnostic location.
 pub(crate) fn locate_in(sources: &SourceMap, file: usize, at: &Location) -> SourceLocation {
     let span = at.span();
+    let bytes = |n: Option<u64>| n.and_then(|n| usize::try_from(n).ok());
+    locate(
+        sources,
+        file,
+        Place {
+            line: at.line(),
+            column: at.column(),
+            offset: bytes(span.byte_offset()),
+            len: bytes(span.byte_len()),
+            chars: usize::try_from(span.len()).unwrap_or(0),
+        },
+    )
+}
+
+/// Converts the place of a value written in file `file` into a diagnostic
+/// location.
+pub(crate) fn locate_at(sources: &SourceMap, file: usize, at: &At) -> SourceLocation {
+    locate(
+        sources,
+        file,
+        Place {
+            line: u64::from(at.line),
+            column: u64::from(at.column),
+            offset: usize::try_from(at.offset).ok(),
+            len: usize::try_from(at.len).ok(),
+            chars: 0,
+        },
+    )
+}
+
+/// What a parser says about a place: line and column always, the bytes
+/// when it knows them (else `chars`, the length in characters).
+struct Place {
+    line: u64,
+    column: u64,
+    offset: Option<usize>,
+    len: Option<usize>,
+    chars: usize,
+}
+
+fn locate(sources: &SourceMap, file: usize, at: Place) -> SourceLocation {
     let text = sources.text(file);
     // Scanner errors carry no byte offsets; fall back to line and column.
-    let offset = span
-        .byte_offset()
-        .and_then(|o| usize::try_from(o).ok())
+    let offset = at
+        .offset
         .filter(|o| text.is_char_boundary(*o))
-        .unwrap_or_else(|| offset_of(sources, file, at.line(), at.column()));
-    let len = span
-        .byte_len()
-        .and_then(|l| usize::try_from(l).ok())
+        .unwrap_or_else(|| offset_of(sources, file, at.line, at.column));
+    let len = at
+        .len
         .filter(|l| text.is_char_boundary(offset.saturating_add(*l)))
         .unwrap_or_else(|| {
-            let chars = usize::try_from(span.len()).unwrap_or(0);
-            text[offset..].chars().take(chars).map(char::len_utf8).sum()
+            text[offset..]
+                .chars()
+                .take(at.chars)
+                .map(char::len_utf8)
+                .sum()
         });
     // A point (an error between tokens, a document that is the wrong
     // type) underlines the character it is on, so that it reads as a place
@@ -42,8 +86,8 @@ pub(crate) fn locate_in(sources: &SourceMap, file: usize, at: &Location) -> Sour
     };
     SourceLocation {
         file: sources.name(file).to_owned(),
-        line: u32::try_from(at.line()).unwrap_or(u32::MAX),
-        column: u32::try_from(at.column()).unwrap_or(u32::MAX),
+        line: u32::try_from(at.line).unwrap_or(u32::MAX),
+        column: u32::try_from(at.column).unwrap_or(u32::MAX),
         offset,
         len,
     }
@@ -92,8 +136,8 @@ fn offset_of(sources: &SourceMap, file: usize, line: u64, column: u64) -> usize 
 
 impl Config {
     /// Location of a value written in file `file`.
-    pub fn at(&self, file: usize, at: &Location) -> SourceLocation {
-        locate_in(&self.sources, file, at)
+    pub fn at(&self, file: usize, at: &At) -> SourceLocation {
+        locate_at(&self.sources, file, at)
     }
 
     /// Where a resource is declared (its name), if the config declares it.
