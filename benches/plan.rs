@@ -5,23 +5,26 @@
 //! broker serves each shape's live state on 127.0.0.1 (started once per
 //! shape and size; a plan only reads); every plan is a fresh release-build
 //! process. Prints one table: median wall time and peak RSS (GNU time's
-//! `%M`) per shape, share and size, and the growth per 10x size.
+//! `%M`) per shape, share and size, and the growth per 10x size; then one
+//! figure for errors at scale: `poolform validate` printing 100 located
+//! diagnostics on a 12 MB config.
 //!
 //! `POOLFORM_BENCH_SIZES=1k,10k,100k,1m` picks the sizes (default 1k, 10k,
 //! 100k), `POOLFORM_BENCH_SHAPES=drop,move` the shapes, `POOLFORM_BENCH_RUNS`
 //! the runs per figure (default 5). Runs of one shape and size interleave
 //! the shares. Without `--bench` (as `cargo test --all-targets` runs it) it
-//! is a smoke test: 1k members, one run each, and every plan is checked to
-//! have exactly the steps its shape makes.
+//! is a smoke test: 1k members, one run each, every plan is checked to have
+//! exactly the steps its shape makes and every diagnostic to be printed.
 
 #[path = "plan/generate.rs"]
 mod generate;
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use generate::{Shape, changed_count, units};
@@ -158,38 +161,25 @@ fn timeout() -> Duration {
     Duration::from_secs(seconds)
 }
 
-/// One plan process: wall seconds and peak RSS in MB, or `None` when it
-/// ran out of time. Checks that it succeeded (or broke the safety rules its
-/// shape breaks on purpose) and, when `check` is set, that its JSON has
-/// exactly `check` steps.
-fn plan_once(
-    dir: &Path,
-    config: &Path,
-    url: &str,
-    violates: bool,
-    check: Option<usize>,
-) -> Option<(f64, f64)> {
-    let (out_path, err_path) = (dir.join("plan.out"), dir.join("plan.err"));
-    let stdout = match check {
-        Some(_) => Stdio::from(File::create(&out_path).expect("create plan.out")),
-        None => Stdio::null(),
-    };
+/// One whole process of the release binary with `args`, timed by GNU
+/// time: its exit status, wall seconds, peak RSS in MB and standard error
+/// (without time's line), or `None` when it ran out of time.
+fn timed(dir: &Path, args: &[&OsStr], stdout: Stdio) -> Option<(ExitStatus, f64, f64, String)> {
+    let err_path = dir.join("run.err");
     let started = Instant::now();
     let mut child = Command::new("/usr/bin/time")
         .args(["-f", "%M"])
         .arg(BIN)
-        .arg("plan")
-        .arg(config)
-        .args(["--broker", url, "--format", "json"])
+        .args(args)
         .env("POOLFORM_TOKEN", TOKEN)
         .stdout(stdout)
-        .stderr(File::create(&err_path).expect("create plan.err"))
+        .stderr(File::create(&err_path).expect("create run.err"))
         .spawn()
-        .expect("run /usr/bin/time poolform plan");
+        .expect("run /usr/bin/time poolform");
     // Polled rather than waited on, so that a run can be given up on; the
     // poll adds at most a millisecond.
     let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the plan") {
+        if let Some(status) = child.try_wait().expect("wait for poolform") {
             break status;
         }
         if started.elapsed() > timeout() {
@@ -206,12 +196,36 @@ fn plan_once(
         std::thread::sleep(Duration::from_millis(1));
     };
     let wall = started.elapsed().as_secs_f64();
-    let stderr = std::fs::read_to_string(&err_path).expect("read plan.err");
+    let mut stderr = std::fs::read_to_string(&err_path).expect("read run.err");
     let kb: f64 = stderr
         .lines()
         .last()
         .and_then(|l| l.trim().parse().ok())
         .unwrap_or_else(|| panic!("time prints the peak RSS last: {stderr}"));
+    let body = stderr.trim_end().rfind('\n').map_or(0, |i| i + 1);
+    stderr.truncate(body);
+    Some((status, wall, kb / 1024.0, stderr))
+}
+
+/// One plan process: wall seconds and peak RSS in MB, or `None` when it
+/// ran out of time. Checks that it succeeded (or broke the safety rules its
+/// shape breaks on purpose) and, when `check` is set, that its JSON has
+/// exactly `check` steps.
+fn plan_once(
+    dir: &Path,
+    config: &Path,
+    url: &str,
+    violates: bool,
+    check: Option<usize>,
+) -> Option<(f64, f64)> {
+    let out_path = dir.join("plan.out");
+    let stdout = match check {
+        Some(_) => Stdio::from(File::create(&out_path).expect("create plan.out")),
+        None => Stdio::null(),
+    };
+    let args = ["plan".as_ref(), config.as_os_str()];
+    let tail = ["--broker", url, "--format", "json"].map(OsStr::new);
+    let (status, wall, rss, stderr) = timed(dir, &[&args[..], &tail[..]].concat(), stdout)?;
     if violates {
         assert!(
             stderr.contains("safety"),
@@ -226,7 +240,35 @@ fn plan_once(
         let steps = plan["steps"].as_array().map_or(0, Vec::len);
         assert_eq!(steps, expected, "steps of {}", config.display());
     }
-    Some((wall, kb / 1024.0))
+    Some((wall, rss))
+}
+
+/// Diagnostics the error-reporting figure prints.
+const DIAGNOSTICS: usize = 100;
+
+/// `poolform validate` of a large config with [`DIAGNOSTICS`] errors in
+/// it: the config's size in MB and the median (wall, RSS), or `None` for a
+/// timeout. Checks that every diagnostic is printed.
+fn measure_diagnostics(settings: &Settings) -> (f64, Option<(f64, f64)>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("config");
+    // 120k members write about 12 MB of YAML.
+    let members = if settings.measuring { 120_000 } else { 1_000 };
+    let bytes = generate::broken_config(&config, members, DIAGNOSTICS).expect("write the config");
+    let mut runs = Vec::new();
+    for _ in 0..settings.runs {
+        let args = ["validate".as_ref(), config.as_os_str()];
+        let Some((status, wall, rss, stderr)) = timed(dir.path(), &args, Stdio::null()) else {
+            return (bytes as f64 / 1e6, None);
+        };
+        assert!(!status.success(), "validate took a broken config");
+        let printed = stderr.matches("config::dangling_reference").count();
+        assert_eq!(printed, DIAGNOSTICS, "diagnostics printed: {stderr}");
+        runs.push((wall, rss));
+    }
+    let wall = median(runs.iter().map(|r| r.0).collect());
+    let rss = median(runs.iter().map(|r| r.1).collect());
+    (bytes as f64 / 1e6, Some((wall, rss)))
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -292,7 +334,12 @@ fn load_average() -> String {
 fn print_table(settings: &Settings, figures: &Figures, load_before: &str) {
     println!(
         "\nwhole `poolform plan DIR --broker URL --format json` against `poolform broker serve` on \
-         127.0.0.1, release build; median of {} runs: wall ms / peak RSS MB",
+         127.0.0.1, {}; median of {} runs: wall ms / peak RSS MB",
+        if settings.measuring {
+            "release build"
+        } else {
+            "smoke run (test build, not a measurement)"
+        },
         settings.runs
     );
     println!(
@@ -353,5 +400,15 @@ fn main() {
             measure_shape(&settings, shape, size, &mut figures);
         }
     }
+    eprintln!("plan bench: {DIAGNOSTICS} diagnostics");
+    let diagnostics = measure_diagnostics(&settings);
     print_table(&settings, &figures, &load_before);
+    let (mb, figure) = diagnostics;
+    let figure = figure.map_or_else(
+        || format!("> {} s", timeout().as_secs()),
+        |(wall, rss)| format!("{:.0} ms {:.0} MB", wall * 1000.0, rss),
+    );
+    println!(
+        "\n`poolform validate DIR` printing {DIAGNOSTICS} diagnostics on a {mb:.1} MB config: {figure}"
+    );
 }

@@ -308,3 +308,22 @@ pub fn config(dir: &Path, shape: Shape, members: usize, share: usize) -> std::io
     }
     out.flush()
 }
+
+/// A config of `members` members (the drop shape at 1%) that `validate`
+/// refuses with `errors` diagnostics: app instances at the end of the
+/// largest file that name app configs nobody declares, so that every
+/// diagnostic is located deep in a large file. Returns its size in bytes.
+pub fn broken_config(dir: &Path, members: usize, errors: usize) -> std::io::Result<u64> {
+    config(dir, Shape::Drop, members, 1)?;
+    let apps = dir.join("apps.yaml");
+    let mut out = BufWriter::new(File::options().append(true).open(&apps)?);
+    for k in 0..errors {
+        writeln!(
+            out,
+            "  broken-{k}: {{app_config: missing-{k}, user: u{k}@corp.example}}"
+        )?;
+    }
+    out.flush()?;
+    drop(out);
+    Ok(std::fs::metadata(dir.join("pools.yaml"))?.len() + std::fs::metadata(apps)?.len())
+}
