@@ -41,7 +41,7 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Diff a config against the live broker and show what would change, in order.
     #[command(
-        after_help = "Examples:\n  poolform plan examples/maintenance/rds-02-out --broker file:/tmp/sandbox.json\n  poolform plan config/ --format markdown > plan.md\n  poolform plan config/ --out plan.json --detailed-exitcode\n  poolform plan config/ --target destination/rds-02"
+        after_help = "Examples:\n  poolform plan examples/maintenance/rds-02-out --broker file:/tmp/sandbox.json\n  poolform plan config/ --format markdown > plan.md\n  poolform plan config/ --out plan.json --detailed-exitcode\n  poolform plan config/ --target destination/rds-02\n  poolform plan config/ --rehearse --format markdown"
     )]
     Plan(PlanArgs),
     /// Render a saved plan file.
@@ -51,7 +51,7 @@ pub enum Command {
     Show(ShowArgs),
     /// Perform a plan: from a config (plans first and asks) or a saved plan file.
     #[command(
-        after_help = "Examples:\n  poolform apply examples/maintenance/rds-02-out --broker file:/tmp/sandbox.json --auto-approve\n  poolform apply plan.json --auto-approve"
+        after_help = "Examples:\n  poolform apply examples/maintenance/rds-02-out --broker file:/tmp/sandbox.json --auto-approve\n  poolform apply plan.json --auto-approve\n  poolform apply plan.json --rehearse"
     )]
     Apply(ApplyArgs),
     /// Write the live resources of a stack as config YAML that plans no changes.
@@ -217,6 +217,12 @@ pub struct PlanArgs {
     /// files hold config too (their resources would be planned for deletion).
     #[arg(long)]
     pub allow_partial: bool,
+    /// Also rehearse the plan: run it against a copy of the live state (the
+    /// broker's snapshot, in process, on a virtual clock) and say what each
+    /// step would meet. Nothing is written to the broker. Exits 1 when the
+    /// rehearsal finds a step that would fail.
+    #[arg(long)]
+    pub rehearse: bool,
 }
 
 #[derive(Debug, Args)]
@@ -239,6 +245,9 @@ pub struct ExportArgs {
     pub broker: BrokerArgs,
 }
 
+// The doc comments are clap's help text, printed verbatim: the variable's
+// placeholder stays `<POOL>` as the README writes it, not an HTML escape.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// The stack to adopt the resources into.
@@ -305,6 +314,12 @@ pub struct ApplyArgs {
     /// files hold config too (their resources would be deleted).
     #[arg(long)]
     pub allow_partial: bool,
+    /// Rehearse instead of applying: run the plan against a copy of the
+    /// live state (in process, on a virtual clock), show what each step
+    /// would meet, and stop. Nothing is written to the broker, not even the
+    /// lock. Exits 1 when the rehearsal finds a step that would fail.
+    #[arg(long)]
+    pub rehearse: bool,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

@@ -63,11 +63,26 @@ pub enum DrainSessions {
     Wait,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Drain {
     pub sessions: DrainSessions,
     /// Seconds; only meaningful with `wait` and `disconnect`.
     pub timeout_seconds: Option<u64>,
+    /// Users are told first and given a lead time (`disconnect` only).
+    pub notice: Option<DrainNotice>,
+}
+
+/// The warning a `disconnect` drain gives the users on a destination before
+/// it disconnects them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DrainNotice {
+    /// The notice in German.
+    pub de: String,
+    /// The notice in English.
+    pub en: String,
+    /// How long users have to log off before the rest are disconnected.
+    pub lead_time_seconds: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 //! free text so that neither YAML 1.1 tools nor poolform's own
 //! `ambiguous_scalar` check read it differently.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use crate::address::{Address, Kind};
@@ -111,15 +111,35 @@ pub fn to_config_yaml(live: &LiveState, stack: &str, scope: Scope) -> Result<Fil
         stack,
         not_owned: Vec::new(),
     };
-    let pools = pools_file(stack, &selected, &mut notes);
+    let rotation = out_of_rotation(live, stack);
+    let pools = pools_file(stack, &selected, &rotation, &mut notes);
     let apps = apps_file(stack, &selected, &mut notes);
-    let destinations = destinations_file(&selected.destinations(live, scope));
+    let destinations = destinations_file(&selected.destinations(live, scope, &rotation));
     Ok(Files {
         pools,
         apps,
         destinations,
         not_owned: notes.not_owned,
     })
+}
+
+/// Pool → the destinations the stack's maintenance took out of it: the
+/// config lists them as members still (maintenance is what takes them out),
+/// so the export writes them back.
+type Rotation<'a> = BTreeMap<&'a str, Vec<&'a str>>;
+
+fn out_of_rotation<'a>(live: &'a LiveState, stack: &str) -> Rotation<'a> {
+    let mut rotation = Rotation::new();
+    for d in &live.destinations {
+        let m = &d.maintenance;
+        if !m.enabled || m.owner.as_deref() != Some(stack) {
+            continue;
+        }
+        for pool in &m.out_of_rotation {
+            rotation.entry(pool.as_str()).or_default().push(&d.name);
+        }
+    }
+    rotation
 }
 
 /// The live pools, app configs and app instances a scope takes in.
@@ -177,11 +197,19 @@ impl<'a> Selection<'a> {
     /// Destinations carry no stack label: a stack's export declares the ones
     /// in maintenance that its pools or instances use, so that two stacks'
     /// exports do not both claim every destination in maintenance.
-    fn destinations(&self, live: &'a LiveState, scope: Scope) -> Vec<&'a Destination> {
+    fn destinations(
+        &self,
+        live: &'a LiveState,
+        scope: Scope,
+        rotation: &Rotation,
+    ) -> Vec<&'a Destination> {
         let used: BTreeSet<&str> = self
             .pools
             .iter()
-            .flat_map(|p| p.members.iter().map(String::as_str))
+            .flat_map(|p| {
+                let out = rotation.get(p.name.as_str()).into_iter().flatten().copied();
+                p.members.iter().map(String::as_str).chain(out)
+            })
             .chain(
                 self.app_instances
                     .iter()
@@ -241,7 +269,12 @@ impl Ownership<'_> {
 }
 
 /// `pools.yaml`: the stack and its pools.
-fn pools_file(stack: &str, selected: &Selection, notes: &mut Ownership) -> String {
+fn pools_file(
+    stack: &str,
+    selected: &Selection,
+    rotation: &Rotation,
+    notes: &mut Ownership,
+) -> String {
     let mut text = String::new();
     let _ = writeln!(
         text,
@@ -253,7 +286,10 @@ fn pools_file(stack: &str, selected: &Selection, notes: &mut Ownership) -> Strin
     section_key(&mut text, "pools", selected.pools.is_empty());
     for pool in &selected.pools {
         notes.note(&mut text, Kind::Pool, &pool.name, &pool.labels);
-        write_pool(&mut text, pool);
+        let out = rotation
+            .get(pool.name.as_str())
+            .map_or(&[][..], Vec::as_slice);
+        write_pool(&mut text, pool, out);
     }
     text
 }
@@ -310,7 +346,9 @@ fn section_key(out: &mut String, key: &str, empty: bool) {
     let _ = writeln!(out, "{key}:{}", if empty { " {}" } else { "" });
 }
 
-fn write_pool(out: &mut String, pool: &Pool) {
+/// A pool with its live members and `out_of_rotation`, the members its
+/// stack's maintenance took out of it.
+fn write_pool(out: &mut String, pool: &Pool, out_of_rotation: &[&str]) {
     let _ = writeln!(out, "  {}:", scalar(&pool.name));
     let lb = pool.load_balancing;
     // Without the block the pool does not load-balance and has no sticky
@@ -340,7 +378,13 @@ fn write_pool(out: &mut String, pool: &Pool) {
             );
         }
     }
-    write_list(out, "members", &pool.members);
+    let members: BTreeSet<&str> = pool
+        .members
+        .iter()
+        .map(String::as_str)
+        .chain(out_of_rotation.iter().copied())
+        .collect();
+    write_list(out, "members", members);
     write_labels(out, &pool.labels);
 }
 
@@ -404,7 +448,7 @@ fn write_destination(out: &mut String, destination: &Destination) {
     }
 }
 
-fn write_list(out: &mut String, key: &str, items: &[String]) {
+fn write_list(out: &mut String, key: &str, items: BTreeSet<&str>) {
     if items.is_empty() {
         let _ = writeln!(out, "    {key}: []");
         return;
@@ -674,6 +718,7 @@ mod tests {
                 notice_en: None,
                 allowed_groups: vec!["admins".to_owned(), "yes".to_owned()],
                 owner: None,
+                out_of_rotation: Vec::new(),
             },
             sessions: Default::default(),
             labels: Labels::new(),
@@ -701,6 +746,59 @@ mod tests {
         );
         let all = load(&to_config_yaml(&live, "s", Scope::All).unwrap());
         assert_eq!(all.destinations.keys().collect::<Vec<_>>(), ["a", "c"]);
+    }
+
+    #[test]
+    fn a_server_the_stack_took_out_of_rotation_is_written_back_as_a_member() {
+        let mut live_pool = pool("live", Some("s"));
+        live_pool.load_balancing.enabled = true;
+        live_pool.members = vec!["a".to_owned()];
+        let mut theirs = pool("theirs", Some("t"));
+        theirs.members = vec!["a".to_owned()];
+        let mut b = Destination {
+            name: "b".to_owned(),
+            online: true,
+            process_execution_ready: true,
+            lb_service_installed: false,
+            maintenance: Maintenance {
+                enabled: true,
+                owner: Some("s".to_owned()),
+                out_of_rotation: vec!["live".to_owned()],
+                ..Maintenance::default()
+            },
+            sessions: Default::default(),
+            labels: Labels::new(),
+            draining: None,
+            lb_service_leftover: None,
+            revision: 1,
+        };
+        let a = Destination {
+            name: "a".to_owned(),
+            maintenance: Maintenance::default(),
+            ..b.clone()
+        };
+        let live = LiveState {
+            destinations: vec![a, b.clone()],
+            pools: vec![live_pool, theirs],
+            ..LiveState::default()
+        };
+        let desired = load(&to_config_yaml(&live, "s", Scope::Stack).unwrap());
+        assert_eq!(
+            desired.pools["live"].members,
+            ["a", "b"].map(str::to_owned).into()
+        );
+        assert!(desired.destinations["b"].maintenance.enabled);
+        // Another stack's record is not this stack's to act on.
+        b.maintenance.owner = Some("t".to_owned());
+        let live = LiveState {
+            destinations: vec![b],
+            ..live
+        };
+        let desired = load(&to_config_yaml(&live, "s", Scope::Stack).unwrap());
+        assert_eq!(
+            desired.pools["live"].members,
+            ["a"].map(str::to_owned).into()
+        );
     }
 
     #[test]

@@ -70,6 +70,11 @@
 //!   the drain protocol, the offline-removal warning, the stack lease, the
 //!   stale-plan check. Emits progress events and returns a report.
 //! - [`export`] — live state to config YAML that plans no changes.
+//! - [`rehearse`] — a plan run by the real apply engine against a copy of
+//!   live state (a `refbroker::Recording` seeded from the live snapshot) on a
+//!   virtual clock: what each step would meet, the events the copy logged,
+//!   whether a plan afterwards converges, the estimated wall time. It only
+//!   reads the live broker, and passwords reach the copy as a placeholder.
 //! - [`render`] — diagnostics, plans and apply reports as text, markdown and
 //!   JSON, to any `io::Write`; `render::words` has the one sentence per step,
 //!   violation, fact and warning that every rendering shares; `render::markdown`
@@ -118,7 +123,8 @@
 //!   on any production import the layout forbids. In particular: the client
 //!   never imports the reference broker (nor the reverse); plan and apply
 //!   never import config, render, commands or either broker side; render
-//!   never imports a broker backend; nothing imports commands.
+//!   never imports a broker backend; rehearse joins apply and the reference
+//!   broker, never the client; nothing imports commands.
 //! - The config pipeline does IO only in `config::read`; everything after it
 //!   is pure. Only `config::validate` constructs `Validated<T>`, so later
 //!   stages take one instead of re-checking. Every config diagnostic carries
@@ -156,5 +162,6 @@ pub mod json_schema;
 pub mod plan;
 pub mod refbroker;
 pub mod regular_file;
+pub mod rehearse;
 pub mod render;
 pub mod secret;

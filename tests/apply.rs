@@ -2,7 +2,6 @@
 //! against the reference broker as a process over HTTP; behaviour asserted
 //! through the broker's event log, snapshot and request counts.
 
-use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -11,7 +10,7 @@ use serde_json::json;
 
 use crate::support::{
     Run, SEED_ENV, SEED_PASSWORD, Server, copy_example, edit, example, fidelity, run, seed_path,
-    without_locks,
+    without_locks, writes,
 };
 
 /// Far above what any step here needs, so a loaded machine never trips it.
@@ -60,17 +59,6 @@ async fn bound_to(server: &Server, destination: &str) -> Vec<String> {
         .into_iter()
         .filter(|b| b.pool == "live" && b.destination == destination)
         .map(|b| b.user)
-        .collect()
-}
-
-/// Requests that could change state (anything but GET), per route, leaving
-/// out the simulation controls the test itself calls.
-fn writes(stats: &poolform::refbroker::server::Stats) -> BTreeMap<String, u64> {
-    stats
-        .requests
-        .iter()
-        .filter(|(route, _)| !route.starts_with("GET ") && !route.contains("/v1/_sim/"))
-        .map(|(route, n)| (route.clone(), *n))
         .collect()
 }
 

@@ -43,6 +43,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("export", &["address", "config", "contract", "desired"]),
     (
+        "rehearse",
+        &[
+            "address",
+            "apply",
+            "contract",
+            "desired",
+            "plan",
+            "refbroker",
+            "secret",
+        ],
+    ),
+    (
         "render",
         &[
             "address",
@@ -73,6 +85,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "export",
             "plan",
             "refbroker",
+            "rehearse",
             "render",
             "secret",
         ],

@@ -10,7 +10,7 @@ use poolform::client::http::{HttpBroker, HttpOptions, RetryPolicy};
 use poolform::contract::problem::codes;
 use poolform::contract::wire::{
     AppConfigBody, AppInstanceBody, AppType, BROKER_ID_HEADER, Labels, Leftover, LoadBalancing,
-    LockBody, Maintenance, PoolBody, Protocol, SessionState, Snapshot,
+    LockBody, Maintenance, PoolBody, Protocol, SessionMessage, SessionState, Snapshot,
 };
 use poolform::contract::{Broker, BrokerError, Expect};
 use poolform::refbroker::server::operations;
@@ -438,6 +438,7 @@ async fn every_resource_path_with_revisions_and_refusals() {
         notice_en: Some("Patching until 14:00".into()),
         allowed_groups: vec!["admins".into()],
         owner: Some("corp-rds".into()),
+        out_of_rotation: vec!["live".into()],
     };
     let d = broker.put_maintenance("rds-02", &m).await.unwrap();
     assert_eq!(d.maintenance, m);
@@ -753,7 +754,7 @@ async fn passwords_never_leave_the_broker() {
     for text in [&raw, &snapshot, &events, &state] {
         assert!(!text.contains(secret));
     }
-    assert!(state.contains("sha256"), "a salted hash is kept");
+    assert!(state.contains("$argon2id$"), "an Argon2id hash is kept");
 }
 
 /// Lists cost ceil(N/1000) requests: 2,500 pools are three pages.
@@ -987,4 +988,50 @@ async fn a_killed_server_leaves_a_readable_state_with_every_acknowledged_write()
             assert!(engine.pool(name).is_some(), "acknowledged {name} was lost");
         }
     }
+}
+
+/// The notice before a drain: every active session on the host is told,
+/// nothing about the sessions changes, the log says `sessions.message`;
+/// texts that are no plain notice are refused. The snapshot a rehearsal
+/// copies reads whole over the client.
+#[tokio::test]
+async fn users_are_messaged_and_the_snapshot_is_read_over_http() {
+    let server = Server::start(&["--seed", seed_path().to_str().unwrap()]);
+    let broker = server.client();
+    let notice = SessionMessage {
+        de: "Wartung: bitte in 10 Minuten abmelden".into(),
+        en: "Maintenance: please log off within 10 minutes".into(),
+    };
+    let start = server.last_seq().await;
+    let told = broker.message_sessions("rds-02", &notice).await.unwrap();
+    assert_eq!(told.affected, 2);
+    let ops: Vec<(String, String)> = server
+        .events(start)
+        .await
+        .into_iter()
+        .map(|e| (e.op, e.resource))
+        .collect();
+    assert_eq!(
+        ops,
+        [(
+            "sessions.message".to_owned(),
+            "destination/rds-02/sessions".to_owned()
+        )]
+    );
+    assert_eq!(server.destination("rds-02").await.sessions.active, 2);
+    let blank = SessionMessage {
+        de: String::new(),
+        ..notice.clone()
+    };
+    let err = broker.message_sessions("rds-02", &blank).await.unwrap_err();
+    assert_eq!(code(&err), (400, codes::BAD_REQUEST));
+    let err = broker
+        .message_sessions("rds-99", &notice)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), (404, codes::NOT_FOUND));
+    assert_eq!(
+        broker.read_snapshot().await.unwrap(),
+        server.snapshot().await
+    );
 }

@@ -154,6 +154,7 @@ async fn free_text_with_yaml_special_characters_round_trips() {
         notice_en: Some("no".to_owned()),
         allowed_groups: vec![r"CORP\admins".to_owned(), "on".to_owned()],
         owner: None,
+        out_of_rotation: Vec::new(),
     };
     broker
         .put_maintenance("rds-03", &maintenance)

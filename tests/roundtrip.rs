@@ -15,7 +15,7 @@ use poolform::contract::wire::{
 use poolform::contract::{Broker, Expect};
 use poolform::desired::{
     Assignee, Desired, DesiredAppConfig, DesiredAppInstance, DesiredDestination, DesiredPool,
-    Drain, DrainSessions, Safety,
+    Drain, DrainNotice, DrainSessions, Safety,
 };
 use poolform::plan::{self, CycleError, Plan, Targets};
 use poolform::refbroker::{Engine, Recording};
@@ -123,6 +123,11 @@ fn pools(rng: &mut Rng, lb: [bool; 3]) -> BTreeMap<String, DesiredPool> {
                 drain: Drain {
                     sessions: DrainSessions::Disconnect,
                     timeout_seconds: rng.chance(50).then_some(60),
+                    notice: rng.chance(30).then(|| DrainNotice {
+                        de: "Wartung: bitte abmelden".to_owned(),
+                        en: "Maintenance: please log off".to_owned(),
+                        lead_time_seconds: *rng.pick(&[0, 90]),
+                    }),
                 },
                 min_members: None,
                 labels: labels(rng),
@@ -214,6 +219,7 @@ fn destinations(rng: &mut Rng) -> BTreeMap<String, DesiredDestination> {
                         Vec::new()
                     },
                     owner: None,
+                    out_of_rotation: Vec::new(),
                 },
             },
         );
@@ -225,13 +231,26 @@ fn desired(rng: &mut Rng, shape: Shape) -> Desired {
     let pools = pools(rng, shape.lb);
     let app_configs = app_configs(rng, shape, &pools);
     let app_instances = app_instances(rng, &pools, &app_configs);
+    let mut destinations = destinations(rng);
+    // Maintenance takes a server out of its load-balanced pool, which an
+    // instance pinned to it there would refuse: validation rejects that.
+    for instance in app_instances.values() {
+        let pool = &pools[&app_configs[&instance.app_config].pool];
+        if let Some(d) = instance
+            .destination
+            .as_ref()
+            .filter(|_| pool.load_balancing.enabled)
+        {
+            destinations.remove(d);
+        }
+    }
     Desired {
         stack: STACK.to_owned(),
         safety: Safety::default(),
         pools,
         app_configs,
         app_instances,
-        destinations: destinations(rng),
+        destinations,
     }
 }
 

@@ -3,6 +3,7 @@
 //! typed clients for it, fault-tolerant reads of its event log, snapshot and
 //! request counts, and a runner for `poolform` CLI processes pointed at it.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -60,7 +61,22 @@ impl Server {
 
     /// Serves `state`; `dir`, when given, lives as long as the server.
     pub fn start_on(dir: Option<tempfile::TempDir>, state: PathBuf, extra: &[&str]) -> Server {
-        Server::spawn(dir, state, extra, None)
+        Server::spawn(Command::new(bin()), dir, state, extra, None)
+    }
+
+    /// Serves `state` in a process that may write no file larger than
+    /// `blocks` x 512 bytes (RLIMIT_FSIZE, with SIGXFSZ ignored so that a
+    /// write over it fails instead of killing the broker): a disk that
+    /// refuses the state file once it grows past the limit.
+    pub fn start_with_file_size_limit(state: PathBuf, blocks: u64) -> Server {
+        let mut shell = Command::new("sh");
+        shell.args([
+            "-c",
+            "trap '' XFSZ; ulimit -f \"$0\"; exec \"$@\"",
+            &blocks.to_string(),
+            bin(),
+        ]);
+        Server::spawn(shell, None, state, &[], None)
     }
 
     /// Like [`Server::start`] with the server's own logging at `trace`,
@@ -68,16 +84,18 @@ impl Server {
     pub fn start_logged(extra: &[&str], log: &Path) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state.json");
-        Server::spawn(Some(dir), state, extra, Some(log))
+        Server::spawn(Command::new(bin()), Some(dir), state, extra, Some(log))
     }
 
+    /// Runs `command` (the binary, or a wrapper that execs it with the
+    /// arguments appended) as `broker serve`.
     fn spawn(
+        mut command: Command,
         dir: Option<tempfile::TempDir>,
         state: PathBuf,
         extra: &[&str],
         log: Option<&Path>,
     ) -> Server {
-        let mut command = Command::new(bin());
         command
             .args([
                 "broker",
@@ -411,6 +429,17 @@ pub fn without_locks(events: &[Event]) -> Vec<String> {
         .collect()
 }
 
+/// Requests that could change state (anything but GET), per route, leaving
+/// out the simulation controls the test itself calls.
+pub fn writes(stats: &Stats) -> BTreeMap<String, u64> {
+    stats
+        .requests
+        .iter()
+        .filter(|(route, _)| !route.starts_with("GET ") && !route.contains("/v1/_sim/"))
+        .map(|(route, n)| (route.clone(), *n))
+        .collect()
+}
+
 /// Copies an example directory's files into a fresh temp dir, for variants.
 pub fn copy_example(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -456,8 +485,27 @@ impl std::ops::AddAssign for Fidelity {
     }
 }
 
-/// The broker event a step's write appends, as (op, resource). Drains
-/// and sticky clearing may find nothing to do and append none.
+/// The broker events a step's writes append, each as (the ops it may be,
+/// resource) and each at most once. Drains and sticky clearing may find
+/// nothing to do and append none; a drain with a notice messages the users
+/// before it disconnects the rest.
+fn planned_events(op: &Op) -> Vec<(Vec<&'static str>, String)> {
+    if let Op::DrainSessions {
+        destination,
+        notice: Some(_),
+        ..
+    } = op
+    {
+        let sessions = format!("destination/{destination}/sessions");
+        return vec![
+            (vec!["sessions.message"], sessions.clone()),
+            (vec!["sessions.disconnect"], sessions),
+        ];
+    }
+    vec![planned_event(op)]
+}
+
+/// The one broker event the write of a step without a notice appends.
 fn planned_event(op: &Op) -> (Vec<&'static str>, String) {
     match op {
         Op::PutPool { pool, .. } => (vec!["pool.create", "pool.update"], format!("pool/{pool}")),
@@ -552,7 +600,11 @@ pub fn fidelity(
         .filter(|e| !e.op.starts_with("lock.") && !e.op.starts_with("sim."))
         .collect();
     let mut problems = Vec::new();
-    let mut seq_of_step: Vec<Option<u64>> = vec![None; steps.len()];
+    let expected: Vec<Vec<(Vec<&str>, String)>> =
+        steps.iter().map(|s| planned_events(&s.op)).collect();
+    // Per step, the seq of each of its writes seen, and of its first and last.
+    let mut seen: Vec<Vec<Option<u64>>> = expected.iter().map(|e| vec![None; e.len()]).collect();
+    let mut seq_of_step: Vec<Option<(u64, u64)>> = vec![None; steps.len()];
     let mut counts = Fidelity {
         steps_planned: steps.len(),
         writes_observed: writes.len(),
@@ -561,11 +613,15 @@ pub fn fidelity(
         ..Fidelity::default()
     };
     for event in &writes {
-        let step = steps.iter().position(|s| {
-            let (ops, resource) = planned_event(&s.op);
-            ops.contains(&event.op.as_str()) && resource == event.resource
+        let found = expected.iter().enumerate().find_map(|(i, writes)| {
+            writes
+                .iter()
+                .position(|(ops, resource)| {
+                    ops.contains(&event.op.as_str()) && *resource == event.resource
+                })
+                .map(|w| (i, w))
         });
-        let Some(i) = step.filter(|&i| seq_of_step[i].is_none()) else {
+        let Some((i, w)) = found.filter(|&(i, w)| seen[i][w].is_none()) else {
             counts.writes_not_in_plan += 1;
             problems.push(format!(
                 "write not in the plan: {} {}",
@@ -573,7 +629,11 @@ pub fn fidelity(
             ));
             continue;
         };
-        seq_of_step[i] = Some(event.seq);
+        seen[i][w] = Some(event.seq);
+        seq_of_step[i] = Some(match seq_of_step[i] {
+            Some((first, _)) => (first, event.seq),
+            None => (event.seq, event.seq),
+        });
         if let Some(code) = &event.code
             && steps[i].expected_warning.is_none()
         {
@@ -587,13 +647,15 @@ pub fn fidelity(
         }
     }
     for (i, step) in steps.iter().enumerate() {
-        let Some(seq) = seq_of_step[i] else { continue };
+        let Some((first, _)) = seq_of_step[i] else {
+            continue;
+        };
         for &dep in &step.depends_on {
             if seq_of_step
                 .get(dep)
                 .copied()
                 .flatten()
-                .is_some_and(|d| d > seq)
+                .is_some_and(|(_, last)| last > first)
             {
                 counts.order_violations += 1;
                 problems.push(format!(

@@ -90,6 +90,18 @@ pub enum Progress {
         step: usize,
         affected: u32,
     },
+    /// The broker showed the drain's notice to `affected` users.
+    UsersNotified {
+        step: usize,
+        affected: u32,
+    },
+    /// One count of active sessions during a notice's lead time: the users
+    /// left, and how long until they are disconnected.
+    LeadTime {
+        step: usize,
+        remaining_sessions: u32,
+        time_left: Duration,
+    },
     /// One count of active sessions while draining.
     DrainProgress {
         step: usize,
@@ -173,6 +185,21 @@ pub enum ApplyError {
     PreconditionChanged(Box<Changed>),
 }
 
+impl ApplyError {
+    /// The broker's problem code behind the failure, when there is one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ApplyError::Broker(e) => e.code(),
+            ApplyError::MembershipRemains { problem, .. } => Some(&problem.code),
+            ApplyError::PreconditionChanged(changed) => match &changed.live {
+                Seen::Refused(problem) => Some(&problem.code),
+                Seen::Destination(_) | Seen::Gone => None,
+            },
+            _ => None,
+        }
+    }
+}
+
 /// A planned fact, and what was found instead right before the write.
 #[derive(Debug, Clone)]
 pub struct Changed {
@@ -201,10 +228,23 @@ pub struct StepReport {
     pub duration: Option<Duration>,
 }
 
+/// How a drain with a notice went: of the users told, how many logged off
+/// by themselves within the lead time and how many were disconnected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoticeReport {
+    /// `Step::id` of the drain.
+    pub step: usize,
+    pub notified: u32,
+    pub logged_off: u32,
+    pub disconnected: u32,
+}
+
 /// The result of an apply: one entry per plan step, in plan order.
 #[derive(Debug, Clone)]
 pub struct Report {
     pub steps: Vec<StepReport>,
+    /// Every drain that gave notice, in the order they ended.
+    pub notices: Vec<NoticeReport>,
     /// Indexes into `Plan::violations` of the rules overridden by `--force`.
     pub overridden: Vec<usize>,
     pub cancelled: bool,
@@ -284,6 +324,7 @@ struct Context<'a, B> {
     pools: PoolRevisions,
     /// The plan's stack: the holder of the drain mode it starts.
     stack: &'a str,
+    notices: std::sync::Mutex<Vec<NoticeReport>>,
 }
 
 type InFlight<'a, K, T> = Vec<(K, Pin<Box<dyn Future<Output = T> + 'a>>)>;
@@ -324,6 +365,7 @@ pub async fn execute<B: Broker>(
         events,
         pools: PoolRevisions::default(),
         stack: &plan.stack,
+        notices: std::sync::Mutex::default(),
     };
     let overridden: Vec<usize> = plan.overridden(options.force).map(|(i, _)| i).collect();
     for &violation in &overridden {
@@ -351,8 +393,10 @@ pub async fn execute<B: Broker>(
         let (i, outcome) = next_finished(&mut running).await;
         schedule.finish(i, outcome, events);
     }
+    let steps = schedule.close(cancelled, events);
     Report {
-        steps: schedule.close(cancelled, events),
+        steps,
+        notices: std::mem::take(&mut ctx.notices.lock().unwrap_or_else(|e| e.into_inner())),
         overridden,
         cancelled,
         duration: began.elapsed(),

@@ -10,11 +10,11 @@ use secrecy::ExposeSecret;
 use tokio::time::Instant;
 
 use super::precondition::{expected_revision, read_and_check, reads_destination, refused};
-use super::{ApplyError, Context, Progress, StepOutcome, Warning};
+use super::{ApplyError, Context, NoticeReport, Progress, StepOutcome, Warning};
 use crate::contract::problem::codes;
-use crate::contract::wire::{CredentialsBody, PoolBody, SessionState};
+use crate::contract::wire::{CredentialsBody, PoolBody, SessionMessage, SessionState};
 use crate::contract::{Broker, BrokerError, Expect};
-use crate::desired::DrainSessions;
+use crate::desired::{DrainNotice, DrainSessions};
 use crate::plan::{ExpectedWarning, Op, PoolSettings, Step};
 
 pub(super) async fn run<B: Broker>(ctx: &Context<'_, B>, step: &Step) -> StepOutcome {
@@ -76,12 +76,16 @@ async fn execute<B: Broker>(ctx: &Context<'_, B>, step: &Step) -> Result<StepOut
             destination,
             policy,
             timeout_seconds,
+            notice,
             ..
         } => {
             let timeout = timeout_seconds
                 .map(Duration::from_secs)
                 .unwrap_or(ctx.options.default_drain_timeout);
-            drain(ctx, step, destination, *policy, timeout).await?;
+            let notice = notice
+                .as_ref()
+                .filter(|_| *policy == DrainSessions::Disconnect);
+            drain(ctx, step, destination, *policy, notice, timeout).await?;
         }
         Op::ClearSticky { pool, destination } => {
             broker.clear_sticky(pool, Some(destination)).await?;
@@ -155,6 +159,7 @@ async fn drain<B: Broker>(
     step: &Step,
     destination: &str,
     policy: DrainSessions,
+    notice: Option<&DrainNotice>,
     timeout: Duration,
 ) -> Result<(), ApplyError> {
     let broker = ctx.broker;
@@ -166,26 +171,27 @@ async fn drain<B: Broker>(
         _ => return Ok(()),
     };
     let step = step.id;
-    let deadline = Instant::now() + timeout;
+    let mut deadline = Instant::now() + timeout;
     if active == 0 {
         return Ok(());
     }
-    match policy {
-        DrainSessions::Refuse => {
+    match (policy, notice) {
+        (DrainSessions::Refuse, _) => {
             return Err(ApplyError::SessionsActive {
                 destination: destination.to_owned(),
                 active,
             });
         }
-        DrainSessions::Disconnect => {
-            let affected = broker.disconnect_sessions(destination).await?;
-            (ctx.events)(Progress::SessionsDisconnected {
-                step,
-                affected: affected.affected,
-            });
+        (DrainSessions::Disconnect, None) => {
+            disconnect(ctx, step, destination).await?;
             active = active_sessions(broker, destination).await?;
         }
-        DrainSessions::Wait => {}
+        (DrainSessions::Disconnect, Some(notice)) => {
+            active = warn_then_disconnect(ctx, step, destination, notice, active).await?;
+            // The timeout bounds the disconnect, which begins after the lead time.
+            deadline = Instant::now() + timeout;
+        }
+        (DrainSessions::Wait, _) => {}
     }
     loop {
         let now = Instant::now();
@@ -210,6 +216,77 @@ async fn drain<B: Broker>(
             return Err(ApplyError::Cancelled);
         }
         active = active_sessions(broker, destination).await?;
+    }
+}
+
+/// Disconnects the active sessions on `destination`; returns how many.
+async fn disconnect<B: Broker>(
+    ctx: &Context<'_, B>,
+    step: usize,
+    destination: &str,
+) -> Result<u32, ApplyError> {
+    let affected = ctx.broker.disconnect_sessions(destination).await?.affected;
+    (ctx.events)(Progress::SessionsDisconnected { step, affected });
+    Ok(affected)
+}
+
+/// A drain with a notice: the users are told, then given the lead time to
+/// log off (it ends early once nobody is left), then the rest are
+/// disconnected. Returns the active sessions left afterwards; the report
+/// learns how many left by themselves and how many were disconnected.
+async fn warn_then_disconnect<B: Broker>(
+    ctx: &Context<'_, B>,
+    step: usize,
+    destination: &str,
+    notice: &DrainNotice,
+    mut active: u32,
+) -> Result<u32, ApplyError> {
+    let broker = ctx.broker;
+    let message = SessionMessage {
+        de: notice.de.clone(),
+        en: notice.en.clone(),
+    };
+    let notified = broker
+        .message_sessions(destination, &message)
+        .await?
+        .affected;
+    (ctx.events)(Progress::UsersNotified {
+        step,
+        affected: notified,
+    });
+    let deadline = Instant::now() + Duration::from_secs(notice.lead_time_seconds);
+    loop {
+        let time_left = deadline.saturating_duration_since(Instant::now());
+        (ctx.events)(Progress::LeadTime {
+            step,
+            remaining_sessions: active,
+            time_left,
+        });
+        if active == 0 || time_left.is_zero() {
+            break;
+        }
+        let pause = ctx.options.drain_poll_interval.min(time_left);
+        if super::sleep_unless_cancelled(&ctx.options.cancel, pause).await {
+            return Err(ApplyError::Cancelled);
+        }
+        active = active_sessions(broker, destination).await?;
+    }
+    let disconnected = match active {
+        0 => 0,
+        _ => disconnect(ctx, step, destination).await?,
+    };
+    ctx.notices
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(NoticeReport {
+            step,
+            notified,
+            logged_off: notified.saturating_sub(active),
+            disconnected,
+        });
+    match active {
+        0 => Ok(0),
+        _ => Ok(active_sessions(broker, destination).await?),
     }
 }
 

@@ -24,7 +24,6 @@ use crate::contract::wire::{
 use crate::desired::{Desired, DrainSessions};
 use crate::plan::fixtures::{self, STACK};
 use crate::plan::{self, Op, PoolSettings, Revision, Step, Targets, Unmanaged};
-use crate::refbroker::engine::SaltedHash;
 use crate::refbroker::{Engine, Fault, Operation, Recording};
 use crate::secret::Secret;
 
@@ -41,6 +40,7 @@ fn step(id: usize, op: Op, depends_on: &[usize]) -> Step {
         cause: Address::new(Kind::Pool, "live"),
         preconditions: Vec::new(),
         expected_warning: None,
+        reason: None,
     }
 }
 
@@ -56,6 +56,7 @@ fn plan_of(steps: Vec<Step>) -> Plan {
         violations: Vec::new(),
         unmanaged: Unmanaged::default(),
         revisions: Vec::new(),
+        rehearsal: None,
         checksum: String::new(),
     }
 }
@@ -67,6 +68,7 @@ fn drain(destination: &str, policy: DrainSessions, timeout_seconds: Option<u64>)
         policy,
         timeout_seconds,
         active_sessions: 3,
+        notice: None,
     }
 }
 
@@ -729,12 +731,13 @@ async fn put_pool_sends_the_password_and_labels_its_fingerprint_only() {
     })
     .await;
     assert_eq!(outcomes(&report), ["done"]);
-    // The broker keeps only a salted hash of what it was sent, in its
+    // The broker keeps only an Argon2id hash of what it was sent, in its
     // state file: it must be the hash of the secret.
     let state = broker.engine(|e| serde_json::to_value(e).expect("the state serialises"));
-    let hash: SaltedHash = serde_json::from_value(state["password_hashes"]["lab"].clone())
+    let stored = state["password_hashes"]["lab"]
+        .as_str()
         .expect("the pool has a password hash");
-    assert!(hash.matches(SECRET));
+    assert!(crate::contract::hash::verify(stored, SECRET));
     let pool = broker
         .engine(|e| e.pool("lab").cloned())
         .expect("the pool exists");
@@ -1439,4 +1442,123 @@ async fn maintenance_another_stack_took_over_is_not_switched_off() {
          in maintenance mode set by stack other-stack; re-plan"
     );
     assert!(broker.engine(|e| e.destination("rds-03").expect("rds-03").maintenance.enabled));
+}
+
+/// A `disconnect` drain of rds-02 (three users) that warns them first and
+/// gives them `lead_time_seconds` to log off.
+fn out_with_notice(lead_time_seconds: u64) -> Plan {
+    let notice = crate::desired::DrainNotice {
+        de: "Wartung: bitte abmelden".to_owned(),
+        en: "Maintenance: please log off".to_owned(),
+        lead_time_seconds,
+    };
+    let mut plan = out_online(DrainSessions::Disconnect, Some(60));
+    if let Op::DrainSessions { notice: n, .. } = &mut plan.steps[0].op {
+        *n = Some(notice);
+    }
+    plan
+}
+
+/// The first user of `destination` logs off.
+fn one_logs_off(broker: &Recording, destination: &str) {
+    broker.engine_mut(|e| {
+        let id = e
+            .sessions_page(destination, None, 1)
+            .expect("the destination exists")
+            .items[0]
+            .id
+            .clone();
+        e.sim_end_session(&id).expect("the session exists");
+    });
+}
+
+fn ops_since(broker: &Recording, since: u64) -> Vec<String> {
+    broker
+        .event_log()
+        .into_iter()
+        .filter(|e| e.seq > since)
+        .map(|e| format!("{} {}", e.op, e.resource))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_notice_warns_waits_the_lead_time_then_disconnects_the_rest() {
+    let broker = runbook(true);
+    let since = broker.engine(Engine::seq);
+    let leave = async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        one_logs_off(&broker, "rds-02");
+    };
+    let plan = out_with_notice(600);
+    let (run, ()) = tokio::join!(run(&broker, &plan), leave);
+    assert_eq!(outcomes(&run.report), ["done", "done", "done"]);
+    let log = ops_since(&broker, since);
+    assert_eq!(log[0], "sessions.message destination/rds-02/sessions");
+    assert!(log[1].starts_with("sim.session.end "), "{log:?}");
+    assert_eq!(
+        log[2..],
+        [
+            "sessions.disconnect destination/rds-02/sessions",
+            "sticky.clear pool/live/sticky-sessions/rds-02",
+            "member.remove pool/live/member/rds-02",
+        ]
+    );
+    assert_eq!(
+        run.report.notices,
+        [NoticeReport {
+            step: 0,
+            notified: 3,
+            logged_off: 1,
+            disconnected: 2
+        }]
+    );
+    let counts: Vec<(u32, u64)> = run
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Progress::LeadTime {
+                remaining_sessions,
+                time_left,
+                ..
+            } => Some((*remaining_sessions, time_left.as_secs())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(counts.first(), Some(&(3, 600)));
+    assert_eq!(counts.last(), Some(&(2, 0)), "the lead time ran out");
+    assert!(counts.windows(2).all(|w| w[0].1 >= w[1].1), "{counts:?}");
+    assert!(run.events.iter().any(|e| matches!(
+        e,
+        Progress::UsersNotified {
+            step: 0,
+            affected: 3
+        }
+    )));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_notice_ends_early_when_everyone_logged_off_and_disconnects_nobody() {
+    let broker = runbook(true);
+    let leave = async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        log_everyone_off(&broker, "rds-02");
+    };
+    let started = tokio::time::Instant::now();
+    let plan = out_with_notice(600);
+    let (run, ()) = tokio::join!(run(&broker, &plan), leave);
+    assert_eq!(outcomes(&run.report), ["done", "done", "done"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "no full lead time"
+    );
+    assert!(!writes(&broker).iter().any(|c| c.starts_with("disconnect")));
+    assert_eq!(
+        run.report.notices,
+        [NoticeReport {
+            step: 0,
+            notified: 3,
+            logged_off: 3,
+            disconnected: 0
+        }]
+    );
 }

@@ -1,8 +1,11 @@
 //! The HTTP backend of the `Broker` trait: reqwest (rustls) with connect and
 //! request timeouts, the bearer token kept secret, typed problem errors,
 //! conditional writes as `If-Match` / `If-None-Match`, the broker identity
-//! read from the answers' header, and bounded retries with exponential
-//! backoff and jitter for idempotent methods only.
+//! read from the answers' header, names checked and percent-encoded per path
+//! segment, and retries: whatever the broker says it did not do (429, or 503
+//! with Retry-After) on any method, paced as it asks for as long as the run
+//! makes progress; other faults with exponential backoff and jitter, for
+//! idempotent methods only and within a bounded number of attempts.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,26 +18,36 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::contract::names::encode as enc;
+use crate::contract::names;
 use crate::contract::problem::{Problem, codes};
 use crate::contract::wire::{
     Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, BROKER_ID_HEADER, BrokerInfo,
     Destination, DrainBody, Event, Lock, LockBody, MAX_PAGE_LIMIT, Maintenance, Page, Pool,
-    PoolBody, Session,
+    PoolBody, Session, SessionMessage, Snapshot,
 };
 use crate::contract::{Broker, BrokerError, Expect, LiveState, Result, Transport, TransportKind};
 
 /// Environment variable holding the API token when no `--token-file` is given.
 pub const TOKEN_ENV: &str = "POOLFORM_TOKEN";
 
-/// How hard to try before giving up on a request. Only idempotent methods
-/// (GET, PUT, DELETE) are retried, on transport errors, 5xx answers that are
-/// not domain errors, and 429 (waiting at least its Retry-After).
+/// How hard to try before giving up on a request. An answer the contract
+/// says comes before anything is done (429, or 503 with Retry-After) is
+/// retried on any method after the time it names, with no attempt limit: a
+/// rate-limited run converges at the rate the broker allows, and gives up
+/// only after `max_elapsed` in which no request of the run got through.
+/// Other faults (transport errors, 5xx answers that are not domain errors)
+/// may come after the broker acted, so only idempotent methods (GET, PUT,
+/// DELETE) retry them, within `max_attempts` and `max_elapsed` per request.
+/// A policy of one attempt ([`RetryPolicy::none`]) never retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Attempts in total, the first one included.
+    /// Attempts in total for one request, the first one included, when
+    /// the broker did not say it did nothing; 1 also turns off retries as
+    /// told.
     pub max_attempts: u32,
-    /// No retry starts once this much time has passed since the first attempt.
+    /// No retry starts once this much time has passed since the first
+    /// attempt (a fault) or since any request of the run last got through
+    /// (the broker said to come back).
     pub max_elapsed: Duration,
     /// First backoff delay; later ones double, with jitter.
     pub min_delay: Duration,
@@ -107,6 +120,9 @@ pub struct HttpBroker {
     retry: RetryPolicy,
     requests: AtomicU64,
     retries: AtomicU64,
+    /// When a request last got an answer other than "come back later": the
+    /// run's progress, which bounds how long retries as told may go on.
+    progress: std::sync::Mutex<Instant>,
 }
 
 impl std::fmt::Debug for HttpBroker {
@@ -176,6 +192,7 @@ impl HttpBroker {
             retry: options.retry,
             requests: AtomicU64::new(0),
             retries: AtomicU64::new(0),
+            progress: std::sync::Mutex::new(Instant::now()),
         })
     }
 
@@ -268,7 +285,6 @@ impl HttpBroker {
         expect: Expect,
     ) -> Result<Answer> {
         let url = format!("{}{path}", self.base);
-        let idempotent = method != Method::POST;
         let started = Instant::now();
         let mut backoff = ExponentialBuilder::new()
             .with_min_delay(self.retry.min_delay)
@@ -282,25 +298,27 @@ impl HttpBroker {
                 .send_once(&method, &url, body.as_deref(), expect)
                 .await
                 .map_err(|e| transport(&method, &url, &e));
-            let hint = match &outcome {
-                Err(e) if e.is_transient() => Some(None),
-                Err(_) => None,
-                Ok(answer) if HttpBroker::transient(answer) => Some(answer.retry_after),
-                Ok(_) => None,
-            };
-            let give_up = match hint {
-                None => true,
-                Some(_) => !idempotent || attempt >= self.retry.max_attempts,
-            };
-            let delay = hint.map(|retry_after| {
-                let backoff = backoff.next().unwrap_or(self.retry.max_delay);
-                retry_after.map_or(backoff, |r| r.max(backoff))
-            });
-            let out_of_time = delay.is_some_and(|d| started.elapsed() + d > self.retry.max_elapsed);
-            if give_up || out_of_time {
-                return outcome.map_err(BrokerError::Transport);
+            let retry = retry(&method, &outcome);
+            if !matches!(retry, Some(Retry::AsTold(_))) && outcome.is_ok() {
+                *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
             }
-            let delay = delay.unwrap_or_default();
+            let delay = match retry {
+                Some(Retry::AsTold(after)) if self.retry.max_attempts > 1 => {
+                    let delay = after.map_or_else(|| backoff.next(), |a| Some(spread(a)));
+                    let since =
+                        (*self.progress.lock().unwrap_or_else(|e| e.into_inner())).max(started);
+                    delay.filter(|d| since.elapsed() + *d <= self.retry.max_elapsed)
+                }
+                Some(Retry::Fault(after)) if attempt < self.retry.max_attempts => {
+                    let backoff = backoff.next().unwrap_or(self.retry.max_delay);
+                    let delay = after.map_or(backoff, |a| a.max(backoff));
+                    (started.elapsed() + delay <= self.retry.max_elapsed).then_some(delay)
+                }
+                Some(_) | None => None,
+            };
+            let Some(delay) = delay else {
+                return outcome.map_err(BrokerError::Transport);
+            };
             self.retries.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(
                 %method,
@@ -385,7 +403,7 @@ impl HttpBroker {
         let mut cursor: Option<String> = None;
         loop {
             let url = match &cursor {
-                Some(c) => format!("{path}?limit={MAX_PAGE_LIMIT}&cursor={}", enc(c)),
+                Some(c) => format!("{path}?limit={MAX_PAGE_LIMIT}&cursor={}", names::encode(c)),
                 None => format!("{path}?limit={MAX_PAGE_LIMIT}"),
             };
             let answer = self.call(Method::GET, &url, None, Expect::Any).await?;
@@ -428,6 +446,51 @@ fn same_broker(seen: Option<String>, next: String) -> Result<String> {
             "the broker's identity changed during one read ({seen}, then {next})"
         ))),
         _ => Ok(next),
+    }
+}
+
+/// Why a request may be sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// The broker said it did nothing and (maybe) when to come back: 429,
+    /// or 503 with Retry-After. Safe for every method.
+    AsTold(Option<Duration>),
+    /// A fault that may have come before or after the broker acted; the
+    /// answer's Retry-After, if any, is the least wait.
+    Fault(Option<Duration>),
+}
+
+/// Whether and why `outcome` of a `method` request may be retried; how
+/// long and how often is the caller's budget.
+fn retry(method: &Method, outcome: &std::result::Result<Answer, Transport>) -> Option<Retry> {
+    let told = |a: &Answer| {
+        a.status == StatusCode::TOO_MANY_REQUESTS
+            || (a.status == StatusCode::SERVICE_UNAVAILABLE && a.retry_after.is_some())
+    };
+    match outcome {
+        Ok(answer) if told(answer) => Some(Retry::AsTold(answer.retry_after)),
+        _ if *method == Method::POST => None,
+        Err(e) if e.is_transient() => Some(Retry::Fault(None)),
+        Err(_) => None,
+        Ok(answer) if HttpBroker::transient(answer) => Some(Retry::Fault(answer.retry_after)),
+        Ok(_) => None,
+    }
+}
+
+/// The broker's Retry-After plus up to half of it again at random, so that
+/// the requests it turned away do not all come back in the same instant.
+fn spread(after: Duration) -> Duration {
+    after.mul_f64(1.0 + rand::random::<f64>() / 2.0)
+}
+
+/// `name` as a URL path segment or query value: percent-encoded, and
+/// refused before anything is sent when it is not a name at all (`..`
+/// would climb out of its path, `""` would address the collection).
+fn seg(name: &str) -> Result<String> {
+    if names::is_valid(name) {
+        Ok(names::encode(name))
+    } else {
+        Err(BrokerError::InvalidName(name.to_owned()))
     }
 }
 
@@ -519,26 +582,26 @@ impl Broker for HttpBroker {
     }
 
     async fn get_destination(&self, name: &str) -> Result<Option<Destination>> {
-        self.get_opt(&format!("/v1/destinations/{}", enc(name)))
+        self.get_opt(&format!("/v1/destinations/{}", seg(name)?))
             .await
     }
 
     async fn get_pool(&self, name: &str) -> Result<Option<Pool>> {
-        self.get_opt(&format!("/v1/pools/{}", enc(name))).await
+        self.get_opt(&format!("/v1/pools/{}", seg(name)?)).await
     }
 
     async fn get_app_config(&self, name: &str) -> Result<Option<AppConfig>> {
-        self.get_opt(&format!("/v1/app-configs/{}", enc(name)))
+        self.get_opt(&format!("/v1/app-configs/{}", seg(name)?))
             .await
     }
 
     async fn get_app_instance(&self, name: &str) -> Result<Option<AppInstance>> {
-        self.get_opt(&format!("/v1/app-instances/{}", enc(name)))
+        self.get_opt(&format!("/v1/app-instances/{}", seg(name)?))
             .await
     }
 
     async fn list_sessions(&self, destination: &str) -> Result<Vec<Session>> {
-        self.list_all(&format!("/v1/destinations/{}/sessions", enc(destination)))
+        self.list_all(&format!("/v1/destinations/{}/sessions", seg(destination)?))
             .await
             .map(|listed| listed.items)
     }
@@ -560,23 +623,28 @@ impl Broker for HttpBroker {
         }
     }
 
+    async fn read_snapshot(&self) -> Result<Snapshot> {
+        self.json(Method::GET, "/v1/snapshot", None, Expect::Any)
+            .await
+    }
+
     async fn put_pool(&self, name: &str, body: &PoolBody, expect: Expect) -> Result<Pool> {
-        self.put(&format!("/v1/pools/{}", enc(name)), body, expect)
+        self.put(&format!("/v1/pools/{}", seg(name)?), body, expect)
             .await
     }
 
     async fn delete_pool(&self, name: &str, expect: Expect) -> Result<()> {
-        self.empty(Method::DELETE, &format!("/v1/pools/{}", enc(name)), expect)
+        self.empty(Method::DELETE, &format!("/v1/pools/{}", seg(name)?), expect)
             .await
     }
 
     async fn put_member(&self, pool: &str, destination: &str) -> Result<Pool> {
-        let path = format!("/v1/pools/{}/members/{}", enc(pool), enc(destination));
+        let path = format!("/v1/pools/{}/members/{}", seg(pool)?, seg(destination)?);
         self.json(Method::PUT, &path, None, Expect::Any).await
     }
 
     async fn delete_member(&self, pool: &str, destination: &str) -> Result<Pool> {
-        let path = format!("/v1/pools/{}/members/{}", enc(pool), enc(destination));
+        let path = format!("/v1/pools/{}/members/{}", seg(pool)?, seg(destination)?);
         self.json(Method::DELETE, &path, None, Expect::Any).await
     }
 
@@ -584,31 +652,45 @@ impl Broker for HttpBroker {
         let path = match destination {
             Some(d) => format!(
                 "/v1/pools/{}/sticky-sessions?destination={}",
-                enc(pool),
-                enc(d)
+                seg(pool)?,
+                seg(d)?
             ),
-            None => format!("/v1/pools/{}/sticky-sessions", enc(pool)),
+            None => format!("/v1/pools/{}/sticky-sessions", seg(pool)?),
         };
         self.json(Method::DELETE, &path, None, Expect::Any).await
     }
 
     async fn disconnect_sessions(&self, destination: &str) -> Result<Affected> {
-        let path = format!("/v1/destinations/{}/sessions/disconnect", enc(destination));
+        let path = format!("/v1/destinations/{}/sessions/disconnect", seg(destination)?);
         self.json(Method::POST, &path, None, Expect::Any).await
     }
 
+    /// A POST, so retried only when the broker says it did not act: a
+    /// notice shown twice would tell users the lead time started again.
+    async fn message_sessions(
+        &self,
+        destination: &str,
+        message: &SessionMessage,
+    ) -> Result<Affected> {
+        let path = format!("/v1/destinations/{}/sessions/message", seg(destination)?);
+        let bytes = serde_json::to_vec(message)
+            .map_err(|e| BrokerError::Protocol(format!("cannot encode a request: {e}")))?;
+        self.json(Method::POST, &path, Some(bytes), Expect::Any)
+            .await
+    }
+
     async fn put_maintenance(&self, destination: &str, body: &Maintenance) -> Result<Destination> {
-        let path = format!("/v1/destinations/{}/maintenance", enc(destination));
+        let path = format!("/v1/destinations/{}/maintenance", seg(destination)?);
         self.put(&path, body, Expect::Any).await
     }
 
     async fn delete_maintenance(&self, destination: &str) -> Result<Destination> {
-        let path = format!("/v1/destinations/{}/maintenance", enc(destination));
+        let path = format!("/v1/destinations/{}/maintenance", seg(destination)?);
         self.json(Method::DELETE, &path, None, Expect::Any).await
     }
 
     async fn start_drain(&self, destination: &str, holder: &str) -> Result<Destination> {
-        let path = format!("/v1/destinations/{}/drain", enc(destination));
+        let path = format!("/v1/destinations/{}/drain", seg(destination)?);
         let body = DrainBody {
             holder: holder.to_owned(),
         };
@@ -616,12 +698,12 @@ impl Broker for HttpBroker {
     }
 
     async fn end_drain(&self, destination: &str) -> Result<Destination> {
-        let path = format!("/v1/destinations/{}/drain", enc(destination));
+        let path = format!("/v1/destinations/{}/drain", seg(destination)?);
         self.json(Method::DELETE, &path, None, Expect::Any).await
     }
 
     async fn delete_lb_service(&self, destination: &str) -> Result<Destination> {
-        let path = format!("/v1/destinations/{}/lb-service", enc(destination));
+        let path = format!("/v1/destinations/{}/lb-service", seg(destination)?);
         self.json(Method::DELETE, &path, None, Expect::Any).await
     }
 
@@ -631,14 +713,14 @@ impl Broker for HttpBroker {
         body: &AppConfigBody,
         expect: Expect,
     ) -> Result<AppConfig> {
-        self.put(&format!("/v1/app-configs/{}", enc(name)), body, expect)
+        self.put(&format!("/v1/app-configs/{}", seg(name)?), body, expect)
             .await
     }
 
     async fn delete_app_config(&self, name: &str, expect: Expect) -> Result<()> {
         self.empty(
             Method::DELETE,
-            &format!("/v1/app-configs/{}", enc(name)),
+            &format!("/v1/app-configs/{}", seg(name)?),
             expect,
         )
         .await
@@ -650,26 +732,26 @@ impl Broker for HttpBroker {
         body: &AppInstanceBody,
         expect: Expect,
     ) -> Result<AppInstance> {
-        self.put(&format!("/v1/app-instances/{}", enc(name)), body, expect)
+        self.put(&format!("/v1/app-instances/{}", seg(name)?), body, expect)
             .await
     }
 
     async fn delete_app_instance(&self, name: &str, expect: Expect) -> Result<()> {
         self.empty(
             Method::DELETE,
-            &format!("/v1/app-instances/{}", enc(name)),
+            &format!("/v1/app-instances/{}", seg(name)?),
             expect,
         )
         .await
     }
 
     async fn put_lock(&self, stack: &str, body: &LockBody) -> Result<Lock> {
-        self.put(&format!("/v1/locks/{}", enc(stack)), body, Expect::Any)
+        self.put(&format!("/v1/locks/{}", seg(stack)?), body, Expect::Any)
             .await
     }
 
     async fn delete_lock(&self, stack: &str, holder: &str) -> Result<()> {
-        let path = format!("/v1/locks/{}?holder={}", enc(stack), enc(holder));
+        let path = format!("/v1/locks/{}?holder={}", seg(stack)?, names::encode(holder));
         self.empty(Method::DELETE, &path, Expect::Any).await
     }
 }
@@ -747,6 +829,67 @@ mod tests {
         assert!(!HttpBroker::transient(&answer(409, "")));
         let partial = r#"{"title":"x","status":502,"code":"lb_service_uninstall_failed"}"#;
         assert!(!HttpBroker::transient(&answer(502, partial)));
+    }
+
+    #[test]
+    fn what_the_broker_says_it_did_not_do_is_retried_on_any_method() {
+        let told = |status: u16, after: Option<u64>| Answer {
+            retry_after: after.map(Duration::from_secs),
+            ..answer(status, "")
+        };
+        for method in [Method::GET, Method::PUT, Method::DELETE, Method::POST] {
+            assert_eq!(
+                retry(&method, &Ok(told(429, Some(2)))),
+                Some(Retry::AsTold(Some(Duration::from_secs(2))))
+            );
+            assert_eq!(
+                retry(&method, &Ok(told(429, None))),
+                Some(Retry::AsTold(None))
+            );
+            assert_eq!(
+                retry(&method, &Ok(told(503, Some(1)))),
+                Some(Retry::AsTold(Some(Duration::from_secs(1))))
+            );
+            assert_eq!(retry(&method, &Ok(told(409, Some(1)))), None);
+        }
+        assert_eq!(
+            retry(&Method::POST, &Ok(told(503, None))),
+            None,
+            "may have been done"
+        );
+        assert_eq!(
+            retry(&Method::PUT, &Ok(told(503, None))),
+            Some(Retry::Fault(None))
+        );
+        let partial = r#"{"title":"x","status":502,"code":"lb_service_uninstall_failed"}"#;
+        assert_eq!(retry(&Method::DELETE, &Ok(answer(502, partial))), None);
+    }
+
+    #[test]
+    fn waits_as_told_are_spread_over_half_the_wait_again() {
+        for _ in 0..100 {
+            let wait = spread(Duration::from_secs(2));
+            assert!(wait >= Duration::from_secs(2) && wait <= Duration::from_secs(3));
+        }
+    }
+
+    /// A URL parser removes a `.` or `..` segment even percent-encoded, so
+    /// no encoding can carry such a name: the client refuses it.
+    #[tokio::test]
+    async fn dot_segments_cannot_be_sent_so_they_are_refused_unsent() {
+        let url = reqwest::Url::parse("http://broker/v1/pools/%2E%2E").unwrap();
+        assert_eq!(url.path(), "/v1/");
+        let broker = HttpBroker::new("http://127.0.0.1:9", None, HttpOptions::default()).unwrap();
+        for name in ["..", ".", "", "a/b"] {
+            let err = broker.delete_member("live", name).await.unwrap_err();
+            assert!(
+                matches!(&err, BrokerError::InvalidName(n) if n == name),
+                "{err}"
+            );
+        }
+        let err = broker.get_pool("..").await.unwrap_err();
+        assert!(err.to_string().contains("nothing was sent"), "{err}");
+        assert_eq!(broker.requests(), 0);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::contract::problem::codes;
 use crate::diagnostic::Diagnostic;
 use crate::plan::{ExpectedWarning, Op, Plan};
 use crate::render::annotations::{self, Annotation};
-use crate::render::{events, report, words};
+use crate::render::{report, words};
 
 /// Where annotations go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +113,7 @@ pub fn of_report(config: Option<&Config>, plan: &Plan, result: &Report) -> Vec<A
                     ),
                 ),
                 StepOutcome::Failed(e) => Annotation::error(
-                    events::failure_code(e).unwrap_or_else(|| "apply::failed".to_owned()),
+                    e.code().unwrap_or("apply::failed").to_owned(),
                     format!("step {} ({what}) failed: {e}", r.step + 1),
                 ),
                 StepOutcome::Done | StepOutcome::Skipped(_) => return None,

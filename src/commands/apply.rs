@@ -1,5 +1,8 @@
 //! `poolform apply PATH|PLANFILE`: takes the stack's lease, plans (or loads
 //! and re-checks a saved plan), asks for confirmation, executes, and reports.
+//! With `--rehearse` it plans (or loads and re-checks) the same way, runs the
+//! plan against a copy of the live state instead, shows what it found, and
+//! stops: it only reads the broker.
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::sync::Arc;
@@ -12,7 +15,8 @@ use crate::commands::ExitStatus;
 use crate::commands::annotate::Forge;
 use crate::commands::apply_output::ApplyOutput;
 use crate::commands::context::{
-    Context, Loaded, broker_url, connect, is_plan_file, read_plan, refuse_partial, refuse_unsafe,
+    Context, Loaded, broker_url, connect, is_plan_file, read_plan, refuse_failed_rehearsal,
+    refuse_partial, refuse_unsafe, rehearsed,
 };
 use crate::commands::error::{During, Error, IoAction};
 use crate::commands::output;
@@ -25,13 +29,21 @@ use crate::secret::SecretSource;
 pub fn run(ctx: &Context, args: &ApplyArgs) -> Result<ExitStatus, Error> {
     let output = ApplyOutput::new(ctx, args.format, &args.path);
     if is_plan_file(&args.path)? {
-        let outcome = apply_saved(ctx, args, &output);
+        let outcome = match args.rehearse {
+            true => rehearse_saved(ctx, args, &output),
+            false => apply_saved(ctx, args, &output),
+        };
         output.finish()?;
         return outcome;
     }
     let loaded = ctx.load(&args.path, Forge::of_apply(args.format))?;
     refuse_partial(&args.path, args.allow_partial)?;
     let broker = Arc::new(connect(&args.broker, Some(&loaded))?);
+    if args.rehearse {
+        let outcome = rehearse_planned(ctx, args, &broker, &loaded, &output);
+        output.finish()?;
+        return outcome;
+    }
     let outcome = ctx.runtime()?.block_on(async {
         let options = options(args);
         let signals = watch_signals(Arc::clone(&options.cancel));
@@ -89,12 +101,7 @@ async fn plan_and_execute(
     output: &ApplyOutput<'_>,
 ) -> Result<ExitStatus, Error> {
     let live = broker.read_live().await.map_err(Error::ReadLive)?;
-    let url = broker_url(&args.broker, Some(loaded))?;
-    let mut plan =
-        plan::compute(&loaded.desired, &live, &Targets(args.targets.clone()))?.at(url.to_string());
-    if args.force {
-        plan = plan.force();
-    }
+    let plan = plan_of(args, loaded, &live)?;
     output.ctx().report_violations(loaded, &plan, args.force)?;
     output.plan(&plan, Some(&loaded.config), args.force)?;
     refuse_unsafe(&plan, args.force, false)?;
@@ -105,6 +112,78 @@ async fn plan_and_execute(
         confirm(&plan, &options.cancel).await?;
     }
     execute(args, broker, &plan, options, output, Some(&loaded.config)).await
+}
+
+/// The plan that takes `live` to the config, as made for this apply.
+fn plan_of(
+    args: &ApplyArgs,
+    loaded: &Loaded,
+    live: &crate::contract::LiveState,
+) -> Result<Plan, Error> {
+    let url = broker_url(&args.broker, Some(loaded))?;
+    let plan =
+        plan::compute(&loaded.desired, live, &Targets(args.targets.clone()))?.at(url.to_string());
+    Ok(if args.force { plan.force() } else { plan })
+}
+
+/// `apply --rehearse PATH`: plans as the apply would, rehearses the plan
+/// against a copy of the live state, and shows it; no lease, no write.
+fn rehearse_planned(
+    ctx: &Context,
+    args: &ApplyArgs,
+    broker: &AnyBroker,
+    loaded: &Loaded,
+    output: &ApplyOutput,
+) -> Result<ExitStatus, Error> {
+    let live = ctx
+        .runtime()?
+        .block_on(broker.read_live())
+        .map_err(Error::ReadLive)?;
+    let plan = plan_of(args, loaded, &live)?;
+    let parallelism = usize::from(args.parallelism);
+    let plan = rehearsed(ctx, broker, plan, Some(&loaded.desired), parallelism)?;
+    output.ctx().report_violations(loaded, &plan, args.force)?;
+    output.plan(&plan, Some(&loaded.config), args.force)?;
+    refuse_unsafe(&plan, args.force, false)?;
+    refuse_failed_rehearsal(&plan)?;
+    rehearsed_only()
+}
+
+/// `apply --rehearse PLANFILE`: the saved plan is checked against the
+/// broker as an apply would (same broker, nothing moved), then rehearsed
+/// against a copy of the live state; without its config, whether it
+/// converges is not checked.
+fn rehearse_saved(
+    ctx: &Context,
+    args: &ApplyArgs,
+    output: &ApplyOutput,
+) -> Result<ExitStatus, Error> {
+    if !args.targets.is_empty() {
+        return Err(Error::TargetWithSavedPlan);
+    }
+    let plan = read_plan(&args.path)?;
+    let url = broker_url(&args.broker, None)?;
+    let broker = connect(&args.broker, None)?;
+    ctx.runtime()?.block_on(async {
+        same_broker(&broker, &url.to_string(), &plan).await?;
+        check_fresh(&broker, &plan).await
+    })?;
+    let plan = rehearsed(ctx, &broker, plan, None, usize::from(args.parallelism))?;
+    output.plan(&plan, None, args.force)?;
+    refuse_unsafe(&plan, args.force, true)?;
+    refuse_failed_rehearsal(&plan)?;
+    rehearsed_only()
+}
+
+/// Closes a rehearsal that found no failing step: the plan and its results
+/// look like an apply's, so say that none of it happened.
+fn rehearsed_only() -> Result<ExitStatus, Error> {
+    writeln!(
+        output::stderr(),
+        "Rehearsed only: nothing was written to the broker; apply without --rehearse to carry it out."
+    )
+    .during(IoAction::WriteStderr)?;
+    Ok(ExitStatus::Success)
 }
 
 fn apply_saved(ctx: &Context, args: &ApplyArgs, output: &ApplyOutput) -> Result<ExitStatus, Error> {

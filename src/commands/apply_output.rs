@@ -159,7 +159,9 @@ impl Progressing<'_> {
             return;
         };
         match event {
-            Progress::DrainProgress { .. } => bar.set_message(line.unwrap_or_default()),
+            Progress::DrainProgress { .. } | Progress::LeadTime { .. } => {
+                bar.set_message(line.unwrap_or_default())
+            }
             Progress::StepStarted { step } => bar.set_message(
                 plan.steps
                     .get(*step)

@@ -307,10 +307,25 @@ pub fn violation_diagnostic(config: &Config, violation: &Violation, force: bool)
             .and_then(|(pool, member)| config.locate_member(pool, member))
     })
     .or_else(|| violation.address().and_then(|a| config.locate(&a)));
-    match location {
+    let diagnostic = match location {
         Some(location) => diagnostic.with_label(location, "here"),
         None => diagnostic,
-    }
+    };
+    maintenance_lines(config, violation, diagnostic)
+}
+
+/// Points a `min_members` violation at the lines that put the members it
+/// counts unavailable into maintenance, too.
+fn maintenance_lines(config: &Config, violation: &Violation, diagnostic: Diagnostic) -> Diagnostic {
+    let Violation::MinMembers { in_maintenance, .. } = violation else {
+        return diagnostic;
+    };
+    in_maintenance.iter().fold(diagnostic, |d, member| {
+        match config.locate_maintenance(member) {
+            Some(location) => d.with_secondary(location, format!("{member} in maintenance")),
+            None => d,
+        }
+    })
 }
 
 /// The error for a plan whose violations are not overridden: without
@@ -322,6 +337,32 @@ pub fn refuse_unsafe(plan: &Plan, force: bool, saved: bool) -> Result<(), Error>
         0 => Ok(()),
         _ if force || plan.forced => Err(Error::Unforceable { count }),
         _ => Err(Error::Unsafe { count, saved }),
+    }
+}
+
+/// Rehearses `plan` against a copy of `broker`'s live state, `parallelism`
+/// steps at once, and records what it found in the plan; `desired` (the
+/// config the plan was made from) tells whether it converges.
+pub fn rehearsed(
+    ctx: &Context,
+    broker: &AnyBroker,
+    plan: Plan,
+    desired: Option<&Desired>,
+    parallelism: usize,
+) -> Result<Plan, Error> {
+    let copy = ctx
+        .runtime()?
+        .block_on(crate::rehearse::copy_live(broker))?;
+    let rehearsal = crate::rehearse::rehearse(copy, &plan, desired, parallelism)?;
+    Ok(plan.rehearsed(rehearsal))
+}
+
+/// The error for a plan whose rehearsal found steps that would fail (their
+/// results are shown with the plan).
+pub fn refuse_failed_rehearsal(plan: &Plan) -> Result<(), Error> {
+    match plan.rehearsal.as_ref().map(|r| r.tally().errors) {
+        Some(errors) if errors > 0 => Err(Error::RehearsalFailed { errors }),
+        _ => Ok(()),
     }
 }
 

@@ -157,6 +157,15 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] StoreError),
 
+    #[error("cannot rehearse the plan")]
+    Rehearse(#[from] crate::rehearse::RehearseError),
+    /// The rehearsal's findings have been written with the plan.
+    #[error(
+        "the rehearsal found {errors} {} that would fail; nothing was written to the broker",
+        plural(*errors, "step", "steps")
+    )]
+    RehearsalFailed { errors: usize },
+
     /// The reason has been written already, in a form meant for a reader
     /// other than a person at a terminal (a JSON document, an apply report).
     #[error("rejected; the reason has been written")]

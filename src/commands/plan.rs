@@ -1,6 +1,6 @@
 //! `poolform plan PATH`: load and validate the config, read the live state
-//! once, compute the plan, and render it; violations become located
-//! diagnostics.
+//! once, compute the plan (and with `--rehearse`, run it against a copy of
+//! the live state), and render it; violations become located diagnostics.
 
 use std::io::Write;
 
@@ -8,7 +8,8 @@ use crate::cli::{BrokerArgs, PlanArgs};
 use crate::commands::ExitStatus;
 use crate::commands::annotate::{self, Forge};
 use crate::commands::context::{
-    Context, broker_url, connect, refuse_partial, refuse_unsafe, runtime, save_plan,
+    Context, broker_url, connect, refuse_failed_rehearsal, refuse_partial, refuse_unsafe,
+    rehearsed, runtime, save_plan,
 };
 use crate::commands::error::{During, Error, IoAction};
 use crate::commands::output;
@@ -61,6 +62,11 @@ pub fn run(ctx: &Context, args: &PlanArgs) -> Result<ExitStatus, Error> {
     if args.force {
         plan = plan.force();
     }
+    if args.rehearse {
+        let broker = connect(&args.broker, Some(&loaded))?;
+        let parallelism = crate::apply::Options::default().parallelism;
+        plan = rehearsed(ctx, &broker, plan, Some(&loaded.desired), parallelism)?;
+    }
     ctx.report_violations(&loaded, &plan, args.force)?;
     if let Some(forge) = forge {
         let items = annotate::of_plan(Some(&loaded.config), &plan, args.force);
@@ -78,6 +84,7 @@ pub fn run(ctx: &Context, args: &PlanArgs) -> Result<ExitStatus, Error> {
         .during(IoAction::WriteStderr)?;
     }
     refuse_unsafe(&plan, args.force, false)?;
+    refuse_failed_rehearsal(&plan)?;
     Ok(if args.detailed_exitcode && plan.has_changes() {
         ExitStatus::Changes
     } else {

@@ -174,6 +174,17 @@ impl Config {
         Some(self.at(declared.file, &min.at))
     }
 
+    /// Where `destination` switches maintenance on (its `enabled` value),
+    /// when the config does.
+    pub fn locate_maintenance(&self, destination: &str) -> Option<SourceLocation> {
+        let declared = self.destinations.get(destination)?;
+        let maintenance = declared.spec.maintenance.as_ref()?;
+        maintenance
+            .enabled
+            .value
+            .then(|| self.at(declared.file, &maintenance.enabled.at))
+    }
+
     /// A diagnostic about a resource, underlining its declaration when the
     /// config has one. For findings made later (plan time) about the config.
     pub fn diagnostic(

@@ -14,7 +14,7 @@ use super::{Config, Declared, Validated};
 use crate::contract::wire::{Labels, LoadBalancing, Maintenance};
 use crate::desired::{
     Assignee, Desired, DesiredAppConfig, DesiredAppInstance, DesiredDestination, DesiredPool,
-    Drain, DrainSessions, Safety,
+    Drain, DrainNotice, DrainSessions, Safety,
 };
 use crate::diagnostic::Diagnostic;
 use crate::secret::Secret;
@@ -151,6 +151,16 @@ fn drain(drain: &DrainSpec) -> Drain {
             .as_ref()
             .map_or(DrainSessions::default(), |s| s.value),
         timeout_seconds: seconds(drain.timeout.as_ref().map(|d| &d.value), 1),
+        // Validation guarantees a notice comes with its lead time.
+        notice: drain
+            .notice
+            .as_ref()
+            .zip(drain.lead_time.as_ref())
+            .map(|(notice, lead_time)| DrainNotice {
+                de: notice.value.de.value.clone(),
+                en: notice.value.en.value.clone(),
+                lead_time_seconds: lead_time.value.seconds(1).unwrap_or_default(),
+            }),
     }
 }
 
@@ -191,6 +201,7 @@ fn destination(spec: &DestinationSpec) -> DesiredDestination {
             notice_en: m.notice_en.as_ref().map(|n| n.value.clone()),
             allowed_groups: m.allowed_groups.iter().map(|g| g.value.clone()).collect(),
             owner: None,
+            out_of_rotation: Vec::new(),
         })
         .unwrap_or_default();
     DesiredDestination { maintenance }

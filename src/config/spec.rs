@@ -320,8 +320,29 @@ pub struct DrainSpec {
     /// sessions; `disconnect`: disconnect them first; `wait`: wait for them to end.
     pub sessions: Option<Sp<DrainSessions>>,
     /// Longest time to disconnect or wait: `15m`, `90s` or a plain number of
-    /// seconds. Only with `sessions: wait` or `sessions: disconnect`.
+    /// seconds. Only with `sessions: wait` or `sessions: disconnect`; with a
+    /// `notice`, counted from the end of the lead time.
     pub timeout: Option<Sp<DurationValue>>,
+    /// A notice shown to the users on a destination before they are
+    /// disconnected, in German and English. Only with `sessions:
+    /// disconnect`, and needs `lead_time`.
+    pub notice: Option<Sp<NoticeSpec>>,
+    /// How long users have to log off after the notice before the rest are
+    /// disconnected: `10m`, `90s` or a plain number of seconds. The drain goes
+    /// on as soon as nobody is left. Only with `notice`.
+    pub lead_time: Option<Sp<DurationValue>>,
+}
+
+/// The notice of a drain: plain text, at most 1000 characters each.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoticeSpec {
+    /// The notice in German.
+    #[schemars(length(min = 1, max = 1000))]
+    pub de: Sp<String>,
+    /// The notice in English.
+    #[schemars(length(min = 1, max = 1000))]
+    pub en: Sp<String>,
 }
 
 /// An app configuration.

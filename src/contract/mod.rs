@@ -17,7 +17,7 @@ use std::future::Future;
 use problem::Problem;
 use wire::{
     Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Destination, Event, Lock,
-    LockBody, Maintenance, Pool, PoolBody, Session,
+    LockBody, Maintenance, Pool, PoolBody, Session, SessionMessage, Snapshot,
 };
 
 /// Everything the planner needs from the broker, read with one paginated
@@ -43,6 +43,9 @@ pub enum BrokerError {
     Transport(Transport),
     #[error("unexpected answer from the broker: {0}")]
     Protocol(String),
+    /// Refused before anything was sent: it cannot be put in a URL safely.
+    #[error("{0:?} is not a name the broker API can address ({rule}); nothing was sent", rule = names::RULE)]
+    InvalidName(String),
 }
 
 impl BrokerError {
@@ -178,6 +181,8 @@ pub trait Broker: Send + Sync {
     fn list_sessions(&self, destination: &str)
     -> impl Future<Output = Result<Vec<Session>>> + Send;
     fn events(&self, since: u64) -> impl Future<Output = Result<Vec<Event>>> + Send;
+    /// The whole state (`GET /v1/snapshot`): what a rehearsal copies.
+    fn read_snapshot(&self) -> impl Future<Output = Result<Snapshot>> + Send;
 
     fn put_pool(
         &self,
@@ -207,6 +212,13 @@ pub trait Broker: Send + Sync {
     fn disconnect_sessions(
         &self,
         destination: &str,
+    ) -> impl Future<Output = Result<Affected>> + Send;
+    /// Shows `message` to the user of every active session on the
+    /// destination; `affected` is how many were shown it.
+    fn message_sessions(
+        &self,
+        destination: &str,
+        message: &SessionMessage,
     ) -> impl Future<Output = Result<Affected>> + Send;
     /// Drain mode on: the destination refuses new sessions (except users in
     /// its maintenance `allowed_groups`) until `end_drain` or until it leaves

@@ -1,13 +1,19 @@
 //! The one name rule of the broker contract (pools, app configs, app
 //! instances, destinations, lock stacks) and its one wording, used by config
-//! validation, the reference broker and the commands alike; and the
-//! percent-encoding that puts a name into a URL path segment.
+//! validation, the reference broker, the client and the commands alike; and
+//! the percent-encoding that puts a name into a URL path segment.
+//!
+//! `.` and `..` are not names: a URL path segment of either (or of its
+//! percent-encoding, `%2E`, which URL parsers treat the same) is removed or
+//! climbs one level before the request is sent, so no encoding can carry
+//! them to the broker, and `/v1/pools/..` would address `/v1/`.
 
 /// The rule as a regular expression, for the JSON Schemas.
-pub const PATTERN: &str = "^[A-Za-z0-9._-]{1,63}$";
+pub const PATTERN: &str = r"^(?!\.{1,2}$)[A-Za-z0-9._-]{1,63}$";
 
 /// The rule in words, completing "names are ..." or "... must be ...".
-pub const RULE: &str = "1-63 characters of letters, digits, '.', '_' and '-'";
+pub const RULE: &str =
+    "1-63 characters of letters, digits, '.', '_' and '-', other than '.' and '..'";
 
 /// Whether `name` follows the rule.
 pub fn is_valid(name: &str) -> bool {
@@ -15,6 +21,8 @@ pub fn is_valid(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && name != "."
+        && name != ".."
 }
 
 /// Percent-encodes a path segment or query value: everything but unreserved
@@ -39,6 +47,12 @@ mod tests {
     fn the_rule_bounds_length_and_alphabet() {
         assert!(is_valid("rds-02") && is_valid("a.b_c") && is_valid(&"a".repeat(63)));
         assert!(!is_valid("") && !is_valid(&"a".repeat(64)) && !is_valid("live!"));
+    }
+
+    #[test]
+    fn dot_segments_are_not_names_but_other_dotted_names_are() {
+        assert!(!is_valid(".") && !is_valid(".."));
+        assert!(is_valid("...") && is_valid(".a") && is_valid("..a") && is_valid("a.."));
     }
 
     #[test]

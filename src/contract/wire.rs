@@ -48,6 +48,11 @@ pub struct Maintenance {
     /// that a stack only ever switches off what it switched on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// The load-balanced pools the owning stack took the destination out
+    /// of for this maintenance, sorted: the broker keeps them so that the
+    /// memberships can be recovered from live state (export).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub out_of_rotation: Vec<String>,
 }
 
 /// `PUT /v1/destinations/{name}/drain` body: who puts the destination in
@@ -328,8 +333,22 @@ pub struct Lock {
     pub expires_at: u64,
 }
 
+/// Longest text of a session message, per language, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 1000;
+
+/// `POST /v1/destinations/{name}/sessions/message` body: a notice shown to
+/// the user of every active session on the destination, in German and
+/// English. Plain text: no control characters but line breaks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionMessage {
+    pub de: String,
+    pub en: String,
+}
+
 /// Answer of `POST /v1/destinations/{name}/sessions/disconnect` (the active
-/// sessions disconnected) and `DELETE /v1/pools/{name}/sticky-sessions`.
+/// sessions disconnected), `POST .../sessions/message` (the active sessions
+/// messaged) and `DELETE /v1/pools/{name}/sticky-sessions`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Affected {
@@ -351,7 +370,7 @@ pub struct Event {
     pub seq: u64,
     /// Unix milliseconds.
     pub time: u64,
-    /// Operation, e.g. `member.remove`, `sessions.disconnect`, `sticky.clear`.
+    /// Operation, e.g. `member.remove`, `sessions.message`, `sticky.clear`.
     pub op: String,
     /// Resource address, e.g. `pool/live/member/rds-02`.
     pub resource: String,

@@ -37,6 +37,8 @@ pub enum Field {
     AllowedGroups,
     /// The stack that switched maintenance mode on.
     MaintenanceOwner,
+    /// The load-balanced pools maintenance took the destination out of.
+    OutOfRotation,
     /// Drain mode, by its holder.
     Draining,
     LbServiceInstalled,
@@ -69,6 +71,7 @@ impl fmt::Display for Field {
             Field::NoticeEn => "maintenance.notice_en",
             Field::AllowedGroups => "maintenance.allowed_groups",
             Field::MaintenanceOwner => "maintenance.owner",
+            Field::OutOfRotation => "maintenance.out_of_rotation",
             Field::Draining => "draining",
             Field::LbServiceInstalled => "lb_service_installed",
         };
@@ -110,6 +113,7 @@ impl FromStr for Field {
             "maintenance.notice_en" => Field::NoticeEn,
             "maintenance.allowed_groups" => Field::AllowedGroups,
             "maintenance.owner" => Field::MaintenanceOwner,
+            "maintenance.out_of_rotation" => Field::OutOfRotation,
             "draining" => Field::Draining,
             "lb_service_installed" => Field::LbServiceInstalled,
             _ => return Err(UnknownField(text.to_owned())),

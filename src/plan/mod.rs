@@ -7,6 +7,8 @@ mod diff;
 mod fact;
 mod field;
 mod order;
+mod rehearsal;
+mod rotation;
 mod safety;
 mod saved;
 
@@ -19,17 +21,22 @@ use sha2::{Digest, Sha256};
 use crate::address::Address;
 use crate::contract::LiveState;
 use crate::contract::wire::{AppConfigBody, AppInstanceBody, Labels, LoadBalancing, Maintenance};
-use crate::desired::{Desired, DrainSessions};
+use crate::desired::{Desired, DrainNotice, DrainSessions};
 use crate::secret::SecretSource;
 
 pub use fact::Fact;
 pub use field::Field;
 pub use order::CycleError;
+pub use rehearsal::{Rehearsal, Rehearsed, RehearsedEvent, RehearsedStep, Tally};
+pub use rotation::Reason;
 pub use safety::Violation;
 pub use saved::{SavedPlanError, is_saved_plan, read_saved};
 
-/// Bumped whenever a saved plan's shape changes incompatibly.
-pub const FORMAT_VERSION: u32 = 2;
+/// Bumped whenever a saved plan's shape changes incompatibly. Format 3
+/// added what an older apply cannot carry out: drains that warn users
+/// first, maintenance that records the pools it took a server out of, the
+/// reason of a membership change, and a rehearsal's findings.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// A computed plan. Serialised as-is into saved plan files and `--format json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -56,6 +63,9 @@ pub struct Plan {
     /// Revision of every live resource the plan touches, as read at plan
     /// time; `apply PLANFILE` refuses when any of them moved.
     pub revisions: Vec<Revision>,
+    /// What a rehearsal against a copy of live state found (`--rehearse`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rehearsal: Option<Rehearsal>,
     /// SHA-256 over the plan with this field empty; guards saved plans.
     pub checksum: String,
 }
@@ -156,6 +166,10 @@ pub struct Step {
     pub preconditions: Vec<Fact>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_warning: Option<ExpectedWarning>,
+    /// Why a membership changes when the config's member list does not say
+    /// it: maintenance took the destination out of rotation, or ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -204,6 +218,10 @@ pub enum Op {
         timeout_seconds: Option<u64>,
         /// Active sessions seen at plan time.
         active_sessions: u32,
+        /// Users are told first and given the lead time to log off before
+        /// the rest are disconnected (`disconnect` only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        notice: Option<DrainNotice>,
     },
     /// Drop sticky bindings of `pool` that point at `destination`.
     ClearSticky {
@@ -299,10 +317,14 @@ impl Targets {
 /// inputs give the same plan, byte for byte, whatever order `live` lists in.
 pub fn compute(desired: &Desired, live: &LiveState, targets: &Targets) -> Result<Plan, CycleError> {
     let index = diff::LiveIndex::new(live);
-    let delta = diff::diff(desired, &index, targets);
-    let mut steps = order::expand(desired, &index, &delta)?;
+    let rotation = rotation::Rotation::new(desired, &index);
+    let effective = rotation.effective(desired);
+    let delta = diff::diff(&effective, &index, targets);
+    let mut steps = order::expand(&effective, &index, &delta)?;
     fact::attach(&mut steps, &index, &delta.pools);
-    let violations = safety::check(desired, &index, &delta, &steps);
+    rotation.annotate(&mut steps, desired, &index);
+    let mut violations = safety::check(&effective, &index, &delta, &steps);
+    rotation.name_unavailable(&mut violations, desired);
     let mut recorded_targets = targets.0.clone();
     recorded_targets.sort();
     recorded_targets.dedup();
@@ -320,6 +342,7 @@ pub fn compute(desired: &Desired, live: &LiveState, targets: &Targets) -> Result
         violations,
         unmanaged: delta.unmanaged,
         revisions: delta.revisions,
+        rehearsal: None,
         checksum: String::new(),
     };
     plan.checksum = checksum(&plan);
@@ -352,6 +375,13 @@ impl Plan {
     /// overridden, and seals the plan again.
     pub fn force(mut self) -> Plan {
         self.forced = true;
+        self.checksum = checksum(&self);
+        self
+    }
+
+    /// Records what a rehearsal of the plan found, and seals the plan again.
+    pub fn rehearsed(mut self, rehearsal: Rehearsal) -> Plan {
+        self.rehearsal = Some(rehearsal);
         self.checksum = checksum(&self);
         self
     }

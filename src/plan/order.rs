@@ -84,6 +84,7 @@ struct Planned<'a> {
     remove_member: HashMap<Key, usize>,
     removes_of_pool: HashMap<&'a str, Vec<usize>>,
     maintenance_on: HashMap<&'a str, usize>,
+    maintenance_off: HashMap<&'a str, usize>,
     put_config: HashMap<&'a str, usize>,
     /// Steps that take an app instance off an app config (by the live config).
     instance_steps_of_config: HashMap<String, Vec<usize>>,
@@ -122,6 +123,7 @@ pub(super) fn expand(
             rules.removal_chain(pool, destination);
         }
     }
+    rules.rejoin_after_maintenance_ends();
     let moving_adds = rules.leave_one_load_balanced_pool_before_joining_another();
     rules.make_before_break(&moving_adds);
     rules.put_app_configs();
@@ -149,9 +151,11 @@ impl<'a> Expansion<'a> {
                 },
             };
             let id = self.steps.push(op, cause, Vec::new());
-            if m.put.is_some() {
-                self.planned.maintenance_on.insert(&m.destination, id);
-            }
+            let planned = match m.put {
+                Some(_) => &mut self.planned.maintenance_on,
+                None => &mut self.planned.maintenance_off,
+            };
+            planned.insert(&m.destination, id);
         }
     }
 
@@ -299,10 +303,25 @@ impl<'a> Expansion<'a> {
                 policy: pool.drain.sessions,
                 timeout_seconds: pool.drain.timeout_seconds,
                 active_sessions: active,
+                notice: pool.drain.notice.clone(),
             },
             Address::new(Kind::Pool, &pool.name),
             deps,
         ))
+    }
+
+    /// A destination whose maintenance goes off rejoins a load-balanced pool
+    /// only after: load balancing would otherwise send users to a host
+    /// that still refuses them.
+    fn rejoin_after_maintenance_ends(&mut self) {
+        for pool in self.delta.pools.iter().filter(|p| p.load_balanced_after) {
+            for destination in &pool.adds {
+                if let Some(&off) = self.planned.maintenance_off.get(destination.as_str()) {
+                    let add = self.planned.add_member[&key(&pool.name, destination)];
+                    self.steps.depend(add, [off]);
+                }
+            }
+        }
     }
 
     /// A destination moving between load-balanced pools must leave the old
@@ -617,6 +636,7 @@ fn sort(drafts: Vec<Draft>) -> Result<Vec<Step>, CycleError> {
                 cause: draft.cause,
                 preconditions: Vec::new(),
                 expected_warning: draft.warning,
+                reason: None,
             }
         })
         .collect())

@@ -111,7 +111,7 @@ mod tests {
             Err(SavedPlanError::NotJson(_))
         ));
         assert!(matches!(
-            read_saved(br#"{"format_version": 2, "stack": 3}"#),
+            read_saved(br#"{"format_version": 3, "stack": 3}"#),
             Err(SavedPlanError::Shape(_))
         ));
     }

@@ -965,21 +965,31 @@ fn maintenance_a_stack_switched_on_goes_off_when_its_config_no_longer_declares_i
     );
 }
 
+/// rds-03 in no load-balanced pool: maintenance switches nothing but
+/// itself (taking a server out of rotation is tested below).
+fn rds03_outside_live() -> (Desired, LiveState) {
+    let desired = without_member(steady(), "live", "rds-03");
+    let mut state = live(true);
+    state.pools[0].members.retain(|m| m != "rds-03");
+    state.destinations[2].lb_service_installed = false;
+    (desired, state)
+}
+
 #[test]
 fn declared_maintenance_is_switched_on_as_the_stacks() {
-    let mut desired = steady();
+    let (mut desired, outside) = rds03_outside_live();
     desired.destinations.insert(
         "rds-03".to_owned(),
         DesiredDestination {
             maintenance: maintenance_on(None),
         },
     );
-    let plan = check(&desired, &live(true), &["maintenance on rds-03"]);
+    let plan = check(&desired, &outside, &["maintenance on rds-03"]);
     let Op::PutMaintenance { maintenance, .. } = &plan.steps[0].op else {
         panic!("a maintenance write")
     };
     assert_eq!(maintenance.owner.as_deref(), Some(STACK));
-    let mut state = live(true);
+    let mut state = outside;
     state.destinations[2].maintenance = maintenance_on(Some(STACK));
     check(&desired, &state, &[]);
     // As declared, but switched on by hand: left as it is, and not taken over.

@@ -50,6 +50,10 @@ impl EngineHost for EmbeddedBroker {
     ) -> Result<T> {
         self.store.mutate(change).await.map_err(typed)
     }
+
+    fn now_ms(&self) -> u64 {
+        now_ms()
+    }
 }
 
 #[cfg(test)]
@@ -80,6 +84,7 @@ mod tests {
         let err = broker.delete_member("live", "rds-02").await.unwrap_err();
         assert_eq!(err.code(), Some(codes::LB_SERVICE_UNINSTALL_FAILED));
         assert_eq!(err.problem().unwrap().destination_online, Some(false));
+        drop(broker);
         let reopened = EmbeddedBroker::open(&state, None).unwrap();
         let live = reopened.read_live().await.unwrap();
         assert_eq!(live.pools[0].members, vec!["rds-01"]);

@@ -12,7 +12,7 @@ use super::engine::{self, Engine};
 use crate::contract::problem::Problem;
 use crate::contract::wire::{
     Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Destination, Event, Lock,
-    LockBody, Maintenance, Pool, PoolBody, Session,
+    LockBody, Maintenance, Pool, PoolBody, Session, SessionMessage, Snapshot,
 };
 use crate::contract::{Broker, BrokerError, Expect, LiveState, Result};
 
@@ -28,12 +28,14 @@ pub enum Operation {
     GetAppInstance,
     ListSessions,
     Events,
+    ReadSnapshot,
     PutPool,
     DeletePool,
     PutMember,
     DeleteMember,
     ClearSticky,
     DisconnectSessions,
+    MessageSessions,
     PutMaintenance,
     DeleteMaintenance,
     DeleteLbService,
@@ -59,12 +61,14 @@ impl Operation {
             Operation::GetAppInstance => "get_app_instance",
             Operation::ListSessions => "list_sessions",
             Operation::Events => "events",
+            Operation::ReadSnapshot => "read_snapshot",
             Operation::PutPool => "put_pool",
             Operation::DeletePool => "delete_pool",
             Operation::PutMember => "put_member",
             Operation::DeleteMember => "delete_member",
             Operation::ClearSticky => "clear_sticky",
             Operation::DisconnectSessions => "disconnect_sessions",
+            Operation::MessageSessions => "message_sessions",
             Operation::PutMaintenance => "put_maintenance",
             Operation::DeleteMaintenance => "delete_maintenance",
             Operation::DeleteLbService => "delete_lb_service",
@@ -91,6 +95,7 @@ impl Operation {
                 | Operation::GetAppInstance
                 | Operation::ListSessions
                 | Operation::Events
+                | Operation::ReadSnapshot
         )
     }
 }
@@ -163,6 +168,10 @@ pub(crate) trait EngineHost: Send + Sync {
         call: Call,
         change: impl FnOnce(&mut Engine) -> engine::Result<T> + Send,
     ) -> impl Future<Output = Result<T>> + Send;
+
+    /// The host's clock (unix milliseconds), for answers that depend on the
+    /// time they are given at (which sticky bindings have expired).
+    fn now_ms(&self) -> u64;
 }
 
 /// Every collection in one sweep, sorted by name as the maps are.
@@ -250,6 +259,14 @@ impl<H: EngineHost> Broker for H {
         .await
     }
 
+    async fn read_snapshot(&self) -> Result<Snapshot> {
+        let now = self.now_ms();
+        self.read(Call::new(Operation::ReadSnapshot, &[]), move |e| {
+            Ok(e.snapshot(now))
+        })
+        .await
+    }
+
     async fn put_pool(&self, name: &str, body: &PoolBody, expect: Expect) -> Result<Pool> {
         let call = Call::new(Operation::PutPool, &[name]);
         self.write(call, |e| e.put_pool(name, body.clone(), expect))
@@ -284,6 +301,16 @@ impl<H: EngineHost> Broker for H {
     async fn disconnect_sessions(&self, destination: &str) -> Result<Affected> {
         let call = Call::on(Operation::DisconnectSessions, &[destination], destination);
         self.write(call, |e| e.disconnect_sessions(destination))
+            .await
+    }
+
+    async fn message_sessions(
+        &self,
+        destination: &str,
+        message: &SessionMessage,
+    ) -> Result<Affected> {
+        let call = Call::on(Operation::MessageSessions, &[destination], destination);
+        self.write(call, |e| e.message_sessions(destination, message))
             .await
     }
 

@@ -281,6 +281,10 @@ impl EngineHost for Recording {
     ) -> Result<T> {
         self.answer(call, change).await
     }
+
+    fn now_ms(&self) -> u64 {
+        Recording::now_ms(self)
+    }
 }
 
 #[cfg(test)]
@@ -400,6 +404,29 @@ mod tests {
             ]
         );
         assert!(broker.calls()[2].operation.writes() && !broker.calls()[0].operation.writes());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn messages_are_logged_writes_and_the_snapshot_a_logged_read() {
+        let broker = broker();
+        let notice = crate::contract::wire::SessionMessage {
+            de: "Wartung".into(),
+            en: "Maintenance".into(),
+        };
+        assert_eq!(
+            broker
+                .message_sessions("rds-01", &notice)
+                .await
+                .unwrap()
+                .affected,
+            1
+        );
+        let copy = broker.read_snapshot().await.unwrap();
+        assert_eq!(copy, broker.snapshot());
+        let calls = broker.calls();
+        assert_eq!(calls[0].to_string(), "message_sessions rds-01");
+        assert!(calls[0].operation.writes() && !calls[1].operation.writes());
+        assert_eq!(broker.event_log().pop().unwrap().op, "sessions.message");
     }
 
     #[tokio::test(start_paused = true)]

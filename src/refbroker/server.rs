@@ -3,8 +3,11 @@
 //! auth, problem+json errors, request limits, the broker's identity on every
 //! answer, and the simulation controls (latency, injected 503s, rate
 //! limiting, request statistics; the `/v1/_sim` handlers are in `sim`).
-//! Every handler is a thin translation onto one engine method.
+//! What a request may carry (bodies, names, conditions) is checked in
+//! `input` before any handler runs. Every handler is a thin translation
+//! onto one engine method.
 
+mod input;
 mod sim;
 
 use std::collections::BTreeMap;
@@ -12,28 +15,26 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{
-    DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Query, Request, State,
-};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post, put};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use secrecy::{ExposeSecret, SecretString};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::contract::Expect;
 use crate::contract::problem::{self, Problem, codes};
 use crate::contract::wire::{
     Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, BROKER_ID_HEADER, BrokerInfo,
     Destination, DrainBody, Lock, LockBody, MAX_PAGE_LIMIT, Maintenance, Page, Pool, PoolBody,
+    SessionMessage,
 };
 
 use super::engine::{self, Engine};
 use super::store::{Store, now_ms};
+use input::{Body, Name, P, Q, expect};
 use sim::{sim_destination, sim_end_session, sim_power, sim_session, sim_stats};
 
 pub use sim::{SimDestination, SimPower, SimSession};
@@ -100,17 +101,30 @@ impl From<Box<Problem>> for ApiError {
     }
 }
 
+/// Seconds a client is told to wait after a 503: every 503 this broker
+/// answers means nothing was done (an injected fault before the handler, or
+/// a write rolled back because it could not be persisted), and Retry-After
+/// is how the contract says that any method may be sent again.
+const UNAVAILABLE_RETRY_AFTER: u64 = 1;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self.0).expect("problem serialises");
-        (
+        let mut response = (
             status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             body,
         )
-            .into_response()
+            .into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(UNAVAILABLE_RETRY_AFTER),
+            );
+        }
+        response
     }
 }
 
@@ -118,56 +132,6 @@ type Answer = Result<Response, ApiError>;
 
 fn bad_request(detail: impl Into<String>) -> ApiError {
     ApiError(problem::new(400, codes::BAD_REQUEST, detail))
-}
-
-/// JSON body whose rejections (syntax, types, unknown fields, size) become
-/// problem answers: 413 for oversized bodies, 400 for everything else.
-struct Body<T>(T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Body(v)),
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError(problem::new(
-                    413,
-                    codes::PAYLOAD_TOO_LARGE,
-                    format!("bodies are limited to {MAX_BODY_BYTES} bytes"),
-                )))
-            }
-            Err(rejection) => Err(bad_request(rejection.body_text())),
-        }
-    }
-}
-
-/// Query string with problem answers on rejection.
-struct Q<T>(T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Q<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(v)| Q(v))
-            .map_err(|r| bad_request(r.body_text()))
-    }
-}
-
-/// Path parameters with problem answers on rejection.
-struct P<T>(T);
-
-impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for P<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Path(v)| P(v))
-            .map_err(|r| bad_request(r.body_text()))
-    }
 }
 
 #[derive(Deserialize)]
@@ -200,39 +164,13 @@ struct EventsQuery {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StickyQuery {
-    destination: Option<String>,
+    destination: Option<Name>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LockQuery {
     holder: String,
-}
-
-/// What a conditional write expects: `If-Match: "7"` (also `W/"7"` or a
-/// bare `7`) is revision 7, `If-None-Match: *` is "does not exist yet",
-/// neither is no condition. Both at once, or an `If-None-Match` other than
-/// `*`, is a bad request.
-fn expect(headers: &HeaderMap) -> Result<Expect, ApiError> {
-    let text = |name| {
-        headers
-            .get(name)
-            .map(|v: &HeaderValue| v.to_str().unwrap_or_default().trim())
-    };
-    match (text(header::IF_MATCH), text(header::IF_NONE_MATCH)) {
-        (None, None) => Ok(Expect::Any),
-        (None, Some("*")) => Ok(Expect::Absent),
-        (None, Some(other)) => Err(bad_request(format!(
-            "If-None-Match {other:?} is not supported; only * is"
-        ))),
-        (Some(text), None) => {
-            let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-            text.parse()
-                .map(Expect::Revision)
-                .map_err(|_| bad_request(format!("If-Match {text:?} is not a revision")))
-        }
-        (Some(_), Some(_)) => Err(bad_request("send If-Match or If-None-Match, not both")),
-    }
 }
 
 fn json(status: StatusCode, bytes: Vec<u8>) -> Response {
@@ -346,7 +284,11 @@ async fn list_app_instances(State(app): State<App>, Q(q): Q<ListQuery>) -> Answe
     listed(&app, &q, Engine::app_instances_page)
 }
 
-async fn list_sessions(State(app): State<App>, P(name): P<String>, Q(q): Q<ListQuery>) -> Answer {
+async fn list_sessions(
+    State(app): State<App>,
+    P(Name(name)): P<Name>,
+    Q(q): Q<ListQuery>,
+) -> Answer {
     let limit = q.limit()?;
     let bytes = app.store.read(|e| {
         e.sessions_page(&name, q.cursor.as_deref(), limit)
@@ -355,19 +297,19 @@ async fn list_sessions(State(app): State<App>, P(name): P<String>, Q(q): Q<ListQ
     Ok(json(StatusCode::OK, bytes))
 }
 
-async fn get_destination(State(app): State<App>, P(name): P<String>) -> Answer {
+async fn get_destination(State(app): State<App>, P(Name(name)): P<Name>) -> Answer {
     got(&app, "destination", &name, |e| e.destination(&name))
 }
 
-async fn get_pool(State(app): State<App>, P(name): P<String>) -> Answer {
+async fn get_pool(State(app): State<App>, P(Name(name)): P<Name>) -> Answer {
     got(&app, "pool", &name, |e| e.pool(&name))
 }
 
-async fn get_app_config(State(app): State<App>, P(name): P<String>) -> Answer {
+async fn get_app_config(State(app): State<App>, P(Name(name)): P<Name>) -> Answer {
     got(&app, "app config", &name, |e| e.app_config(&name))
 }
 
-async fn get_app_instance(State(app): State<App>, P(name): P<String>) -> Answer {
+async fn get_app_instance(State(app): State<App>, P(Name(name)): P<Name>) -> Answer {
     got(&app, "app instance", &name, |e| e.app_instance(&name))
 }
 
@@ -377,7 +319,8 @@ async fn get_events(State(app): State<App>, Q(q): Q<EventsQuery>) -> Answer {
         cursor: None,
     }
     .limit()?;
-    let since = match &q.cursor {
+    // An empty cursor is the first page, as it is for every other list.
+    let since = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         Some(c) => c
             .parse()
             .map_err(|_| bad_request(format!("cursor {c:?} is not an event sequence")))?,
@@ -406,7 +349,7 @@ async fn get_snapshot(State(app): State<App>) -> Answer {
 
 async fn put_maintenance(
     State(app): State<App>,
-    P(name): P<String>,
+    P(Name(name)): P<Name>,
     headers: HeaderMap,
     Body(body): Body<Maintenance>,
 ) -> Answer {
@@ -416,7 +359,7 @@ async fn put_maintenance(
 
 async fn delete_maintenance(
     State(app): State<App>,
-    P(name): P<String>,
+    P(Name(name)): P<Name>,
     headers: HeaderMap,
 ) -> Answer {
     let expect = expect(&headers)?;
@@ -425,27 +368,35 @@ async fn delete_maintenance(
 
 async fn put_drain(
     State(app): State<App>,
-    P(name): P<String>,
+    P(Name(name)): P<Name>,
     Body(body): Body<DrainBody>,
 ) -> Answer {
     write(&app, move |e| e.start_drain(&name, &body.holder)).await
 }
 
-async fn delete_drain(State(app): State<App>, P(name): P<String>) -> Answer {
+async fn delete_drain(State(app): State<App>, P(Name(name)): P<Name>) -> Answer {
     write(&app, move |e| e.end_drain(&name)).await
 }
 
-async fn disconnect_sessions(State(app): State<App>, P(name): P<String>) -> Answer {
+async fn disconnect_sessions(State(app): State<App>, P(Name(name)): P<Name>) -> Answer {
     write(&app, move |e| e.disconnect_sessions(&name)).await
 }
 
-async fn delete_lb_service(State(app): State<App>, P(name): P<String>) -> Answer {
+async fn message_sessions(
+    State(app): State<App>,
+    P(Name(name)): P<Name>,
+    Body(body): Body<SessionMessage>,
+) -> Answer {
+    write(&app, move |e| e.message_sessions(&name, &body)).await
+}
+
+async fn delete_lb_service(State(app): State<App>, P(Name(name)): P<Name>) -> Answer {
     write(&app, move |e| e.delete_lb_service(&name)).await
 }
 
 async fn put_pool(
     State(app): State<App>,
-    P(name): P<String>,
+    P(Name(name)): P<Name>,
     headers: HeaderMap,
     Body(body): Body<PoolBody>,
 ) -> Answer {
@@ -453,29 +404,39 @@ async fn put_pool(
     write(&app, move |e| e.put_pool(&name, body, expect)).await
 }
 
-async fn delete_pool(State(app): State<App>, P(name): P<String>, headers: HeaderMap) -> Answer {
+async fn delete_pool(State(app): State<App>, P(Name(name)): P<Name>, headers: HeaderMap) -> Answer {
     let expect = expect(&headers)?;
     write(&app, move |e| e.delete_pool(&name, expect)).await
 }
 
-async fn put_member(State(app): State<App>, P((pool, dest)): P<(String, String)>) -> Answer {
+async fn put_member(
+    State(app): State<App>,
+    P((Name(pool), Name(dest))): P<(Name, Name)>,
+) -> Answer {
     write(&app, move |e| e.put_member(&pool, &dest)).await
 }
 
-async fn delete_member(State(app): State<App>, P((pool, dest)): P<(String, String)>) -> Answer {
+async fn delete_member(
+    State(app): State<App>,
+    P((Name(pool), Name(dest))): P<(Name, Name)>,
+) -> Answer {
     write(&app, move |e| e.delete_member(&pool, &dest)).await
 }
 
-async fn clear_sticky(State(app): State<App>, P(pool): P<String>, Q(q): Q<StickyQuery>) -> Answer {
+async fn clear_sticky(
+    State(app): State<App>,
+    P(Name(pool)): P<Name>,
+    Q(q): Q<StickyQuery>,
+) -> Answer {
     write(&app, move |e| {
-        e.clear_sticky(&pool, q.destination.as_deref())
+        e.clear_sticky(&pool, q.destination.as_ref().map(|Name(d)| d.as_str()))
     })
     .await
 }
 
 async fn put_app_config(
     State(app): State<App>,
-    P(name): P<String>,
+    P(Name(name)): P<Name>,
     headers: HeaderMap,
     Body(body): Body<AppConfigBody>,
 ) -> Answer {
@@ -485,7 +446,7 @@ async fn put_app_config(
 
 async fn delete_app_config(
     State(app): State<App>,
-    P(name): P<String>,
+    P(Name(name)): P<Name>,
     headers: HeaderMap,
 ) -> Answer {
     let expect = expect(&headers)?;
@@ -494,7 +455,7 @@ async fn delete_app_config(
 
 async fn put_app_instance(
     State(app): State<App>,
-    P(name): P<String>,
+    P(Name(name)): P<Name>,
     headers: HeaderMap,
     Body(body): Body<AppInstanceBody>,
 ) -> Answer {
@@ -504,7 +465,7 @@ async fn put_app_instance(
 
 async fn delete_app_instance(
     State(app): State<App>,
-    P(name): P<String>,
+    P(Name(name)): P<Name>,
     headers: HeaderMap,
 ) -> Answer {
     let expect = expect(&headers)?;
@@ -513,13 +474,17 @@ async fn delete_app_instance(
 
 async fn put_lock(
     State(app): State<App>,
-    P(stack): P<String>,
+    P(Name(stack)): P<Name>,
     Body(body): Body<LockBody>,
 ) -> Answer {
     write(&app, move |e| e.put_lock(&stack, body)).await
 }
 
-async fn delete_lock(State(app): State<App>, P(stack): P<String>, Q(q): Q<LockQuery>) -> Answer {
+async fn delete_lock(
+    State(app): State<App>,
+    P(Name(stack)): P<Name>,
+    Q(q): Q<LockQuery>,
+) -> Answer {
     write(&app, move |e| e.delete_lock(&stack, &q.holder)).await
 }
 
@@ -571,6 +536,11 @@ fn route_table() -> Vec<Route> {
             M::POST,
             "/v1/destinations/{name}/sessions/disconnect",
             post(disconnect_sessions),
+        ),
+        route(
+            M::POST,
+            "/v1/destinations/{name}/sessions/message",
+            post(message_sessions),
         ),
         route(
             M::DELETE,
@@ -814,31 +784,6 @@ pub fn router(store: Arc<Store>, options: ServeOptions) -> Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn if_match_accepts_quoted_weak_and_bare_revisions() {
-        for text in ["\"7\"", "W/\"7\"", "7"] {
-            let mut h = HeaderMap::new();
-            h.insert(header::IF_MATCH, HeaderValue::from_static(text));
-            assert_eq!(expect(&h).ok(), Some(Expect::Revision(7)), "{text}");
-        }
-        let mut h = HeaderMap::new();
-        h.insert(header::IF_MATCH, HeaderValue::from_static("\"abc\""));
-        assert!(expect(&h).is_err());
-    }
-
-    #[test]
-    fn if_none_match_star_expects_absence_and_nothing_else_is_accepted() {
-        let mut h = HeaderMap::new();
-        assert_eq!(expect(&h).ok(), Some(Expect::Any));
-        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
-        assert_eq!(expect(&h).ok(), Some(Expect::Absent));
-        h.insert(header::IF_MATCH, HeaderValue::from_static("\"7\""));
-        assert!(expect(&h).is_err(), "both at once");
-        h.remove(header::IF_MATCH);
-        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"7\""));
-        assert!(expect(&h).is_err());
-    }
 
     #[test]
     fn every_route_is_listed_once() {

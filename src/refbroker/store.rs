@@ -1,16 +1,20 @@
 //! The durable engine: the reference broker state behind a lock, loaded from
 //! the state file (or a seed) and written back by atomic replace after every
-//! mutation. The HTTP server and the embedded broker share it. A state file
-//! of the previous format (1, before broker identities) is upgraded when
+//! mutation, owner-readable only. The HTTP server and the embedded broker
+//! share it. One process at a time holds a state file: an OS lock on a lock
+//! file beside it, taken on open and held until the store is dropped. A
+//! mutation that cannot be written is rolled back before it is answered, so
+//! what a caller was told is done is on disk and nothing else ever is. A state
+//! file of the previous format (1, before broker identities) is upgraded when
 //! opened and written back at once, so the identity minted for it stays.
 
-use std::fs;
-use std::io;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::atomic_file;
+use crate::atomic_file::{self, Access};
 use crate::contract::problem::{self, Problem, codes};
 use crate::contract::wire::Snapshot;
 
@@ -27,6 +31,17 @@ pub enum StoreError {
         path: PathBuf,
         what: &'static str,
         message: String,
+    },
+    #[error(
+        "{path} is in use by {holder} (it holds {lock}); one process at a time may serve or apply to a state file",
+        holder = holder.map_or("another process".to_owned(), |pid| format!("process {pid}"))
+    )]
+    Locked {
+        path: PathBuf,
+        lock: PathBuf,
+        /// The holder's pid as it wrote it into the lock file; none when
+        /// the holder has not written it yet.
+        holder: Option<u32>,
     },
 }
 
@@ -45,11 +60,7 @@ pub fn load_state(path: &Path) -> Result<Engine, StoreError> {
 /// The state file and whether it had to be upgraded.
 fn load_upgraded(path: &Path) -> Result<(Engine, bool), StoreError> {
     const WHAT: &str = "broker state file";
-    let mut engine: Engine = read_json(path, WHAT)?;
-    let upgraded = engine
-        .upgrade_format()
-        .map_err(|m| invalid(path, WHAT, m))?;
-    Ok((engine, upgraded))
+    Engine::from_state(read_json(path, WHAT)?).map_err(|m| invalid(path, WHAT, m))
 }
 
 /// Reads a seed file (the `GET /v1/snapshot` format).
@@ -78,41 +89,112 @@ fn invalid(path: &Path, what: &'static str, message: String) -> StoreError {
     }
 }
 
+fn write_error(path: &Path) -> impl FnOnce(io::Error) -> StoreError {
+    let path = path.to_owned();
+    move |source| StoreError::Write { path, source }
+}
+
+/// The exclusive hold on a state file: an OS lock (flock) on `STATE.lock`,
+/// which the OS releases when the holder exits, however it exits. The lock
+/// file stays; it holds the pid of the last holder, for the message a second
+/// process gets.
+#[derive(Debug)]
+struct StateLock {
+    _file: File,
+}
+
+impl StateLock {
+    fn take(state: &Path) -> Result<StateLock, StoreError> {
+        let mut name = state.as_os_str().to_owned();
+        name.push(".lock");
+        let lock = PathBuf::from(name);
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&lock).map_err(write_error(&lock))?;
+        match file.try_lock() {
+            Ok(()) => {
+                file.set_len(0)
+                    .and_then(|()| write!(file, "{}", std::process::id()))
+                    .and_then(|()| file.flush())
+                    .map_err(write_error(&lock))?;
+                Ok(StateLock { _file: file })
+            }
+            Err(TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let holder = file
+                    .read_to_string(&mut text)
+                    .ok()
+                    .and_then(|_| text.trim().parse().ok());
+                Err(StoreError::Locked {
+                    path: state.to_owned(),
+                    lock,
+                    holder,
+                })
+            }
+            Err(TryLockError::Error(source)) => Err(StoreError::Write { path: lock, source }),
+        }
+    }
+}
+
+/// What became of a mutation: written to disk with the state that covered
+/// it, or undone because that write failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Durable,
+    RolledBack,
+}
+
 /// The engine with its state file. Reads share a read lock; a mutation takes
 /// the write lock, and when it changed anything (the event sequence moved)
-/// the state is on disk before the caller gets its answer. Writes are group
-/// commits: the writer encodes the state as it is when its turn comes, which
-/// covers every mutation made meanwhile, and those callers then find their
-/// change already on disk and skip their own write.
+/// waits for its fate before the caller gets an answer. Writes are group
+/// commits: a writer encodes the state as it is when its turn comes, which
+/// covers every mutation pending at that moment, and decides all their
+/// fates at once. When the write fails, the engine goes back to the state
+/// last written, and every mutation made since (those the write covered and
+/// any made while it ran) fails with it: none is answered as done, and none
+/// can be found by a retry that would then be answered "already done".
 #[derive(Debug)]
 pub struct Store {
     engine: RwLock<Engine>,
     path: PathBuf,
-    /// Event sequence of the state last written to `path`.
-    written: Mutex<u64>,
+    /// Mutations made in memory that no write has covered yet.
+    pending: Mutex<Vec<Arc<OnceLock<Fate>>>>,
+    /// The state as last written to `path`: what a failed write rolls back
+    /// to. Its lock also lets one writer at a time run.
+    durable: Mutex<Vec<u8>>,
+    _lock: StateLock,
 }
 
 impl Store {
-    /// Loads `path` when it exists, else builds the state from `seed`, else
-    /// starts empty; a new (or upgraded) state is written at once so the
+    /// Takes the state file's lock, removes temporaries a killed writer left,
+    /// then loads `path` when it exists, else builds the state from `seed`,
+    /// else starts empty; a new (or upgraded) state is written at once so the
     /// file exists and keeps the identity minted for it.
     pub fn open(path: &Path, seed: Option<&Path>) -> Result<Arc<Store>, StoreError> {
+        let lock = StateLock::take(path)?;
+        let removed = atomic_file::remove_leftovers(path).map_err(write_error(path))?;
+        if removed > 0 {
+            tracing::info!(path = %path.display(), removed, "removed temporary files of an interrupted write");
+        }
         let (engine, fresh) = match (path.exists(), seed) {
             (true, _) => load_upgraded(path)?,
             (false, Some(seed)) => (load_seed(seed)?, true),
             (false, None) => (Engine::new(), true),
         };
-        let seq = engine.seq();
+        let bytes = encode(&engine);
         if fresh {
-            atomic_file::write(path, &encode(&engine)).map_err(|source| StoreError::Write {
-                path: path.to_owned(),
-                source,
-            })?;
+            atomic_file::replace(path, &bytes, Access::Owner).map_err(write_error(path))?;
+        } else {
+            owner_only(path).map_err(write_error(path))?;
         }
         Ok(Arc::new(Store {
             engine: RwLock::new(engine),
             path: path.to_owned(),
-            written: Mutex::new(seq),
+            pending: Mutex::new(Vec::new()),
+            durable: Mutex::new(bytes),
+            _lock: lock,
         }))
     }
 
@@ -125,28 +207,29 @@ impl Store {
 
     /// Runs a mutation at the current time and persists its effect. A
     /// failed operation that still changed state (a partial removal) is
-    /// persisted too.
+    /// persisted too. When the state cannot be written the change is undone
+    /// and the answer is 503 `unavailable`, whatever the operation said.
     pub async fn mutate<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&mut Engine) -> engine::Result<T>,
     ) -> engine::Result<T> {
-        let (result, changed) = {
+        let (result, fate) = {
             let mut engine = self.engine.write().unwrap_or_else(|e| e.into_inner());
             engine.set_clock(now_ms());
             let before = engine.seq();
             let result = f(&mut engine);
-            let seq = engine.seq();
-            (result, (seq != before).then_some(seq))
+            let fate = (engine.seq() != before).then(|| {
+                let fate = Arc::new(OnceLock::new());
+                lock(&self.pending).push(Arc::clone(&fate));
+                fate
+            });
+            (result, fate)
         };
-        if let Some(seq) = changed {
+        if let Some(fate) = fate {
             let store = Arc::clone(self);
-            let written = tokio::task::spawn_blocking(move || store.persist(seq)).await;
-            match written {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::error!(path = %self.path.display(), error = %e, "cannot persist broker state");
-                    return Err(storage_problem());
-                }
+            match tokio::task::spawn_blocking(move || store.persist(&fate)).await {
+                Ok(Fate::Durable) => {}
+                Ok(Fate::RolledBack) => return Err(storage_problem()),
                 Err(e) => {
                     tracing::error!(error = %e, "persist task failed");
                     return Err(storage_problem());
@@ -156,24 +239,66 @@ impl Store {
         result
     }
 
-    /// Makes sure the state up to event `seq` is on disk.
-    fn persist(&self, seq: u64) -> io::Result<()> {
-        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        if *written >= seq {
-            return Ok(());
+    /// Waits for the fate of a mutation: decided by an earlier writer, or
+    /// by this caller, which then writes for every pending mutation.
+    fn persist(&self, fate: &OnceLock<Fate>) -> Fate {
+        let mut durable = lock(&self.durable);
+        if let Some(decided) = fate.get() {
+            return *decided;
         }
-        let (current, bytes) = self.read(|e| (e.seq(), encode(e)));
-        atomic_file::write(&self.path, &bytes)?;
-        *written = current;
-        Ok(())
+        let (bytes, covered) =
+            self.read(|e| (encode(e), std::mem::take(&mut *lock(&self.pending))));
+        let outcome = match atomic_file::replace(&self.path, &bytes, Access::Owner) {
+            Ok(()) => {
+                *durable = bytes;
+                Fate::Durable
+            }
+            Err(e) => {
+                tracing::error!(path = %self.path.display(), error = %e, "cannot persist broker state; rolling back");
+                self.roll_back(&durable);
+                Fate::RolledBack
+            }
+        };
+        for f in covered {
+            let _ = f.set(outcome);
+        }
+        fate.get().copied().unwrap_or(outcome)
     }
+
+    /// Puts the engine back to the state last written; mutations made since
+    /// the failed write was encoded are undone with it.
+    fn roll_back(&self, durable: &[u8]) {
+        let mut engine = self.engine.write().unwrap_or_else(|e| e.into_inner());
+        *engine = serde_json::from_slice(durable).expect("the state last written decodes");
+        for f in std::mem::take(&mut *lock(&self.pending)) {
+            let _ = f.set(Fate::RolledBack);
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Tightens a state file written before state files were created 0600.
+fn owner_only(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if fs::metadata(path)?.permissions().mode() & 0o077 != 0 {
+            fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 fn storage_problem() -> Box<Problem> {
     problem::new(
         503,
         codes::UNAVAILABLE,
-        "the broker could not persist its state; the change may be lost on restart",
+        "the broker could not persist its state; nothing was changed",
     )
 }
 
@@ -185,7 +310,8 @@ fn encode(engine: &Engine) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::contract::Expect;
-    use crate::contract::wire::PoolBody;
+    use crate::contract::wire::{Pool, PoolBody};
+    use crate::refbroker::engine::STATE_FORMAT;
 
     /// A new state file at `path` holding pool `live`.
     async fn with_a_pool(path: &Path) {
@@ -203,8 +329,126 @@ mod tests {
         with_a_pool(&path).await;
         let reloaded = Store::open(&path, None).unwrap();
         assert!(reloaded.read(|e| e.pool("live").is_some()));
-        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(leftovers.len(), 1, "no temp file stays behind");
+        let mut files: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            ["state.json", "state.json.lock"],
+            "no temp file stays behind"
+        );
+    }
+
+    #[test]
+    fn a_second_holder_is_refused_with_the_first_ones_pid_until_it_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let first = Store::open(&path, None).unwrap();
+        let err = Store::open(&path, None).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Locked { holder: Some(pid), .. } if *pid == std::process::id()),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("in use by process {}", std::process::id())),
+            "{text}"
+        );
+        drop(first);
+        Store::open(&path, None).unwrap();
+    }
+
+    #[test]
+    fn temporaries_of_a_killed_writer_are_removed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        drop(Store::open(&path, None).unwrap());
+        let leftover = dir.path().join(".state.json.tmp-4242");
+        fs::write(&leftover, b"{\"torn").unwrap();
+        Store::open(&path, None).unwrap();
+        assert!(!leftover.exists());
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_state_and_its_lock_are_readable_by_the_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        with_a_pool(&path).await;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir.path().join("state.json.lock")), 0o600);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        Store::open(&path, None).unwrap();
+        assert_eq!(
+            mode(&path),
+            0o600,
+            "an older, wider state file is tightened"
+        );
+    }
+
+    /// Makes every write of `path` fail (a directory cannot be renamed over;
+    /// permissions would not stop root) until `fix` is called.
+    fn break_writes(path: &Path) {
+        fs::remove_file(path).unwrap();
+        fs::create_dir_all(path.join("in-the-way")).unwrap();
+    }
+
+    fn fix_writes(path: &Path) {
+        fs::remove_dir_all(path).unwrap();
+    }
+
+    fn pool(
+        store: &Arc<Store>,
+        name: &'static str,
+    ) -> impl Future<Output = engine::Result<Pool>> + use<> {
+        let store = Arc::clone(store);
+        async move {
+            store
+                .mutate(move |e| e.put_pool(name, PoolBody::default(), Expect::Any))
+                .await
+        }
+    }
+
+    /// A write that cannot be persisted is undone before it is answered,
+    /// for every mutation the failed group commit covered; a retry is then
+    /// refused too instead of finding the change in memory and answering
+    /// "already done"; and what a reopen finds is exactly what was answered
+    /// as done.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_that_cannot_be_persisted_is_rolled_back_and_never_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let store = Store::open(&path, None).unwrap();
+        pool(&store, "kept").await.unwrap();
+        break_writes(&path);
+        let names = ["a", "b", "c", "d", "e", "f"];
+        let tasks: Vec<_> = names
+            .iter()
+            .map(|n| tokio::spawn(pool(&store, n)))
+            .collect();
+        for task in tasks {
+            let err = task.await.unwrap().unwrap_err();
+            assert_eq!((err.status, err.code.as_str()), (503, codes::UNAVAILABLE));
+        }
+        let err = pool(&store, "a").await.unwrap_err();
+        assert_eq!(err.status, 503, "a retry is not answered from memory");
+        for name in names {
+            assert!(store.read(|e| e.pool(name).is_none()), "{name} was undone");
+        }
+        assert_eq!(store.read(|e| e.seq()), 1);
+        fix_writes(&path);
+        pool(&store, "a").await.unwrap();
+        drop(store);
+        let reopened = Store::open(&path, None).unwrap();
+        let pools = reopened.read(|e| {
+            let live = e.snapshot(0).pools;
+            live.into_iter().map(|p| p.name).collect::<Vec<_>>()
+        });
+        assert_eq!(pools, ["a", "kept"]);
     }
 
     #[test]
@@ -217,10 +461,14 @@ mod tests {
             Err(StoreError::Invalid { .. })
         ));
         let mut newer = serde_json::to_value(Engine::new()).unwrap();
-        newer["format"] = 3.into();
+        newer["format"] = (STATE_FORMAT + 1).into();
         fs::write(&path, serde_json::to_vec(&newer).unwrap()).unwrap();
         let err = Store::open(&path, None).unwrap_err().to_string();
-        assert!(err.contains("format 3 is not the supported 2"), "{err}");
+        let refused = format!(
+            "format {} is not the supported {STATE_FORMAT}",
+            STATE_FORMAT + 1
+        );
+        assert!(err.contains(&refused), "{err}");
     }
 
     #[tokio::test]
@@ -236,8 +484,49 @@ mod tests {
         let id = upgraded.read(|e| e.id().to_owned());
         assert_eq!(id.len(), 32);
         assert!(upgraded.read(|e| e.pool("live").is_some()));
+        drop(upgraded);
         let again = Store::open(&path, None).unwrap();
         assert_eq!(again.read(|e| e.id().to_owned()), id);
+    }
+
+    /// A state file of format 2 kept salted SHA-256 password hashes; on
+    /// open they are gone from the file at once, the pool still has a
+    /// password, and the next one sent is stored as Argon2id.
+    #[tokio::test]
+    async fn fast_password_hashes_of_an_older_state_are_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let store = Store::open(&path, None).unwrap();
+        let mut body = PoolBody::default();
+        body.default_credentials.password = Some("maintenance-demo".into());
+        let put = body.clone();
+        store
+            .mutate(move |e| e.put_pool("maint", put, Expect::Any))
+            .await
+            .unwrap();
+        drop(store);
+        let mut old: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        old["format"] = 2.into();
+        old["password_hashes"]["maint"] = serde_json::json!({
+            "salt": "00112233445566778899aabbccddeeff",
+            "sha256": "57fb1ff44fde50db13fe171b85d363a0027f2dc7b29ff7ebcc1792379be4507e"
+        });
+        fs::write(&path, serde_json::to_vec(&old).unwrap()).unwrap();
+        let store = Store::open(&path, None).unwrap();
+        let file = fs::read_to_string(&path).unwrap();
+        assert!(
+            !file.contains("sha256") && !file.contains("57fb1ff4"),
+            "{file}"
+        );
+        assert!(store.read(|e| e.pool("maint").unwrap().default_credentials.password_set));
+        let before = store.read(|e| e.pool("maint").unwrap().revision);
+        let pool = store
+            .mutate(move |e| e.put_pool("maint", body, Expect::Any))
+            .await
+            .unwrap();
+        assert!(pool.revision > before);
+        let file = fs::read_to_string(&path).unwrap();
+        assert!(file.contains("$argon2id$v=19$m=32768,t=2,p=1$"), "{file}");
     }
 
     #[test]
@@ -291,6 +580,7 @@ mod tests {
         let path = dir.path().join("state.json");
         let store = Store::open(&path, Some(&seed)).unwrap();
         assert!(store.read(|e| e.destination("rds-01").is_some()));
+        drop(store);
         fs::write(&seed, b"{}").unwrap();
         let again = Store::open(&path, Some(&seed)).unwrap();
         assert!(again.read(|e| e.destination("rds-01").is_some()));

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::{report, words};
-use crate::apply::{ApplyError, Progress, Report, Seen, StepOutcome};
+use crate::apply::{Progress, Report, StepOutcome};
 use crate::plan::Plan;
 
 /// Bumped whenever a line's shape changes incompatibly.
@@ -37,11 +37,13 @@ pub enum Event {
         /// The step in words.
         description: String,
     },
-    /// Progress of a running step: sessions disconnected, or a drain
-    /// waiting for sessions to end.
+    /// Progress of a running step: users notified, sessions disconnected,
+    /// or a drain waiting for sessions to end (or for its lead time).
     Progress {
         step: usize,
         message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        notified_sessions: Option<u32>,
         #[serde(skip_serializing_if = "Option::is_none")]
         disconnected_sessions: Option<u32>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -103,7 +105,22 @@ pub enum Event {
         /// Safety rules overridden with `--force`.
         overridden: usize,
         duration_ms: u64,
+        /// Every drain that gave notice: how its users left.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        notices: Vec<Notice>,
     },
+}
+
+/// How the users of a drain with a notice left.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct Notice {
+    /// `id` of the drain step in the plan.
+    pub step: usize,
+    pub notified: u32,
+    /// Logged off by themselves within the lead time.
+    pub logged_off: u32,
+    /// Disconnected when the lead time was over.
+    pub disconnected: u32,
 }
 
 fn millis(duration: Option<Duration>) -> u64 {
@@ -142,7 +159,16 @@ impl Event {
             Progress::SessionsDisconnected { step, affected } => Event::Progress {
                 step: *step,
                 message: words::disconnected(*affected),
+                notified_sessions: None,
                 disconnected_sessions: Some(*affected),
+                remaining_sessions: None,
+                seconds_left: None,
+            },
+            Progress::UsersNotified { step, affected } => Event::Progress {
+                step: *step,
+                message: words::notified(*affected),
+                notified_sessions: Some(*affected),
+                disconnected_sessions: None,
                 remaining_sessions: None,
                 seconds_left: None,
             },
@@ -153,6 +179,19 @@ impl Event {
             } => Event::Progress {
                 step: *step,
                 message: report::waiting(*remaining_sessions, *time_left),
+                notified_sessions: None,
+                disconnected_sessions: None,
+                remaining_sessions: Some(*remaining_sessions),
+                seconds_left: Some(time_left.as_secs()),
+            },
+            Progress::LeadTime {
+                step,
+                remaining_sessions,
+                time_left,
+            } => Event::Progress {
+                step: *step,
+                message: report::lead_time(*remaining_sessions, *time_left),
+                notified_sessions: None,
                 disconnected_sessions: None,
                 remaining_sessions: Some(*remaining_sessions),
                 seconds_left: Some(time_left.as_secs()),
@@ -186,6 +225,16 @@ impl Event {
             skipped: s.skipped,
             overridden: s.overridden,
             duration_ms: millis(Some(report.duration)),
+            notices: report
+                .notices
+                .iter()
+                .map(|n| Notice {
+                    step: n.step,
+                    notified: n.notified,
+                    logged_off: n.logged_off,
+                    disconnected: n.disconnected,
+                })
+                .collect(),
         }
     }
 }
@@ -215,7 +264,7 @@ fn finished(
         StepOutcome::Failed(e) => Event::Failed {
             step,
             description,
-            code: failure_code(e),
+            code: e.code().map(str::to_owned),
             message: e.to_string(),
             duration_ms,
         },
@@ -226,19 +275,6 @@ fn finished(
                 .trim_start_matches("skipped: ")
                 .to_owned(),
         },
-    }
-}
-
-/// The broker's problem code behind a failure, when there is one.
-pub fn failure_code(error: &ApplyError) -> Option<String> {
-    match error {
-        ApplyError::Broker(e) => e.code().map(str::to_owned),
-        ApplyError::MembershipRemains { problem, .. } => Some(problem.code.clone()),
-        ApplyError::PreconditionChanged(changed) => match &changed.live {
-            Seen::Refused(problem) => Some(problem.code.clone()),
-            Seen::Destination(_) | Seen::Gone => None,
-        },
-        _ => None,
     }
 }
 

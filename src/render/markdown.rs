@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use super::plan::{field_lines, sigil};
-use super::words;
+use super::{rehearsal, words};
 use crate::address::Address;
 use crate::desired::DrainSessions;
 use crate::plan::{Action, Change, Op, Plan, Step};
@@ -103,6 +103,7 @@ fn build(plan: &Plan, limit: usize) -> String {
     sections.extend(expected_warnings(plan));
     let head = head(plan);
     sections.extend(by_risk(plan));
+    sections.extend(rehearsal_details(plan));
     sections.extend(steps(plan));
     fit(&head, &sections, limit)
 }
@@ -148,6 +149,9 @@ fn head(plan: &Plan) -> String {
     let mut head = String::new();
     let _ = writeln!(head, "{}", marker(&plan.stack));
     let _ = writeln!(head, "### poolform plan for stack `{}`\n", plan.stack);
+    if let Some(r) = &plan.rehearsal {
+        let _ = writeln!(head, "**Rehearsal:** {}\n", inline(&rehearsal::verdict(r)));
+    }
     if let Some(targets) = words::targets(plan) {
         let _ = writeln!(head, "{}\n", inline(&targets));
     }
@@ -169,6 +173,37 @@ fn head(plan: &Plan) -> String {
     );
     let _ = writeln!(head, "{}\n", inline(&words::summary(plan)));
     head
+}
+
+/// What the rehearsal met at each step and the events it predicts, in a
+/// collapsed section.
+fn rehearsal_details(plan: &Plan) -> Option<Section> {
+    let r = plan.rehearsal.as_ref()?;
+    let mut block = String::from("<details><summary>Rehearsal, step by step</summary>\n\n");
+    // Each line starts with its step's number: an ordered list.
+    for line in rehearsal::lines(plan, r) {
+        let _ = writeln!(block, "{}", inline(&line));
+    }
+    let _ = writeln!(
+        block,
+        "\nThe broker's log it predicts (the copy's calls each took {} ms, {} at once at most):\n",
+        r.latency_ms, r.parallelism
+    );
+    let events: String = r
+        .events
+        .iter()
+        .map(|e| match &e.code {
+            Some(code) => format!("{} {} {code}\n", e.op, e.resource),
+            None => format!("{} {}\n", e.op, e.resource),
+        })
+        .collect();
+    let fence = fence_for(&events);
+    let _ = write!(block, "{fence}\n{events}{fence}\n\n</details>\n\n");
+    Some(Section {
+        heading: String::new(),
+        noun: None,
+        entries: vec![block],
+    })
 }
 
 /// The changes, and the steps that belong to no change, in one section per
@@ -248,7 +283,11 @@ fn resource(c: &Change, steps: &[&Step]) -> String {
         Action::Update => "update",
         Action::Delete => "delete",
     };
-    let drains: Vec<String> = steps.iter().filter_map(|s| drain_note(&s.op)).collect();
+    let drains: Vec<String> = steps
+        .iter()
+        .filter_map(|s| drain_note(&s.op))
+        .chain(steps.iter().filter_map(|s| words::reason(s)))
+        .collect();
     let drains = if drains.is_empty() {
         String::new()
     } else {
@@ -284,16 +323,21 @@ fn drain_note(op: &Op) -> Option<String> {
         destination,
         policy,
         active_sessions,
+        notice,
         ..
     } = op
     else {
         return None;
     };
     let users = words::count(*active_sessions, "user", "users");
-    let what = match policy {
-        DrainSessions::Disconnect => format!("disconnects {users}"),
-        DrainSessions::Wait => format!("waits for {users} to leave"),
-        DrainSessions::Refuse => format!("refuses while {users} remain"),
+    let what = match (policy, notice) {
+        (DrainSessions::Disconnect, Some(notice)) => format!(
+            "notifies {users}, disconnects the rest after {}",
+            words::duration(notice.lead_time_seconds)
+        ),
+        (DrainSessions::Disconnect, None) => format!("disconnects {users}"),
+        (DrainSessions::Wait, _) => format!("waits for {users} to leave"),
+        (DrainSessions::Refuse, _) => format!("refuses while {users} remain"),
     };
     Some(format!("drains {destination}: {what}"))
 }
@@ -362,6 +406,9 @@ fn mermaid_text(text: &str) -> String {
 /// One numbered step line with what it waits for and its expected warning.
 fn step(s: &Step) -> String {
     let mut line = format!("{}. {}", s.id + 1, inline(&words::step(&s.op)));
+    if let Some(reason) = words::reason(s) {
+        let _ = write!(line, " ({})", inline(&reason));
+    }
     if !s.depends_on.is_empty() {
         let ids: Vec<String> = s.depends_on.iter().map(|d| (d + 1).to_string()).collect();
         let _ = write!(line, " _(after {})_", ids.join(", "));

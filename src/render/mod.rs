@@ -7,6 +7,7 @@ pub mod diagnostics;
 pub mod events;
 pub mod markdown;
 pub mod plan;
+pub mod rehearsal;
 pub mod report;
 pub mod words;
 

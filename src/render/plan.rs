@@ -6,8 +6,8 @@ use std::io::{self, Write};
 
 use serde_json::Value;
 
-use super::words;
-use crate::plan::{Action, Change, Field, FieldDiff, Plan};
+use super::{rehearsal, words};
+use crate::plan::{Action, Change, Field, FieldDiff, Plan, Rehearsal};
 
 /// Whether to emit ANSI colour; decided by the caller (TTY, `--color`, `NO_COLOR`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -164,6 +164,30 @@ fn change(out: &mut dyn Write, style: Style, change: &Change) -> io::Result<()> 
     Ok(())
 }
 
+/// The rehearsal's verdict, coloured by the worst it found, and each step's
+/// result.
+fn rehearsal_section(
+    out: &mut dyn Write,
+    style: Style,
+    plan: &Plan,
+    r: &Rehearsal,
+) -> io::Result<()> {
+    let t = r.tally();
+    let verdict = rehearsal::verdict(r);
+    let painted = if t.errors > 0 {
+        style.red(&verdict)
+    } else if t.unpredicted_warnings + t.blocked > 0 || r.converges == Some(false) {
+        style.yellow(&verdict)
+    } else {
+        style.green(&verdict)
+    };
+    writeln!(out, "{} {painted}", style.bold("Rehearsal:"))?;
+    for line in rehearsal::lines(plan, r) {
+        writeln!(out, "  {line}")?;
+    }
+    writeln!(out)
+}
+
 /// Writes the whole plan.
 pub fn text(plan: &Plan, style: Style, out: &mut dyn Write) -> io::Result<()> {
     if !plan.violations.is_empty() {
@@ -210,9 +234,12 @@ pub fn text(plan: &Plan, style: Style, out: &mut dyn Write) -> io::Result<()> {
                     .collect();
                 style.dim(&format!("  (after {})", ids.join(", ")))
             };
+            let why = words::reason(step)
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
             writeln!(
                 out,
-                "  {:>width$}. {}{after}",
+                "  {:>width$}. {}{why}{after}",
                 step.id + 1,
                 words::step(&step.op)
             )?;
@@ -226,6 +253,9 @@ pub fn text(plan: &Plan, style: Style, out: &mut dyn Write) -> io::Result<()> {
             }
         }
         writeln!(out)?;
+    }
+    if let Some(r) = &plan.rehearsal {
+        rehearsal_section(out, style, plan, r)?;
     }
     let u = plan.unmanaged;
     if u.pools + u.app_configs + u.app_instances > 0 {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::plan::Style;
 use super::words;
-use crate::apply::{Progress, Report, SkipReason, StepOutcome, Warning};
+use crate::apply::{NoticeReport, Progress, Report, SkipReason, StepOutcome, Warning};
 use crate::plan::{ExpectedWarning, Op, Plan};
 
 /// What a downgraded warning means for the admin. `op` is the step's
@@ -70,6 +70,34 @@ pub fn waiting(remaining_sessions: u32, time_left: Duration) -> String {
     )
 }
 
+/// "2 users still logged on, disconnecting the rest in 9m58s".
+pub fn lead_time(remaining_sessions: u32, time_left: Duration) -> String {
+    format!(
+        "{} still logged on, disconnecting the rest in {}",
+        words::count(remaining_sessions, "user", "users"),
+        seconds(time_left)
+    )
+}
+
+/// "rds-02: of 3 users notified, 1 logged off by themselves and 2 were
+/// disconnected".
+pub fn notice(plan: &Plan, notice: &NoticeReport) -> String {
+    let destination = plan
+        .steps
+        .get(notice.step)
+        .and_then(|s| s.op.destination())
+        .unwrap_or("the destination");
+    format!(
+        "{destination}: of {} notified, {} logged off by themselves and {} disconnected",
+        words::count(notice.notified, "user", "users"),
+        notice.logged_off,
+        match notice.disconnected {
+            1 => "1 was".to_owned(),
+            n => format!("{n} were"),
+        }
+    )
+}
+
 /// One log line for an apply event, or `None` for events only a live
 /// progress display shows.
 pub fn event_line(plan: &Plan, event: &Progress) -> Option<String> {
@@ -101,6 +129,24 @@ pub fn event_line(plan: &Plan, event: &Progress) -> Option<String> {
             "[{}/{total}] {}",
             step + 1,
             words::disconnected(*affected)
+        )),
+        Progress::UsersNotified { step, affected } => Some(format!(
+            "[{}/{total}] {}",
+            step + 1,
+            words::notified(*affected)
+        )),
+        Progress::LeadTime {
+            remaining_sessions: 0,
+            ..
+        } => None,
+        Progress::LeadTime {
+            step,
+            remaining_sessions,
+            time_left,
+        } => Some(format!(
+            "[{}/{total}] {}",
+            step + 1,
+            lead_time(*remaining_sessions, *time_left)
         )),
         Progress::DrainProgress {
             remaining_sessions: 0,
@@ -160,6 +206,9 @@ pub fn report(plan: &Plan, report: &Report, style: Style, out: &mut dyn Write) -
             _ => {}
         }
     }
+    for n in &report.notices {
+        writeln!(out, "{}", notice(plan, n))?;
+    }
     let s = report.summary();
     let head = if report.cancelled {
         "Apply interrupted"
@@ -206,5 +255,9 @@ mod tests {
         );
         assert_eq!(words::disconnected(1), "disconnected 1 session");
         assert_eq!(words::disconnected(4), "disconnected 4 sessions");
+        assert_eq!(
+            lead_time(1, Duration::from_secs(598)),
+            "1 user still logged on, disconnecting the rest in 9m58s"
+        );
     }
 }

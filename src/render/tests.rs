@@ -271,3 +271,45 @@ fn no_changes_with_violations_says_both() {
     );
     assert!(!render_text(&plan, Style::default()).contains("No changes. The broker matches"));
 }
+
+/// `out_online` as a rehearsal found it: the removal refused by the broker.
+fn rehearsed_out_online() -> Plan {
+    use crate::plan::{Rehearsal, Rehearsed, RehearsedEvent};
+    let plan = out_online();
+    let outcomes = [
+        Rehearsed::Done,
+        Rehearsed::Done,
+        Rehearsed::Done,
+        Rehearsed::Error {
+            code: Some("in_use".to_owned()),
+            message:
+                "broker answered 409 in_use: app instance kiosk targets rds-02 through pool live"
+                    .to_owned(),
+        },
+    ];
+    let event = |op: &str, resource: &str| RehearsedEvent {
+        op: op.to_owned(),
+        resource: resource.to_owned(),
+        code: None,
+    };
+    plan.rehearsed(Rehearsal {
+        events: vec![
+            event("destination.drain.start", "destination/rds-02/drain"),
+            event("sessions.disconnect", "destination/rds-02/sessions"),
+            event("sticky.clear", "pool/live/sticky-sessions/rds-02"),
+        ],
+        estimated_ms: 80,
+        ..super::rehearsal::tests::rehearsal(outcomes.into(), Some(false))
+    })
+}
+
+#[test]
+fn a_rehearsal_is_a_verdict_at_the_top_and_its_details_collapsed() {
+    let plan = rehearsed_out_online();
+    insta::assert_snapshot!("markdown_rehearsed", render_markdown(&plan, COMMENT_LIMIT));
+    insta::assert_snapshot!("text_rehearsed", render_text(&plan, Style::default()));
+    let md = render_markdown(&plan, COMMENT_LIMIT);
+    let verdict = md.find("**Rehearsal:**").unwrap();
+    assert!(verdict < md.find("| to add").unwrap(), "the verdict leads");
+    assert!(md.contains("<details><summary>Rehearsal, step by step</summary>"));
+}

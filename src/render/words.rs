@@ -8,7 +8,7 @@ use crate::apply::{Changed, Seen};
 use crate::contract::labels::RESERVED_PREFIX;
 use crate::contract::wire::Destination;
 use crate::desired::DrainSessions;
-use crate::plan::{ExpectedWarning, Fact, Field, Op, Plan, Violation};
+use crate::plan::{ExpectedWarning, Fact, Field, Op, Plan, Reason, Step, Violation};
 
 /// `90` -> `1m30s`, `900` -> `15m`.
 pub fn duration(seconds: u64) -> String {
@@ -35,6 +35,11 @@ pub fn count(n: u32, one: &str, many: &str) -> String {
     }
 }
 
+/// "notified 3 users".
+pub fn notified(users: u32) -> String {
+    format!("notified {}", count(users, "user", "users"))
+}
+
 /// "disconnected 4 sessions".
 pub fn disconnected(sessions: u32) -> String {
     format!("disconnected {}", count(sessions, "session", "sessions"))
@@ -57,6 +62,16 @@ pub fn step(op: &Op) -> String {
         }
         Op::StopLogons { destination } => format!("stop new logons on {destination}"),
         Op::AllowLogons { destination } => format!("allow new logons on {destination} again"),
+        Op::DrainSessions {
+            destination,
+            active_sessions,
+            notice: Some(notice),
+            ..
+        } => format!(
+            "notify {} on {destination}, wait up to {}, then disconnect the rest",
+            count(*active_sessions, "user", "users"),
+            duration(notice.lead_time_seconds)
+        ),
         Op::DrainSessions {
             destination,
             policy,
@@ -91,6 +106,18 @@ pub fn step(op: &Op) -> String {
         Op::DeleteAppConfig { app_config } => format!("delete app config {app_config}"),
         Op::DeletePool { pool } => format!("delete pool {pool}"),
     }
+}
+
+/// Why a step changes a membership the config's member list does not:
+/// "rds-02 out of rotation: maintenance".
+pub fn reason(step: &Step) -> Option<String> {
+    let destination = step.op.destination()?;
+    Some(match step.reason? {
+        Reason::Maintenance => format!("{destination} out of rotation: maintenance"),
+        Reason::MaintenanceEnded => {
+            format!("{destination} back in rotation: maintenance ended")
+        }
+    })
 }
 
 pub fn expected_warning(warning: &ExpectedWarning) -> String {
@@ -429,5 +456,26 @@ mod tests {
         assert_eq!(duration(90), "1m30s");
         assert_eq!(duration(900), "15m");
         assert_eq!(duration(5400), "1h30m");
+    }
+
+    #[test]
+    fn a_drain_with_a_notice_says_who_is_told_and_how_long_they_have() {
+        let drain = Op::DrainSessions {
+            pool: "live".to_owned(),
+            destination: "rds-02".to_owned(),
+            policy: DrainSessions::Disconnect,
+            timeout_seconds: Some(900),
+            active_sessions: 3,
+            notice: Some(crate::desired::DrainNotice {
+                de: "Wartung".to_owned(),
+                en: "Maintenance".to_owned(),
+                lead_time_seconds: 600,
+            }),
+        };
+        assert_eq!(
+            step(&drain),
+            "notify 3 users on rds-02, wait up to 10m, then disconnect the rest"
+        );
+        assert_eq!(notified(1), "notified 1 user");
     }
 }

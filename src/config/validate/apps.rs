@@ -4,7 +4,7 @@
 use super::Checker;
 use crate::address::Kind;
 use crate::config::Declared;
-use crate::config::spec::{AppInstanceSpec, Sp};
+use crate::config::spec::{AppInstanceSpec, PoolSpec, Sp};
 use crate::diagnostic::Label;
 
 impl Checker<'_> {
@@ -97,6 +97,7 @@ impl Checker<'_> {
         };
         let members: Vec<&str> = pool.spec.members.iter().map(|m| m.value.as_str()).collect();
         if members.contains(&destination.value.as_str()) {
+            self.pinned_in_maintenance(file, instance, destination, pool_name, pool);
             return;
         }
         let pool_location = config.at(pool.file, &pool.name.at);
@@ -120,11 +121,56 @@ impl Checker<'_> {
             format!("members of '{pool_name}': {}", members.join(", "))
         });
     }
+
+    /// Maintenance takes a destination out of every load-balanced pool, and
+    /// the broker keeps a member in a pool while an instance is pinned to it
+    /// through that pool: the removal would be refused.
+    fn pinned_in_maintenance(
+        &mut self,
+        file: usize,
+        instance: &str,
+        destination: &Sp<String>,
+        pool_name: &str,
+        pool: &Declared<PoolSpec>,
+    ) {
+        let load_balanced = pool
+            .spec
+            .load_balancing
+            .as_ref()
+            .is_some_and(|lb| lb.enabled.value);
+        let Some(maintenance) = self
+            .config
+            .locate_maintenance(&destination.value)
+            .filter(|_| load_balanced)
+        else {
+            return;
+        };
+        let diagnostic = self.error(
+            "config::maintenance_pinned",
+            format!(
+                "app instance '{instance}' is pinned to '{}' through load-balanced pool '{pool_name}', \
+                 which maintenance takes '{}' out of",
+                destination.value, destination.value
+            ),
+            file,
+            &destination.at,
+            "pinned here",
+        );
+        diagnostic.secondary.push(Label::new(
+            maintenance,
+            format!("'{}' in maintenance", destination.value),
+        ));
+        diagnostic.help = Some(
+            "pin the instance to another member (or to none) for the maintenance, or reach the server \
+             through a pool that does not load-balance"
+                .to_owned(),
+        );
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{POOL, check};
+    use super::super::tests::{POOL, check, valid};
 
     #[test]
     fn dangling_pool_reference() {
@@ -153,6 +199,23 @@ mod tests {
             "config::destination_not_member",
             "d9",
         );
+    }
+
+    #[test]
+    fn instance_pinned_to_a_server_maintenance_takes_out_of_its_load_balanced_pool() {
+        let pools = "pools:\n  p: {load_balancing: {enabled: true}, members: [d1, d2]}\n  a: {members: [d1]}\n";
+        let apps = "app_configs:\n  c: {pool: p, type: desktop, protocol: rdp}\n  admin: {pool: a, type: desktop, protocol: rdp}\n";
+        let maintenance = "destinations:\n  d1: {maintenance: {enabled: true}}\n";
+        check(
+            &format!(
+                "{pools}{apps}{maintenance}app_instances:\n  i: {{app_config: c, user: u, destination: d1}}\n"
+            ),
+            "config::maintenance_pinned",
+            "d1",
+        );
+        valid(&format!(
+            "{pools}{apps}{maintenance}app_instances:\n  i: {{app_config: admin, user: u, destination: d1}}\n"
+        ));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 mod apps;
 mod destinations;
+mod drain;
 mod pools;
 mod top_level;
 

@@ -30,6 +30,7 @@ impl<'a> Checker<'a> {
             self.load_balancing_periods(file, name, spec);
             self.credentials(file, name, spec);
             self.drain_timeout(file, name, spec);
+            self.drain_notice(file, name, spec);
         }
     }
 
@@ -266,7 +267,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Checks a duration and returns it in seconds when it is one.
-    fn duration(
+    pub(super) fn duration(
         &mut self,
         file: usize,
         value: &Sp<DurationValue>,

@@ -499,6 +499,7 @@ fn maintenance_value(m: &Maintenance) -> Vec<(Field, Value)> {
         (Field::NoticeEn, optional(&m.notice_en)),
         (Field::AllowedGroups, json!(m.allowed_groups)),
         (Field::MaintenanceOwner, optional(&m.owner)),
+        (Field::OutOfRotation, json!(m.out_of_rotation)),
     ]
 }
 

@@ -16,6 +16,8 @@ impl Engine {
         expect: Expect,
     ) -> Result<AppConfig> {
         check_name("app config", name)?;
+        // A malformed body is a 400 whatever the precondition would say.
+        check_name("pool", &body.pool)?;
         let existing = self.app_configs.get(name);
         check_expect("app config", name, existing.map(|c| c.revision), expect)?;
         let Some(pool) = self.pools.get(&body.pool) else {
@@ -88,13 +90,18 @@ impl Engine {
         expect: Expect,
     ) -> Result<AppInstance> {
         check_name("app instance", name)?;
-        let existing = self.app_instances.get(name);
-        check_expect("app instance", name, existing.map(|i| i.revision), expect)?;
+        // A malformed body is a 400 whatever the precondition would say.
         if body.user.is_some() == body.group.is_some() {
             return Err(bad_request(
                 "an app instance has exactly one of user / group",
             ));
         }
+        check_name("app config", &body.app_config)?;
+        if let Some(d) = &body.destination {
+            check_name("destination", d)?;
+        }
+        let existing = self.app_instances.get(name);
+        check_expect("app instance", name, existing.map(|i| i.revision), expect)?;
         let Some(config) = self.app_configs.get(&body.app_config) else {
             return Err(missing_reference("app config", &body.app_config));
         };

@@ -26,9 +26,7 @@ impl Engine {
     /// expired lease is free for anyone.
     pub fn put_lock(&mut self, stack: &str, body: LockBody) -> Result<Lock> {
         check_name("lock stack", stack)?;
-        if body.holder.is_empty() {
-            return Err(bad_request("lock holder must not be empty"));
-        }
+        check_holder(&body.holder)?;
         if !(1..=MAX_LOCK_TTL_SECONDS).contains(&body.ttl_seconds) {
             return Err(bad_request(format!(
                 "ttl_seconds must be 1..={MAX_LOCK_TTL_SECONDS}"
@@ -56,6 +54,7 @@ impl Engine {
     /// Releases the lease if `holder` has it; releasing a free or expired
     /// lease changes nothing.
     pub fn delete_lock(&mut self, stack: &str, holder: &str) -> Result<()> {
+        check_holder(holder)?;
         match self.live_lock(stack) {
             Some(l) if l.holder != holder => Err(Engine::lock_conflict(l)),
             Some(_) => {
@@ -65,6 +64,16 @@ impl Engine {
             }
             None => Ok(()),
         }
+    }
+}
+
+/// Nobody holds a lease as "": an empty holder is a caller's mistake, and
+/// releasing as nobody must not read as "it was free".
+fn check_holder(holder: &str) -> Result<()> {
+    if holder.is_empty() {
+        Err(bad_request("lock holder must not be empty"))
+    } else {
+        Ok(())
     }
 }
 
@@ -91,5 +100,6 @@ mod tests {
         e.put_lock("corp-rds", body("b")).unwrap();
         e.delete_lock("corp-rds", "b").unwrap();
         e.delete_lock("corp-rds", "b").unwrap();
+        assert_eq!(e.delete_lock("corp-rds", "").unwrap_err().status, 400);
     }
 }

@@ -8,8 +8,8 @@
 //! checks every rule family shares. Each rule family has a file of its own:
 //! `seed` (building from a snapshot), `pools` (pools, membership,
 //! load-balancing admission and the service, leftovers), `sessions`
-//! (sessions, sticky bindings), `maintenance` (maintenance mode, leftover
-//! service removal), `drain` (drain mode), `apps` (app configs and app
+//! (sessions, sticky bindings), `messages` (notices to users), `maintenance`
+//! (maintenance mode, leftover service removal), `drain` (drain mode), `apps` (app configs and app
 //! instances), `locks` (leases) and `sim` (simulation controls).
 //!
 //! Conventions:
@@ -24,6 +24,7 @@ mod apps;
 mod drain;
 mod locks;
 mod maintenance;
+mod messages;
 mod pools;
 mod seed;
 mod sessions;
@@ -32,6 +33,7 @@ mod sim;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::contract::Expect;
 use crate::contract::names;
@@ -41,12 +43,12 @@ use crate::contract::wire::{
     SessionCounts, SessionState, Snapshot, StickyBinding,
 };
 
-pub use pools::SaltedHash;
+pub use pools::UNKNOWN_PASSWORD;
 
 /// Version of the state file layout written by `store`. Format 2 added the
-/// broker identity; a format-1 file is upgraded on load (see
-/// [`Engine::upgrade_format`]).
-pub const STATE_FORMAT: u32 = 2;
+/// broker identity, format 3 Argon2id password hashes; older files are
+/// upgraded on load (see [`Engine::from_state`]).
+pub const STATE_FORMAT: u32 = 3;
 
 /// Longest lock lease the broker grants; a killed apply must not hold a stack
 /// for longer than a day.
@@ -67,8 +69,9 @@ pub struct Engine {
     next_session: u64,
     destinations: BTreeMap<String, Destination>,
     pools: BTreeMap<String, Pool>,
-    /// Pool name → salted hash of its default password.
-    password_hashes: BTreeMap<String, SaltedHash>,
+    /// Pool name → Argon2id hash of its default password (a PHC string
+    /// from `contract::hash`), or [`UNKNOWN_PASSWORD`].
+    password_hashes: BTreeMap<String, String>,
     app_configs: BTreeMap<String, AppConfig>,
     app_instances: BTreeMap<String, AppInstance>,
     sessions: BTreeMap<String, Session>,
@@ -396,23 +399,44 @@ impl Engine {
         self.pools.get(name).ok_or_else(|| not_found("pool", name))
     }
 
-    /// Checks a state file's contents after loading, upgrading a format-1
-    /// file: it predates identities, so it gets one minted now (its state
-    /// was never seen under another). Returns whether it was upgraded; the
-    /// caller writes an upgraded state back at once so the identity stays.
-    pub fn upgrade_format(&mut self) -> std::result::Result<bool, String> {
-        match self.format {
-            1 if self.id.is_empty() => {
-                self.format = STATE_FORMAT;
-                self.id = mint_id();
-                Ok(true)
+    /// Decodes a state file, upgrading an earlier format on the way:
+    /// format 1 predates identities, so it gets one minted now (its state
+    /// was never seen under another); formats 1 and 2 kept salted SHA-256
+    /// password hashes, too fast to guess against to keep, so each becomes
+    /// [`UNKNOWN_PASSWORD`]: the pool still has a password, and the next one
+    /// sent for it counts as a change and is hashed with Argon2id. Returns
+    /// whether it upgraded; the caller writes an upgraded state back at once,
+    /// so neither a new identity is lost nor an old hash kept.
+    pub fn from_state(mut state: Value) -> std::result::Result<(Engine, bool), String> {
+        let format = state.get("format").and_then(Value::as_u64);
+        let upgraded = match format {
+            Some(f) if f == u64::from(STATE_FORMAT) => false,
+            Some(old @ (1 | 2)) => {
+                if old == 1 {
+                    state["id"] = mint_id().into();
+                }
+                if let Some(Value::Object(hashes)) = state.get_mut("password_hashes") {
+                    hashes
+                        .values_mut()
+                        .for_each(|h| *h = UNKNOWN_PASSWORD.into());
+                }
+                state["format"] = STATE_FORMAT.into();
+                true
             }
-            STATE_FORMAT if !self.id.is_empty() => Ok(false),
-            STATE_FORMAT => Err("the state file has no broker id".to_owned()),
-            other => Err(format!(
-                "state file format {other} is not the supported {STATE_FORMAT} (nor 1, which is upgraded)"
-            )),
+            _ => {
+                let found = state
+                    .get("format")
+                    .map_or("none".to_owned(), Value::to_string);
+                return Err(format!(
+                    "state file format {found} is not the supported {STATE_FORMAT} (nor 1 or 2, which are upgraded)"
+                ));
+            }
+        };
+        let engine: Engine = serde_json::from_value(state).map_err(|e| e.to_string())?;
+        if engine.id.is_empty() {
+            return Err("the state file has no broker id".to_owned());
         }
+        Ok((engine, upgraded))
     }
 }
 

@@ -1,4 +1,4 @@
-//! Pools and their membership: pool settings and passwords (kept as salted
+//! Pools and their membership: pool settings and passwords (kept as Argon2id
 //! hashes only), adding and removing members, the admission rules of a
 //! load-balanced pool (one such pool per destination; online and prepared
 //! for process execution), installing and uninstalling the load-balancing
@@ -6,42 +6,17 @@
 //! (recorded with the pool and its owning stack), and drain mode ending when
 //! a host leaves its load-balanced pool.
 
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-
 use super::{Engine, Result, check_expect, check_name, unreachable_host};
 use crate::contract::Expect;
+use crate::contract::hash;
 use crate::contract::labels;
 use crate::contract::problem::{self, Problem, codes};
 use crate::contract::wire::{Credentials, Labels, Leftover, Pool, PoolBody};
 
-/// A salted SHA-256 of a secret: enough to tell "same password" from
-/// "different password", useless for recovering it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SaltedHash {
-    pub salt: String,
-    pub sha256: String,
-}
-
-impl SaltedHash {
-    pub fn new(secret: &str) -> SaltedHash {
-        let salt: [u8; 16] = rand::random();
-        SaltedHash::with_salt(hex::encode(salt), secret)
-    }
-
-    fn with_salt(salt: String, secret: &str) -> SaltedHash {
-        let mut hasher = Sha256::new();
-        hasher.update(salt.as_bytes());
-        hasher.update(secret.as_bytes());
-        let sha256 = hex::encode(hasher.finalize());
-        SaltedHash { salt, sha256 }
-    }
-
-    pub fn matches(&self, secret: &str) -> bool {
-        SaltedHash::with_salt(self.salt.clone(), secret).sha256 == self.sha256
-    }
-}
+/// The stored password of a pool that has one nobody knows (seeded with
+/// `password_set: true`, or kept as a fast hash by an older state file):
+/// not a hash, so no password ever verifies against it.
+pub const UNKNOWN_PASSWORD: &str = "unknown";
 
 fn uninstall_failed(names: &[String]) -> Box<Problem> {
     let mut p = problem::new(
@@ -141,8 +116,8 @@ impl Engine {
         let old_hash = self.password_hashes.get(name);
         let new_hash = match &body.default_credentials.password {
             Some(pw) => match old_hash {
-                Some(h) if h.matches(pw) => Some(h.clone()),
-                _ => Some(SaltedHash::new(pw)),
+                Some(h) if hash::verify(h, pw) => Some(h.clone()),
+                _ => Some(hash::hash(pw)),
             },
             None => None,
         };
@@ -523,6 +498,29 @@ mod tests {
         assert!(e.put_pool("maint", body, Expect::Any).unwrap().revision > p.revision);
         let file = serde_json::to_string(&e).unwrap();
         assert!(!file.contains("hunter2-secret") && !file.contains("\"other\""));
+    }
+
+    /// The state keeps an Argon2id hash at today's cost, which verifies the
+    /// password and nothing else; a password nobody knows verifies nothing,
+    /// so the next one sent is a change.
+    #[test]
+    fn passwords_are_kept_as_argon2id_hashes_at_todays_cost() {
+        let mut e = engine();
+        let mut body = PoolBody::default();
+        body.default_credentials.password = Some("hunter2-secret".into());
+        e.put_pool("maint", body.clone(), Expect::Any).unwrap();
+        let stored = e.password_hashes["maint"].clone();
+        assert!(
+            stored.starts_with("$argon2id$") && hash::is_current(&stored),
+            "{stored}"
+        );
+        assert!(hash::verify(&stored, "hunter2-secret") && !hash::verify(&stored, "hunter3"));
+        e.password_hashes
+            .insert("maint".into(), UNKNOWN_PASSWORD.into());
+        let before = e.pool("maint").unwrap().revision;
+        let again = e.put_pool("maint", body, Expect::Any).unwrap();
+        assert!(again.revision > before, "an unknown password is replaced");
+        assert!(hash::verify(&e.password_hashes["maint"], "hunter2-secret"));
     }
 
     #[test]

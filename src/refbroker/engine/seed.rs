@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 
-use super::{Engine, Result, SaltedHash, bad_request, count_mut};
+use super::{Engine, Result, UNKNOWN_PASSWORD, bad_request, count_mut};
 use crate::contract::wire::{SessionCounts, Snapshot};
 
 impl Engine {
     /// Builds the state a `--seed` file describes. Session counts are
     /// recomputed from the sessions, members sorted, and a pool seeded with
-    /// `password_set: true` gets the hash of a random secret nobody knows.
+    /// `password_set: true` gets a password nobody knows ([`UNKNOWN_PASSWORD`]).
     pub fn from_snapshot(snapshot: Snapshot) -> Result<Engine> {
         let mut engine = Engine::new();
         let mut max_rev = 0;
@@ -35,10 +35,9 @@ impl Engine {
                 }
             }
             if p.default_credentials.password_set {
-                let unknown: [u8; 32] = rand::random();
                 engine
                     .password_hashes
-                    .insert(p.name.clone(), SaltedHash::new(&hex::encode(unknown)));
+                    .insert(p.name.clone(), UNKNOWN_PASSWORD.to_owned());
             }
             if p.load_balancing.enabled {
                 for m in &p.members {

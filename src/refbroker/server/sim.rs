@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::{Answer, App, Body, P, json, to_json, write};
+use super::{Answer, App, Body, Name, P, json, to_json, write};
 use crate::contract::wire::SessionState;
 
 /// Body of `POST /v1/_sim/destinations`.
@@ -50,7 +50,7 @@ pub(super) async fn sim_destination(
 
 pub(super) async fn sim_power(
     State(app): State<App>,
-    P(name): P<String>,
+    P(Name(name)): P<Name>,
     Body(body): Body<SimPower>,
 ) -> Answer {
     write(&app, move |e| e.sim_power(&name, body.online)).await
@@ -58,7 +58,7 @@ pub(super) async fn sim_power(
 
 pub(super) async fn sim_session(
     State(app): State<App>,
-    P(name): P<String>,
+    P(Name(name)): P<Name>,
     Body(body): Body<SimSession>,
 ) -> Answer {
     let s = app
