@@ -1,223 +1,414 @@
-//! Whole-process `poolform plan` benchmark: generates a config and a matching
-//! broker seed (at full size 10k pools, 100k members, 100k app instances),
-//! serves the seed from the reference broker on loopback, and times the plan
-//! process at 1%, 10% and 100% of that size. Prints medians of wall time and
-//! peak RSS (from /usr/bin/time).
+//! Whole-process `poolform plan` benchmark over the shapes of change users
+//! make: drop, replace (add + remove), move between load-balanced pools,
+//! settings change, app-instance retarget and drains with sessions, each at
+//! 1%, 10% and 100% changed, on stacks of 1k to 1M members. The reference
+//! broker serves each shape's live state on 127.0.0.1 (started once per
+//! shape and size; a plan only reads); every plan is a fresh release-build
+//! process. Prints one table: median wall time and peak RSS (GNU time's
+//! `%M`) per shape, share and size, and the growth per 10x size; then one
+//! figure for errors at scale: `poolform validate` printing 100 located
+//! diagnostics on a 12 MB config.
+//!
+//! `POOLFORM_BENCH_SIZES=1k,10k,100k,1m` picks the sizes (default 1k, 10k,
+//! 100k), `POOLFORM_BENCH_SHAPES=drop,move` the shapes, `POOLFORM_BENCH_RUNS`
+//! the runs per figure (default 5). Runs of one shape and size interleave
+//! the shares. Without `--bench` (as `cargo test --all-targets` runs it) it
+//! is a smoke test: 1k members, one run each, every plan is checked to have
+//! exactly the steps its shape makes and every diagnostic to be printed.
 
-use std::fmt::Write as _;
+#[path = "plan/generate.rs"]
+mod generate;
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
-use poolform::contract::labels::STACK_LABEL;
-use poolform::contract::wire::{
-    AppConfig, AppInstance, AppType, Credentials, Destination, Labels, LoadBalancing, Maintenance,
-    Pool, Protocol, SessionCounts, Snapshot,
-};
+use generate::{Shape, changed_count, units};
 
 const BIN: &str = env!("CARGO_BIN_EXE_poolform");
-const STACK: &str = "bench";
-const MEMBERS_PER_POOL: usize = 10;
-const RUNS: usize = 5;
-
-fn owned() -> Labels {
-    [(STACK_LABEL.to_owned(), STACK.to_owned())].into()
-}
-
-/// Writes `pools` pools of ten members each, one app config per pool and ten
-/// app instances per config. The live seed matches except that 1% of pools
-/// lose a member in the config, so the plan has real work to show.
-fn generate(dir: &Path, pools: usize) {
-    let mut yaml = String::with_capacity(pools * 400);
-    let mut seed = Snapshot::default();
-    let _ = writeln!(yaml, "stack: {STACK}\npools:");
-    for p in 0..pools {
-        let lb = p % 2 == 0;
-        let members: Vec<String> = (0..MEMBERS_PER_POOL)
-            .map(|m| format!("d{p:05}-{m}"))
-            .collect();
-        let declared = if p % 100 == 0 {
-            &members[1..]
-        } else {
-            &members[..]
-        };
-        let _ = writeln!(
-            yaml,
-            "  p{p:05}:\n    load_balancing: {{ enabled: {lb}, sticky_sessions: {}, grace_period: 30s }}\n    \
-             drain: {{ sessions: disconnect, timeout: 5m }}\n    members: [{}]",
-            if lb { "10m" } else { "0" },
-            declared.join(", ")
-        );
-        for m in &members {
-            seed.destinations.push(Destination {
-                name: m.clone(),
-                online: true,
-                process_execution_ready: true,
-                lb_service_installed: lb,
-                maintenance: Maintenance::default(),
-                sessions: SessionCounts {
-                    active: 1,
-                    disconnected: 0,
-                },
-                labels: Labels::new(),
-                draining: None,
-                lb_service_leftover: None,
-                revision: 1,
-            });
-        }
-        seed.pools.push(Pool {
-            name: format!("p{p:05}"),
-            load_balancing: LoadBalancing {
-                enabled: lb,
-                sticky_sessions_minutes: if lb { 10 } else { 0 },
-                grace_period_seconds: 30,
-            },
-            default_credentials: Credentials::default(),
-            labels: owned(),
-            members,
-            revision: 1,
-        });
-    }
-    let _ = writeln!(yaml, "app_configs:");
-    for p in 0..pools {
-        let _ = writeln!(
-            yaml,
-            "  c{p:05}: {{ pool: p{p:05}, type: desktop, protocol: rdp }}"
-        );
-        seed.app_configs.push(AppConfig {
-            name: format!("c{p:05}"),
-            pool: format!("p{p:05}"),
-            app_type: AppType::Desktop,
-            protocol: Protocol::Rdp,
-            admin_session: false,
-            keep_credentials_on_destination_change: false,
-            allow_destination_change: false,
-            labels: owned(),
-            revision: 1,
-        });
-    }
-    let _ = writeln!(yaml, "app_instances:");
-    for p in 0..pools {
-        for i in 0..MEMBERS_PER_POOL {
-            // Instance 0 of each pool would point at the member that 1% of
-            // pools drop, so it points at member 1 instead.
-            let destination = format!("d{p:05}-{}", i.max(1));
-            let _ = writeln!(
-                yaml,
-                "  i{p:05}-{i}: {{ app_config: c{p:05}, user: u{p}-{i}@corp.example, destination: {destination} }}"
-            );
-            seed.app_instances.push(AppInstance {
-                name: format!("i{p:05}-{i}"),
-                app_config: format!("c{p:05}"),
-                user: Some(format!("u{p}-{i}@corp.example")),
-                group: None,
-                destination: Some(destination),
-                labels: owned(),
-                revision: 1,
-            });
-        }
-    }
-    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
-    std::fs::write(dir.join("seed.json"), serde_json::to_vec(&seed).unwrap()).unwrap();
-}
+const TOKEN: &str = "bench-token";
+const SHARES: [usize; 3] = [1, 10, 100];
 
 /// The broker process, killed when dropped: a failed plan run panics, and
-/// the server must not outlive the benchmark (it would hold a core).
-struct Serving(std::process::Child);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// the server must not outlive the benchmark (it would hold memory and a
+/// core).
+struct Serving {
+    child: Child,
+    url: String,
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    values[values.len() / 2]
-}
-
-fn main() {
-    // `cargo bench` passes --bench; `cargo test --all-targets` runs this
-    // binary without it, as a smoke test at the smallest size.
-    let full = std::env::args().any(|a| a == "--bench");
-    let sizes: &[(&str, usize)] = if full {
-        &[("1%", 100), ("10%", 1_000), ("100%", 10_000)]
-    } else {
-        &[("1%", 100)]
-    };
-    let runs = if full { RUNS } else { 1 };
-    let token = "bench-token";
-    println!(
-        "whole-process plan against the reference broker over loopback (median of {runs} runs)"
-    );
-    println!(
-        "{:>7} {:>8} {:>9} {:>11} {:>10} {:>12}",
-        "size", "pools", "members", "instances", "wall ms", "peak RSS MB"
-    );
-    for &(label, pools) in sizes {
-        let dir = tempfile::tempdir().unwrap();
-        generate(dir.path(), pools);
-        let mut server = Serving(
-            Command::new(BIN)
-                .args([
-                    "broker",
-                    "serve",
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--token",
-                    token,
-                ])
-                .arg("--state")
-                .arg(dir.path().join("state.json"))
-                .arg("--seed")
-                .arg(dir.path().join("seed.json"))
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
+impl Serving {
+    fn start(dir: &Path) -> Serving {
+        let mut child = Command::new(BIN)
+            .args([
+                "broker",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--token",
+                TOKEN,
+            ])
+            .arg("--state")
+            .arg(dir.join("state.json"))
+            .arg("--seed")
+            .arg(dir.join("seed.json"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the broker");
         let mut line = String::new();
-        BufReader::new(server.0.stdout.take().unwrap())
+        BufReader::new(child.stdout.take().expect("piped"))
             .read_line(&mut line)
-            .unwrap();
+            .expect("read the broker's first line");
         let url = line
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
-            .expect("server prints its address")
+            .unwrap_or_else(|| panic!("the broker prints its address, not {line:?}"))
             .to_owned();
-        let (mut walls, mut rss) = (Vec::new(), Vec::new());
-        for _ in 0..runs {
-            let started = Instant::now();
-            let output = Command::new("/usr/bin/time")
-                .args(["-f", "%M"])
-                .arg(BIN)
-                .arg("plan")
-                .arg(dir.path().join("config.yaml"))
-                .args(["--broker", &url, "--format", "json"])
-                .env("POOLFORM_TOKEN", token)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .output()
-                .unwrap();
-            walls.push(started.elapsed().as_secs_f64() * 1000.0);
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            assert!(output.status.success(), "plan failed: {stderr}");
-            let kb: f64 = stderr
-                .lines()
-                .last()
-                .and_then(|l| l.trim().parse().ok())
-                .expect("time prints max RSS");
-            rss.push(kb / 1024.0);
-        }
-        drop(server);
-        println!(
-            "{label:>7} {pools:>8} {:>9} {:>11} {:>10.0} {:>12.1}",
-            pools * MEMBERS_PER_POOL,
-            pools * MEMBERS_PER_POOL,
-            median(walls),
-            median(rss)
-        );
+        Serving { child, url }
     }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `1k`, `100k`, `1m` or a plain number.
+fn parse_size(text: &str) -> usize {
+    let text = text.trim().to_ascii_lowercase();
+    let (digits, factor) = match text.strip_suffix('k') {
+        Some(d) => (d, 1_000),
+        None => match text.strip_suffix('m') {
+            Some(d) => (d, 1_000_000),
+            None => (text.as_str(), 1),
+        },
+    };
+    let n: usize = digits
+        .parse()
+        .unwrap_or_else(|_| panic!("not a size: {text}"));
+    assert!(
+        n * factor >= 200 && (n * factor).is_multiple_of(100),
+        "a size is a multiple of 100 members, at least 200: {text}"
+    );
+    n * factor
+}
+
+fn label(size: usize) -> String {
+    match size {
+        s if s.is_multiple_of(1_000_000) => format!("{}M", s / 1_000_000),
+        s if s.is_multiple_of(1_000) => format!("{}k", s / 1_000),
+        s => s.to_string(),
+    }
+}
+
+struct Settings {
+    measuring: bool,
+    sizes: Vec<usize>,
+    shapes: Vec<Shape>,
+    runs: usize,
+}
+
+impl Settings {
+    fn from_env() -> Settings {
+        // `cargo bench` passes --bench; `cargo test --all-targets` does not.
+        let measuring = std::env::args().any(|a| a == "--bench");
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let sizes = match env("POOLFORM_BENCH_SIZES") {
+            Some(list) => list.split(',').map(parse_size).collect(),
+            None if measuring => vec![1_000, 10_000, 100_000],
+            None => vec![1_000],
+        };
+        let shapes = match env("POOLFORM_BENCH_SHAPES") {
+            Some(list) => list
+                .split(',')
+                .map(|name| {
+                    *Shape::ALL
+                        .iter()
+                        .find(|s| s.name() == name.trim())
+                        .unwrap_or_else(|| panic!("no shape {name}"))
+                })
+                .collect(),
+            None => Shape::ALL.to_vec(),
+        };
+        let runs = match env("POOLFORM_BENCH_RUNS") {
+            Some(n) => n.parse().expect("POOLFORM_BENCH_RUNS is a number"),
+            None if measuring => 5,
+            None => 1,
+        };
+        Settings {
+            measuring,
+            sizes,
+            shapes,
+            runs,
+        }
+    }
+}
+
+/// A plan that runs longer than this is stopped and reported as a timeout
+/// (`POOLFORM_BENCH_TIMEOUT`, seconds).
+fn timeout() -> Duration {
+    let seconds = std::env::var("POOLFORM_BENCH_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    Duration::from_secs(seconds)
+}
+
+/// One whole process of the release binary with `args`, timed by GNU
+/// time: its exit status, wall seconds, peak RSS in MB and standard error
+/// (without time's line), or `None` when it ran out of time.
+fn timed(dir: &Path, args: &[&OsStr], stdout: Stdio) -> Option<(ExitStatus, f64, f64, String)> {
+    let err_path = dir.join("run.err");
+    let started = Instant::now();
+    let mut child = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(BIN)
+        .args(args)
+        .env("POOLFORM_TOKEN", TOKEN)
+        .stdout(stdout)
+        .stderr(File::create(&err_path).expect("create run.err"))
+        .spawn()
+        .expect("run /usr/bin/time poolform");
+    // Polled rather than waited on, so that a run can be given up on; the
+    // poll adds at most a millisecond.
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for poolform") {
+            break status;
+        }
+        if started.elapsed() > timeout() {
+            // `time` waits for its child, which killing `time` leaves running.
+            let id = child.id();
+            let children = std::fs::read_to_string(format!("/proc/{id}/task/{id}/children"));
+            for pid in children.unwrap_or_default().split_whitespace() {
+                let _ = Command::new("kill").arg(pid).status();
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let wall = started.elapsed().as_secs_f64();
+    let mut stderr = std::fs::read_to_string(&err_path).expect("read run.err");
+    let kb: f64 = stderr
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("time prints the peak RSS last: {stderr}"));
+    let body = stderr.trim_end().rfind('\n').map_or(0, |i| i + 1);
+    stderr.truncate(body);
+    Some((status, wall, kb / 1024.0, stderr))
+}
+
+/// One plan process: wall seconds and peak RSS in MB, or `None` when it
+/// ran out of time. Checks that it succeeded (or broke the safety rules its
+/// shape breaks on purpose) and, when `check` is set, that its JSON has
+/// exactly `check` steps.
+fn plan_once(
+    dir: &Path,
+    config: &Path,
+    url: &str,
+    violates: bool,
+    check: Option<usize>,
+) -> Option<(f64, f64)> {
+    let out_path = dir.join("plan.out");
+    let stdout = match check {
+        Some(_) => Stdio::from(File::create(&out_path).expect("create plan.out")),
+        None => Stdio::null(),
+    };
+    let args = ["plan".as_ref(), config.as_os_str()];
+    let tail = ["--broker", url, "--format", "json"].map(OsStr::new);
+    let (status, wall, rss, stderr) = timed(dir, &[&args[..], &tail[..]].concat(), stdout)?;
+    if violates {
+        assert!(
+            stderr.contains("safety"),
+            "the plan should break a safety rule: {stderr}"
+        );
+    } else {
+        assert!(status.success(), "plan failed: {stderr}");
+    }
+    if let Some(expected) = check {
+        let text = std::fs::read(&out_path).expect("read plan.out");
+        let plan: serde_json::Value = serde_json::from_slice(&text).expect("plan JSON");
+        let steps = plan["steps"].as_array().map_or(0, Vec::len);
+        assert_eq!(steps, expected, "steps of {}", config.display());
+    }
+    Some((wall, rss))
+}
+
+/// Diagnostics the error-reporting figure prints.
+const DIAGNOSTICS: usize = 100;
+
+/// `poolform validate` of a large config with [`DIAGNOSTICS`] errors in
+/// it: the config's size in MB and the median (wall, RSS), or `None` for a
+/// timeout. Checks that every diagnostic is printed.
+fn measure_diagnostics(settings: &Settings) -> (f64, Option<(f64, f64)>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("config");
+    // 120k members write about 12 MB of YAML.
+    let members = if settings.measuring { 120_000 } else { 1_000 };
+    let bytes = generate::broken_config(&config, members, DIAGNOSTICS).expect("write the config");
+    let mut runs = Vec::new();
+    for _ in 0..settings.runs {
+        let args = ["validate".as_ref(), config.as_os_str()];
+        let Some((status, wall, rss, stderr)) = timed(dir.path(), &args, Stdio::null()) else {
+            return (bytes as f64 / 1e6, None);
+        };
+        assert!(!status.success(), "validate took a broken config");
+        let printed = stderr.matches("config::dangling_reference").count();
+        assert_eq!(printed, DIAGNOSTICS, "diagnostics printed: {stderr}");
+        runs.push((wall, rss));
+    }
+    let wall = median(runs.iter().map(|r| r.0).collect());
+    let rss = median(runs.iter().map(|r| r.1).collect());
+    (bytes as f64 / 1e6, Some((wall, rss)))
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Median (wall, RSS) by (shape, share, size); `None` for a timeout.
+type Figures = BTreeMap<(usize, usize, usize), Option<(f64, f64)>>;
+
+/// Every share of one shape at one size, runs interleaved across shares.
+fn measure_shape(settings: &Settings, shape: Shape, size: usize, figures: &mut Figures) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    generate::seed(&dir.path().join("seed.json"), shape, size).expect("write the seed");
+    for share in SHARES {
+        let config = dir.path().join(format!("config-{share}"));
+        generate::config(&config, shape, size, share).expect("write the config");
+    }
+    let server = Serving::start(dir.path());
+    let mut samples: BTreeMap<usize, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut timed_out = Vec::new();
+    for _ in 0..settings.runs {
+        for share in SHARES {
+            if timed_out.contains(&share) {
+                continue;
+            }
+            let expected = shape.expected_steps(changed_count(units(shape, size), share));
+            let check = (!settings.measuring).then_some(expected);
+            let config = dir.path().join(format!("config-{share}"));
+            match plan_once(
+                dir.path(),
+                &config,
+                &server.url,
+                shape.violates(share),
+                check,
+            ) {
+                Some(sample) => samples.entry(share).or_default().push(sample),
+                None => timed_out.push(share),
+            }
+        }
+    }
+    drop(server);
+    let index = Shape::ALL.iter().position(|s| *s == shape).unwrap_or(0);
+    for share in SHARES {
+        let figure = samples
+            .remove(&share)
+            .filter(|_| !timed_out.contains(&share))
+            .map(|runs| {
+                let wall = median(runs.iter().map(|r| r.0).collect());
+                let rss = median(runs.iter().map(|r| r.1).collect());
+                (wall, rss)
+            });
+        figures.insert((index, share, size), figure);
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+fn print_table(settings: &Settings, figures: &Figures, load_before: &str) {
+    println!(
+        "\nwhole `poolform plan DIR --broker URL --format json` against `poolform broker serve` on \
+         127.0.0.1, {}; median of {} runs: wall ms / peak RSS MB",
+        if settings.measuring {
+            "release build"
+        } else {
+            "smoke run (test build, not a measurement)"
+        },
+        settings.runs
+    );
+    println!(
+        "load average (1, 5, 15 min) before: {load_before}; after: {}",
+        load_average()
+    );
+    let mut header = format!("{:<9} {:>5}", "shape", "share");
+    for size in &settings.sizes {
+        header.push_str(&format!(" | {:>17}", label(*size)));
+    }
+    header.push_str(" | wall growth per 10x");
+    println!("{header}");
+    for (index, shape) in Shape::ALL.iter().enumerate() {
+        if !settings.shapes.contains(shape) {
+            continue;
+        }
+        for share in SHARES {
+            let mut line = format!("{:<9} {:>4}%", shape.name(), share);
+            let mut growth = Vec::new();
+            for (i, size) in settings.sizes.iter().enumerate() {
+                let (wall, rss) = match figures.get(&(index, share, *size)) {
+                    Some(Some(figure)) => *figure,
+                    Some(None) => {
+                        let limit = format!("> {} s", timeout().as_secs());
+                        line.push_str(&format!(" | {limit:>17}"));
+                        continue;
+                    }
+                    None => {
+                        line.push_str(&format!(" | {:>17}", "-"));
+                        continue;
+                    }
+                };
+                line.push_str(&format!(" | {:>7.0} ms {:>5.0} MB", wall * 1000.0, rss));
+                let previous = i.checked_sub(1).map(|p| settings.sizes[p]);
+                if let Some(previous) = previous.filter(|p| p * 10 == *size)
+                    && let Some(Some((before, _))) = figures.get(&(index, share, previous))
+                {
+                    growth.push(format!(
+                        "{}->{} {:.1}x",
+                        label(previous),
+                        label(*size),
+                        wall / before
+                    ));
+                }
+            }
+            println!("{line} | {}", growth.join(", "));
+        }
+    }
+}
+
+fn main() {
+    let settings = Settings::from_env();
+    let load_before = load_average();
+    let mut figures = Figures::new();
+    for &size in &settings.sizes {
+        for &shape in &settings.shapes {
+            eprintln!("plan bench: {} at {} members", shape.name(), label(size));
+            measure_shape(&settings, shape, size, &mut figures);
+        }
+    }
+    eprintln!("plan bench: {DIAGNOSTICS} diagnostics");
+    let diagnostics = measure_diagnostics(&settings);
+    print_table(&settings, &figures, &load_before);
+    let (mb, figure) = diagnostics;
+    let figure = figure.map_or_else(
+        || format!("> {} s", timeout().as_secs()),
+        |(wall, rss)| format!("{:.0} ms {:.0} MB", wall * 1000.0, rss),
+    );
+    println!(
+        "\n`poolform validate DIR` printing {DIAGNOSTICS} diagnostics on a {mb:.1} MB config: {figure}"
+    );
 }

@@ -3,6 +3,7 @@
 //! no colours and no rendering; `render::diagnostics` turns it into text or JSON.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use serde::Serialize;
 
@@ -121,22 +122,51 @@ impl Diagnostic {
 /// underline snippets long after loading.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourceMap {
-    files: Vec<(String, String)>,
+    files: Vec<SourceFile>,
 }
+
+/// One file of a `SourceMap`, with the index of its lines once asked for.
+#[derive(Debug, Clone, Default)]
+struct SourceFile {
+    name: String,
+    text: String,
+    lines: OnceLock<LineIndex>,
+}
+
+/// Equal when name and text are: the line index only caches what the text says.
+impl PartialEq for SourceFile {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.text == other.text
+    }
+}
+
+impl Eq for SourceFile {}
 
 impl SourceMap {
     /// Adds a file and returns its index.
     pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>) -> usize {
-        self.files.push((name.into(), text.into()));
+        self.files.push(SourceFile {
+            name: name.into(),
+            text: text.into(),
+            lines: OnceLock::new(),
+        });
         self.files.len() - 1
     }
 
     pub fn name(&self, index: usize) -> &str {
-        &self.files[index].0
+        &self.files[index].name
     }
 
     pub fn text(&self, index: usize) -> &str {
-        &self.files[index].1
+        &self.files[index].text
+    }
+
+    /// Where the lines of file `index` start, indexed on first use and kept:
+    /// locating many findings in a large file then costs a lookup each,
+    /// not a scan from the start of the file each.
+    pub fn lines(&self, index: usize) -> &LineIndex {
+        let file = &self.files[index];
+        file.lines.get_or_init(|| LineIndex::new(&file.text))
     }
 
     /// Replaces `len` bytes at `offset` of file `index` with `*`, byte for
@@ -144,9 +174,9 @@ impl SourceMap {
     /// that every line number does too (a value may span lines).
     /// Out-of-range or mid-character ranges are left alone.
     pub fn mask(&mut self, index: usize, offset: usize, len: usize) {
-        let text = &mut self.files[index].1;
+        let file = &mut self.files[index];
         let end = offset.saturating_add(len);
-        if let Some(masked) = text.get(offset..end) {
+        if let Some(masked) = file.text.get(offset..end) {
             let stars: String = masked
                 .bytes()
                 .map(|b| {
@@ -157,16 +187,19 @@ impl SourceMap {
                     }
                 })
                 .collect();
-            text.replace_range(offset..end, &stars);
+            file.text.replace_range(offset..end, &stars);
+            file.lines = OnceLock::new();
         }
+    }
+
+    /// The index of the file called `name`, if it was loaded.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.files.iter().position(|f| f.name == name)
     }
 
     /// The text of the file called `name`, if it was loaded.
     pub fn text_of(&self, name: &str) -> Option<&str> {
-        self.files
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, t)| t.as_str())
+        self.index_of(name).map(|index| self.text(index))
     }
 
     pub fn len(&self) -> usize {
@@ -175,5 +208,79 @@ impl SourceMap {
 
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
+    }
+}
+
+/// The byte offsets at which the lines of a text start: 0, then after each
+/// `\n`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineIndex {
+    starts: Vec<usize>,
+    /// Whether some `\r` is not followed by `\n`: a line break to readers
+    /// that count `\r` as one, though not to this index.
+    lone_cr: bool,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> LineIndex {
+        let bytes = text.as_bytes();
+        let mut starts = vec![0];
+        starts.extend(
+            bytes
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        let lone_cr = bytes
+            .iter()
+            .enumerate()
+            .any(|(i, b)| *b == b'\r' && bytes.get(i + 1) != Some(&b'\n'));
+        LineIndex { starts, lone_cr }
+    }
+
+    /// The 0-based line holding byte `offset`.
+    pub fn line_of(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&start| start <= offset) - 1
+    }
+
+    /// Where 0-based `line` starts; `None` past the last line.
+    pub fn start(&self, line: usize) -> Option<usize> {
+        self.starts.get(line).copied()
+    }
+
+    pub fn has_lone_cr(&self) -> bool {
+        self.lone_cr
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_start_after_each_newline() {
+        let index = LineIndex::new("ab\ncd\r\n\nx");
+        assert_eq!(
+            (0..9).map(|o| index.line_of(o)).collect::<Vec<_>>(),
+            [0, 0, 0, 1, 1, 1, 1, 2, 3]
+        );
+        assert_eq!((index.start(3), index.start(4)), (Some(8), None));
+        assert!(!index.has_lone_cr());
+        assert!(LineIndex::new("a\rb").has_lone_cr());
+    }
+
+    #[test]
+    fn masking_keeps_the_lines_and_equality_ignores_the_index() {
+        let mut sources = SourceMap::default();
+        let file = sources.add("a.yaml", "pw: s3\ncret\nnext: 1\n");
+        let before = sources.lines(file).clone();
+        let unindexed = sources.clone();
+        sources.mask(file, 4, 7);
+        assert_eq!(sources.text(file), "pw: **\n****\nnext: 1\n");
+        assert_eq!(sources.lines(file), &before);
+        let mut masked = unindexed;
+        masked.mask(file, 4, 7);
+        assert_eq!(masked, sources);
     }
 }

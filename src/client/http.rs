@@ -251,7 +251,9 @@ impl HttpBroker {
             .get(BROKER_ID_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = response.bytes().await?.to_vec();
+        // `From` takes over the received buffer where `to_vec` would copy a
+        // page of up to megabytes.
+        let body = Vec::from(response.bytes().await?);
         Ok(Answer {
             status,
             retry_after,

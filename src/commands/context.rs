@@ -26,6 +26,9 @@ use crate::render::plan::{Style, text};
 use crate::render::words;
 use crate::secret::SecretSource;
 
+/// Bytes gathered before a write to a standard stream.
+const BUFFER: usize = 64 * 1024;
+
 /// Built by `main` from the parsed flags and handed to every command.
 pub struct Context {
     /// How diagnostics are drawn on stderr.
@@ -112,7 +115,11 @@ impl Context {
         items: &[Diagnostic],
         sources: &SourceMap,
     ) -> Result<(), Error> {
-        diagnostics::text(&mut output::stderr(), items, sources, self.diagnostics)
+        // Standard error is unbuffered: each piece of a rendered snippet
+        // would be a write of its own.
+        let err = &mut io::BufWriter::with_capacity(BUFFER, output::stderr());
+        diagnostics::text(err, items, sources, self.diagnostics)
+            .and_then(|()| err.flush())
             .during(IoAction::WriteStderr)
     }
 
@@ -143,7 +150,9 @@ impl Context {
             return text(plan, Style { color: false }, &mut output::stderr())
                 .during(IoAction::WriteStderr);
         }
-        let out = &mut output::stdout();
+        // Standard output is line-buffered: a plan of 100k steps is a
+        // million lines, each a write of its own.
+        let out = &mut io::BufWriter::with_capacity(BUFFER, output::stdout());
         match format {
             PlanFormat::Text | PlanFormat::Github | PlanFormat::Gitlab => {
                 text(plan, self.stdout, out)
@@ -154,6 +163,7 @@ impl Context {
                 .map_err(io::Error::from)
                 .and_then(|()| writeln!(out)),
         }
+        .and_then(|()| out.flush())
         .during(IoAction::WriteStdout)
     }
 }

@@ -7,26 +7,70 @@ use std::ops::Range;
 use serde_saphyr::Location;
 
 use super::Config;
+use super::spec::At;
 use crate::address::{Address, Kind};
 use crate::diagnostic::{Diagnostic, SourceLocation, SourceMap};
 
-/// Converts a parser location in file `file` into a diagnostic location.
+/// Converts a parser location (of an error) in file `file` into a
+/// diagnostic location.
 pub(crate) fn locate_in(sources: &SourceMap, file: usize, at: &Location) -> SourceLocation {
     let span = at.span();
+    let bytes = |n: Option<u64>| n.and_then(|n| usize::try_from(n).ok());
+    locate(
+        sources,
+        file,
+        Place {
+            line: at.line(),
+            column: at.column(),
+            offset: bytes(span.byte_offset()),
+            len: bytes(span.byte_len()),
+            chars: usize::try_from(span.len()).unwrap_or(0),
+        },
+    )
+}
+
+/// Converts the place of a value written in file `file` into a diagnostic
+/// location.
+pub(crate) fn locate_at(sources: &SourceMap, file: usize, at: &At) -> SourceLocation {
+    locate(
+        sources,
+        file,
+        Place {
+            line: u64::from(at.line),
+            column: u64::from(at.column),
+            offset: usize::try_from(at.offset).ok(),
+            len: usize::try_from(at.len).ok(),
+            chars: 0,
+        },
+    )
+}
+
+/// What a parser says about a place: line and column always, the bytes
+/// when it knows them (else `chars`, the length in characters).
+struct Place {
+    line: u64,
+    column: u64,
+    offset: Option<usize>,
+    len: Option<usize>,
+    chars: usize,
+}
+
+fn locate(sources: &SourceMap, file: usize, at: Place) -> SourceLocation {
     let text = sources.text(file);
     // Scanner errors carry no byte offsets; fall back to line and column.
-    let offset = span
-        .byte_offset()
-        .and_then(|o| usize::try_from(o).ok())
+    let offset = at
+        .offset
         .filter(|o| text.is_char_boundary(*o))
-        .unwrap_or_else(|| offset_of(text, at.line(), at.column()));
-    let len = span
-        .byte_len()
-        .and_then(|l| usize::try_from(l).ok())
+        .unwrap_or_else(|| offset_of(sources, file, at.line, at.column));
+    let len = at
+        .len
         .filter(|l| text.is_char_boundary(offset.saturating_add(*l)))
         .unwrap_or_else(|| {
-            let chars = usize::try_from(span.len()).unwrap_or(0);
-            text[offset..].chars().take(chars).map(char::len_utf8).sum()
+            text[offset..]
+                .chars()
+                .take(at.chars)
+                .map(char::len_utf8)
+                .sum()
         });
     // A point (an error between tokens, a document that is the wrong
     // type) underlines the character it is on, so that it reads as a place
@@ -42,8 +86,8 @@ pub(crate) fn locate_in(sources: &SourceMap, file: usize, at: &Location) -> Sour
     };
     SourceLocation {
         file: sources.name(file).to_owned(),
-        line: u32::try_from(at.line()).unwrap_or(u32::MAX),
-        column: u32::try_from(at.column()).unwrap_or(u32::MAX),
+        line: u32::try_from(at.line).unwrap_or(u32::MAX),
+        column: u32::try_from(at.column).unwrap_or(u32::MAX),
         offset,
         len,
     }
@@ -57,28 +101,29 @@ pub(crate) fn locate_range(
     range: Range<usize>,
 ) -> SourceLocation {
     let text = sources.text(file);
-    let before = text.get(..range.start).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let offset = if text.is_char_boundary(range.start) {
+        range.start
+    } else {
+        text.len()
+    };
+    let lines = sources.lines(file);
+    let line = lines.line_of(offset);
+    let line_start = lines.start(line).unwrap_or(0);
+    let column = text[line_start..offset].chars().count() + 1;
     SourceLocation {
         file: sources.name(file).to_owned(),
-        line: u32::try_from(line).unwrap_or(u32::MAX),
+        line: u32::try_from(line + 1).unwrap_or(u32::MAX),
         column: u32::try_from(column).unwrap_or(u32::MAX),
-        offset: before.len(),
+        offset,
         len: range.len(),
     }
 }
 
 /// Byte offset of a 1-based line and character column, clamped to the text.
-fn offset_of(text: &str, line: u64, column: u64) -> usize {
+fn offset_of(sources: &SourceMap, file: usize, line: u64, column: u64) -> usize {
+    let text = sources.text(file);
     let skip = usize::try_from(line.saturating_sub(1)).unwrap_or(usize::MAX);
-    let line_start = if skip == 0 {
-        0
-    } else {
-        text.match_indices('\n')
-            .nth(skip - 1)
-            .map_or(text.len(), |(i, _)| i + 1)
-    };
+    let line_start = sources.lines(file).start(skip).unwrap_or(text.len());
     let skip = usize::try_from(column.saturating_sub(1)).unwrap_or(usize::MAX);
     line_start
         + text[line_start..]
@@ -91,8 +136,8 @@ fn offset_of(text: &str, line: u64, column: u64) -> usize {
 
 impl Config {
     /// Location of a value written in file `file`.
-    pub fn at(&self, file: usize, at: &Location) -> SourceLocation {
-        locate_in(&self.sources, file, at)
+    pub fn at(&self, file: usize, at: &At) -> SourceLocation {
+        locate_at(&self.sources, file, at)
     }
 
     /// Where a resource is declared (its name), if the config declares it.
@@ -170,8 +215,22 @@ mod tests {
 
     #[test]
     fn offsets_without_byte_info_come_from_line_and_column() {
-        assert_eq!(offset_of("ab\ncdé\nf", 2, 3), 5);
-        assert_eq!(offset_of("ab\ncdé\nf", 3, 1), 8);
-        assert_eq!(offset_of("ab", 9, 9), 2);
+        let mut sources = SourceMap::default();
+        let file = sources.add("a.yaml", "ab\ncdé\nf");
+        assert_eq!(offset_of(&sources, file, 2, 3), 5);
+        assert_eq!(offset_of(&sources, file, 3, 1), 8);
+        assert_eq!(offset_of(&sources, file, 9, 9), 9);
+        let short = sources.add("b.yaml", "ab");
+        assert_eq!(offset_of(&sources, short, 9, 9), 2);
+    }
+
+    #[test]
+    fn a_range_is_located_by_line_and_character_column() {
+        let mut sources = SourceMap::default();
+        let file = sources.add("a.yaml", "ab\ncdé: x\n");
+        let at = locate_range(&sources, file, 9..10);
+        assert_eq!((at.line, at.column, at.offset, at.len), (2, 6, 9, 1));
+        let start = locate_range(&sources, file, 0..0);
+        assert_eq!((start.line, start.column), (1, 1));
     }
 }

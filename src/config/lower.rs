@@ -118,7 +118,7 @@ fn pool(
 fn password<'a>(
     credentials: Option<&'a CredentialsSpec>,
     resolve: Resolve,
-) -> Result<Option<Secret>, (String, &'a serde_saphyr::Location)> {
+) -> Result<Option<Secret>, (String, &'a super::spec::At)> {
     let Some(secret) = credentials.and_then(|c| c.password.as_ref()) else {
         return Ok(None);
     };

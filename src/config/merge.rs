@@ -6,8 +6,10 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::locate::{locate_in, locate_range};
+use super::locate::{locate_at, locate_range};
 use super::spec::{
     self, AppConfigSpec, AppInstanceSpec, DestinationSpec, PoolSpec, SafetySection, Sp,
 };
@@ -61,9 +63,8 @@ pub fn merge(files: Vec<(String, String)>) -> Result<Config, Diagnostics> {
     let mut config = Config::default();
     let mut parsed = Vec::with_capacity(files.len());
     let mut items = Vec::new();
-    for (name, text) in files {
-        let scanned = scan::scan(&text);
-        let result = yaml::parse(&text);
+    let read = read_all(&files);
+    for ((name, text), (scanned, result)) in files.into_iter().zip(read) {
         let secrets: Vec<&str> = scanned
             .secrets
             .iter()
@@ -112,6 +113,58 @@ pub fn merge(files: Vec<(String, String)>) -> Result<Config, Diagnostics> {
         })
     }
 }
+
+/// What reading one file yields: where its secrets and tags are, and the
+/// parsed file or the parser's error.
+type Read = (scan::Scanned, Result<spec::ConfigFile, serde_saphyr::Error>);
+
+/// Scans and parses every file, the passes spread over the cores: the two
+/// passes of a file, and the files of a directory, are independent, so a
+/// config reads in about the time of its largest pass rather than their sum.
+fn read_all(files: &[(String, String)]) -> Vec<Read> {
+    let jobs = files.len() * 2;
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    if workers < 2 || files.iter().map(|(_, t)| t.len()).sum::<usize>() < PARALLEL_BYTES {
+        let read = |(_, text): &(String, String)| (scan::scan(text), yaml::parse(text));
+        return files.iter().map(read).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let scans: Vec<OnceLock<scan::Scanned>> = files.iter().map(|_| OnceLock::new()).collect();
+    let parses: Vec<OnceLock<Result<spec::ConfigFile, serde_saphyr::Error>>> =
+        files.iter().map(|_| OnceLock::new()).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(jobs) {
+            scope.spawn(|| {
+                loop {
+                    let job = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((_, text)) = files.get(job / 2) else {
+                        break;
+                    };
+                    // Each cell is set once, by the one job that owns it.
+                    if job.is_multiple_of(2) {
+                        let _ = parses[job / 2].set(yaml::parse(text));
+                    } else {
+                        let _ = scans[job / 2].set(scan::scan(text));
+                    }
+                }
+            });
+        }
+    });
+    scans
+        .into_iter()
+        .zip(parses)
+        .map(|(scanned, parsed)| {
+            let missing = "every job ran to its end in the scope";
+            (
+                scanned.into_inner().expect(missing),
+                parsed.into_inner().expect(missing),
+            )
+        })
+        .collect()
+}
+
+/// Below this much text, starting threads costs more than it saves.
+const PARALLEL_BYTES: usize = 256 * 1024;
 
 /// A YAML tag, which poolform refuses: `!!binary` would be decoded
 /// silently and other tags ignored, so the value read is not the one seen.
@@ -239,9 +292,9 @@ fn merge_section<T>(
                 "config::duplicate_name",
                 format!("`{key}` is set in two files"),
             )
-            .with_label(locate_in(sources, file, &value.at), "set again here")
+            .with_label(locate_at(sources, file, &value.at), "set again here")
             .with_secondary(
-                locate_in(sources, first.file, &first.value.at),
+                locate_at(sources, first.file, &first.value.at),
                 "first set here",
             )
             .with_help(format!("set `{key}` in one file only")),
@@ -265,9 +318,9 @@ fn merge_resources<T>(
                     "config::duplicate_name",
                     format!("{} '{}' is declared twice", kind_noun(kind), name.value),
                 )
-                .with_label(locate_in(sources, file, &name.at), "declared again here")
+                .with_label(locate_at(sources, file, &name.at), "declared again here")
                 .with_secondary(
-                    locate_in(sources, first.file, &first.name.at),
+                    locate_at(sources, first.file, &first.name.at),
                     "first declared here",
                 )
                 .with_help(

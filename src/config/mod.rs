@@ -3,6 +3,7 @@
 //! once), and `lower` it into the broker-level `Desired` state with secrets
 //! resolved. Knows nothing of HTTP, plans or rendering.
 
+mod fast;
 mod locate;
 mod lower;
 mod merge;

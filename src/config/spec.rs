@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{Location, Spanned};
 
 use crate::contract::names;
@@ -23,15 +23,83 @@ use crate::desired::DrainSessions;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sp<T> {
     pub value: T,
-    pub at: Location,
+    pub at: At,
 }
+
+/// Where a value is written: its 1-based line and character column, and its
+/// bytes in the file (the quotes included, for a quoted scalar; the first
+/// key of a block mapping, empty; the opening bracket of a flow
+/// collection). An offset the parser could not give is `u32::MAX`, which no
+/// text reaches: locating then falls back to line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct At {
+    pub line: u32,
+    pub column: u32,
+    pub offset: u32,
+    pub len: u32,
+}
+
+impl From<&Location> for At {
+    fn from(location: &Location) -> At {
+        let span = location.span();
+        let clamp = |n: Option<u64>| n.map_or(u32::MAX, |n| u32::try_from(n).unwrap_or(u32::MAX));
+        At {
+            line: u32::try_from(location.line()).unwrap_or(u32::MAX),
+            column: u32::try_from(location.column()).unwrap_or(u32::MAX),
+            offset: clamp(span.byte_offset()),
+            len: clamp(span.byte_len()),
+        }
+    }
+}
+
+/// The name under which `Sp` asks a deserializer for a value and its place.
+/// serde-saphyr knows it not and hands over itself, from which `Spanned`
+/// reads the place; the fast front end (`config::fast`) knows it and hands
+/// over the place, then the value, as a sequence.
+pub(super) const SPANNED: &str = "poolform::Sp";
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Sp<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_newtype_struct(SPANNED, SpVisitor(PhantomData))
+    }
+}
+
+struct SpVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for SpVisitor<T> {
+    type Value = Sp<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a value with its place")
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Sp<T>, D::Error> {
         let spanned = Spanned::<T>::deserialize(deserializer)?;
         Ok(Sp {
             value: spanned.value,
-            at: spanned.referenced,
+            at: At::from(&spanned.referenced),
+        })
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Sp<T>, A::Error> {
+        let missing = || de::Error::custom("a place and a value");
+        let at: At = seq.next_element()?.ok_or_else(missing)?;
+        let value: T = seq.next_element()?.ok_or_else(missing)?;
+        Ok(Sp { value, at })
+    }
+}
+
+impl<'de> Deserialize<'de> for At {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let [line, column, offset, len] = <[u32; 4]>::deserialize(deserializer)?;
+        Ok(At {
+            line,
+            column,
+            offset,
+            len,
         })
     }
 }

@@ -34,7 +34,18 @@ pub(super) fn options(text: &str) -> Options {
     }
 }
 
+/// Parses one file: through the fast front end when it takes the file,
+/// else (for every file with a problem) through serde-saphyr, whose errors
+/// become the diagnostics.
 pub(super) fn parse(text: &str) -> Result<ConfigFile, Error> {
+    match super::fast::parse(text) {
+        Some(file) => Ok(file),
+        None => parse_general(text),
+    }
+}
+
+/// Parses one file with serde-saphyr.
+pub(super) fn parse_general(text: &str) -> Result<ConfigFile, Error> {
     // An empty or comment-only file is an empty config, not a type error.
     let file: Option<ConfigFile> = serde_saphyr::from_str_with_options(text, options(text))?;
     Ok(file.unwrap_or_default())

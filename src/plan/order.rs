@@ -329,23 +329,26 @@ impl<'a> Expansion<'a> {
     /// Returns those adds: they are not "make" steps, so they are kept out of
     /// make-before-break.
     fn leave_one_load_balanced_pool_before_joining_another(&mut self) -> HashSet<usize> {
+        // Removals from load-balanced pools by destination, so that each
+        // add finds its own without a pass over every changed pool.
+        let mut removals: HashMap<&str, Vec<(&str, usize)>> = HashMap::new();
+        for other in self.delta.pools.iter().filter(|o| o.removal_load_balanced) {
+            for destination in &other.removes {
+                let removal = self.planned.remove_member[&key(&other.name, destination)];
+                removals
+                    .entry(destination)
+                    .or_default()
+                    .push((&other.name, removal));
+            }
+        }
         let mut moving_adds = HashSet::new();
-        let pools = &self.delta.pools;
-        for pool in pools.iter().filter(|p| p.load_balanced_after) {
+        for pool in self.delta.pools.iter().filter(|p| p.load_balanced_after) {
             for destination in &pool.adds {
                 let add = self.planned.add_member[&key(&pool.name, destination)];
-                for other in pools
-                    .iter()
-                    .filter(|o| o.name != pool.name && o.removal_load_balanced)
-                {
-                    if let Some(&removal) = self
-                        .planned
-                        .remove_member
-                        .get(&key(&other.name, destination))
-                    {
-                        self.steps.depend(add, [removal]);
-                        moving_adds.insert(add);
-                    }
+                let leaving = removals.get(destination.as_str()).into_iter().flatten();
+                for &(_, removal) in leaving.filter(|(other, _)| *other != pool.name) {
+                    self.steps.depend(add, [removal]);
+                    moving_adds.insert(add);
                 }
             }
         }

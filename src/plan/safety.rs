@@ -3,12 +3,12 @@
 //! full; `plan` and `apply` refuse a plan with violations unless forced, and
 //! refuse it even then when a violation makes a step certain to fail.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::diff::{Delta, LiveIndex, PoolChange, PoolDelta};
+use super::diff::{Delta, LiveIndex, MaintenanceDelta, PoolChange, PoolDelta};
 use super::{Action, Op, Step};
 use crate::address::{Address, Kind};
 use crate::contract::labels::owner;
@@ -154,11 +154,7 @@ pub(super) fn check(
 ) -> Vec<Violation> {
     let mut found = not_owned(delta);
     found.extend(unknown_declared_destinations(desired, index));
-    let leaving: BTreeSet<(&str, &str)> = delta
-        .pools
-        .iter()
-        .flat_map(|p| p.removes.iter().map(move |d| (p.name.as_str(), d.as_str())))
-        .collect();
+    let lookups = Lookups::new(desired, index, delta);
     for pool in &delta.pools {
         for destination in &pool.adds {
             let dest = match known_member(pool, destination, index) {
@@ -171,24 +167,119 @@ pub(super) fn check(
             if pool.load_balanced_after {
                 found.extend(destination_offline(pool, dest));
                 found.extend(destination_not_ready(pool, dest));
-                found.extend(load_balanced_elsewhere(
-                    pool,
-                    destination,
-                    index,
-                    delta,
-                    &leaving,
-                ));
+                found.extend(load_balanced_elsewhere(pool, destination, &lookups));
             }
         }
         if pool.removes.is_empty() || matches!(pool.change, PoolChange::Delete) {
             continue;
         }
-        found.extend(min_members(pool, index, delta));
-        found.extend(last_member_in_use(pool, desired, index));
+        found.extend(min_members(pool, index, &lookups));
+        found.extend(last_member_in_use(pool, &lookups));
     }
     found.extend(drain_refused(steps));
     found.extend(delete_limit(desired, index, delta));
     found
+}
+
+/// What the rules look up, indexed once per plan so that every lookup costs
+/// the same whatever the size of the stack: a rule that scanned the pools
+/// for each member it checks would make a plan that replaces members cubic.
+struct Lookups<'a> {
+    /// For each destination joining a load-balanced pool: the live pools
+    /// that have it as a member, still load-balance once the plan is
+    /// applied and keep it, in the order the broker lists them.
+    load_balanced_with: HashMap<&'a str, Vec<&'a str>>,
+    /// Planned maintenance changes by destination (the first one, as a
+    /// scan would find it).
+    maintenance: HashMap<&'a str, &'a MaintenanceDelta>,
+    /// App configs, declared or live, by the pool they use; only for pools
+    /// the plan leaves empty.
+    app_configs_of_emptied: HashMap<&'a str, BTreeSet<&'a str>>,
+}
+
+impl<'a> Lookups<'a> {
+    fn new(desired: &'a Desired, index: &'a LiveIndex<'a>, delta: &'a Delta) -> Lookups<'a> {
+        let mut maintenance = HashMap::new();
+        for planned in &delta.maintenance {
+            maintenance
+                .entry(planned.destination.as_str())
+                .or_insert(planned);
+        }
+        Lookups {
+            load_balanced_with: load_balanced_with(index, delta),
+            maintenance,
+            app_configs_of_emptied: app_configs_of_emptied(desired, index, delta),
+        }
+    }
+}
+
+/// See [`Lookups::load_balanced_with`].
+fn load_balanced_with<'a>(
+    index: &'a LiveIndex,
+    delta: &'a Delta,
+) -> HashMap<&'a str, Vec<&'a str>> {
+    let mut joining: HashMap<&str, Vec<&str>> = delta
+        .pools
+        .iter()
+        .filter(|p| p.load_balanced_after)
+        .flat_map(|p| p.adds.iter().map(|d| (d.as_str(), Vec::new())))
+        .collect();
+    if joining.is_empty() {
+        return joining;
+    }
+    let planned: HashMap<&str, &PoolDelta> =
+        delta.pools.iter().map(|p| (p.name.as_str(), p)).collect();
+    for other in &index.live.pools {
+        let planned = planned.get(other.name.as_str());
+        if !planned.map_or(other.load_balancing.enabled, |p| p.load_balanced_after) {
+            continue;
+        }
+        let leaving: HashSet<&str> = planned
+            .into_iter()
+            .flat_map(|p| p.removes.iter().map(String::as_str))
+            .collect();
+        for member in &other.members {
+            if let Some(pools) = joining.get_mut(member.as_str())
+                && !leaving.contains(member.as_str())
+                && pools.last() != Some(&other.name.as_str())
+            {
+                pools.push(&other.name);
+            }
+        }
+    }
+    joining
+}
+
+/// See [`Lookups::app_configs_of_emptied`].
+fn app_configs_of_emptied<'a>(
+    desired: &'a Desired,
+    index: &'a LiveIndex,
+    delta: &'a Delta,
+) -> HashMap<&'a str, BTreeSet<&'a str>> {
+    let mut users: HashMap<&str, BTreeSet<&str>> = delta
+        .pools
+        .iter()
+        .filter(|p| p.members_after.is_empty())
+        .map(|p| (p.name.as_str(), BTreeSet::new()))
+        .collect();
+    if users.is_empty() {
+        return users;
+    }
+    let declared = desired
+        .app_configs
+        .iter()
+        .map(|(name, c)| (name.as_str(), c.pool.as_str()));
+    let live = index
+        .live
+        .app_configs
+        .iter()
+        .map(|c| (c.name.as_str(), c.pool.as_str()));
+    for (name, pool) in declared.chain(live) {
+        if let Some(names) = users.get_mut(pool) {
+            names.insert(name);
+        }
+    }
+    users
 }
 
 fn not_owned(delta: &Delta) -> Vec<Violation> {
@@ -252,47 +343,35 @@ fn destination_not_ready(pool: &PoolDelta, dest: &Destination) -> Option<Violati
 
 /// A destination joining a load-balanced pool while it stays in another
 /// pool that load-balances once the plan is applied.
-fn load_balanced_elsewhere(
-    pool: &PoolDelta,
-    destination: &str,
-    index: &LiveIndex,
-    delta: &Delta,
-    leaving: &BTreeSet<(&str, &str)>,
-) -> Vec<Violation> {
-    let mut found = Vec::new();
-    for other in &index.live.pools {
-        let other_stays_lb = delta
-            .pools
-            .iter()
-            .find(|p| p.name == other.name)
-            .map_or(other.load_balancing.enabled, |p| p.load_balanced_after);
-        if other.name != pool.name
-            && other_stays_lb
-            && other.members.iter().any(|m| m == destination)
-            && !leaving.contains(&(other.name.as_str(), destination))
-        {
-            found.push(Violation::LoadBalancedElsewhere {
-                pool: pool.name.clone(),
-                destination: destination.to_owned(),
-                other_pool: other.name.clone(),
-            });
-        }
-    }
-    found
+fn load_balanced_elsewhere<'a>(
+    pool: &'a PoolDelta,
+    destination: &'a str,
+    lookups: &'a Lookups,
+) -> impl Iterator<Item = Violation> + 'a {
+    lookups
+        .load_balanced_with
+        .get(destination)
+        .into_iter()
+        .flatten()
+        .filter(move |other| **other != pool.name)
+        .map(move |other| Violation::LoadBalancedElsewhere {
+            pool: pool.name.clone(),
+            destination: destination.to_owned(),
+            other_pool: (*other).to_owned(),
+        })
 }
 
 /// Members offline, or in maintenance mode once the plan is applied, count
 /// as unavailable; the violation names them.
-fn min_members(pool: &PoolDelta, index: &LiveIndex, delta: &Delta) -> Option<Violation> {
+fn min_members(pool: &PoolDelta, index: &LiveIndex, lookups: &Lookups) -> Option<Violation> {
     let min = pool.min_members?;
-    let in_maintenance_after =
-        |name: &str| match delta.maintenance.iter().find(|m| m.destination == name) {
-            Some(planned) => planned.put.is_some(),
-            None => index
-                .destinations
-                .get(name)
-                .is_some_and(|d| d.maintenance.enabled),
-        };
+    let in_maintenance_after = |name: &str| match lookups.maintenance.get(name) {
+        Some(planned) => planned.put.is_some(),
+        None => index
+            .destinations
+            .get(name)
+            .is_some_and(|d| d.maintenance.enabled),
+    };
     let (offline, online): (Vec<&String>, Vec<&String>) =
         pool.members_after.iter().partition(|m| !index.is_online(m));
     let in_maintenance: Vec<String> = online
@@ -313,27 +392,11 @@ fn min_members(pool: &PoolDelta, index: &LiveIndex, delta: &Delta) -> Option<Vio
 }
 
 /// App configs, declared or live, that use a pool about to lose its last member.
-fn last_member_in_use(pool: &PoolDelta, desired: &Desired, index: &LiveIndex) -> Option<Violation> {
-    if !pool.members_after.is_empty() {
-        return None;
-    }
-    let mut users: BTreeSet<String> = desired
-        .app_configs
-        .iter()
-        .filter(|(_, c)| c.pool == pool.name)
-        .map(|(name, _)| name.clone())
-        .collect();
-    users.extend(
-        index
-            .live
-            .app_configs
-            .iter()
-            .filter(|c| c.pool == pool.name)
-            .map(|c| c.name.clone()),
-    );
+fn last_member_in_use(pool: &PoolDelta, lookups: &Lookups) -> Option<Violation> {
+    let users = lookups.app_configs_of_emptied.get(pool.name.as_str())?;
     (!users.is_empty()).then(|| Violation::LastMemberInUse {
         pool: pool.name.clone(),
-        app_configs: users.into_iter().collect(),
+        app_configs: users.iter().map(|name| (*name).to_owned()).collect(),
     })
 }
 

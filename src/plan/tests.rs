@@ -445,6 +445,53 @@ fn joining_a_second_load_balanced_pool_is_a_violation() {
     }));
 }
 
+/// `live-b`, a new load-balanced pool with rds-01, and `live` load-balancing
+/// after the plan as `live_balances` says (it does live).
+fn rds01_joining_live_b(live_balances: bool) -> Desired {
+    let mut desired = steady();
+    let live = desired.pools.get_mut("live").expect("declared");
+    live.load_balancing.enabled = live_balances;
+    let live_b = DesiredPool {
+        members: members(&["rds-01"]),
+        load_balancing: LoadBalancing {
+            enabled: true,
+            ..live.load_balancing
+        },
+        ..live.clone()
+    };
+    desired.pools.insert("live-b".to_owned(), live_b);
+    desired
+}
+
+fn load_balanced_elsewhere(plan: &Plan) -> Vec<&Violation> {
+    plan.violations
+        .iter()
+        .filter(|v| matches!(v, Violation::LoadBalancedElsewhere { .. }))
+        .collect()
+}
+
+#[test]
+fn a_pool_that_stops_load_balancing_in_the_same_plan_frees_its_members() {
+    let plan = plan_of(&rds01_joining_live_b(false), &live(true));
+    assert!(plan.changes.iter().any(|c| c.address.name == "live"));
+    assert_eq!(load_balanced_elsewhere(&plan), Vec::<&Violation>::new());
+}
+
+#[test]
+fn a_pool_that_starts_load_balancing_in_the_same_plan_holds_its_members() {
+    let mut state = live(true);
+    state.pools[0].load_balancing.enabled = false;
+    let plan = plan_of(&rds01_joining_live_b(true), &state);
+    assert_eq!(
+        load_balanced_elsewhere(&plan),
+        [&Violation::LoadBalancedElsewhere {
+            pool: "live-b".to_owned(),
+            destination: "rds-01".to_owned(),
+            other_pool: "live".to_owned(),
+        }]
+    );
+}
+
 /// rds-02 leaves `live` for a new load-balanced pool `live-b`.
 fn rds02_moving_to_live_b() -> Desired {
     let mut desired = without_member(steady(), "live", "rds-02");

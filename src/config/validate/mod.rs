@@ -14,7 +14,7 @@ mod top_level;
 use std::collections::BTreeMap;
 use std::ops::Deref;
 
-use serde_saphyr::Location;
+use crate::config::spec::At;
 
 use crate::address::Kind;
 use crate::config::spec::{LabelMap, Sp};
@@ -79,7 +79,7 @@ impl Checker<'_> {
         code: &'static str,
         message: String,
         file: usize,
-        at: &Location,
+        at: &At,
         label: &str,
     ) -> &mut Diagnostic {
         let location = self.config.at(file, at);

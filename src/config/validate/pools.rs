@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use serde_saphyr::Location;
+use crate::config::spec::At;
 
 use super::Checker;
 use crate::address::Kind;
@@ -14,7 +14,7 @@ use crate::diagnostic::{Label, Severity};
 
 /// Destination → (pool, file, location) of the first load-balanced pool
 /// that lists it.
-type Balanced<'a> = HashMap<&'a str, (&'a str, usize, &'a Location)>;
+type Balanced<'a> = HashMap<&'a str, (&'a str, usize, &'a At)>;
 
 impl<'a> Checker<'a> {
     pub(super) fn pools(&mut self) {
@@ -46,7 +46,7 @@ impl<'a> Checker<'a> {
             .load_balancing
             .as_ref()
             .is_some_and(|lb| lb.enabled.value);
-        let mut seen: HashMap<&str, &Location> = HashMap::new();
+        let mut seen: HashMap<&str, &At> = HashMap::new();
         for member in &spec.members {
             self.name(file, member, "member");
             self.plain_text(file, member);
@@ -59,7 +59,7 @@ impl<'a> Checker<'a> {
         seen.len()
     }
 
-    fn duplicate_member(&mut self, file: usize, pool: &str, member: &Sp<String>, first: &Location) {
+    fn duplicate_member(&mut self, file: usize, pool: &str, member: &Sp<String>, first: &At) {
         let first = self.config.at(file, first);
         self.error(
             "config::duplicate_member",

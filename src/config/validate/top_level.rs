@@ -38,7 +38,7 @@ impl Checker<'_> {
                     .chain(config.app_configs.values().map(|d| (d.file, &d.name)))
                     .chain(config.app_instances.values().map(|d| (d.file, &d.name)))
                     .chain(config.destinations.values().map(|d| (d.file, &d.name)))
-                    .min_by_key(|(file, name)| (*file, name.at.line(), name.at.column()));
+                    .min_by_key(|(file, name)| (*file, name.at.line, name.at.column));
                 if let Some((file, name)) = first {
                     self.error(
                         "config::missing_stack",

@@ -595,33 +595,41 @@ fn find_allow_logons(stack: &str, index: &LiveIndex, targets: &Targets, delta: &
         .filter(|d| targets.covers(&Address::new(Kind::Destination, &d.name)))
         .collect();
     draining.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut changes = Vec::with_capacity(draining.len());
     for d in draining {
-        merge_change(
-            delta,
-            Change {
-                address: Address::new(Kind::Destination, &d.name),
-                action: Action::Update,
-                fields: vec![field(
-                    Field::Draining,
-                    Some(json!(stack)),
-                    Some(Value::Null),
-                )],
-            },
-        );
+        changes.push(Change {
+            address: Address::new(Kind::Destination, &d.name),
+            action: Action::Update,
+            fields: vec![field(
+                Field::Draining,
+                Some(json!(stack)),
+                Some(Value::Null),
+            )],
+        });
         delta.allow_logons.push(d.name.clone());
     }
+    merge_changes(delta, changes);
 }
 
-/// Adds `change` to the plan's changes, joining the fields of a change of
-/// the same resource already there.
-fn merge_change(delta: &mut Delta, change: Change) {
-    match delta
-        .changes
-        .iter_mut()
-        .find(|c| c.address == change.address)
-    {
-        Some(existing) => existing.fields.extend(change.fields),
-        None => delta.changes.push(change),
+/// Adds `changes` to the plan's changes, joining the fields of a change of
+/// the same resource already there, found through an index of them rather
+/// than a scan per change.
+fn merge_changes(delta: &mut Delta, changes: Vec<Change>) {
+    if changes.is_empty() {
+        return;
+    }
+    let mut position: HashMap<Address, usize> = HashMap::with_capacity(delta.changes.len());
+    for (i, change) in delta.changes.iter().enumerate() {
+        position.entry(change.address.clone()).or_insert(i);
+    }
+    for change in changes {
+        match position.get(&change.address) {
+            Some(&i) => delta.changes[i].fields.extend(change.fields),
+            None => {
+                position.insert(change.address.clone(), delta.changes.len());
+                delta.changes.push(change);
+            }
+        }
     }
 }
 
@@ -712,7 +720,5 @@ fn find_lb_cleanups(
             delta.lb_cleanups.push(name.to_owned());
         }
     }
-    for cleanup in cleanups {
-        merge_change(delta, cleanup);
-    }
+    merge_changes(delta, cleanups);
 }

@@ -2,6 +2,8 @@
 //! seed must keep (members, pools, app configs, session destinations) and
 //! the facts it cannot carry (session counts, unknowable passwords).
 
+use std::collections::HashMap;
+
 use super::{Engine, Result, UNKNOWN_PASSWORD, bad_request, count_mut};
 use crate::contract::wire::{SessionCounts, Snapshot};
 
@@ -12,6 +14,10 @@ impl Engine {
     pub fn from_snapshot(snapshot: Snapshot) -> Result<Engine> {
         let mut engine = Engine::new();
         let mut max_rev = 0;
+        // The load-balanced pool of each member seen so far: asking the
+        // engine would scan every pool per member, and a large seed would
+        // take minutes to load.
+        let mut load_balanced_in: HashMap<String, String> = HashMap::new();
         for mut d in snapshot.destinations {
             d.sessions = SessionCounts::default();
             max_rev = max_rev.max(d.revision);
@@ -35,10 +41,10 @@ impl Engine {
             }
             if p.load_balancing.enabled {
                 for m in &p.members {
-                    if let Some(other) = engine.lb_pool_of(m) {
+                    if let Some(other) = load_balanced_in.insert(m.clone(), p.name.clone()) {
                         return Err(bad_request(format!(
-                            "seed: {m} is in load-balanced pools {} and {}",
-                            other.name, p.name
+                            "seed: {m} is in load-balanced pools {other} and {}",
+                            p.name
                         )));
                     }
                 }

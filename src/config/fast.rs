@@ -1,0 +1,989 @@
+//! The fast YAML front end: reads the plain subset of YAML that configs are
+//! written in (block mappings and sequences, one-line flow collections,
+//! plain and one-line quoted scalars, comments) several times faster than
+//! the general parser, or declines. It declines everything else and every
+//! problem: anchors, aliases, tags, multi-line and block scalars, tabs,
+//! documents markers, nulls, scalars a YAML 1.2 reader would not take for
+//! text, duplicate keys, values of the wrong type, unknown keys. The caller
+//! then parses the file with serde-saphyr, so every diagnostic (located,
+//! with its words), the duplicate-key and alias-bomb protection and the
+//! budget stay that parser's; what this reads, it reads as serde-saphyr
+//! does, places included (a test compares them).
+//!
+//! It parses a file into a tree of nodes borrowing its text, then hands the
+//! tree to the config's own serde types as a `Deserializer`, so that the
+//! file's shape is declared once, in `config::spec`.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::de::value::{SeqDeserializer, StrDeserializer};
+use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, Visitor};
+use serde::forward_to_deserialize_any;
+
+use super::spec::{At, ConfigFile, SPANNED};
+
+/// Nesting deeper than any config needs; deeper files are the general
+/// parser's (and its limits').
+const MAX_DEPTH: usize = 32;
+
+/// Keys a mapping may hold before duplicates are looked up in a set rather
+/// than by comparing each new key with those before it.
+const SMALL_MAPPING: usize = 16;
+
+/// The file as a config, or `None` when the fast front end declines it.
+pub(super) fn parse(text: &str) -> Option<ConfigFile> {
+    let ascii = plain_characters(text)?;
+    let mut reader = Reader {
+        text,
+        bytes: text.as_bytes(),
+        ascii,
+        line_start: 0,
+        line_end: line_end(text.as_bytes(), 0),
+        line: 1,
+    };
+    if reader.next_content()?.is_none() {
+        return Some(ConfigFile::default());
+    }
+    let root = reader.document()?;
+    serde::Deserialize::deserialize(root).ok()
+}
+
+/// Whether every character is one the subset allows (`Some(true)` when all
+/// are ASCII): no control character but the line feed (so no tab and no
+/// carriage return), no byte order mark, no line or paragraph separator.
+fn plain_characters(text: &str) -> Option<bool> {
+    let mut ascii = true;
+    for &b in text.as_bytes() {
+        if (b < 0x20 && b != b'\n') || b == 0x7f {
+            return None;
+        }
+        ascii &= b < 0x80;
+    }
+    let unusual = |c: char| {
+        matches!(
+            c,
+            '\u{80}'..='\u{9f}' | '\u{feff}' | '\u{2028}' | '\u{2029}' | '\u{fffe}' | '\u{ffff}'
+        )
+    };
+    (ascii || !text.chars().any(unusual)).then_some(ascii)
+}
+
+/// A node of the tree, borrowing the file's text where it can.
+#[derive(Debug)]
+enum Node<'t> {
+    Scalar {
+        text: Cow<'t, str>,
+        plain: bool,
+        at: At,
+    },
+    Seq {
+        items: Vec<Node<'t>>,
+        at: At,
+    },
+    Map {
+        entries: Vec<(Node<'t>, Node<'t>)>,
+        at: At,
+    },
+}
+
+impl Node<'_> {
+    fn at(&self) -> At {
+        match self {
+            Node::Scalar { at, .. } | Node::Seq { at, .. } | Node::Map { at, .. } => *at,
+        }
+    }
+}
+
+/// The characters a plain scalar may not start with (beyond the ones that
+/// start a quoted scalar or a flow collection, handled before).
+const INDICATORS: &[u8] = b"-?:,[]{}#&*!|>%@`";
+
+/// A line-oriented reader of the subset. Positions are byte offsets; the
+/// current line is the one that starts at `line_start`.
+struct Reader<'t> {
+    text: &'t str,
+    bytes: &'t [u8],
+    ascii: bool,
+    line_start: usize,
+    /// Where the current line ends (its line feed, or the end of the text):
+    /// found once per line, as a flow collection may hold a whole stack on
+    /// one line.
+    line_end: usize,
+    line: u32,
+}
+
+fn line_end(bytes: &[u8], from: usize) -> usize {
+    bytes
+        .get(from..)
+        .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+        .map_or(bytes.len(), |i| from + i)
+}
+
+impl<'t> Reader<'t> {
+    fn byte(&self, at: usize) -> Option<u8> {
+        self.bytes.get(at).copied()
+    }
+
+    fn skip_spaces(&self, mut at: usize) -> usize {
+        while self.byte(at) == Some(b' ') {
+            at += 1;
+        }
+        at
+    }
+
+    /// Moves to the next line that holds more than spaces and a comment,
+    /// and returns its indentation; `Some(None)` at the end of the file.
+    fn next_content(&mut self) -> Option<Option<usize>> {
+        loop {
+            if self.line_start >= self.bytes.len() {
+                return Some(None);
+            }
+            let first = self.skip_spaces(self.line_start);
+            match self.byte(first) {
+                Some(b'\n') | Some(b'#') | None => {}
+                Some(_) => return Some(Some(first - self.line_start)),
+            }
+            self.next_line();
+        }
+    }
+
+    fn next_line(&mut self) {
+        self.line_start = (self.line_end + 1).min(self.bytes.len() + 1);
+        self.line_end = line_end(self.bytes, self.line_start);
+        self.line += 1;
+    }
+
+    /// The place of `len` bytes at `offset` on the current line.
+    fn at(&self, offset: usize, len: usize) -> Option<At> {
+        let column = if self.ascii {
+            offset - self.line_start
+        } else {
+            self.text[self.line_start..offset].chars().count()
+        };
+        Some(At {
+            line: self.line,
+            column: u32::try_from(column + 1).ok()?,
+            offset: u32::try_from(offset).ok()?,
+            len: u32::try_from(len).ok()?,
+        })
+    }
+
+    /// After a value on the current line: only spaces and a comment may
+    /// follow; moves to the next line.
+    fn end_of_line(&mut self, from: usize) -> Option<()> {
+        let rest = self.skip_spaces(from);
+        match self.byte(rest) {
+            None | Some(b'\n') => {}
+            Some(b'#') if rest > from => {}
+            Some(_) => return None,
+        }
+        self.next_line();
+        Some(())
+    }
+
+    /// The whole file: one block mapping at the left margin.
+    fn document(&mut self) -> Option<Node<'t>> {
+        let first = self.line_start;
+        let marker = ["---", "...", "%"]
+            .iter()
+            .any(|m| self.text[first..].starts_with(m));
+        if marker || self.byte(first) == Some(b' ') {
+            return None;
+        }
+        let root = self.block_mapping(0, 0)?;
+        self.next_content()?.is_none().then_some(root)
+    }
+
+    /// A block mapping whose keys start at column `indent` (0-based), the
+    /// current line holding its first key.
+    fn block_mapping(&mut self, indent: usize, depth: usize) -> Option<Node<'t>> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let at = self.at(self.line_start + indent, 0)?;
+        let mut entries: Vec<(Node<'t>, Node<'t>)> = Vec::new();
+        let mut keys = Keys::default();
+        loop {
+            match self.next_content()? {
+                Some(found) if found == indent => {}
+                Some(found) if found > indent => return None,
+                _ => break,
+            }
+            let start = self.line_start + indent;
+            if matches!(self.byte(start), Some(b'-')) {
+                return None;
+            }
+            let (key, after) = self.scalar(start, Context::Key)?;
+            if self.byte(after) != Some(b':') {
+                return None;
+            }
+            if !keys.insert(&key) {
+                return None;
+            }
+            let value = self.mapping_value(indent, after + 1, depth)?;
+            entries.push((key, value));
+        }
+        Some(Node::Map { entries, at })
+    }
+
+    /// The value after `key:` (`from` is just past the colon): on the same
+    /// line, or a block collection on the lines below.
+    fn mapping_value(&mut self, indent: usize, from: usize, depth: usize) -> Option<Node<'t>> {
+        let start = self.skip_spaces(from);
+        let gap = start > from;
+        match self.byte(start) {
+            None | Some(b'\n') => {}
+            Some(b'#') if gap => {}
+            Some(_) if gap => {
+                let (value, end) = self.inline(start, depth + 1)?;
+                self.end_of_line(end)?;
+                return Some(value);
+            }
+            Some(_) => return None,
+        }
+        self.next_line();
+        // Nothing below (a null) is the general parser's to judge.
+        let below = self.next_content()??;
+        let starts_entry = self.is_entry(self.line_start + below);
+        if below > indent && starts_entry {
+            self.block_sequence(below, false, depth + 1)
+        } else if below > indent {
+            self.block_mapping(below, depth + 1)
+        } else if below == indent && starts_entry {
+            self.block_sequence(below, true, depth + 1)
+        } else {
+            None
+        }
+    }
+
+    /// Whether a sequence entry (`- `) starts at `at`.
+    fn is_entry(&self, at: usize) -> bool {
+        self.byte(at) == Some(b'-') && matches!(self.byte(at + 1), Some(b' ') | Some(b'\n') | None)
+    }
+
+    /// A block sequence whose dashes are at column `indent`; `compact` when
+    /// it is the value of a key at the same column, so that a line there
+    /// without a dash ends it rather than breaking it.
+    fn block_sequence(&mut self, indent: usize, compact: bool, depth: usize) -> Option<Node<'t>> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let mut items = Vec::new();
+        let mut at = None;
+        loop {
+            match self.next_content()? {
+                Some(found) if found == indent => {}
+                Some(found) if found > indent => return None,
+                _ => break,
+            }
+            let dash = self.line_start + indent;
+            if !self.is_entry(dash) {
+                if compact {
+                    break;
+                }
+                return None;
+            }
+            let start = self.skip_spaces(dash + 1);
+            if matches!(self.byte(start), None | Some(b'\n') | Some(b'#')) {
+                return None;
+            }
+            // serde-saphyr places an indented sequence at its first dash,
+            // a compact one at its first item.
+            if at.is_none() {
+                at = Some(self.at(if compact { start } else { dash }, 0)?);
+            }
+            let (item, end) = self.inline(start, depth + 1)?;
+            items.push(item);
+            self.end_of_line(end)?;
+        }
+        Some(Node::Seq { items, at: at? })
+    }
+
+    /// A value that fits on the current line from `start`: a flow
+    /// collection or a scalar. Returns it and where it ends.
+    fn inline(&mut self, start: usize, depth: usize) -> Option<(Node<'t>, usize)> {
+        match self.byte(start)? {
+            b'[' | b'{' => self.flow_collection(start, depth),
+            _ => self.scalar(start, Context::Block),
+        }
+    }
+
+    /// A flow collection (`[...]` or `{...}`) starting at `start` and ending
+    /// on the same line.
+    fn flow_collection(&mut self, start: usize, depth: usize) -> Option<(Node<'t>, usize)> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let at = self.at(start, 1)?;
+        let mapping = self.byte(start) == Some(b'{');
+        let close = if mapping { b'}' } else { b']' };
+        let mut at_entry = self.skip_spaces(start + 1);
+        let mut items = Vec::new();
+        let mut entries = Vec::new();
+        let mut keys = Keys::default();
+        if self.byte(at_entry) == Some(close) {
+            at_entry += 1;
+        } else {
+            loop {
+                if mapping {
+                    let (key, after) = self.scalar(at_entry, Context::FlowKey)?;
+                    if self.byte(after) != Some(b':') || self.byte(after + 1) != Some(b' ') {
+                        return None;
+                    }
+                    if !keys.insert(&key) {
+                        return None;
+                    }
+                    let value_start = self.skip_spaces(after + 1);
+                    let (value, end) = self.flow_node(value_start, depth)?;
+                    entries.push((key, value));
+                    at_entry = end;
+                } else {
+                    let (item, end) = self.flow_node(at_entry, depth)?;
+                    items.push(item);
+                    at_entry = end;
+                }
+                at_entry = self.skip_spaces(at_entry);
+                match self.byte(at_entry)? {
+                    b',' => {
+                        at_entry = self.skip_spaces(at_entry + 1);
+                        // A trailing comma, or one more line: declined.
+                        if matches!(self.byte(at_entry), Some(b']') | Some(b'}')) {
+                            return None;
+                        }
+                    }
+                    b if b == close => {
+                        at_entry += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        let node = if mapping {
+            Node::Map { entries, at }
+        } else {
+            Node::Seq { items, at }
+        };
+        Some((node, at_entry))
+    }
+
+    fn flow_node(&mut self, start: usize, depth: usize) -> Option<(Node<'t>, usize)> {
+        match self.byte(start)? {
+            b'[' | b'{' => self.flow_collection(start, depth + 1),
+            _ => self.scalar(start, Context::Flow),
+        }
+    }
+
+    /// A scalar at `start`: quoted on one line, or plain. Returns it and
+    /// where it ends.
+    fn scalar(&mut self, start: usize, context: Context) -> Option<(Node<'t>, usize)> {
+        match self.byte(start)? {
+            b'\'' => self.single_quoted(start),
+            b'"' => self.double_quoted(start),
+            b if INDICATORS.contains(&b) => None,
+            _ => self.plain(start, context),
+        }
+    }
+
+    fn single_quoted(&mut self, start: usize) -> Option<(Node<'t>, usize)> {
+        let end = self.line_end;
+        let mut text: Option<String> = None;
+        let mut from = start + 1;
+        let mut i = from;
+        while i < end {
+            if self.bytes[i] == b'\'' {
+                if self.byte(i + 1) != Some(b'\'') {
+                    let content = &self.text[from..i];
+                    let text = match text {
+                        Some(mut owned) => {
+                            owned.push_str(content);
+                            Cow::Owned(owned)
+                        }
+                        None => Cow::Borrowed(content),
+                    };
+                    return self.quoted(text, start, i + 1);
+                }
+                let owned = text.get_or_insert_with(String::new);
+                owned.push_str(&self.text[from..=i]);
+                i += 2;
+                from = i;
+                continue;
+            }
+            i += 1;
+        }
+        None
+    }
+
+    fn double_quoted(&mut self, start: usize) -> Option<(Node<'t>, usize)> {
+        let end = self.line_end;
+        let close = self.bytes[start + 1..end]
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\')
+            .map(|i| start + 1 + i)?;
+        if self.bytes[close] == b'\\' {
+            return None;
+        }
+        self.quoted(
+            Cow::Borrowed(&self.text[start + 1..close]),
+            start,
+            close + 1,
+        )
+    }
+
+    fn quoted(&self, text: Cow<'t, str>, start: usize, end: usize) -> Option<(Node<'t>, usize)> {
+        let at = self.at(start, end - start)?;
+        Some((
+            Node::Scalar {
+                text,
+                plain: false,
+                at,
+            },
+            end,
+        ))
+    }
+
+    /// A plain scalar: up to the end of the line, a comment, or a `: ` (and
+    /// in flow context a `,` or a closing bracket). One that reads as a
+    /// mapping (`- a: b`), or that a flow indicator breaks, is declined.
+    fn plain(&mut self, start: usize, context: Context) -> Option<(Node<'t>, usize)> {
+        let end = self.line_end;
+        let mut stop = end;
+        let mut i = start;
+        while i < end {
+            let b = self.bytes[i];
+            let next = self.byte(i + 1);
+            let colon_ends = b == b':'
+                && (matches!(next, Some(b' ') | Some(b'\n') | None)
+                    || (context.in_flow() && matches!(next, Some(b',' | b']' | b'}'))));
+            if colon_ends {
+                if !context.is_key() {
+                    return None;
+                }
+                stop = i;
+                break;
+            }
+            if b == b'#' && self.bytes[i - 1] == b' ' {
+                stop = i;
+                break;
+            }
+            if context.in_flow() {
+                match b {
+                    b',' | b']' | b'}' => {
+                        stop = i;
+                        break;
+                    }
+                    b'[' | b'{' => return None,
+                    _ => {}
+                }
+            }
+            i += 1;
+        }
+        let mut trimmed = stop;
+        while trimmed > start && self.bytes[trimmed - 1] == b' ' {
+            trimmed -= 1;
+        }
+        // A flow scalar must end on its line, and a key at its colon.
+        if (context.in_flow() && stop == end) || (context.is_key() && stop != trimmed) {
+            return None;
+        }
+        let at = self.at(start, trimmed - start)?;
+        let text = Cow::Borrowed(&self.text[start..trimmed]);
+        let node = Node::Scalar {
+            text,
+            plain: true,
+            at,
+        };
+        Some((node, trimmed))
+    }
+}
+
+/// Where a scalar stands, which decides what ends a plain one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Context {
+    /// A block mapping key.
+    Key,
+    /// A value or sequence entry in block context.
+    Block,
+    /// A flow mapping key.
+    FlowKey,
+    /// A value or entry in a flow collection.
+    Flow,
+}
+
+impl Context {
+    fn is_key(self) -> bool {
+        matches!(self, Context::Key | Context::FlowKey)
+    }
+
+    fn in_flow(self) -> bool {
+        matches!(self, Context::Flow | Context::FlowKey)
+    }
+}
+
+/// The keys of one mapping so far, to refuse a duplicate.
+#[derive(Default)]
+struct Keys<'t> {
+    few: Vec<Cow<'t, str>>,
+    many: HashSet<Cow<'t, str>>,
+}
+
+impl<'t> Keys<'t> {
+    /// Adds the key `node`; false when the mapping has it already (or the
+    /// key is no scalar).
+    fn insert(&mut self, node: &Node<'t>) -> bool {
+        let Node::Scalar { text, .. } = node else {
+            return false;
+        };
+        let key = text.clone();
+        if self.many.is_empty() && self.few.len() < SMALL_MAPPING {
+            if self.few.contains(&key) {
+                return false;
+            }
+            self.few.push(key);
+            return true;
+        }
+        if self.many.is_empty() {
+            self.many.extend(self.few.drain(..));
+        }
+        self.many.insert(key)
+    }
+}
+
+/// Why the tree does not fit the config's types. Never shown: the general
+/// parser reads the file again and says what is wrong.
+#[derive(Debug)]
+struct Declined;
+
+impl fmt::Display for Declined {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("declined by the fast front end")
+    }
+}
+
+impl std::error::Error for Declined {}
+
+impl de::Error for Declined {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        Declined
+    }
+}
+
+/// Whether a plain scalar is text to every YAML 1.2 reader (no number,
+/// boolean or null), judged conservatively: a letter first and not a
+/// special word, or digits first and a letter no number spelling uses.
+fn is_text(text: &str) -> bool {
+    let Some(first) = text.chars().next() else {
+        return false;
+    };
+    if first.is_ascii_digit() {
+        return !text.contains(':')
+            && text
+                .bytes()
+                .any(|b| b.is_ascii_alphabetic() && !b"abcdefxoABCDEFXO".contains(&b));
+    }
+    let special = [
+        "true", "false", "null", "yes", "no", "on", "off", "y", "n", "inf", "nan", "infinity",
+    ];
+    (first.is_alphabetic() || first == '_' || first == '/')
+        && !special.iter().any(|s| text.eq_ignore_ascii_case(s))
+}
+
+/// A plain scalar that is a whole number as written: digits only, no
+/// leading zero.
+fn whole_number(text: &str) -> Option<u64> {
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    (digits && (text == "0" || !text.starts_with('0')))
+        .then(|| text.parse().ok())
+        .flatten()
+}
+
+impl<'de, 't> Deserializer<'de> for Node<'t> {
+    type Error = Declined;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
+        match self {
+            Node::Scalar {
+                text, plain: true, ..
+            } => match whole_number(&text) {
+                Some(n) => visitor.visit_u64(n),
+                None if is_text(&text) => visitor.visit_str(&text),
+                None => Err(Declined),
+            },
+            Node::Scalar { text, .. } => visitor.visit_str(&text),
+            Node::Seq { items, .. } => visitor.visit_seq(SeqDeserializer::new(items.into_iter())),
+            Node::Map { entries, .. } => visitor.visit_map(Entries {
+                entries: entries.into_iter(),
+                value: None,
+            }),
+        }
+    }
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
+        match self {
+            Node::Scalar {
+                text, plain: true, ..
+            } => match &*text {
+                "true" => visitor.visit_bool(true),
+                "false" => visitor.visit_bool(false),
+                _ => Err(Declined),
+            },
+            _ => Err(Declined),
+        }
+    }
+
+    fn deserialize_u8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
+        self.deserialize_u64(visitor)
+    }
+
+    fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
+        self.deserialize_u64(visitor)
+    }
+
+    fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
+        self.deserialize_u64(visitor)
+    }
+
+    fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
+        match self {
+            Node::Scalar {
+                text, plain: true, ..
+            } => visitor.visit_u64(whole_number(&text).ok_or(Declined)?),
+            _ => Err(Declined),
+        }
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
+        match self {
+            Node::Scalar { text, plain, .. } if !plain || is_text(&text) => match text {
+                Cow::Borrowed(text) => visitor.visit_str(text),
+                Cow::Owned(text) => visitor.visit_string(text),
+            },
+            _ => Err(Declined),
+        }
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Declined> {
+        if name == SPANNED {
+            visitor.visit_seq(Spanned {
+                node: Some(self),
+                at_given: false,
+            })
+        } else {
+            visitor.visit_newtype_struct(self)
+        }
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
+        match self {
+            Node::Seq { items, .. } => visitor.visit_seq(SeqDeserializer::new(items.into_iter())),
+            _ => Err(Declined),
+        }
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
+        match self {
+            Node::Map { entries, .. } => visitor.visit_map(Entries {
+                entries: entries.into_iter(),
+                value: None,
+            }),
+            _ => Err(Declined),
+        }
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Declined> {
+        self.deserialize_map(visitor)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Declined> {
+        match self {
+            Node::Scalar {
+                text, plain: true, ..
+            } if is_text(&text) => {
+                let variant: StrDeserializer<'_, Declined> = text.as_ref().into_deserializer();
+                visitor.visit_enum(variant)
+            }
+            _ => Err(Declined),
+        }
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
+        visitor.visit_unit()
+    }
+
+    forward_to_deserialize_any! {
+        i8 i16 i32 i64 i128 u128 f32 f64 char bytes byte_buf unit unit_struct tuple
+        tuple_struct
+    }
+}
+
+impl<'de, 't> IntoDeserializer<'de, Declined> for Node<'t> {
+    type Deserializer = Node<'t>;
+
+    fn into_deserializer(self) -> Node<'t> {
+        self
+    }
+}
+
+/// The entries of a mapping, one key and then its value at a time.
+struct Entries<'t> {
+    entries: std::vec::IntoIter<(Node<'t>, Node<'t>)>,
+    value: Option<Node<'t>>,
+}
+
+impl<'de, 't> de::MapAccess<'de> for Entries<'t> {
+    type Error = Declined;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Declined> {
+        let Some((key, value)) = self.entries.next() else {
+            return Ok(None);
+        };
+        self.value = Some(value);
+        seed.deserialize(key).map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Declined> {
+        seed.deserialize(self.value.take().ok_or(Declined)?)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.entries.len())
+    }
+}
+
+/// What `Sp` asks for (see [`SPANNED`]): the node's place, then the node.
+struct Spanned<'t> {
+    node: Option<Node<'t>>,
+    at_given: bool,
+}
+
+impl<'de, 't> de::SeqAccess<'de> for Spanned<'t> {
+    type Error = Declined;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Declined> {
+        if !self.at_given {
+            self.at_given = true;
+            let at = self.node.as_ref().ok_or(Declined)?.at();
+            let parts = [at.line, at.column, at.offset, at.len];
+            return seed
+                .deserialize(SeqDeserializer::<_, Declined>::new(parts.into_iter()))
+                .map(Some);
+        }
+        match self.node.take() {
+            Some(node) => seed.deserialize(node).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::config::yaml::parse_general;
+
+    /// What this front end reads, serde-saphyr reads the same, places
+    /// included; `Some(true)` when this one took the text.
+    fn agrees(text: &str) -> Result<bool, String> {
+        let Some(fast) = parse(text) else {
+            return Ok(false);
+        };
+        match parse_general(text) {
+            Ok(general) if format!("{general:?}") == format!("{fast:?}") => Ok(true),
+            Ok(general) => Err(format!("read differently:\n{fast:?}\n{general:?}")),
+            Err(e) => Err(format!("taken, though serde-saphyr refuses it: {e}")),
+        }
+    }
+
+    fn yaml_files(dir: &Path, found: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for path in entries.filter_map(Result::ok).map(|e| e.path()) {
+            if path.is_dir() {
+                yaml_files(&path, found);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                found.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn reads_every_example_as_serde_saphyr_does_and_declines_every_invalid_file() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut examples = Vec::new();
+        yaml_files(&root.join("examples"), &mut examples);
+        let mut taken = 0;
+        for path in &examples {
+            let text = std::fs::read_to_string(path).unwrap();
+            let agreed = agrees(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            taken += usize::from(agreed);
+        }
+        assert!(
+            taken >= 8,
+            "only {taken} of {} examples taken",
+            examples.len()
+        );
+        let mut invalid = Vec::new();
+        yaml_files(&root.join("tests/invalid"), &mut invalid);
+        for path in &invalid {
+            let Ok(text) = std::fs::read_to_string(path) else {
+                continue;
+            };
+            agrees(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+    }
+
+    #[test]
+    fn reads_the_subset_as_serde_saphyr_does() {
+        let taken = [
+            "stack: s\n",
+            "# only a comment\n",
+            "",
+            "stack: s # a comment\npools:\n  live:\n    members:\n      - rds-01   # first\n      - 'rds-02'\n      - \"rds-03\"\n",
+            "pools:\n  live:\n    members:\n    - a\n    - b\n    min_members: 2\n",
+            "pools:\n  p:\n    load_balancing: {enabled: true, sticky_sessions: 10m, grace_period: 30}\n",
+            "pools:\n  p:\n    labels: {team: 'o''neil', \"x y\": z}\n    members: [a, b,c]\n",
+            "pools:\n  p:\n    default_credentials: {username: 'CORP\\svc', password: {env: PW}}\n",
+            "pools:\n  p:\n    default_credentials:\n      password:\n        file: /run/secrets/pw\n",
+            "destinations:\n  é-host:\n    maintenance: {enabled: true, notice_de: Wartung bis Montag, allowed_groups: []}\n",
+            "broker:\n  url: http://localhost:8080\nsafety: {max_delete_percent: 5}\n",
+            "app_configs:\n  c: {pool: p, type: desktop, protocol: rdp, admin_session: false}\n",
+            "app_instances:\n  i: {app_config: c, user: u1@corp.example, destination: 2nd-floor}\n",
+            "pools:\n\n  p:\n\n    members:\n\n      - a\n",
+        ];
+        for text in taken {
+            assert_eq!(agrees(text), Ok(true), "{text:?}");
+        }
+        let declined = [
+            "pools: {p: {}, p: {}}\n",
+            "pools:\n  p: {}\n  p: {}\n",
+            "stack: &s s\npools:\n  p:\n    labels: {a: *s}\n",
+            "stack: !!str s\n",
+            "---\nstack: s\n",
+            "stack: |\n  s\n",
+            "stack: s\n  t\n",
+            "stack: 'a\n  b'\n",
+            "stack:\ts\n",
+            "stack: s\r\n",
+            "stack: true\n",
+            "stack: 123\n",
+            "stack: ~\n",
+            "stack:\n",
+            "pools:\n  p:\n    members: [a,\n      b]\n",
+            "pools:\n  p:\n    min_members: 007\n",
+            "pools:\n  p:\n    min_members: -1\n",
+            "pools:\n  p:\n    load_balancing: {enabled: yes}\n",
+            "pools:\n  p:\n    members:\n      - a: b\n",
+            "stack: a: b\n",
+            "stack: \"a\\tb\"\n",
+            "nope: 1\n",
+            "  stack: s\n",
+            "pools: [a, b, ]\n",
+        ];
+        for text in declined {
+            assert_eq!(agrees(text), Ok(false), "{text:?}");
+        }
+    }
+
+    /// Config-like YAML built from pieces that the fast front end takes and
+    /// pieces that it must decline or read exactly as serde-saphyr does.
+    fn scalar() -> impl Strategy<Value = String> {
+        prop_oneof![
+            60 => "[a-z][a-z0-9._-]{0,8}",
+            8 => "[0-9]{1,3}[a-z]{0,2}",
+            4 => Just("'q''t'".to_owned()),
+            4 => Just("\"dq\"".to_owned()),
+            4 => Just("élan".to_owned()),
+            4 => Just("[a, 'b']".to_owned()),
+            4 => Just("{env: X}".to_owned()),
+            4 => Just("http://h:80".to_owned()),
+            2 => Just("{}".to_owned()),
+            1 => Just("true".to_owned()),
+            1 => Just("~".to_owned()),
+            1 => Just("-x".to_owned()),
+            1 => Just("a # b".to_owned()),
+            1 => Just("a:b".to_owned()),
+            1 => Just("a: b".to_owned()),
+        ]
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            90 => "[a-z][a-z0-9._-]{0,8}",
+            4 => "'[a-z]{1,3}'",
+            4 => "[0-9]{1,3}[a-z]{1,2}",
+            2 => scalar(),
+        ]
+    }
+
+    fn pool() -> impl Strategy<Value = String> {
+        (
+            name(),
+            prop::collection::vec(name(), 0..4),
+            prop::bool::ANY,
+            scalar(),
+            name(),
+        )
+            .prop_map(|(name, members, block, sticky, key)| {
+                let list = if block {
+                    members
+                        .iter()
+                        .map(|m| format!("\n      - {m}"))
+                        .collect::<String>()
+                } else {
+                    format!(" [{}]", members.join(", "))
+                };
+                format!(
+                    "  {name}:\n    load_balancing: {{enabled: true, sticky_sessions: {sticky}}}\n    members:{list}\n    labels:\n      {key}: {sticky}\n"
+                )
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn whatever_it_takes_it_reads_as_serde_saphyr_does(
+            pools in prop::collection::vec(pool(), 0..4),
+            stack in name(),
+        ) {
+            let text = format!("stack: {stack}\npools:\n{}", pools.concat());
+            prop_assert_eq!(agrees(&text).map(|_| ()), Ok(()), "{}", text);
+        }
+    }
+}
