@@ -170,6 +170,33 @@ async fn the_server_and_the_openapi_file_agree_on_edge_forms() {
             .unwrap();
         assert_eq!(response.status(), 400, "{body}");
     }
+    let pools = r#"{"enabled": false, "out_of_rotation": [""]}"#;
+    let response = server
+        .raw(Method::PUT, "/v1/destinations/rds-03/maintenance")
+        .header("if-match", "\"0\"")
+        .header("content-type", "application/json")
+        .body(pools)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400, "{pools}");
+    // What the schema's notice pattern refuses, the broker refuses, and
+    // what it takes, the broker takes (rds-01 is online).
+    for (text, answer) in [
+        ("\\u0015", 400),
+        ("\\u0085", 400),
+        (" \\n ", 400),
+        ("Wartung\\nbitte abmelden", 200),
+        ("\\u00ff\\udb92\\udd42", 200),
+    ] {
+        let body = format!(r#"{{"de": "ok", "en": "{text}"}}"#);
+        let path = "/v1/destinations/rds-01/sessions/message";
+        assert_eq!(
+            status(&server, Method::POST, path, Some(&body)).await,
+            answer,
+            "{body}"
+        );
+    }
     let null = r#"{"enabled": true, "owner": null}"#;
     assert_eq!(
         status(

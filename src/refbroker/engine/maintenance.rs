@@ -2,7 +2,7 @@
 //! it), and removing a leftover load-balancing service (refused while the
 //! host is a member of a load-balanced pool, impossible while it is offline).
 
-use super::{Engine, Result, check_expect, unreachable_host};
+use super::{Engine, Result, check_expect, check_name, unreachable_host};
 use crate::contract::Expect;
 use crate::contract::problem::{self, codes};
 use crate::contract::wire::{Destination, Maintenance};
@@ -14,6 +14,10 @@ impl Engine {
         body: Maintenance,
         expect: Expect,
     ) -> Result<Destination> {
+        // A malformed body is a 400 whatever the precondition would say.
+        for pool in &body.out_of_rotation {
+            check_name("pool", pool)?;
+        }
         let d = self.destination_or_404(destination)?;
         check_expect("destination", destination, Some(d.revision), expect)?;
         if d.maintenance == body {
