@@ -44,7 +44,11 @@
 //! - [`client`] — a live broker over HTTP(S): reqwest with rustls, timeouts,
 //!   bearer token, bounded retries with backoff and jitter.
 //! - [`refbroker`] — the reference broker: the engine (every broker rule,
-//!   one file per rule family), its durable store, the axum server behind
+//!   one file per rule family; its maps track what each write changed), its
+//!   durable store (one state file held under an exclusive lock file: the
+//!   state written whole, then one record appended and synced per group
+//!   commit, `refbroker::wal`; a write that cannot be persisted is undone
+//!   before its 503), the axum server behind
 //!   `poolform broker serve`, and the engine in-process: `EmbeddedBroker`
 //!   (persisted to a state file) and `Recording` (in memory on a virtual
 //!   clock, logging every call, with scripted faults: the test double of
@@ -55,7 +59,9 @@
 //! - [`config`] — YAML to desired state: `read` (the only IO) → `merge` →
 //!   `validate` (every problem at once; the only maker of `Validated<T>`) →
 //!   `lower`. `config::spec` holds the file's serde types, from which the
-//!   config JSON Schema is derived; when the typed parse of a file fails,
+//!   config JSON Schema is derived; `config::fast` reads the plain YAML
+//!   configs are written in and declines everything else to serde-saphyr,
+//!   which keeps every diagnostic and protection; when the typed parse of a file fails,
 //!   `config::shape` walks the file against that schema to report every
 //!   shape problem of it at once.
 //! - [`plan`] — `plan::compute(&Desired, &LiveState, &Targets)`: the diff by
