@@ -207,14 +207,16 @@ pub(super) fn diff(
 
     pools::diff_pools(desired, index, targets, &mut delta);
     let stack = desired.stack.as_str();
+    // Bodies are built one at a time as the diff goes: most are unchanged
+    // and dropped at once, so 100k of them never sit in memory together.
     let configs = desired
         .app_configs
         .iter()
-        .map(|(n, c)| (n, app_config_body(c, stack)))
-        .collect();
+        .map(|(n, c)| (n, app_config_body(c, stack)));
     delta.app_configs = diff_items(
         stack,
         configs,
+        |name| desired.app_configs.contains_key(name),
         &index.app_configs,
         &live.app_configs,
         targets,
@@ -223,11 +225,11 @@ pub(super) fn diff(
     let instances = desired
         .app_instances
         .iter()
-        .map(|(n, i)| (n, app_instance_body(i, stack)))
-        .collect();
+        .map(|(n, i)| (n, app_instance_body(i, stack)));
     delta.app_instances = diff_items(
         stack,
         instances,
+        |name| desired.app_instances.contains_key(name),
         &index.app_instances,
         &live.app_instances,
         targets,
@@ -380,18 +382,19 @@ impl BodyItem for AppInstance {
     }
 }
 
-/// Diffs one kind of body item: `wanted` holds the declared names with the
-/// bodies they should have; owned live items not declared are deleted.
-fn diff_items<L: BodyItem>(
+/// Diffs one kind of body item: `wanted` yields the declared names with the
+/// bodies they should have, `declared` says whether a name is among them;
+/// owned live items not declared are deleted.
+fn diff_items<'a, L: BodyItem>(
     stack: &str,
-    wanted: Vec<(&String, L::Body)>,
+    wanted: impl Iterator<Item = (&'a String, L::Body)>,
+    declared: impl Fn(&str) -> bool,
     live: &HashMap<&str, &L>,
     all_live: &[L],
     targets: &Targets,
     delta: &mut Delta,
 ) -> Vec<ItemDelta<L::Body>> {
     let mut out = Vec::new();
-    let declared: BTreeSet<&str> = wanted.iter().map(|(name, _)| name.as_str()).collect();
     for (name, body) in wanted {
         let address = Address::new(L::KIND, name);
         if !targets.covers(&address) {
@@ -452,7 +455,7 @@ fn diff_items<L: BodyItem>(
     }
     let mut absent: Vec<&L> = all_live
         .iter()
-        .filter(|item| owner(item.labels()) == Some(stack) && !declared.contains(item.name()))
+        .filter(|item| owner(item.labels()) == Some(stack) && !declared(item.name()))
         .collect();
     absent.sort_by(|a, b| a.name().cmp(b.name()));
     for item in absent {
