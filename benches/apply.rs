@@ -10,35 +10,24 @@
 //! steps by default (`POOLFORM_BENCH_APPLY_SIZES=1000,10000`), to show the
 //! apply scales linearly.
 
+#[path = "common/serve.rs"]
+mod serve;
+
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use poolform::contract::labels::STACK_LABEL;
 use poolform::contract::wire::{Destination, Event, Labels, Page, Pool, Snapshot};
 use poolform::refbroker::server::Stats;
+use serve::{BIN, Server, TOKEN};
 
-const BIN: &str = env!("CARGO_BIN_EXE_poolform");
-const TOKEN: &str = "bench-token";
 const STACK: &str = "bench";
 const LATENCY_MS: u64 = 20;
 const PARALLELISM: u64 = 20;
 const RUNS: usize = 5;
 const SIZES_ENV: &str = "POOLFORM_BENCH_APPLY_SIZES";
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn destination(name: String) -> Destination {
     Destination {
@@ -81,34 +70,13 @@ fn generate(dir: &Path, pools: usize) {
 /// A fresh broker on the seed (in `dir`), its state file in `state_dir`, so
 /// every run applies the same changes.
 fn serve(dir: &Path, state_dir: &Path, run: usize) -> Server {
-    let mut child = Command::new(BIN)
-        .args([
-            "broker",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--token",
-            TOKEN,
-        ])
-        .arg("--state")
-        .arg(state_dir.join(format!("state-{run}.json")))
-        .arg("--seed")
-        .arg(dir.join("seed.json"))
-        .args(["--latency", &LATENCY_MS.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("server prints its address")
-        .to_owned();
-    Server { child, url }
+    let latency = LATENCY_MS.to_string();
+    Server::start(
+        &state_dir.join(format!("state-{run}.json")),
+        &dir.join("seed.json"),
+        &["--latency", &latency],
+        Stdio::null(),
+    )
 }
 
 fn get<T: serde::de::DeserializeOwned>(url: &str) -> T {

@@ -4,16 +4,17 @@
 //! (each a persisted mutation) on a 10k-pool and a 100-pool state. Every run
 //! is bounded in time; the figures printed are medians of several runs.
 
-use std::io::{BufRead, BufReader};
+#[path = "common/serve.rs"]
+mod serve;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use poolform::contract::wire::{Destination, LoadBalancing, Pool, Snapshot};
-
-const TOKEN: &str = "bench-token";
+use serve::{Server, TOKEN};
 
 /// Whether this is a real `cargo bench` run (which passes --bench) rather
 /// than `cargo test --all-targets` running the benchmark once as a smoke
@@ -39,18 +40,6 @@ const CLIENTS: usize = 8;
 const MEMBERS_PER_POOL: usize = 10;
 /// Destinations outside every pool, for the member PUTs to add.
 const SPARE: usize = 2000;
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn destination(name: String) -> Destination {
     Destination {
@@ -97,32 +86,8 @@ fn seed(dir: &Path, pools: usize) -> std::path::PathBuf {
 }
 
 fn start(dir: &Path, seed: &Path, tag: &str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_poolform"))
-        .args([
-            "broker",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--token",
-            TOKEN,
-        ])
-        .arg("--state")
-        .arg(dir.join(format!("state-{tag}.json")))
-        .arg("--seed")
-        .arg(seed)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
-    Server { child, url }
+    let state = dir.join(format!("state-{tag}.json"));
+    Server::start(&state, seed, &[], Stdio::inherit())
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {

@@ -18,67 +18,20 @@
 
 #[path = "plan/generate.rs"]
 mod generate;
+#[path = "common/serve.rs"]
+mod serve;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use generate::{Shape, changed_count, units};
+use serve::{BIN, Server, TOKEN};
 
-const BIN: &str = env!("CARGO_BIN_EXE_poolform");
-const TOKEN: &str = "bench-token";
 const SHARES: [usize; 3] = [1, 10, 100];
-
-/// The broker process, killed when dropped: a failed plan run panics, and
-/// the server must not outlive the benchmark (it would hold memory and a
-/// core).
-struct Serving {
-    child: Child,
-    url: String,
-}
-
-impl Serving {
-    fn start(dir: &Path) -> Serving {
-        let mut child = Command::new(BIN)
-            .args([
-                "broker",
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--token",
-                TOKEN,
-            ])
-            .arg("--state")
-            .arg(dir.join("state.json"))
-            .arg("--seed")
-            .arg(dir.join("seed.json"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the broker");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped"))
-            .read_line(&mut line)
-            .expect("read the broker's first line");
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("the broker prints its address, not {line:?}"))
-            .to_owned();
-        Serving { child, url }
-    }
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `1k`, `100k`, `1m` or a plain number.
 fn parse_size(text: &str) -> usize {
@@ -287,7 +240,12 @@ fn measure_shape(settings: &Settings, shape: Shape, size: usize, figures: &mut F
         let config = dir.path().join(format!("config-{share}"));
         generate::config(&config, shape, size, share).expect("write the config");
     }
-    let server = Serving::start(dir.path());
+    let server = Server::start(
+        &dir.path().join("state.json"),
+        &dir.path().join("seed.json"),
+        &[],
+        Stdio::inherit(),
+    );
     let mut samples: BTreeMap<usize, Vec<(f64, f64)>> = BTreeMap::new();
     let mut timed_out = Vec::new();
     for _ in 0..settings.runs {
