@@ -66,6 +66,9 @@ struct Settings {
     sizes: Vec<usize>,
     shapes: Vec<Shape>,
     runs: usize,
+    /// `POOLFORM_BENCH_KEEP=DIR`: write each shape's seed and configs under
+    /// DIR and keep them, so a profiler can replay one plan by hand.
+    keep: Option<std::path::PathBuf>,
 }
 
 impl Settings {
@@ -100,6 +103,7 @@ impl Settings {
             sizes,
             shapes,
             runs,
+            keep: env("POOLFORM_BENCH_KEEP").map(Into::into),
         }
     }
 }
@@ -234,15 +238,22 @@ type Figures = BTreeMap<(usize, usize, usize), Option<(f64, f64)>>;
 
 /// Every share of one shape at one size, runs interleaved across shares.
 fn measure_shape(settings: &Settings, shape: Shape, size: usize, figures: &mut Figures) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    generate::seed(&dir.path().join("seed.json"), shape, size).expect("write the seed");
+    let temp = tempfile::tempdir().expect("temp dir");
+    let kept = settings.keep.as_ref().map(|root| {
+        let kept = root.join(format!("{}-{}", shape.name(), label(size)));
+        std::fs::create_dir_all(&kept).expect("create the kept directory");
+        eprintln!("plan bench: keeping {}", kept.display());
+        kept
+    });
+    let dir = kept.as_deref().unwrap_or(temp.path());
+    generate::seed(&dir.join("seed.json"), shape, size).expect("write the seed");
     for share in SHARES {
-        let config = dir.path().join(format!("config-{share}"));
+        let config = dir.join(format!("config-{share}"));
         generate::config(&config, shape, size, share).expect("write the config");
     }
     let server = Server::start(
-        &dir.path().join("state.json"),
-        &dir.path().join("seed.json"),
+        &dir.join("state.json"),
+        &dir.join("seed.json"),
         &[],
         Stdio::inherit(),
     );
@@ -255,14 +266,8 @@ fn measure_shape(settings: &Settings, shape: Shape, size: usize, figures: &mut F
             }
             let expected = shape.expected_steps(changed_count(units(shape, size), share));
             let check = (!settings.measuring).then_some(expected);
-            let config = dir.path().join(format!("config-{share}"));
-            match plan_once(
-                dir.path(),
-                &config,
-                &server.url,
-                shape.violates(share),
-                check,
-            ) {
+            let config = dir.join(format!("config-{share}"));
+            match plan_once(dir, &config, &server.url, shape.violates(share), check) {
                 Some(sample) => samples.entry(share).or_default().push(sample),
                 None => timed_out.push(share),
             }

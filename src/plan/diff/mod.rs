@@ -4,7 +4,9 @@
 
 mod pools;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use serde_json::{Value, json};
 
@@ -20,10 +22,10 @@ use crate::desired::{Assignee, DesiredAppConfig, DesiredAppInstance, Drain};
 /// Live state indexed by name, built once per plan so that every lookup is
 /// O(1) whatever the size.
 pub(super) struct LiveIndex<'a> {
-    pub destinations: HashMap<&'a str, &'a Destination>,
-    pub pools: HashMap<&'a str, &'a Pool>,
-    pub app_configs: HashMap<&'a str, &'a AppConfig>,
-    pub app_instances: HashMap<&'a str, &'a AppInstance>,
+    pub destinations: FxHashMap<&'a str, &'a Destination>,
+    pub pools: FxHashMap<&'a str, &'a Pool>,
+    pub app_configs: FxHashMap<&'a str, &'a AppConfig>,
+    pub app_instances: FxHashMap<&'a str, &'a AppInstance>,
     pub live: &'a LiveState,
 }
 
@@ -207,29 +209,17 @@ pub(super) fn diff(
 
     pools::diff_pools(desired, index, targets, &mut delta);
     let stack = desired.stack.as_str();
-    // Bodies are built one at a time as the diff goes: most are unchanged
-    // and dropped at once, so 100k of them never sit in memory together.
-    let configs = desired
-        .app_configs
-        .iter()
-        .map(|(n, c)| (n, app_config_body(c, stack)));
     delta.app_configs = diff_items(
         stack,
-        configs,
-        |name| desired.app_configs.contains_key(name),
+        &desired.app_configs,
         &index.app_configs,
         &live.app_configs,
         targets,
         &mut delta,
     );
-    let instances = desired
-        .app_instances
-        .iter()
-        .map(|(n, i)| (n, app_instance_body(i, stack)));
     delta.app_instances = diff_items(
         stack,
-        instances,
-        |name| desired.app_instances.contains_key(name),
+        &desired.app_instances,
         &index.app_instances,
         &live.app_instances,
         targets,
@@ -274,6 +264,8 @@ fn app_instance_body(want: &DesiredAppInstance, stack: &str) -> AppInstanceBody 
 /// app instances diff the same way, field by field over that body.
 trait BodyItem {
     type Body;
+    /// What the config declares, which `body_of` turns into a write body.
+    type Wanted;
     const KIND: Kind;
     fn name(&self) -> &str;
     fn labels(&self) -> &Labels;
@@ -282,13 +274,17 @@ trait BodyItem {
     fn body(&self) -> Self::Body;
     fn fields(body: &Self::Body) -> Vec<(Field, Value)>;
     fn body_labels(body: &Self::Body) -> &Labels;
-    /// Whether the live item already is `body`: the same verdict as the
-    /// field-by-field diff, without building JSON values.
-    fn unchanged(&self, body: &Self::Body) -> bool;
+    /// The write body that makes the item what `want` declares.
+    fn body_of(want: &Self::Wanted, stack: &str) -> Self::Body;
+    /// Whether the live item already is `want`: the same verdict as the
+    /// field-by-field diff of `body_of(want)`, without building the body or
+    /// JSON values (most items of a large stack are unchanged).
+    fn unchanged(&self, want: &Self::Wanted, stack: &str) -> bool;
 }
 
 impl BodyItem for AppConfig {
     type Body = AppConfigBody;
+    type Wanted = DesiredAppConfig;
     const KIND: Kind = Kind::AppConfig;
     fn name(&self) -> &str {
         &self.name
@@ -329,20 +325,24 @@ impl BodyItem for AppConfig {
     fn body_labels(body: &AppConfigBody) -> &Labels {
         &body.labels
     }
-    fn unchanged(&self, body: &AppConfigBody) -> bool {
-        self.pool == body.pool
-            && self.app_type == body.app_type
-            && self.protocol == body.protocol
-            && self.admin_session == body.admin_session
+    fn body_of(want: &DesiredAppConfig, stack: &str) -> AppConfigBody {
+        app_config_body(want, stack)
+    }
+    fn unchanged(&self, want: &DesiredAppConfig, stack: &str) -> bool {
+        self.pool == want.pool
+            && self.app_type == want.app_type
+            && self.protocol == want.protocol
+            && self.admin_session == want.admin_session
             && self.keep_credentials_on_destination_change
-                == body.keep_credentials_on_destination_change
-            && self.allow_destination_change == body.allow_destination_change
-            && labels_unchanged(&self.labels, &body.labels)
+                == want.keep_credentials_on_destination_change
+            && self.allow_destination_change == want.allow_destination_change
+            && labels_unchanged(&self.labels, &want.labels, stack)
     }
 }
 
 impl BodyItem for AppInstance {
     type Body = AppInstanceBody;
+    type Wanted = DesiredAppInstance;
     const KIND: Kind = Kind::AppInstance;
     fn name(&self) -> &str {
         &self.name
@@ -373,46 +373,57 @@ impl BodyItem for AppInstance {
     fn body_labels(body: &AppInstanceBody) -> &Labels {
         &body.labels
     }
-    fn unchanged(&self, body: &AppInstanceBody) -> bool {
-        self.app_config == body.app_config
-            && self.user == body.user
-            && self.group == body.group
-            && self.destination == body.destination
-            && labels_unchanged(&self.labels, &body.labels)
+    fn body_of(want: &DesiredAppInstance, stack: &str) -> AppInstanceBody {
+        app_instance_body(want, stack)
+    }
+    fn unchanged(&self, want: &DesiredAppInstance, stack: &str) -> bool {
+        let (user, group) = match &want.assignee {
+            Assignee::User(u) => (Some(u), None),
+            Assignee::Group(g) => (None, Some(g)),
+        };
+        self.app_config == want.app_config
+            && self.user.as_ref() == user
+            && self.group.as_ref() == group
+            && self.destination == want.destination
+            && labels_unchanged(&self.labels, &want.labels, stack)
     }
 }
 
 /// Diffs one kind of body item: `wanted` yields the declared names with the
 /// bodies they should have, `declared` says whether a name is among them;
 /// owned live items not declared are deleted.
-fn diff_items<'a, L: BodyItem>(
+fn diff_items<L: BodyItem>(
     stack: &str,
-    wanted: impl Iterator<Item = (&'a String, L::Body)>,
-    declared: impl Fn(&str) -> bool,
-    live: &HashMap<&str, &L>,
+    wanted: &BTreeMap<String, L::Wanted>,
+    live: &FxHashMap<&str, &L>,
     all_live: &[L],
     targets: &Targets,
     delta: &mut Delta,
 ) -> Vec<ItemDelta<L::Body>> {
     let mut out = Vec::new();
-    for (name, body) in wanted {
-        let address = Address::new(L::KIND, name);
-        if !targets.covers(&address) {
+    for (name, want) in wanted {
+        if !targets.covers_name(L::KIND, name) {
             continue;
         }
         let have = live.get(name.as_str()).copied();
         let mut fields = Vec::new();
         match have {
             Some(have) if owner(have.labels()) != Some(stack) => {
-                delta
-                    .not_owned
-                    .push((address, owner(have.labels()).map(str::to_owned)));
+                delta.not_owned.push((
+                    Address::new(L::KIND, name),
+                    owner(have.labels()).map(str::to_owned),
+                ));
                 continue;
             }
             // Most instances of a large stack are unchanged: find that out
-            // without building and comparing JSON values field by field
-            // (about 20 allocations an instance, 100k instances at full size).
-            Some(have) if have.unchanged(&body) => continue,
+            // without building a body or JSON values (about 20 allocations
+            // an instance, 100k instances at full size).
+            Some(have) if have.unchanged(want, stack) => continue,
+            _ => {}
+        }
+        let address = Address::new(L::KIND, name);
+        let body = L::body_of(want, stack);
+        match have {
             Some(have) => {
                 let before = have.body();
                 for ((field_name, b), (_, a)) in
@@ -455,7 +466,7 @@ fn diff_items<'a, L: BodyItem>(
     }
     let mut absent: Vec<&L> = all_live
         .iter()
-        .filter(|item| owner(item.labels()) == Some(stack) && !declared(item.name()))
+        .filter(|item| owner(item.labels()) == Some(stack) && !wanted.contains_key(item.name()))
         .collect();
     absent.sort_by(|a, b| a.name().cmp(b.name()));
     for item in absent {
@@ -480,19 +491,25 @@ fn diff_items<'a, L: BodyItem>(
     out
 }
 
-/// Whether `comparable_labels(live) == wanted`, without building a map.
-fn labels_unchanged(live: &Labels, wanted: &Labels) -> bool {
+/// Whether `comparable(live) == with_stack(wanted, stack)`, without
+/// building either map.
+fn labels_unchanged(live: &Labels, wanted: &Labels, stack: &str) -> bool {
     let mut compared = 0;
     for (key, value) in live {
         if labels::is_fingerprint(key) {
             continue;
         }
-        if wanted.get(key) != Some(value) {
+        let expected = if key == labels::STACK_LABEL {
+            Some(stack)
+        } else {
+            wanted.get(key).map(String::as_str)
+        };
+        if expected != Some(value.as_str()) {
             return false;
         }
         compared += 1;
     }
-    compared == wanted.len()
+    compared == wanted.len() + usize::from(!wanted.contains_key(labels::STACK_LABEL))
 }
 
 fn maintenance_value(m: &Maintenance) -> Vec<(Field, Value)> {
@@ -648,9 +665,14 @@ fn find_lb_cleanups(
     delta: &mut Delta,
 ) {
     let stack = desired.stack.as_str();
-    let mut in_lb_after: BTreeSet<&str> = BTreeSet::new();
-    let mut concerned: BTreeSet<&str> = BTreeSet::new();
-    let planned: HashMap<&str, &PoolDelta> =
+    // Every member of a large stack passes through these sets: hashed, not
+    // ordered (the few cleanups found are sorted at the end).
+    let members = index.live.destinations.len();
+    let mut in_lb_after: FxHashSet<&str> =
+        FxHashSet::with_capacity_and_hasher(members, Default::default());
+    let mut concerned: FxHashSet<&str> =
+        FxHashSet::with_capacity_and_hasher(members, Default::default());
+    let planned: FxHashMap<&str, &PoolDelta> =
         delta.pools.iter().map(|p| (p.name.as_str(), p)).collect();
     for pool in &index.live.pools {
         let owned = owner(&pool.labels) == Some(stack);
@@ -693,35 +715,139 @@ fn find_lb_cleanups(
             .map(|d| d.name.as_str()),
     );
     // Leaving a load-balanced pool uninstalls the service already.
-    let leaving_lb: BTreeSet<&str> = delta
+    let leaving_lb: FxHashSet<&str> = delta
         .pools
         .iter()
         .filter(|p| p.removal_load_balanced)
         .flat_map(|p| p.removes.iter().map(String::as_str))
         .collect();
-    let mut cleanups = Vec::new();
-    for name in concerned {
-        let Some(dest) = index.destinations.get(name) else {
-            continue;
-        };
-        let address = Address::new(Kind::Destination, name);
-        if dest.online
-            && dest.lb_service_installed
-            && !in_lb_after.contains(name)
-            && !leaving_lb.contains(name)
-            && targets.covers(&address)
-        {
-            cleanups.push(Change {
-                address,
-                action: Action::Update,
-                fields: vec![field(
-                    Field::LbServiceInstalled,
-                    Some(json!(true)),
-                    Some(json!(false)),
-                )],
-            });
-            delta.lb_cleanups.push(name.to_owned());
-        }
+    let mut found: Vec<&str> = concerned
+        .into_iter()
+        .filter(|name| {
+            index
+                .destinations
+                .get(name)
+                .is_some_and(|d| d.online && d.lb_service_installed)
+                && !in_lb_after.contains(name)
+                && !leaving_lb.contains(name)
+                && targets.covers_name(Kind::Destination, name)
+        })
+        .collect();
+    found.sort_unstable();
+    let mut cleanups = Vec::with_capacity(found.len());
+    for name in found {
+        cleanups.push(Change {
+            address: Address::new(Kind::Destination, name),
+            action: Action::Update,
+            fields: vec![field(
+                Field::LbServiceInstalled,
+                Some(json!(true)),
+                Some(json!(false)),
+            )],
+        });
+        delta.lb_cleanups.push(name.to_owned());
     }
     merge_changes(delta, cleanups);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    /// The verdict the shortcut must agree with: no field of the write body
+    /// differs from the live item's.
+    fn no_field_differs<L: BodyItem>(have: &L, want: &L::Wanted, stack: &str) -> bool {
+        let (before, after) = (have.body(), L::body_of(want, stack));
+        let mut fields = Vec::new();
+        for ((name, b), (_, a)) in L::fields(&before).into_iter().zip(L::fields(&after)) {
+            diff_value(&mut fields, name, b, a);
+        }
+        diff_labels(&mut fields, L::body_labels(&before), L::body_labels(&after));
+        fields.is_empty()
+    }
+
+    #[test]
+    fn the_unchanged_shortcut_agrees_with_the_field_diff() {
+        let fingerprint = format!("{}password", labels::FINGERPRINT_LABEL_PREFIX);
+        let live_labels = [
+            labels(&[("poolform.stack", "s")]),
+            labels(&[("poolform.stack", "other")]),
+            labels(&[("poolform.stack", "s"), ("team", "a")]),
+            labels(&[("poolform.stack", "s"), (fingerprint.as_str(), "x")]),
+            labels(&[("team", "a")]),
+            labels(&[]),
+        ];
+        let wanted_labels = [
+            labels(&[]),
+            labels(&[("team", "a")]),
+            labels(&[("team", "b")]),
+            labels(&[("poolform.stack", "s")]),
+        ];
+        let assignees = [
+            Assignee::User("u".into()),
+            Assignee::User("v".into()),
+            Assignee::Group("u".into()),
+        ];
+        let mut cases = 0;
+        for live in &live_labels {
+            for (user, group) in [(Some("u"), None), (None, Some("u")), (Some("v"), None)] {
+                for live_destination in [None, Some("d1")] {
+                    let have = AppInstance {
+                        name: "i".into(),
+                        app_config: "c".into(),
+                        user: user.map(str::to_owned),
+                        group: group.map(str::to_owned),
+                        destination: live_destination.map(str::to_owned),
+                        labels: live.clone(),
+                        revision: 1,
+                    };
+                    for wanted in &wanted_labels {
+                        for assignee in &assignees {
+                            for (config, destination) in
+                                [("c", None), ("c", Some("d1")), ("other", None)]
+                            {
+                                let want = DesiredAppInstance {
+                                    app_config: config.into(),
+                                    assignee: assignee.clone(),
+                                    destination: destination.map(str::to_owned),
+                                    labels: wanted.clone(),
+                                };
+                                assert_eq!(
+                                    have.unchanged(&want, "s"),
+                                    no_field_differs(&have, &want, "s"),
+                                    "{have:?} against {want:?}"
+                                );
+                                cases += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Both verdicts occur, so the comparison above means something.
+        assert!(cases > 100);
+        let same = DesiredAppInstance {
+            app_config: "c".into(),
+            assignee: Assignee::User("u".into()),
+            destination: None,
+            labels: labels(&[("team", "a")]),
+        };
+        let have = AppInstance {
+            name: "i".into(),
+            app_config: "c".into(),
+            user: Some("u".into()),
+            group: None,
+            destination: None,
+            labels: labels(&[("poolform.stack", "s"), ("team", "a"), (&fingerprint, "x")]),
+            revision: 1,
+        };
+        assert!(have.unchanged(&same, "s"));
+    }
 }
