@@ -207,15 +207,24 @@ const DIAGNOSTICS: usize = 100;
 /// it: the config's size in MB and the median (wall, RSS), or `None` for a
 /// timeout. Checks that every diagnostic is printed.
 fn measure_diagnostics(settings: &Settings) -> (f64, Option<(f64, f64)>) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("config");
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = settings
+        .keep
+        .as_ref()
+        .map_or(temp.path().to_owned(), |root| {
+            let kept = root.join("diagnostics");
+            std::fs::create_dir_all(&kept).expect("create the kept directory");
+            eprintln!("plan bench: keeping {}", kept.display());
+            kept
+        });
+    let config = dir.join("config");
     // 120k members write about 12 MB of YAML.
     let members = if settings.measuring { 120_000 } else { 1_000 };
     let bytes = generate::broken_config(&config, members, DIAGNOSTICS).expect("write the config");
     let mut runs = Vec::new();
     for _ in 0..settings.runs {
         let args = ["validate".as_ref(), config.as_os_str()];
-        let Some((status, wall, rss, stderr)) = timed(dir.path(), &args, Stdio::null()) else {
+        let Some((status, wall, rss, stderr)) = timed(&dir, &args, Stdio::null()) else {
             return (bytes as f64 / 1e6, None);
         };
         assert!(!status.success(), "validate took a broken config");

@@ -118,7 +118,10 @@ impl Checker<'_> {
         diagnostic.help = Some(if members.is_empty() {
             format!("pool '{pool_name}' has no members")
         } else {
-            format!("members of '{pool_name}': {}", members.join(", "))
+            format!(
+                "members of '{pool_name}': {}",
+                super::name_list(members.iter().copied(), members.len())
+            )
         });
     }
 

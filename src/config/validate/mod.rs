@@ -107,11 +107,7 @@ impl Checker<'_> {
             None if targets.is_empty() => format!("the config declares no {target}s"),
             None => format!(
                 "declared {target}s: {}",
-                targets
-                    .keys()
-                    .map(String::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                name_list(targets.keys().map(String::as_str), targets.len())
             ),
         };
         self.error(
@@ -197,33 +193,117 @@ impl Checker<'_> {
     }
 }
 
+/// Names a help lists before it only counts the rest.
+const LISTED_NAMES: usize = 10;
+
+/// Names joined by commas, cut after [`LISTED_NAMES`] with a count of the
+/// rest: a stack of 10k pools would otherwise print all of them under
+/// every dangling reference.
+pub(super) fn name_list<'a>(names: impl Iterator<Item = &'a str>, count: usize) -> String {
+    let listed: Vec<&str> = names.take(LISTED_NAMES).collect();
+    let mut text = listed.join(", ");
+    if count > listed.len() {
+        text.push_str(&format!(" and {} more", count - listed.len()));
+    }
+    text
+}
+
 /// The candidate closest to `name` by edit distance, if close enough to be a
-/// likely typo.
+/// likely typo. Ties go to the smallest candidate.
 pub(crate) fn closest<'a>(
     name: &str,
     candidates: impl Iterator<Item = &'a String>,
 ) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).clamp(1, 3);
-    candidates
-        .map(|c| (edit_distance(name, c), c))
-        .filter(|(distance, _)| *distance <= limit)
-        .min()
-        .map(|(_, c)| c.as_str())
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut previous = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = previous + usize::from(ca != *cb);
-            previous = row[j + 1];
-            row[j + 1] = substitute.min(row[j] + 1).min(previous + 1);
+    let name: Vec<char> = name.chars().collect();
+    let limit = (name.len() / 3).clamp(1, 3);
+    // A dangling reference is compared with every name of its kind (100k
+    // at full size, for each of many references): candidates whose length
+    // alone puts them out of reach are skipped, and a comparison stops as
+    // soon as it cannot come within the limit.
+    let bag = Bag::of(&name);
+    let mut row = Vec::new();
+    let mut other = Vec::new();
+    let mut best: Option<(usize, &str)> = None;
+    for candidate in candidates {
+        if candidate.len() + limit < name.len() || candidate.chars().count() > name.len() + limit {
+            continue;
+        }
+        if bag.distance(candidate) > limit {
+            continue;
+        }
+        other.clear();
+        other.extend(candidate.chars());
+        if let Some(distance) = bounded_distance(&name, &other, limit, &mut row) {
+            let better = match best {
+                None => true,
+                Some((d, c)) => (distance, candidate.as_str()) < (d, c),
+            };
+            if better {
+                best = Some((distance, candidate));
+            }
         }
     }
-    row[b.len()]
+    best.map(|(_, c)| c)
+}
+
+/// A lower bound of the edit distance, far cheaper to take: each edit
+/// changes the count of at most one character on each side, so it takes at
+/// least as many edits as characters one side has more of than the other.
+/// Counted over ASCII only (other characters are left to the full
+/// comparison), which keeps it a lower bound.
+struct Bag {
+    /// How often each ASCII character occurs in the name.
+    counts: [u32; 128],
+    ascii: usize,
+}
+
+impl Bag {
+    fn of(name: &[char]) -> Bag {
+        let mut bag = Bag {
+            counts: [0; 128],
+            ascii: 0,
+        };
+        for &c in name.iter().filter(|c| c.is_ascii()) {
+            bag.counts[c as usize] += 1;
+            bag.ascii += 1;
+        }
+        bag
+    }
+
+    fn distance(&self, candidate: &str) -> usize {
+        let mut left = self.counts;
+        let (mut common, mut ascii) = (0, 0);
+        for &b in candidate.as_bytes().iter().filter(|b| b.is_ascii()) {
+            ascii += 1;
+            if left[b as usize] > 0 {
+                left[b as usize] -= 1;
+                common += 1;
+            }
+        }
+        (self.ascii - common).max(ascii - common)
+    }
+}
+
+/// The edit distance between `a` and `b` when it is at most `limit`.
+fn bounded_distance(a: &[char], b: &[char], limit: usize, row: &mut Vec<usize>) -> Option<usize> {
+    row.clear();
+    row.extend(0..=b.len());
+    for (i, ca) in a.iter().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        let mut smallest = row[0];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous + usize::from(ca != cb);
+            previous = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(previous + 1);
+            smallest = smallest.min(row[j + 1]);
+        }
+        // Every later row is at least this row's smallest entry.
+        if smallest > limit {
+            return None;
+        }
+    }
+    Some(row[b.len()]).filter(|d| *d <= limit)
 }
 
 #[cfg(test)]
@@ -386,5 +466,61 @@ mod tests {
             Some("maintenance")
         );
         assert_eq!(super::closest("xyz", names.iter()), None);
+    }
+
+    #[test]
+    fn closest_skips_far_candidates_and_breaks_ties_by_name() {
+        let names: Vec<String> = ["pool-b", "pool-a", "p", "a-much-longer-name", "pool-ab"]
+            .map(str::to_owned)
+            .to_vec();
+        // One edit from both pool-a and pool-b: the smaller name wins.
+        assert_eq!(super::closest("pool-c", names.iter()), Some("pool-a"));
+        assert_eq!(super::closest("pool-abc", names.iter()), Some("pool-ab"));
+        // Non-ASCII names count characters, not bytes.
+        let umlauts = ["grün".to_owned()];
+        assert_eq!(super::closest("grun", umlauts.iter()), Some("grün"));
+    }
+
+    /// The plain, unpruned edit distance the pruned search must agree with.
+    fn plain_distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut previous = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let substitute = previous + usize::from(ca != *cb);
+                previous = row[j + 1];
+                row[j + 1] = substitute.min(row[j] + 1).min(previous + 1);
+            }
+        }
+        row[b.len()]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn closest_agrees_with_the_plain_search(
+            name in "[ab0ü-]{0,8}",
+            candidates in proptest::collection::vec("[ab0ü-]{0,10}", 0..12),
+        ) {
+            let limit = (name.chars().count() / 3).clamp(1, 3);
+            let expected = candidates
+                .iter()
+                .map(|c| (plain_distance(&name, c), c))
+                .filter(|(d, _)| *d <= limit)
+                .min()
+                .map(|(_, c)| c.as_str());
+            proptest::prop_assert_eq!(super::closest(&name, candidates.iter()), expected);
+        }
+    }
+
+    #[test]
+    fn a_long_list_of_declared_names_is_cut_with_a_count() {
+        assert_eq!(super::name_list(["a", "b"].into_iter(), 2), "a, b");
+        let names: Vec<String> = (0..12).map(|i| format!("p{i:02}")).collect();
+        assert_eq!(
+            super::name_list(names.iter().map(String::as_str), names.len()),
+            "p00, p01, p02, p03, p04, p05, p06, p07, p08, p09 and 2 more"
+        );
     }
 }
