@@ -23,8 +23,9 @@
 //! - [`contract`] — the broker API as Rust: wire types ([`contract::wire`],
 //!   each a compatibility promise described by `schema/broker-api.openapi.yaml`),
 //!   problem codes with their one title each ([`contract::problem`]), the one
-//!   name rule and its wording ([`contract::names`]), the labels poolform
-//!   keeps on broker resources ([`contract::labels`]), and the [`contract::Broker`]
+//!   name rule and its wording ([`contract::names`]), the compact label map
+//!   every resource carries and the labels poolform keeps on broker resources
+//!   ([`contract::labels`]), and the [`contract::Broker`]
 //!   trait with its error type, the `Expect` of a conditional write, and the
 //!   `LiveState` a plan reads (stamped with the identity of the broker that
 //!   answered).

@@ -2,7 +2,7 @@
 //! on 127.0.0.1:0 and driven through `HttpBroker`; plus the OpenAPI file's
 //! validity and its agreement with the server's route table.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -781,7 +781,7 @@ async fn lists_page_across_more_than_a_thousand_items() {
             name: format!("pool-{i:05}"),
             load_balancing: LoadBalancing::default(),
             default_credentials: Default::default(),
-            labels: BTreeMap::from([("poolform.stack".to_owned(), "big".to_owned())]),
+            labels: Labels::from([("poolform.stack".to_owned(), "big".to_owned())]),
             members: vec![],
             revision: i + 1,
         });

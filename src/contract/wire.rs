@@ -2,14 +2,13 @@
 //! reference broker speak. Every type here is a compatibility promise; the
 //! OpenAPI file in `schema/broker-api.openapi.yaml` describes the same shapes.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 /// Largest page a list request may ask for.
 pub const MAX_PAGE_LIMIT: usize = 1000;
 
-pub type Labels = BTreeMap<String, String>;
+// Defined beside the label helpers; named here too as the wire type it is.
+pub use super::labels::Labels;
 
 /// One page of a paginated list: `{"items": [...], "next_cursor": "..."|null}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,10 +3,10 @@
 //! every user off), and users starting sessions (as drain mode admits them)
 //! and ending them.
 
-use std::collections::BTreeMap;
-
 use super::{Engine, Result, bad_request, check_name, count_mut, not_found, unreachable_host};
-use crate::contract::wire::{Destination, Maintenance, Session, SessionCounts, SessionState};
+use crate::contract::wire::{
+    Destination, Labels, Maintenance, Session, SessionCounts, SessionState,
+};
 
 impl Engine {
     /// Registers a destination, or updates the observed flags of an existing
@@ -39,7 +39,7 @@ impl Engine {
                 lb_service_installed: false,
                 maintenance: Maintenance::default(),
                 sessions: SessionCounts::default(),
-                labels: BTreeMap::new(),
+                labels: Labels::new(),
                 draining: None,
                 lb_service_leftover: None,
                 revision: rev,
