@@ -121,8 +121,12 @@ fn plan_of(
     live: &crate::contract::LiveState,
 ) -> Result<Plan, Error> {
     let url = broker_url(&args.broker, Some(loaded))?;
-    let plan =
-        plan::compute(&loaded.desired, live, &Targets(args.targets.clone()))?.at(url.to_string());
+    let plan = plan::compute_at(
+        &loaded.desired,
+        live,
+        &Targets(args.targets.clone()),
+        url.to_string(),
+    )?;
     Ok(if args.force { plan.force() } else { plan })
 }
 

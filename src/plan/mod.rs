@@ -322,6 +322,18 @@ impl Targets {
 /// Computes the plan that takes `live` to `desired`. Deterministic: the same
 /// inputs give the same plan, byte for byte, whatever order `live` lists in.
 pub fn compute(desired: &Desired, live: &LiveState, targets: &Targets) -> Result<Plan, CycleError> {
+    compute_at(desired, live, targets, String::new())
+}
+
+/// [`compute`] for a broker reached at `url`: the URL is part of what the
+/// checksum seals, and a seal serialises the whole plan (tens of MB at 100k
+/// members), so the plan is sealed once, with it.
+pub fn compute_at(
+    desired: &Desired,
+    live: &LiveState,
+    targets: &Targets,
+    url: String,
+) -> Result<Plan, CycleError> {
     let index = diff::LiveIndex::new(live);
     let rotation = rotation::Rotation::new(desired, &index);
     let effective = rotation.effective(desired);
@@ -339,7 +351,7 @@ pub fn compute(desired: &Desired, live: &LiveState, targets: &Targets) -> Result
         stack: desired.stack.clone(),
         broker: BrokerIdentity {
             id: live.identity.clone(),
-            url: String::new(),
+            url,
         },
         targets: recorded_targets,
         forced: false,
@@ -351,16 +363,41 @@ pub fn compute(desired: &Desired, live: &LiveState, targets: &Targets) -> Result
         rehearsal: None,
         checksum: String::new(),
     };
-    plan.checksum = checksum(&plan);
+    plan.seal();
     Ok(plan)
 }
 
 /// SHA-256 (hex) over the plan's JSON with the checksum field empty.
 pub fn checksum(plan: &Plan) -> String {
-    let mut unsummed = plan.clone();
-    unsummed.checksum.clear();
-    let bytes = serde_json::to_vec(&unsummed).expect("plan serialises");
-    hex::encode(Sha256::digest(&bytes))
+    if plan.checksum.is_empty() {
+        return digest(plan);
+    }
+    let mut unsealed = plan.clone();
+    unsealed.checksum.clear();
+    digest(&unsealed)
+}
+
+/// SHA-256 (hex) of the plan's JSON as it stands, streamed into the hash:
+/// a plan of 100k steps is tens of MB of JSON, not worth a buffer.
+fn digest(plan: &Plan) -> String {
+    struct Hashing(Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.update(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    // serde_json writes a field or a number at a time; a buffer keeps the
+    // hash fed in blocks.
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, Hashing(Sha256::new()));
+    serde_json::to_writer(&mut out, plan).expect("plan serialises");
+    let hashing = out
+        .into_inner()
+        .unwrap_or_else(|_| unreachable!("hashing cannot fail"));
+    hex::encode(hashing.0.finalize())
 }
 
 /// JSON Schema (draft-07) of the plan document, for `schema/plan.schema.json`.
@@ -369,26 +406,24 @@ pub fn json_schema() -> schemars::Schema {
 }
 
 impl Plan {
-    /// Records where the broker the plan was made against was reached, and
-    /// seals the plan again.
-    pub fn at(mut self, url: impl Into<String>) -> Plan {
-        self.broker.url = url.into();
-        self.checksum = checksum(&self);
-        self
+    /// Sets the checksum over everything else, without a copy of the plan.
+    fn seal(&mut self) {
+        self.checksum.clear();
+        self.checksum = digest(self);
     }
 
     /// Records that `--force` overrides the violations that can be
     /// overridden, and seals the plan again.
     pub fn force(mut self) -> Plan {
         self.forced = true;
-        self.checksum = checksum(&self);
+        self.seal();
         self
     }
 
     /// Records what a rehearsal of the plan found, and seals the plan again.
     pub fn rehearsed(mut self, rehearsal: Rehearsal) -> Plan {
         self.rehearsal = Some(rehearsal);
-        self.checksum = checksum(&self);
+        self.seal();
         self
     }
 
