@@ -9,6 +9,14 @@ use clap::Parser;
 use poolform::cli::{Cli, Command};
 use poolform::commands::{self, Context};
 
+/// A plan at 100k members makes millions of small allocations, from
+/// several threads (the config's files parse in parallel while the live
+/// state is read): mimalloc took the whole plan from about 0.6 s to about
+/// 0.5 s against glibc's allocator. Without transparent huge pages, as a
+/// huge page counts whole in the peak memory however little of it is used.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
