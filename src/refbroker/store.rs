@@ -399,7 +399,7 @@ mod tests {
             .await
             .unwrap();
         drop(store);
-        drop(Store::open(path, None).unwrap());
+        drop(reopen(path));
     }
 
     #[tokio::test]
@@ -407,7 +407,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         with_a_pool(&path).await;
-        let reloaded = Store::open(&path, None).unwrap();
+        let reloaded = reopen(&path);
         assert!(reloaded.read(|e| e.pool("live").is_some()));
         let mut files: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
@@ -437,7 +437,7 @@ mod tests {
             "{text}"
         );
         drop(first);
-        Store::open(&path, None).unwrap();
+        reopen(&path);
     }
 
     #[test]
@@ -447,7 +447,7 @@ mod tests {
         drop(Store::open(&path, None).unwrap());
         let leftover = dir.path().join(".state.json.tmp-4242");
         fs::write(&leftover, b"{\"torn").unwrap();
-        Store::open(&path, None).unwrap();
+        reopen(&path);
         assert!(!leftover.exists());
     }
 
@@ -462,12 +462,30 @@ mod tests {
         assert_eq!(mode(&path), 0o600);
         assert_eq!(mode(&dir.path().join("state.json.lock")), 0o600);
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        Store::open(&path, None).unwrap();
+        reopen(&path);
         assert_eq!(
             mode(&path),
             0o600,
             "an older, wider state file is tightened"
         );
+    }
+
+    /// Opens the store again once this process's earlier handle is gone. A
+    /// test elsewhere in this process that starts a child process forks
+    /// with every descriptor, the lock's included, until the child's exec
+    /// closes them: for that moment the lock is still held, by this pid.
+    fn reopen(path: &Path) -> Arc<Store> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match Store::open(path, None) {
+                Err(StoreError::Locked {
+                    holder: Some(pid), ..
+                }) if pid == std::process::id() && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                opened => return opened.unwrap(),
+            }
+        }
     }
 
     /// Makes every write of `path` fail (a directory can be neither renamed
@@ -524,7 +542,7 @@ mod tests {
         fix_writes(&path);
         pool(&store, "a").await.unwrap();
         drop(store);
-        let reopened = Store::open(&path, None).unwrap();
+        let reopened = reopen(&path);
         let pools = reopened.read(|e| {
             let live = e.snapshot(0).pools;
             live.into_iter().map(|p| p.name).collect::<Vec<_>>()
@@ -568,7 +586,7 @@ mod tests {
         let (whole, records) = parts(&path);
         assert_eq!((whole.seq(), records.len()), (0, 4));
         assert_eq!(load_state(&path).unwrap().seq(), 4);
-        let reopened = Store::open(&path, None).unwrap();
+        let reopened = reopen(&path);
         assert_eq!(pool_names(&reopened), ["b", "c"]);
         let folded: Engine = read_json(&path, "state").unwrap();
         assert_eq!(folded.seq(), 4, "the file is the state alone again");
@@ -584,7 +602,7 @@ mod tests {
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(br#"{"seq": 5, "revision": 9, "pools": {"to"#)
             .unwrap();
-        let reopened = Store::open(&path, None).unwrap();
+        let reopened = reopen(&path);
         assert_eq!(pool_names(&reopened), ["b", "c"]);
         assert_eq!(reopened.read(|e| e.seq()), 4);
     }
