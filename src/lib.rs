@@ -69,7 +69,10 @@
 //!   identity then field, the expansion of each change into broker steps with
 //!   explicit dependencies, their topological order, the live facts each step
 //!   was planned on (`plan::fact`), and the safety checks; saved plans, read
-//!   back and recognised by their content (`plan::saved`).
+//!   back and recognised by their content (`plan::saved`). A plan is sealed
+//!   (its checksum taken) once, by `plan::compute_at` with the broker URL it
+//!   records, or again by `force`/`rehearsed`: anything that changes a
+//!   sealed plan seals it again.
 //! - [`apply`] — executes a plan's steps through the `Broker` trait: ordered,
 //!   concurrent up to the parallelism, one step per destination at a time and
 //!   a whole-pool write alone among its pool's member changes; each step's
