@@ -301,7 +301,7 @@ impl Targets {
     }
 
     fn covers(&self, address: &Address) -> bool {
-        self.all() || self.0.contains(address)
+        self.covers_name(address.kind, &address.name)
     }
 
     /// `covers` without building an address: asked once per resource of a
