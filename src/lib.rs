@@ -21,7 +21,8 @@
 //! Bottom layer, depending on nothing else in the crate:
 //!
 //! - [`contract`] — the broker API as Rust: wire types ([`contract::wire`],
-//!   each a compatibility promise described by `schema/broker-api.openapi.yaml`),
+//!   each a compatibility promise described by `schema/broker-api.openapi.yaml`;
+//!   [`contract::page`] decodes list pages straight into one list),
 //!   problem codes with their one title each ([`contract::problem`]), the one
 //!   name rule and its wording ([`contract::names`]), the compact label map
 //!   every resource carries and the labels poolform keeps on broker resources

@@ -771,7 +771,8 @@ async fn a_broker_whose_log_cannot_be_written_still_answers() {
     assert_eq!(live.pools.len(), 3);
 }
 
-/// Lists cost ceil(N/1000) requests: 2,500 pools are three pages.
+/// Lists cost ceil(N/1000) requests: 2,500 pools are three pages, each
+/// telling the whole list's total so that a client sizes its list once.
 #[tokio::test]
 async fn lists_page_across_more_than_a_thousand_items() {
     let dir = tempfile::tempdir().unwrap();
@@ -795,6 +796,31 @@ async fn lists_page_across_more_than_a_thousand_items() {
     assert_eq!(live.pools.len(), 2500);
     assert!(live.pools.windows(2).all(|w| w[0].name < w[1].name));
     assert_eq!(server.stats().await.requests["GET /v1/pools"], 3);
+    let mut cursor = String::new();
+    let mut sizes = Vec::new();
+    loop {
+        let page: serde_json::Value = server
+            .raw(
+                reqwest::Method::GET,
+                &format!("/v1/pools?limit=1000&cursor={cursor}"),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            page["total"], 2500,
+            "every page tells the whole list's size"
+        );
+        sizes.push(page["items"].as_array().unwrap().len());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(sizes, [1000, 1000, 500]);
     let r = server
         .raw(reqwest::Method::GET, "/v1/pools?limit=1001")
         .send()

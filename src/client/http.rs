@@ -18,7 +18,6 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::contract::names;
 use crate::contract::problem::{Problem, codes};
 use crate::contract::wire::{
     Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, BROKER_ID_HEADER, BrokerInfo,
@@ -26,6 +25,7 @@ use crate::contract::wire::{
     PoolBody, Session, SessionMessage, Snapshot,
 };
 use crate::contract::{Broker, BrokerError, Expect, LiveState, Result, Transport, TransportKind};
+use crate::contract::{names, page};
 
 /// Environment variable holding the API token when no `--token-file` is given.
 pub const TOKEN_ENV: &str = "POOLFORM_TOKEN";
@@ -396,7 +396,9 @@ impl HttpBroker {
     }
 
     /// Every item of a collection, ceil(N/1000) requests, with the broker
-    /// identity every page carried (one broker must answer them all).
+    /// identity every page carried (one broker must answer them all). Each
+    /// page is decoded straight into the one list, sized from the first
+    /// page's total.
     async fn list_all<T: DeserializeOwned>(&self, path: &str) -> Result<Listed<T>> {
         let mut items = Vec::new();
         let mut broker_id: Option<String> = None;
@@ -407,13 +409,16 @@ impl HttpBroker {
                 None => format!("{path}?limit={MAX_PAGE_LIMIT}"),
             };
             let answer = self.call(Method::GET, &url, None, Expect::Any).await?;
-            let page: Page<T> = HttpBroker::success(&Method::GET, &url, &answer)?;
+            if !answer.status.is_success() {
+                return Err(HttpBroker::error(&Method::GET, &url, &answer));
+            }
+            let end = page::decode_into(&answer.body, &mut items)
+                .map_err(|e| BrokerError::Protocol(format!("GET {url}: {e}")))?;
             let id = answer.broker_id.ok_or_else(|| {
                 BrokerError::Protocol(format!("GET {url} answered without {BROKER_ID_HEADER}"))
             })?;
             broker_id = Some(same_broker(broker_id, id)?);
-            items.extend(page.items);
-            match page.next_cursor {
+            match end.next_cursor {
                 Some(c) => cursor = Some(c),
                 None => {
                     return Ok(Listed {

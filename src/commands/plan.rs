@@ -33,16 +33,20 @@ fn read_ahead(args: &BrokerArgs) -> Option<Reading> {
     let args = args.clone();
     Some(std::thread::spawn(move || {
         let broker = connect(&args, None)?;
-        runtime()?
+        let live = runtime()?
             .block_on(broker.read_live())
-            .map_err(Error::ReadLive)
+            .map_err(Error::ReadLive);
+        tracing::debug!("read the live state");
+        live
     }))
 }
 
 pub fn run(ctx: &Context, args: &PlanArgs) -> Result<ExitStatus, Error> {
+    tracing::debug!("planning");
     let forge = Forge::of_plan(args.format);
     let reading = read_ahead(&args.broker);
     let loaded = ctx.load(&args.path, forge)?;
+    tracing::debug!("loaded the config");
     refuse_partial(&args.path, args.allow_partial)?;
     let live = match reading {
         // A panic there is a bug like one here, and ends the run the same way.
@@ -63,6 +67,7 @@ pub fn run(ctx: &Context, args: &PlanArgs) -> Result<ExitStatus, Error> {
         &Targets(args.targets.clone()),
         url.to_string(),
     )?;
+    tracing::debug!(steps = plan.steps.len(), "computed the plan");
     if args.force {
         plan = plan.force();
     }
@@ -77,6 +82,7 @@ pub fn run(ctx: &Context, args: &PlanArgs) -> Result<ExitStatus, Error> {
         annotate::write(forge, &items, &args.path)?;
     }
     ctx.render(&plan, args.format)?;
+    tracing::debug!("rendered the plan");
     if let Some(out) = &args.out {
         save_plan(&plan, out)?;
         writeln!(

@@ -8,6 +8,7 @@
 pub mod hash;
 pub mod labels;
 pub mod names;
+pub mod page;
 pub mod problem;
 pub mod url;
 pub mod wire;

@@ -10,10 +10,16 @@ pub const MAX_PAGE_LIMIT: usize = 1000;
 // Defined beside the label helpers; named here too as the wire type it is.
 pub use super::labels::Labels;
 
-/// One page of a paginated list: `{"items": [...], "next_cursor": "..."|null}`.
+/// One page of a paginated list:
+/// `{"total": N, "items": [...], "next_cursor": "..."|null}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Page<T> {
+    /// How many items the whole list held when this page was cut: a hint
+    /// that lets a client size its list once (see `page::decode_into`);
+    /// the list may change between pages, and the cursor alone ends it.
+    /// First, so that a client knows it before the items arrive.
+    pub total: u64,
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
 }

@@ -334,15 +334,20 @@ pub fn compute_at(
     targets: &Targets,
     url: String,
 ) -> Result<Plan, CycleError> {
+    // Phase marks at trace level: `POOLFORM_LOG=poolform=trace` shows, by
+    // their timestamps, where the time of a slow plan goes.
     let index = diff::LiveIndex::new(live);
     let rotation = rotation::Rotation::new(desired, &index);
     let effective = rotation.effective(desired);
     let delta = diff::diff(&effective, &index, targets);
+    tracing::trace!("diffed");
     let mut steps = order::expand(&effective, &index, &delta)?;
+    tracing::trace!("expanded the steps");
     fact::attach(&mut steps, &index, &delta.pools);
     rotation.annotate(&mut steps, desired, &index);
     let mut violations = safety::check(&effective, &index, &delta, &steps);
     rotation.name_unavailable(&mut violations, desired);
+    tracing::trace!("checked safety");
     let mut recorded_targets = targets.0.clone();
     recorded_targets.sort();
     recorded_targets.dedup();
@@ -364,6 +369,7 @@ pub fn compute_at(
         checksum: String::new(),
     };
     plan.seal();
+    tracing::trace!("sealed the plan");
     Ok(plan)
 }
 

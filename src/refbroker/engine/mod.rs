@@ -175,7 +175,11 @@ fn page<'a, T>(map: &'a BTreeMap<String, T>, cursor: Option<&str>, limit: usize)
         Some(_) => last.cloned(),
         None => None,
     };
-    Page { items, next_cursor }
+    Page {
+        total: map.len() as u64,
+        items,
+        next_cursor,
+    }
 }
 
 fn count_mut(counts: &mut SessionCounts, state: SessionState) -> &mut u32 {
@@ -301,17 +305,25 @@ impl Engine {
             Some(c) => Bound::Excluded(c),
             None => Bound::Unbounded,
         };
+        let of_destination = |s: &&Session| s.destination == destination;
         let mut iter = self
             .sessions
             .range::<str, _>((lower, Bound::Unbounded))
             .map(|(_, s)| s)
-            .filter(|s| s.destination == destination);
+            .filter(of_destination);
         let items: Vec<&Session> = iter.by_ref().take(limit).collect();
         let next_cursor = match iter.next() {
             Some(_) => items.last().map(|s| s.id.clone()),
             None => None,
         };
-        Ok(Page { items, next_cursor })
+        // The page already walks the sessions from its cursor on; counting
+        // the destination's sessions from the start costs the same again.
+        let total = self.sessions.values().filter(of_destination).count() as u64;
+        Ok(Page {
+            total,
+            items,
+            next_cursor,
+        })
     }
 
     /// Events with `seq > since`, oldest first; the cursor is the last seq.
@@ -326,7 +338,12 @@ impl Engine {
         } else {
             None
         };
-        Page { items, next_cursor }
+        // The list asked for is the events after `since`.
+        Page {
+            total: (self.events.len() - start) as u64,
+            items,
+            next_cursor,
+        }
     }
 
     /// The whole state in seed format; bindings expired at `now_ms` are left out.
@@ -463,6 +480,7 @@ mod tests {
         let mut cursor: Option<String> = None;
         loop {
             let page = e.pools_page(cursor.as_deref(), 10);
+            assert_eq!(page.total, 25);
             names.extend(page.items.iter().map(|p| p.name.clone()));
             match page.next_cursor {
                 Some(c) => cursor = Some(c),
@@ -477,7 +495,10 @@ mod tests {
             vec![21, 22, 23]
         );
         assert_eq!(ev.next_cursor.as_deref(), Some("23"));
+        // The events after `since` are the list asked for.
+        assert_eq!(ev.total, 5);
         assert!(e.events_page(23, 3).next_cursor.is_none());
+        assert_eq!(e.events_page(23, 3).total, 2);
     }
 
     #[test]
