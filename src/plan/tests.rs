@@ -1045,3 +1045,42 @@ fn a_leftover_of_this_stacks_pool_is_removed_whatever_pools_the_host_is_in_now()
     });
     check(&desired, &state, &[]);
 }
+
+/// A member that leaves a pool while the pool does not load-balance yet
+/// (it is switched on in the same plan) keeps its service: the removal
+/// uninstalls nothing, so a cleanup follows, found through that pool alone
+/// when the host is in no other pool of the stack.
+#[test]
+fn leaving_a_pool_that_starts_load_balancing_leaves_a_cleanup() {
+    let mut desired = steady();
+    desired.pools.remove("maintenance");
+    desired.app_configs.clear();
+    desired.app_instances.clear();
+    let desired = without_member(desired, "live", "rds-02");
+    let mut state = live(true);
+    state.pools.retain(|p| p.name == "live");
+    state.app_configs.clear();
+    state.app_instances.clear();
+    state.pools[0].load_balancing.enabled = false;
+    let steps: Vec<String> = plan_of(&desired, &state)
+        .steps
+        .iter()
+        .map(describe)
+        .collect();
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.starts_with("remove lb service rds-02")),
+        "{steps:?}"
+    );
+    // Leaving it while it load-balances uninstalls the service already.
+    state.pools[0].load_balancing.enabled = true;
+    let steps: Vec<String> = plan_of(&desired, &state)
+        .steps
+        .iter()
+        .map(describe)
+        .collect();
+    assert!(!steps.iter().any(|s| s.contains("lb service")), "{steps:?}");
+    // Untouched hosts of a pool that keeps load-balancing need no cleanup.
+    assert!(!steps.iter().any(|s| s.contains("rds-01")), "{steps:?}");
+}

@@ -31,25 +31,26 @@ pub(super) struct LiveIndex<'a> {
 
 impl<'a> LiveIndex<'a> {
     pub fn new(live: &'a LiveState) -> Self {
-        LiveIndex {
-            destinations: live
-                .destinations
-                .iter()
-                .map(|d| (d.name.as_str(), d))
-                .collect(),
-            pools: live.pools.iter().map(|p| (p.name.as_str(), p)).collect(),
-            app_configs: live
-                .app_configs
-                .iter()
-                .map(|c| (c.name.as_str(), c))
-                .collect(),
-            app_instances: live
-                .app_instances
-                .iter()
-                .map(|i| (i.name.as_str(), i))
-                .collect(),
-            live,
+        fn by_name<T>(items: &[T], name: impl Fn(&T) -> &str) -> FxHashMap<&str, &T> {
+            let mut map = FxHashMap::with_capacity_and_hasher(items.len(), Default::default());
+            map.extend(items.iter().map(|item| (name(item), item)));
+            map
         }
+        // The two big maps (a destination and an app instance per member)
+        // are built on two cores.
+        std::thread::scope(|scope| {
+            let destinations = scope.spawn(|| by_name(&live.destinations, |d| &d.name));
+            let app_instances = by_name(&live.app_instances, |i| &i.name);
+            LiveIndex {
+                destinations: destinations
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                pools: by_name(&live.pools, |p| &p.name),
+                app_configs: by_name(&live.app_configs, |c| &c.name),
+                app_instances,
+                live,
+            }
+        })
     }
 
     pub fn is_online(&self, destination: &str) -> bool {
@@ -180,35 +181,66 @@ pub(super) fn diff(
     index: &LiveIndex,
     targets: &Targets,
 ) -> Delta {
+    let stack = desired.stack.as_str();
+    let live = index.live;
+    // App instances are the most numerous resource and depend on nothing
+    // else the diff finds, so they are diffed on a second core, into a part
+    // of their own that joins the rest below (both lists are sorted then).
+    let (app_instances, unmanaged_instances, mut delta) = std::thread::scope(|scope| {
+        let instances = scope.spawn(|| {
+            let mut part = Delta::default();
+            let items = diff_items(
+                stack,
+                &desired.app_instances,
+                &index.app_instances,
+                &live.app_instances,
+                targets,
+                &mut part,
+            );
+            let unmanaged = live
+                .app_instances
+                .iter()
+                .filter(|i| {
+                    owner(&i.labels) != Some(stack) && !desired.app_instances.contains_key(&i.name)
+                })
+                .count();
+            (items, unmanaged, part)
+        });
+        let delta = diff_all_but_instances(desired, index, targets);
+        let (items, unmanaged, part) = instances
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (items, unmanaged, delta.joined(part))
+    });
+    delta.app_instances = app_instances;
+    delta.unmanaged.app_instances = unmanaged_instances;
+    delta.changes.sort_by(|a, b| a.address.cmp(&b.address));
+    delta.revisions.sort_by(|a, b| a.address.cmp(&b.address));
+    delta
+}
+
+/// Everything [`diff`] finds but the app instances.
+fn diff_all_but_instances(
+    desired: &crate::desired::Desired,
+    index: &LiveIndex,
+    targets: &Targets,
+) -> Delta {
     let mut delta = Delta::default();
     let stack = desired.stack.as_str();
     let live = index.live;
-
-    // Unmanaged: live resources neither owned nor declared.
-    delta.unmanaged = Unmanaged {
-        pools: live
-            .pools
-            .iter()
-            .filter(|p| owner(&p.labels) != Some(stack) && !desired.pools.contains_key(&p.name))
-            .count(),
-        app_configs: live
-            .app_configs
-            .iter()
-            .filter(|c| {
-                owner(&c.labels) != Some(stack) && !desired.app_configs.contains_key(&c.name)
-            })
-            .count(),
-        app_instances: live
-            .app_instances
-            .iter()
-            .filter(|i| {
-                owner(&i.labels) != Some(stack) && !desired.app_instances.contains_key(&i.name)
-            })
-            .count(),
-    };
-
+    // Unmanaged: live resources neither owned nor declared (app instances
+    // are counted beside their diff).
+    delta.unmanaged.pools = live
+        .pools
+        .iter()
+        .filter(|p| owner(&p.labels) != Some(stack) && !desired.pools.contains_key(&p.name))
+        .count();
+    delta.unmanaged.app_configs = live
+        .app_configs
+        .iter()
+        .filter(|c| owner(&c.labels) != Some(stack) && !desired.app_configs.contains_key(&c.name))
+        .count();
     pools::diff_pools(desired, index, targets, &mut delta);
-    let stack = desired.stack.as_str();
     delta.app_configs = diff_items(
         stack,
         &desired.app_configs,
@@ -217,21 +249,21 @@ pub(super) fn diff(
         targets,
         &mut delta,
     );
-    delta.app_instances = diff_items(
-        stack,
-        &desired.app_instances,
-        &index.app_instances,
-        &live.app_instances,
-        targets,
-        &mut delta,
-    );
     diff_maintenance(desired, index, targets, &mut delta);
     find_allow_logons(stack, index, targets, &mut delta);
     find_lb_cleanups(desired, index, targets, &mut delta);
-
-    delta.changes.sort_by(|a, b| a.address.cmp(&b.address));
-    delta.revisions.sort_by(|a, b| a.address.cmp(&b.address));
     delta
+}
+
+impl Delta {
+    /// This delta with the changes, revisions and ownership findings of
+    /// `part` (the app instances' diff) added after its own.
+    fn joined(mut self, part: Delta) -> Delta {
+        self.changes.extend(part.changes);
+        self.revisions.extend(part.revisions);
+        self.not_owned.extend(part.not_owned);
+        self
+    }
 }
 
 fn app_config_body(want: &DesiredAppConfig, stack: &str) -> AppConfigBody {
@@ -658,6 +690,12 @@ fn merge_changes(delta: &mut Delta, changes: Vec<Change>) {
 /// while it was offline) gets the service removed. Only destinations this
 /// stack has to do with are considered: in its pools, or holding a leftover
 /// of its own.
+///
+/// Every member of a large stack is one of those, and nearly all of them
+/// stay in a load-balanced pool: a member a pool keeps while that pool
+/// load-balances after the plan is ruled out by that pool alone, with no
+/// lookup. Only the rest are looked up, and the set of every member that
+/// load-balances after the plan is built only when one of them is left.
 fn find_lb_cleanups(
     desired: &crate::desired::Desired,
     index: &LiveIndex,
@@ -665,20 +703,113 @@ fn find_lb_cleanups(
     delta: &mut Delta,
 ) {
     let stack = desired.stack.as_str();
-    // Every member of a large stack passes through these sets: hashed, not
-    // ordered (the few cleanups found are sorted at the end).
-    let members = index.live.destinations.len();
-    let mut in_lb_after: FxHashSet<&str> =
-        FxHashSet::with_capacity_and_hasher(members, Default::default());
-    let mut concerned: FxHashSet<&str> =
-        FxHashSet::with_capacity_and_hasher(members, Default::default());
     let planned: FxHashMap<&str, &PoolDelta> =
         delta.pools.iter().map(|p| (p.name.as_str(), p)).collect();
+    let mut candidates: Vec<&str> = Vec::new();
     for pool in &index.live.pools {
-        let owned = owner(&pool.labels) == Some(stack);
-        if owned {
-            concerned.extend(pool.members.iter().map(String::as_str));
+        if owner(&pool.labels) != Some(stack) {
+            continue;
         }
+        let members = pool.members.iter().map(String::as_str);
+        match planned.get(pool.name.as_str()) {
+            Some(p) if p.load_balanced_after => {
+                candidates.extend(members.filter(|m| !p.members_after.contains(*m)));
+            }
+            None if pool.load_balancing.enabled => {}
+            _ => candidates.extend(members),
+        }
+    }
+    for (name, pool) in &desired.pools {
+        let members = pool.members.iter().map(String::as_str);
+        match (
+            planned.get(name.as_str()),
+            index.pools.get(name.as_str()).copied(),
+        ) {
+            (Some(p), _) if p.load_balanced_after => {
+                candidates.extend(members.filter(|m| !p.members_after.contains(*m)));
+            }
+            (None, Some(live)) if live.load_balancing.enabled => {
+                // Unplanned, so the live pool stays as it is: usually with
+                // just the declared members (its changes are not targeted
+                // otherwise).
+                let same = live.members.len() == pool.members.len()
+                    && live.members.iter().all(|m| pool.members.contains(m));
+                if !same {
+                    let kept: FxHashSet<&str> = live.members.iter().map(String::as_str).collect();
+                    candidates.extend(members.filter(|m| !kept.contains(m)));
+                }
+            }
+            _ => candidates.extend(members),
+        }
+    }
+    // A leftover this stack's removal left is its to clean up, whatever
+    // pools the host is in now.
+    candidates.extend(
+        index
+            .live
+            .destinations
+            .iter()
+            .filter(|d| {
+                d.lb_service_leftover
+                    .as_ref()
+                    .and_then(|l| l.owner.as_deref())
+                    == Some(stack)
+            })
+            .map(|d| d.name.as_str()),
+    );
+    if candidates.is_empty() {
+        return;
+    }
+    // Leaving a load-balanced pool uninstalls the service already.
+    let leaving_lb: FxHashSet<&str> = delta
+        .pools
+        .iter()
+        .filter(|p| p.removal_load_balanced)
+        .flat_map(|p| p.removes.iter().map(String::as_str))
+        .collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    candidates.retain(|name| {
+        index
+            .destinations
+            .get(name)
+            .is_some_and(|d| d.online && d.lb_service_installed)
+            && !leaving_lb.contains(name)
+            && targets.covers_name(Kind::Destination, name)
+    });
+    if candidates.is_empty() {
+        return;
+    }
+    let in_lb_after = members_load_balanced_after(index, delta, &planned);
+    let found: Vec<&str> = candidates
+        .into_iter()
+        .filter(|name| !in_lb_after.contains(name))
+        .collect();
+    let mut cleanups = Vec::with_capacity(found.len());
+    for name in found {
+        cleanups.push(Change {
+            address: Address::new(Kind::Destination, name),
+            action: Action::Update,
+            fields: vec![field(
+                Field::LbServiceInstalled,
+                Some(json!(true)),
+                Some(json!(false)),
+            )],
+        });
+        delta.lb_cleanups.push(name.to_owned());
+    }
+    merge_changes(delta, cleanups);
+}
+
+/// Every destination in a pool that load-balances once the plan is applied.
+fn members_load_balanced_after<'a>(
+    index: &LiveIndex<'a>,
+    delta: &'a Delta,
+    planned: &FxHashMap<&str, &'a PoolDelta>,
+) -> FxHashSet<&'a str> {
+    let mut in_lb_after: FxHashSet<&str> =
+        FxHashSet::with_capacity_and_hasher(index.live.destinations.len(), Default::default());
+    for pool in &index.live.pools {
         match planned.get(pool.name.as_str()) {
             Some(p) if p.load_balanced_after => {
                 in_lb_after.extend(p.members_after.iter().map(String::as_str))
@@ -696,58 +827,7 @@ fn find_lb_cleanups(
     {
         in_lb_after.extend(p.members_after.iter().map(String::as_str));
     }
-    for pool in desired.pools.values() {
-        concerned.extend(pool.members.iter().map(String::as_str));
-    }
-    // A leftover this stack's removal left is its to clean up, whatever
-    // pools the host is in now.
-    concerned.extend(
-        index
-            .live
-            .destinations
-            .iter()
-            .filter(|d| {
-                d.lb_service_leftover
-                    .as_ref()
-                    .and_then(|l| l.owner.as_deref())
-                    == Some(stack)
-            })
-            .map(|d| d.name.as_str()),
-    );
-    // Leaving a load-balanced pool uninstalls the service already.
-    let leaving_lb: FxHashSet<&str> = delta
-        .pools
-        .iter()
-        .filter(|p| p.removal_load_balanced)
-        .flat_map(|p| p.removes.iter().map(String::as_str))
-        .collect();
-    let mut found: Vec<&str> = concerned
-        .into_iter()
-        .filter(|name| {
-            index
-                .destinations
-                .get(name)
-                .is_some_and(|d| d.online && d.lb_service_installed)
-                && !in_lb_after.contains(name)
-                && !leaving_lb.contains(name)
-                && targets.covers_name(Kind::Destination, name)
-        })
-        .collect();
-    found.sort_unstable();
-    let mut cleanups = Vec::with_capacity(found.len());
-    for name in found {
-        cleanups.push(Change {
-            address: Address::new(Kind::Destination, name),
-            action: Action::Update,
-            fields: vec![field(
-                Field::LbServiceInstalled,
-                Some(json!(true)),
-                Some(json!(false)),
-            )],
-        });
-        delta.lb_cleanups.push(name.to_owned());
-    }
-    merge_changes(delta, cleanups);
+    in_lb_after
 }
 
 #[cfg(test)]
