@@ -6,6 +6,8 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 
+use rustc_hash::FxHashMap;
+
 use super::diff::{Delta, ItemChange, LiveIndex, PoolChange, PoolDelta};
 use super::{ExpectedWarning, Op, Step};
 use crate::address::{Address, Kind};
@@ -67,10 +69,13 @@ impl Builder {
     }
 }
 
-type Key = (String, String);
+/// A (pool, destination) pair, borrowed from the plan's inputs: tens of
+/// thousands of members change in a large plan, each looked up several
+/// times.
+type Key<'a> = (&'a str, &'a str);
 
-fn key(a: &str, b: &str) -> Key {
-    (a.to_owned(), b.to_owned())
+fn key<'a>(a: &'a str, b: &'a str) -> Key<'a> {
+    (a, b)
 }
 
 /// What the rules need to know about the steps already planned, by resource.
@@ -78,10 +83,10 @@ fn key(a: &str, b: &str) -> Key {
 struct Planned<'a> {
     put_pool: HashMap<&'a str, usize>,
     created_pool: HashMap<&'a str, usize>,
-    add_member: HashMap<Key, usize>,
+    add_member: FxHashMap<Key<'a>, usize>,
     /// First step of each member's removal chain (drain, sticky, remove).
-    chain_head: HashMap<Key, usize>,
-    remove_member: HashMap<Key, usize>,
+    chain_head: FxHashMap<Key<'a>, usize>,
+    remove_member: FxHashMap<Key<'a>, usize>,
     removes_of_pool: HashMap<&'a str, Vec<usize>>,
     maintenance_on: HashMap<&'a str, usize>,
     maintenance_off: HashMap<&'a str, usize>,
@@ -205,7 +210,7 @@ impl<'a> Expansion<'a> {
     /// load-balanced pool), drain its sessions, then clear sticky bindings to
     /// it, then remove it. Leaving a load-balanced pool while offline is
     /// announced as an expected warning.
-    fn removal_chain(&mut self, pool: &'a PoolDelta, destination: &str) {
+    fn removal_chain(&mut self, pool: &'a PoolDelta, destination: &'a str) {
         let online = self.index.is_online(destination);
         let mut head = None;
         let mut last = None;
