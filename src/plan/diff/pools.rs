@@ -136,26 +136,16 @@ fn update_pool(
     let put = (!fields.is_empty()).then_some(settings);
     // Sorted here, not trusted to be sorted on the wire: the plan must not
     // depend on the order the broker lists members in.
-    let live_members: BTreeSet<&str> = have.members.iter().map(String::as_str).collect();
-    let adds: Vec<String> = want
-        .members
-        .iter()
-        .filter(|m| !live_members.contains(m.as_str()) && targets.covers_member(&address.name, m))
-        .cloned()
-        .collect();
-    let removes: Vec<String> = live_members
-        .iter()
-        .filter(|m| !want.members.contains(**m) && targets.covers_member(&address.name, m))
-        .map(|m| m.to_string())
-        .collect();
+    let mut live_members: Vec<&str> = have.members.iter().map(String::as_str).collect();
+    live_members.sort_unstable();
+    live_members.dedup();
+    let (adds, removes, kept) = member_changes(&live_members, &want.members, |m| {
+        targets.covers_member(&address.name, m)
+    });
     if put.is_none() && adds.is_empty() && removes.is_empty() {
         return;
     }
-    let mut members_after: BTreeSet<String> = live_members.iter().map(|m| m.to_string()).collect();
-    members_after.extend(adds.iter().cloned());
-    for r in &removes {
-        members_after.remove(r);
-    }
+    let members_after: BTreeSet<String> = kept.into_iter().map(str::to_owned).collect();
     if !adds.is_empty() || !removes.is_empty() {
         fields.push(field(
             Field::Members,
@@ -186,6 +176,53 @@ fn update_pool(
         pool,
         delta,
     );
+}
+
+/// The members `declared` adds to and removes from the sorted `live` members
+/// (as far as `covered`), and the members after both, in order: one walk
+/// over the two sorted lists, which a pool of 10k members and 10k pools of
+/// ten both need to be cheap.
+fn member_changes<'a>(
+    live: &[&'a str],
+    declared: &'a BTreeSet<String>,
+    covered: impl Fn(&str) -> bool,
+) -> (Vec<String>, Vec<String>, Vec<&'a str>) {
+    use std::cmp::Ordering;
+    let (mut adds, mut removes, mut after) = (Vec::new(), Vec::new(), Vec::new());
+    let mut wanted = declared.iter().map(String::as_str).peekable();
+    let mut live = live.iter().copied().peekable();
+    loop {
+        let order = match (wanted.peek(), live.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(w), Some(l)) => w.cmp(l),
+        };
+        match order {
+            Ordering::Equal => {
+                after.extend(wanted.next());
+                live.next();
+            }
+            // Declared, not live: added when covered.
+            Ordering::Less => {
+                let m = wanted.next().expect("peeked");
+                if covered(m) {
+                    adds.push(m.to_owned());
+                    after.push(m);
+                }
+            }
+            // Live, not declared: removed when covered.
+            Ordering::Greater => {
+                let m = live.next().expect("peeked");
+                if covered(m) {
+                    removes.push(m.to_owned());
+                } else {
+                    after.push(m);
+                }
+            }
+        }
+    }
+    (adds, removes, after)
 }
 
 fn diff_pool_settings(
@@ -293,6 +330,52 @@ fn password_changes(have: &Pool, want: &DesiredPool) -> bool {
                     .is_some_and(|label| {
                         crate::secret::fingerprint_matches(label, secret.value.expose_secret())
                     })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::member_changes;
+
+    fn names() -> impl Strategy<Value = BTreeSet<String>> {
+        proptest::collection::btree_set("[a-f]{1,2}", 0..12)
+    }
+
+    proptest! {
+        /// The one walk over both sorted lists says what the set algebra
+        /// says: adds are declared minus live, removes live minus declared,
+        /// each as far as covered, and the members after are live plus
+        /// adds minus removes, all sorted.
+        #[test]
+        fn member_changes_are_the_set_differences(
+            live in names(),
+            declared in names(),
+            uncovered in names(),
+        ) {
+            let live_sorted: Vec<&str> = live.iter().map(String::as_str).collect();
+            let (adds, removes, after) =
+                member_changes(&live_sorted, &declared, |m| !uncovered.contains(m));
+            let covered = |m: &&String| !uncovered.contains(*m);
+            let want_adds: Vec<String> =
+                declared.difference(&live).filter(covered).cloned().collect();
+            let want_removes: Vec<String> =
+                live.difference(&declared).filter(covered).cloned().collect();
+            let mut want_after = live.clone();
+            want_after.extend(want_adds.iter().cloned());
+            for r in &want_removes {
+                want_after.remove(r);
+            }
+            prop_assert_eq!(adds, want_adds);
+            prop_assert_eq!(removes, want_removes);
+            prop_assert_eq!(
+                after.into_iter().map(str::to_owned).collect::<Vec<_>>(),
+                want_after.into_iter().collect::<Vec<_>>()
+            );
         }
     }
 }
