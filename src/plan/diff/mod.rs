@@ -767,8 +767,8 @@ fn find_lb_cleanups(
         .filter(|p| p.removal_load_balanced)
         .flat_map(|p| p.removes.iter().map(String::as_str))
         .collect();
-    candidates.sort_unstable();
-    candidates.dedup();
+    // Filtered before they are sorted: when a whole stack leaves, every
+    // member is a candidate and nearly all of them leave with the service.
     candidates.retain(|name| {
         index
             .destinations
@@ -780,6 +780,8 @@ fn find_lb_cleanups(
     if candidates.is_empty() {
         return;
     }
+    candidates.sort_unstable();
+    candidates.dedup();
     let in_lb_after = members_load_balanced_after(index, delta, &planned);
     let found: Vec<&str> = candidates
         .into_iter()
