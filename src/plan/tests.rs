@@ -61,9 +61,14 @@ fn plan_of(desired: &Desired, live: &LiveState) -> Plan {
     compute(desired, live, &Targets::default()).expect("plan orders")
 }
 
+/// The plan's steps as readable strings.
+fn described(plan: &Plan) -> Vec<String> {
+    plan.steps.iter().map(describe).collect()
+}
+
 fn check(desired: &Desired, live: &LiveState, expected: &[&str]) -> Plan {
     let plan = plan_of(desired, live);
-    let got: Vec<String> = plan.steps.iter().map(describe).collect();
+    let got = described(&plan);
     assert_eq!(got, expected, "steps of the plan");
     plan
 }
@@ -623,7 +628,7 @@ fn a_target_restricts_the_plan() {
         .destination = Some("rds-03".to_owned());
     let targets = Targets(vec![Address::new(Kind::AppInstance, "admin-maintenance")]);
     let plan = compute(&desired, &live(true), &targets).unwrap();
-    let got: Vec<String> = plan.steps.iter().map(describe).collect();
+    let got = described(&plan);
     assert_eq!(got, ["put app instance admin-maintenance -> rds-03"]);
     let targets = Targets(vec![Address::new(Kind::Destination, "rds-02")]);
     let plan = compute(&desired, &live(true), &targets).unwrap();
@@ -1062,11 +1067,7 @@ fn leaving_a_pool_that_starts_load_balancing_leaves_a_cleanup() {
     state.app_configs.clear();
     state.app_instances.clear();
     state.pools[0].load_balancing.enabled = false;
-    let steps: Vec<String> = plan_of(&desired, &state)
-        .steps
-        .iter()
-        .map(describe)
-        .collect();
+    let steps = described(&plan_of(&desired, &state));
     assert!(
         steps
             .iter()
@@ -1075,11 +1076,7 @@ fn leaving_a_pool_that_starts_load_balancing_leaves_a_cleanup() {
     );
     // Leaving it while it load-balances uninstalls the service already.
     state.pools[0].load_balancing.enabled = true;
-    let steps: Vec<String> = plan_of(&desired, &state)
-        .steps
-        .iter()
-        .map(describe)
-        .collect();
+    let steps = described(&plan_of(&desired, &state));
     assert!(!steps.iter().any(|s| s.contains("lb service")), "{steps:?}");
     // Untouched hosts of a pool that keeps load-balancing need no cleanup.
     assert!(!steps.iter().any(|s| s.contains("rds-01")), "{steps:?}");
