@@ -69,7 +69,12 @@ fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     if let Some(why) = not_regular(&metadata) {
         return Err(why);
     }
-    let mut bytes = Vec::new();
+    // Sized from the opened file, so that reading does not double its way
+    // up (`take` hides the size from `read_to_end`): a 7 MB config file
+    // would otherwise pass through 4 and 8 MB buffers. One byte more tells
+    // a file that grew from one that did not.
+    let expected = metadata.len().min(limit).saturating_add(1);
+    let mut bytes = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
     file.take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| e.to_string())?;
