@@ -719,7 +719,8 @@ mod tests {
                 allowed_groups: vec!["admins".to_owned(), "yes".to_owned()],
                 owner: None,
                 out_of_rotation: Vec::new(),
-            },
+            }
+            .into(),
             sessions: Default::default(),
             labels: Labels::new(),
             draining: None,
@@ -742,7 +743,7 @@ mod tests {
         assert_eq!(desired.destinations.keys().collect::<Vec<_>>(), ["a"]);
         assert_eq!(
             desired.destinations["a"].maintenance,
-            live.destinations[0].maintenance
+            *live.destinations[0].maintenance
         );
         let all = load(&to_config_yaml(&live, "s", Scope::All).unwrap());
         assert_eq!(all.destinations.keys().collect::<Vec<_>>(), ["a", "c"]);
@@ -765,7 +766,8 @@ mod tests {
                 owner: Some("s".to_owned()),
                 out_of_rotation: vec!["live".to_owned()],
                 ..Maintenance::default()
-            },
+            }
+            .into(),
             sessions: Default::default(),
             labels: Labels::new(),
             draining: None,
@@ -774,7 +776,7 @@ mod tests {
         };
         let a = Destination {
             name: "a".to_owned(),
-            maintenance: Maintenance::default(),
+            maintenance: Default::default(),
             ..b.clone()
         };
         let live = LiveState {

@@ -22,7 +22,10 @@
 //!
 //! - [`contract`] — the broker API as Rust: wire types ([`contract::wire`],
 //!   each a compatibility promise described by `schema/broker-api.openapi.yaml`;
-//!   [`contract::page`] decodes list pages straight into one list),
+//!   [`contract::page`] decodes list pages straight into one list, and
+//!   [`contract::rare::Rare`] keeps a field most values leave at its default,
+//!   such as a destination's maintenance, as a null pointer: invariant, it
+//!   reads, compares and encodes as the value itself),
 //!   problem codes with their one title each ([`contract::problem`]), the one
 //!   name rule and its wording ([`contract::names`]), the compact label map
 //!   every resource carries and the labels poolform keeps on broker resources

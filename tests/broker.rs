@@ -712,8 +712,8 @@ async fn a_leftover_service_records_who_left_it() {
     assert_eq!(code(&err), (502, codes::LB_SERVICE_UNINSTALL_FAILED));
     let d = broker.get_destination("rds-02").await.unwrap().unwrap();
     assert_eq!(
-        d.lb_service_leftover,
-        Some(Leftover {
+        d.lb_service_leftover.as_deref(),
+        Some(&Leftover {
             pool: "live".into(),
             owner: Some("corp-rds".into())
         })

@@ -15,8 +15,8 @@ use std::time::Duration;
 use assert_cmd::Command;
 use poolform::contract::labels::STACK_LABEL;
 use poolform::contract::wire::{
-    AppConfig, AppInstance, AppType, Credentials, Destination, Labels, LoadBalancing, Maintenance,
-    Pool, Protocol, SessionCounts, Snapshot,
+    AppConfig, AppInstance, AppType, Credentials, Destination, Labels, LoadBalancing, Pool,
+    Protocol, SessionCounts, Snapshot,
 };
 use poolform::refbroker::server::Stats;
 use serde_json::Value;
@@ -650,7 +650,7 @@ fn large(dir: &Path, pools: usize, configs: usize, instances: usize) -> (PathBuf
             online: true,
             process_execution_ready: true,
             lb_service_installed: false,
-            maintenance: Maintenance::default(),
+            maintenance: Default::default(),
             sessions: SessionCounts::default(),
             labels: Labels::new(),
             draining: None,

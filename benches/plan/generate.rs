@@ -13,8 +13,8 @@ use std::path::Path;
 
 use poolform::contract::labels::STACK_LABEL;
 use poolform::contract::wire::{
-    AppConfig, AppInstance, AppType, Credentials, Destination, Labels, LoadBalancing, Maintenance,
-    Pool, Protocol, Session, SessionCounts, SessionState,
+    AppConfig, AppInstance, AppType, Credentials, Destination, Labels, LoadBalancing, Pool,
+    Protocol, Session, SessionCounts, SessionState,
 };
 use serde::Serialize;
 
@@ -122,7 +122,7 @@ fn destination(name: String, installed: bool, active: u32) -> Destination {
         online: true,
         process_execution_ready: true,
         lb_service_installed: installed,
-        maintenance: Maintenance::default(),
+        maintenance: Default::default(),
         sessions: SessionCounts {
             active,
             disconnected: 0,

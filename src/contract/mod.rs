@@ -10,6 +10,7 @@ pub mod labels;
 pub mod names;
 pub mod page;
 pub mod problem;
+pub mod rare;
 pub mod url;
 pub mod wire;
 

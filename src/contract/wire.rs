@@ -9,6 +9,7 @@ pub const MAX_PAGE_LIMIT: usize = 1000;
 
 // Defined beside the label helpers; named here too as the wire type it is.
 pub use super::labels::Labels;
+use super::rare::{Rare, StaticDefault};
 
 /// One page of a paginated list:
 /// `{"total": N, "items": [...], "next_cursor": "..."|null}`.
@@ -60,6 +61,20 @@ pub struct Maintenance {
     pub out_of_rotation: Vec<String>,
 }
 
+impl StaticDefault for Maintenance {
+    fn default_ref() -> &'static Maintenance {
+        static OFF: Maintenance = Maintenance {
+            enabled: false,
+            notice_de: None,
+            notice_en: None,
+            allowed_groups: Vec::new(),
+            owner: None,
+            out_of_rotation: Vec::new(),
+        };
+        &OFF
+    }
+}
+
 /// `PUT /v1/destinations/{name}/drain` body: who puts the destination in
 /// drain mode (a stack name).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,8 +115,8 @@ pub struct Destination {
     pub online: bool,
     pub process_execution_ready: bool,
     pub lb_service_installed: bool,
-    #[serde(default, skip_serializing_if = "is_default")]
-    pub maintenance: Maintenance,
+    #[serde(default, skip_serializing_if = "Rare::is_default")]
+    pub maintenance: Rare<Maintenance>,
     #[serde(default, skip_serializing_if = "is_default")]
     pub sessions: SessionCounts,
     #[serde(default, skip_serializing_if = "Labels::is_empty")]
@@ -110,9 +125,10 @@ pub struct Destination {
     /// refuses new sessions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub draining: Option<String>,
-    /// Set while a removal's load-balancing service is left on the host.
+    /// Set while a removal's load-balancing service is left on the host
+    /// (boxed: rare, and 48 bytes inline on every destination).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lb_service_leftover: Option<Leftover>,
+    pub lb_service_leftover: Option<Box<Leftover>>,
     pub revision: u64,
 }
 
@@ -419,13 +435,19 @@ mod tests {
             online: true,
             process_execution_ready: true,
             lb_service_installed: false,
-            maintenance: Maintenance::default(),
+            maintenance: Rare::default(),
             sessions: SessionCounts::default(),
             labels: Labels::new(),
             draining: None,
             lb_service_leftover: None,
             revision: 3,
         }
+    }
+
+    #[test]
+    fn maintenance_off_is_the_default_and_no_box() {
+        assert_eq!(*Maintenance::default_ref(), Maintenance::default());
+        assert!(std::mem::size_of::<Rare<Maintenance>>() < std::mem::size_of::<Maintenance>() / 8);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use secrecy::SecretString;
 use crate::contract::LiveState;
 use crate::contract::labels::with_stack;
 use crate::contract::wire::{
-    Credentials, Destination, Labels, LoadBalancing, Maintenance, Pool, SessionCounts, Snapshot,
+    Credentials, Destination, Labels, LoadBalancing, Pool, SessionCounts, Snapshot,
 };
 use crate::desired::Desired;
 use crate::secret::SecretSource;
@@ -112,7 +112,7 @@ pub fn dest(name: &str, online: bool, active: u32) -> Destination {
         online,
         process_execution_ready: true,
         lb_service_installed: true,
-        maintenance: Maintenance::default(),
+        maintenance: Default::default(),
         sessions: SessionCounts {
             active: if online { active } else { 0 },
             disconnected: 0,

@@ -214,7 +214,8 @@ mod tests {
             owner: Some(STACK.to_owned()),
             out_of_rotation: vec!["live".to_owned()],
             ..Maintenance::default()
-        };
+        }
+        .into();
         state
     }
 
@@ -337,7 +338,8 @@ mod tests {
         state.destinations[1].maintenance = Maintenance {
             enabled: true,
             ..Maintenance::default()
-        };
+        }
+        .into();
         assert!(steps(&desired, &state).is_empty());
         // Declared otherwise: the stack writes it, so it is the stack's.
         state.destinations[1].maintenance.notice_en = Some("by hand".to_owned());

@@ -944,9 +944,9 @@ fn maintenance_on(owner: Option<&str>) -> Maintenance {
 #[test]
 fn maintenance_a_stack_switched_on_goes_off_when_its_config_no_longer_declares_it() {
     let mut state = live(true);
-    state.destinations[0].maintenance = maintenance_on(Some(STACK));
-    state.destinations[1].maintenance = maintenance_on(None);
-    state.destinations[2].maintenance = maintenance_on(Some("other-stack"));
+    state.destinations[0].maintenance = maintenance_on(Some(STACK)).into();
+    state.destinations[1].maintenance = maintenance_on(None).into();
+    state.destinations[2].maintenance = maintenance_on(Some("other-stack")).into();
     let plan = check(&steady(), &state, &["maintenance off rds-01"]);
     let owner = plan.changes[0]
         .fields
@@ -995,10 +995,10 @@ fn declared_maintenance_is_switched_on_as_the_stacks() {
     };
     assert_eq!(maintenance.owner.as_deref(), Some(STACK));
     let mut state = outside;
-    state.destinations[2].maintenance = maintenance_on(Some(STACK));
+    state.destinations[2].maintenance = maintenance_on(Some(STACK)).into();
     check(&desired, &state, &[]);
     // As declared, but switched on by hand: left as it is, and not taken over.
-    state.destinations[2].maintenance = maintenance_on(None);
+    state.destinations[2].maintenance = maintenance_on(None).into();
     check(&desired, &state, &[]);
 }
 
@@ -1037,17 +1037,17 @@ fn a_leftover_of_this_stacks_pool_is_removed_whatever_pools_the_host_is_in_now()
     }
     state.app_instances.clear();
     state.app_configs.clear();
-    state.destinations[1].lb_service_leftover = Some(Leftover {
+    state.destinations[1].lb_service_leftover = Some(Box::new(Leftover {
         pool: "live".to_owned(),
         owner: Some(STACK.to_owned()),
-    });
+    }));
     check(&desired, &state, &["remove lb service rds-02"]);
     // Another stack's leftover on a host this stack has nothing to do with
     // is left to that stack.
-    state.destinations[1].lb_service_leftover = Some(Leftover {
+    state.destinations[1].lb_service_leftover = Some(Box::new(Leftover {
         pool: "batch".to_owned(),
         owner: Some("batch-stack".to_owned()),
-    });
+    }));
     check(&desired, &state, &[]);
 }
 

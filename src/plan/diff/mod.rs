@@ -601,7 +601,7 @@ fn diff_maintenance(
             Some(on) => {
                 *on == Maintenance {
                     owner: on.owner.clone(),
-                    ..have.maintenance.clone()
+                    ..(*have.maintenance).clone()
                 }
             }
             None => !have.maintenance.enabled,

@@ -5,6 +5,7 @@
 use super::{Engine, Result, check_expect, check_name, unreachable_host};
 use crate::contract::Expect;
 use crate::contract::problem::{self, codes};
+use crate::contract::rare::Rare;
 use crate::contract::wire::{Destination, Maintenance};
 
 impl Engine {
@@ -28,7 +29,7 @@ impl Engine {
             "destination.maintenance.set",
             "maintenance",
             |d| {
-                d.maintenance = body;
+                d.maintenance = body.into();
             },
         ))
     }
@@ -43,7 +44,7 @@ impl Engine {
             destination,
             "destination.maintenance.clear",
             "maintenance",
-            |d| d.maintenance = Maintenance::default(),
+            |d| d.maintenance = Rare::default(),
         ))
     }
 

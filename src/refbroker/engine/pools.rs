@@ -59,9 +59,11 @@ impl Engine {
                 continue;
             };
             let stays = d.lb_service_installed && !d.online;
-            let leftover = stays.then(|| Leftover {
-                pool: pool.to_owned(),
-                owner: labels::owner(labels).map(str::to_owned),
+            let leftover = stays.then(|| {
+                Box::new(Leftover {
+                    pool: pool.to_owned(),
+                    owner: labels::owner(labels).map(str::to_owned),
+                })
             });
             if stays {
                 leftovers.push(name.clone());
@@ -367,7 +369,11 @@ mod tests {
     }
 
     fn leftover(e: &Engine, name: &str) -> Option<Leftover> {
-        e.destination(name).unwrap().lb_service_leftover.clone()
+        e.destination(name)
+            .unwrap()
+            .lb_service_leftover
+            .as_deref()
+            .cloned()
     }
 
     #[test]

@@ -4,9 +4,8 @@
 //! and ending them.
 
 use super::{Engine, Result, bad_request, check_name, count_mut, not_found, unreachable_host};
-use crate::contract::wire::{
-    Destination, Labels, Maintenance, Session, SessionCounts, SessionState,
-};
+use crate::contract::rare::Rare;
+use crate::contract::wire::{Destination, Labels, Session, SessionCounts, SessionState};
 
 impl Engine {
     /// Registers a destination, or updates the observed flags of an existing
@@ -37,7 +36,7 @@ impl Engine {
                 online,
                 process_execution_ready,
                 lb_service_installed: false,
-                maintenance: Maintenance::default(),
+                maintenance: Rare::default(),
                 sessions: SessionCounts::default(),
                 labels: Labels::new(),
                 draining: None,
