@@ -445,6 +445,13 @@ mod tests {
     }
 
     #[test]
+    fn a_destination_keeps_its_rare_parts_out_of_line() {
+        // The broker's longest list: every byte here is 200 KB of a plan
+        // at 200k destinations.
+        assert_eq!(std::mem::size_of::<Destination>(), 112);
+    }
+
+    #[test]
     fn maintenance_off_is_the_default_and_no_box() {
         assert_eq!(*Maintenance::default_ref(), Maintenance::default());
         assert!(std::mem::size_of::<Rare<Maintenance>>() < std::mem::size_of::<Maintenance>() / 8);
