@@ -15,7 +15,6 @@
 //! file's shape is declared once, in `config::spec`.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::value::{SeqDeserializer, StrDeserializer};
@@ -522,11 +521,15 @@ impl Context {
     }
 }
 
-/// The keys of one mapping so far, to refuse a duplicate.
+/// The keys of one mapping so far, to refuse a duplicate. A large mapping
+/// (the app instances of a stack, 100k keys) hashes its keys with foldhash,
+/// not SipHash, which took a fifteenth of the parse; foldhash is seeded at
+/// random per process, so a file cannot be written to make its keys
+/// collide (unlike Fx, whose hashes anyone can compute).
 #[derive(Default)]
 struct Keys<'t> {
     few: Vec<Cow<'t, str>>,
-    many: HashSet<Cow<'t, str>>,
+    many: foldhash::HashSet<Cow<'t, str>>,
 }
 
 impl<'t> Keys<'t> {
@@ -920,6 +923,26 @@ mod tests {
         for text in declined {
             assert_eq!(agrees(text), Ok(false), "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_duplicate_among_many_keys_is_declined() {
+        // Past SMALL_MAPPING keys, duplicates are looked up in the hash set.
+        let names: Vec<String> = (0..40).map(|i| format!("p{i}")).collect();
+        let block = |names: &[String]| {
+            let pools: String = names.iter().map(|n| format!("  {n}: {{}}\n")).collect();
+            format!("pools:\n{pools}")
+        };
+        assert_eq!(agrees(&block(&names)), Ok(true));
+        let mut twice = names.clone();
+        twice.push("p3".to_owned());
+        assert_eq!(agrees(&block(&twice)), Ok(false));
+        let flow = |names: &[String]| {
+            let pairs: Vec<String> = names.iter().map(|n| format!("{n}: x")).collect();
+            format!("pools:\n  p:\n    labels: {{{}}}\n", pairs.join(", "))
+        };
+        assert_eq!(agrees(&flow(&names)), Ok(true));
+        assert_eq!(agrees(&flow(&twice)), Ok(false));
     }
 
     /// Config-like YAML built from pieces that the fast front end takes and
