@@ -2,8 +2,6 @@
 //! one pool at most), `min_members`, durations, credentials and the drain
 //! policy.
 
-use std::collections::HashMap;
-
 use crate::config::spec::At;
 
 use super::Checker;
@@ -13,13 +11,15 @@ use crate::desired::DrainSessions;
 use crate::diagnostic::{Label, Severity};
 
 /// Destination → (pool, file, location) of the first load-balanced pool
-/// that lists it.
-type Balanced<'a> = HashMap<&'a str, (&'a str, usize, &'a At)>;
+/// that lists it. Names written in a config are hashed with foldhash: fast
+/// on short names, and seeded at random, so that no config can be written
+/// to make them collide.
+type Balanced<'a> = foldhash::HashMap<&'a str, (&'a str, usize, &'a At)>;
 
 impl<'a> Checker<'a> {
     pub(super) fn pools(&mut self) {
         let config = self.config;
-        let mut balanced = Balanced::new();
+        let mut balanced = Balanced::default();
         for (name, declared) in &config.pools {
             let file = declared.file;
             let spec = &declared.spec;
@@ -46,7 +46,8 @@ impl<'a> Checker<'a> {
             .load_balancing
             .as_ref()
             .is_some_and(|lb| lb.enabled.value);
-        let mut seen: HashMap<&str, &At> = HashMap::new();
+        let mut seen: foldhash::HashMap<&str, &At> =
+            foldhash::HashMap::with_capacity_and_hasher(spec.members.len(), Default::default());
         for member in &spec.members {
             self.name(file, member, "member");
             self.plain_text(file, member);
