@@ -73,6 +73,11 @@ impl<'a> Rotation<'a> {
     /// those memberships taken out and each such destination's maintenance
     /// naming the pools.
     pub(super) fn effective(&self, desired: &'a Desired) -> Cow<'a, Desired> {
+        // Nothing in maintenance (the usual case) changes no pool: no need
+        // to look up each of them.
+        if self.out.is_empty() {
+            return Cow::Borrowed(desired);
+        }
         let affected: Vec<(&String, Vec<&str>)> = desired
             .pools
             .keys()
