@@ -35,9 +35,14 @@ pub struct Diagnostics {
 /// Reads, merges and validates the config at `path` (a file or a directory),
 /// judging the secret files it references as far as their metadata tells.
 pub fn load(path: &Path) -> Result<Validated<Config>, Diagnostics> {
-    let mut config = merge(read(path)?)?;
+    let files = read(path)?;
+    tracing::trace!(files = files.len(), "read the config files");
+    let mut config = merge(files)?;
+    tracing::trace!("parsed and merged the config");
     config.unusable_secret_files = read::unusable_secret_files(&config);
-    validate(config)
+    let validated = validate(config);
+    tracing::trace!("validated the config");
+    validated
 }
 
 /// Merges and validates files already read, given as (display name, text)
