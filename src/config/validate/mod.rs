@@ -55,15 +55,50 @@ pub fn validate(mut config: Config) -> Result<Validated<Config>, Diagnostics> {
     })
 }
 
+/// App instances past which their checks run on a core of their own.
+const PARALLEL_INSTANCES: usize = 4096;
+
 fn check(config: &Config) -> Vec<Diagnostic> {
+    check_with(config, PARALLEL_INSTANCES)
+}
+
+/// [`check`], with the app instances checked on a second core from
+/// `parallel_from` of them.
+fn check_with(config: &Config, parallel_from: usize) -> Vec<Diagnostic> {
     let mut checker = Checker {
         config,
         out: config.conflicts.clone(),
     };
-    checker.top_level();
-    checker.pools();
-    checker.app_configs();
-    checker.app_instances();
+    let instances = || {
+        let mut checker = Checker {
+            config,
+            out: Vec::new(),
+        };
+        checker.app_instances();
+        checker.out
+    };
+    let before_instances = |checker: &mut Checker| {
+        checker.top_level();
+        checker.pools();
+        checker.app_configs();
+    };
+    let found = if config.app_instances.len() < parallel_from {
+        before_instances(&mut checker);
+        instances()
+    } else {
+        // The most numerous resource, whose rules read only the config:
+        // checked on a second core while the rest is, its findings put
+        // where the sequential order has them, so the diagnostics are the
+        // same.
+        std::thread::scope(|scope| {
+            let checking = scope.spawn(instances);
+            before_instances(&mut checker);
+            checking
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    };
+    checker.out.extend(found);
     checker.destinations();
     checker.out
 }
@@ -351,6 +386,28 @@ mod tests {
         if let Err(rejected) = crate::config::load_text(files) {
             panic!("expected valid, got {:#?}", rejected.items);
         }
+    }
+
+    #[test]
+    fn app_instances_checked_on_a_second_core_give_the_same_diagnostics() {
+        use super::{Diagnostic, check_with};
+        // Problems in every section, the app instances' among them, so
+        // that their place in the order shows.
+        let text = format!(
+            "{HEADER}pools:\n  p!: {{members: [d1, d1]}}\napp_configs:\n  c: {{pool: nope, type: desktop, protocol: rdp}}\napp_instances:\n  i1: {{app_config: gone, user: u}}\n  i2: {{app_config: c, user: u, group: g}}\n  i3!: {{app_config: c, user: on}}\ndestinations:\n  d: {{maintenance: {{enabled: true, allowed_groups: [NO]}}}}\n"
+        );
+        let config =
+            crate::config::merge::merge(vec![("f.yaml".to_owned(), text)]).expect("merges");
+        let described = |items: Vec<Diagnostic>| -> Vec<String> {
+            items
+                .iter()
+                .map(|d| format!("{} {}", d.code, d.message))
+                .collect()
+        };
+        let sequential = described(check_with(&config, usize::MAX));
+        let parallel = described(check_with(&config, 0));
+        assert!(sequential.len() >= 7, "{sequential:#?}");
+        assert_eq!(parallel, sequential);
     }
 
     #[test]
