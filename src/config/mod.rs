@@ -76,6 +76,16 @@ mod tests {
     const APPS: &str = "app_configs:\n  desk: {pool: live, type: desktop, protocol: rdp}\n";
 
     #[test]
+    fn a_declaration_moves_as_a_name_and_a_pointer() {
+        // Sorting and gathering 1M declarations moves each several times;
+        // the spec stays in its box.
+        assert_eq!(
+            std::mem::size_of::<Declared<spec::AppInstanceSpec>>(),
+            std::mem::size_of::<(usize, spec::Sp<String>, usize)>()
+        );
+    }
+
+    #[test]
     fn a_config_larger_than_the_parser_default_budget_loads() {
         // 300,000 member entries: more nodes than serde-saphyr's default
         // budget of 250,000, which rejected a 10k-pool config as
