@@ -132,6 +132,25 @@ pub struct Destination {
     pub revision: u64,
 }
 
+impl Destination {
+    /// A destination as registered: out of maintenance, without sessions,
+    /// labels, drain or leftover service, and without a service installed.
+    pub fn registered(name: &str, online: bool, ready: bool, revision: u64) -> Destination {
+        Destination {
+            name: name.to_owned(),
+            online,
+            process_execution_ready: ready,
+            lb_service_installed: false,
+            maintenance: Rare::default(),
+            sessions: SessionCounts::default(),
+            labels: Labels::new(),
+            draining: None,
+            lb_service_leftover: None,
+            revision,
+        }
+    }
+}
+
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
     *value == T::default()
 }
@@ -430,18 +449,7 @@ mod tests {
     use super::*;
 
     fn destination() -> Destination {
-        Destination {
-            name: "rds-01".into(),
-            online: true,
-            process_execution_ready: true,
-            lb_service_installed: false,
-            maintenance: Rare::default(),
-            sessions: SessionCounts::default(),
-            labels: Labels::new(),
-            draining: None,
-            lb_service_leftover: None,
-            revision: 3,
-        }
+        Destination::registered("rds-01", true, true, 3)
     }
 
     #[test]

@@ -4,8 +4,7 @@
 //! and ending them.
 
 use super::{Engine, Result, bad_request, check_name, count_mut, not_found, unreachable_host};
-use crate::contract::rare::Rare;
-use crate::contract::wire::{Destination, Labels, Session, SessionCounts, SessionState};
+use crate::contract::wire::{Destination, Session, SessionState};
 
 impl Engine {
     /// Registers a destination, or updates the observed flags of an existing
@@ -31,18 +30,7 @@ impl Engine {
         let d = self
             .destinations
             .entry(name.to_owned())
-            .or_insert_with(|| Destination {
-                name: name.to_owned(),
-                online,
-                process_execution_ready,
-                lb_service_installed: false,
-                maintenance: Rare::default(),
-                sessions: SessionCounts::default(),
-                labels: Labels::new(),
-                draining: None,
-                lb_service_leftover: None,
-                revision: rev,
-            });
+            .or_insert_with(|| Destination::registered(name, online, process_execution_ready, rev));
         d.online = online;
         d.process_execution_ready = process_execution_ready;
         d.revision = rev;
@@ -134,6 +122,7 @@ impl Engine {
 mod tests {
     use super::*;
     use crate::contract::problem::codes;
+    use crate::contract::wire::SessionCounts;
     use crate::refbroker::engine::fixtures::engine;
 
     #[test]
