@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use poolform::contract::labels::STACK_LABEL;
-use poolform::contract::wire::{Destination, Event, Labels, Page, Pool, Snapshot};
+use poolform::contract::wire::{Destination, Event, Page, Pool, Snapshot};
 use poolform::refbroker::server::Stats;
 use serve::{BIN, Server, TOKEN};
 
@@ -30,18 +30,7 @@ const RUNS: usize = 5;
 const SIZES_ENV: &str = "POOLFORM_BENCH_APPLY_SIZES";
 
 fn destination(name: String) -> Destination {
-    Destination {
-        name,
-        online: true,
-        process_execution_ready: true,
-        lb_service_installed: false,
-        maintenance: Default::default(),
-        sessions: Default::default(),
-        labels: Labels::new(),
-        draining: None,
-        lb_service_leftover: None,
-        revision: 1,
-    }
+    Destination::registered(&name, true, true, 1)
 }
 
 /// `pools` owned pools with one member each in the seed; the config gives

@@ -42,18 +42,7 @@ const MEMBERS_PER_POOL: usize = 10;
 const SPARE: usize = 2000;
 
 fn destination(name: String) -> Destination {
-    Destination {
-        name,
-        online: true,
-        process_execution_ready: true,
-        lb_service_installed: false,
-        maintenance: Default::default(),
-        sessions: Default::default(),
-        labels: Default::default(),
-        draining: None,
-        lb_service_leftover: None,
-        revision: 1,
-    }
+    Destination::registered(&name, true, true, 1)
 }
 
 /// `pools` pools of ten members each over `pools` destinations, plus spares.

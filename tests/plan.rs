@@ -16,7 +16,7 @@ use assert_cmd::Command;
 use poolform::contract::labels::STACK_LABEL;
 use poolform::contract::wire::{
     AppConfig, AppInstance, AppType, Credentials, Destination, Labels, LoadBalancing, Pool,
-    Protocol, SessionCounts, Snapshot,
+    Protocol, Snapshot,
 };
 use poolform::refbroker::server::Stats;
 use serde_json::Value;
@@ -645,18 +645,8 @@ fn large(dir: &Path, pools: usize, configs: usize, instances: usize) -> (PathBuf
     let mut seed = Snapshot::default();
     for p in 0..pools {
         let _ = writeln!(yaml, "  p{p:05}: {{ members: [d{p:05}] }}");
-        seed.destinations.push(Destination {
-            name: format!("d{p:05}"),
-            online: true,
-            process_execution_ready: true,
-            lb_service_installed: false,
-            maintenance: Default::default(),
-            sessions: SessionCounts::default(),
-            labels: Labels::new(),
-            draining: None,
-            lb_service_leftover: None,
-            revision: 1,
-        });
+        seed.destinations
+            .push(Destination::registered(&format!("d{p:05}"), true, true, 1));
         seed.pools.push(Pool {
             name: format!("p{p:05}"),
             load_balancing: LoadBalancing::default(),

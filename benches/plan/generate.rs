@@ -118,19 +118,12 @@ fn owned() -> Labels {
 
 fn destination(name: String, installed: bool, active: u32) -> Destination {
     Destination {
-        name,
-        online: true,
-        process_execution_ready: true,
         lb_service_installed: installed,
-        maintenance: Default::default(),
         sessions: SessionCounts {
             active,
             disconnected: 0,
         },
-        labels: Labels::new(),
-        draining: None,
-        lb_service_leftover: None,
-        revision: 1,
+        ..Destination::registered(&name, true, true, 1)
     }
 }
 

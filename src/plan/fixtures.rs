@@ -108,19 +108,12 @@ pub fn live_lb() -> LoadBalancing {
 /// A destination the example does not have.
 pub fn dest(name: &str, online: bool, active: u32) -> Destination {
     Destination {
-        name: name.to_owned(),
-        online,
-        process_execution_ready: true,
         lb_service_installed: true,
-        maintenance: Default::default(),
         sessions: SessionCounts {
             active: if online { active } else { 0 },
             disconnected: 0,
         },
-        labels: Labels::new(),
-        draining: None,
-        lb_service_leftover: None,
-        revision: 1,
+        ..Destination::registered(name, online, true, 1)
     }
 }
 

@@ -37,7 +37,7 @@ impl Engine {
     pub fn delete_maintenance(&mut self, destination: &str, expect: Expect) -> Result<Destination> {
         let d = self.destination_or_404(destination)?;
         check_expect("destination", destination, Some(d.revision), expect)?;
-        if d.maintenance == Maintenance::default() {
+        if d.maintenance.is_default() {
             return Ok(d.clone());
         }
         Ok(self.change_destination(
