@@ -53,12 +53,20 @@ pub(super) fn parse(text: &str) -> Option<ConfigFile> {
 /// are ASCII): no control character but the line feed (so no tab and no
 /// carriage return), no byte order mark, no line or paragraph separator.
 fn plain_characters(text: &str) -> Option<bool> {
+    // Judged a block at a time, without a branch per byte, so that the
+    // compiler can vectorise the loop: a byte at a time was a tenth of the
+    // whole parse of a 10 MB config.
     let mut ascii = true;
-    for &b in text.as_bytes() {
-        if (b < 0x20 && b != b'\n') || b == 0x7f {
+    for block in text.as_bytes().chunks(64) {
+        let (mut control, mut high) = (false, false);
+        for &b in block {
+            control |= (b < 0x20 && b != b'\n') | (b == 0x7f);
+            high |= b >= 0x80;
+        }
+        if control {
             return None;
         }
-        ascii &= b < 0x80;
+        ascii &= !high;
     }
     let unusual = |c: char| {
         matches!(
@@ -97,7 +105,18 @@ impl Node<'_> {
 
 /// The characters a plain scalar may not start with (beyond the ones that
 /// start a quoted scalar or a flow collection, handled before).
-const INDICATORS: &[u8] = b"-?:,[]{}#&*!|>%@`";
+const INDICATORS: [bool; 256] = byte_set(b"-?:,[]{}#&*!|>%@`");
+
+/// The set of `bytes`, as a table to look a byte up in at once.
+const fn byte_set(bytes: &[u8]) -> [bool; 256] {
+    let mut set = [false; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        set[bytes[i] as usize] = true;
+        i += 1;
+    }
+    set
+}
 
 /// A line-oriented reader of the subset. Positions are byte offsets; the
 /// current line is the one that starts at `line_start`.
@@ -116,9 +135,13 @@ struct Reader<'t> {
 fn line_end(bytes: &[u8], from: usize) -> usize {
     bytes
         .get(from..)
-        .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+        .and_then(|rest| memchr::memchr(b'\n', rest))
         .map_or(bytes.len(), |i| from + i)
 }
+
+/// The bytes that may end a plain scalar in flow context, or decline it
+/// (see `Reader::plain`); in block context only `:` and `#` may.
+const FLOW_STOPS: [bool; 256] = byte_set(b":#,[]{}");
 
 impl<'t> Reader<'t> {
     fn byte(&self, at: usize) -> Option<u8> {
@@ -154,7 +177,10 @@ impl<'t> Reader<'t> {
         self.line += 1;
     }
 
-    /// The place of `len` bytes at `offset` on the current line.
+    /// The place of `len` bytes at `offset` on the current line. Inlined:
+    /// called for every scalar, and its `Option<At>` came back through
+    /// memory, which stalled the read after it.
+    #[inline(always)]
     fn at(&self, offset: usize, len: usize) -> Option<At> {
         let column = if self.ascii {
             offset - self.line_start
@@ -218,7 +244,7 @@ impl<'t> Reader<'t> {
             if self.byte(after) != Some(b':') {
                 return None;
             }
-            if !keys.insert(&key) {
+            if !keys.insert(&entries, &key) {
                 return None;
             }
             let value = self.mapping_value(indent, after + 1, depth)?;
@@ -331,7 +357,7 @@ impl<'t> Reader<'t> {
                     if self.byte(after) != Some(b':') || self.byte(after + 1) != Some(b' ') {
                         return None;
                     }
-                    if !keys.insert(&key) {
+                    if !keys.insert(&entries, &key) {
                         return None;
                     }
                     let value_start = self.skip_spaces(after + 1);
@@ -381,7 +407,7 @@ impl<'t> Reader<'t> {
         match self.byte(start)? {
             b'\'' => self.single_quoted(start),
             b'"' => self.double_quoted(start),
-            b if INDICATORS.contains(&b) => None,
+            b if INDICATORS[usize::from(b)] => None,
             _ => self.plain(start, context),
         }
     }
@@ -450,7 +476,20 @@ impl<'t> Reader<'t> {
         let end = self.line_end;
         let mut stop = end;
         let mut i = start;
-        while i < end {
+        loop {
+            // Skips to the next byte that could stop the scalar: most
+            // bytes of a config are in plain scalars, and judging each in
+            // full was a fifth of the parse.
+            let rest = &self.bytes[i..end];
+            let next_stop = if context.in_flow() {
+                rest.iter().position(|&b| FLOW_STOPS[usize::from(b)])
+            } else {
+                memchr::memchr2(b':', b'#', rest)
+            };
+            let Some(skipped) = next_stop else {
+                break;
+            };
+            i += skipped;
             let b = self.bytes[i];
             let next = self.byte(i + 1);
             let colon_ends = b == b':'
@@ -521,36 +560,39 @@ impl Context {
     }
 }
 
-/// The keys of one mapping so far, to refuse a duplicate. A large mapping
-/// (the app instances of a stack, 100k keys) hashes its keys with foldhash,
-/// not SipHash, which took a fifteenth of the parse; foldhash is seeded at
+/// The keys of one mapping so far, to refuse a duplicate. A small mapping
+/// compares a new key with the entries before it, which costs no
+/// allocation (most mappings of a config have a few keys). A large one (the
+/// app instances of a stack, 100k keys) hashes its keys with foldhash, not
+/// SipHash, which took a fifteenth of the parse; foldhash is seeded at
 /// random per process, so a file cannot be written to make its keys
 /// collide (unlike Fx, whose hashes anyone can compute).
 #[derive(Default)]
 struct Keys<'t> {
-    few: Vec<Cow<'t, str>>,
     many: foldhash::HashSet<Cow<'t, str>>,
 }
 
 impl<'t> Keys<'t> {
-    /// Adds the key `node`; false when the mapping has it already (or the
-    /// key is no scalar).
-    fn insert(&mut self, node: &Node<'t>) -> bool {
+    /// Adds the key `node` to a mapping with the entries `before`; false
+    /// when the mapping has it already (or the key is no scalar).
+    fn insert(&mut self, before: &[(Node<'t>, Node<'t>)], node: &Node<'t>) -> bool {
         let Node::Scalar { text, .. } = node else {
             return false;
         };
-        let key = text.clone();
-        if self.many.is_empty() && self.few.len() < SMALL_MAPPING {
-            if self.few.contains(&key) {
-                return false;
-            }
-            self.few.push(key);
-            return true;
+        if before.len() < SMALL_MAPPING {
+            return !before.iter().any(
+                |(key, _)| matches!(key, Node::Scalar { text: earlier, .. } if earlier == text),
+            );
         }
         if self.many.is_empty() {
-            self.many.extend(self.few.drain(..));
+            self.many.reserve(before.len() * 2);
+            for (key, _) in before {
+                if let Node::Scalar { text, .. } = key {
+                    self.many.insert(text.clone());
+                }
+            }
         }
-        self.many.insert(key)
+        self.many.insert(text.clone())
     }
 }
 
@@ -890,6 +932,11 @@ mod tests {
             "app_configs:\n  c: {pool: p, type: desktop, protocol: rdp, admin_session: false}\n",
             "app_instances:\n  i: {app_config: c, user: u1@corp.example, destination: 2nd-floor}\n",
             "pools:\n\n  p:\n\n    members:\n\n      - a\n",
+            // Bytes that stop a plain scalar only in some places: a colon
+            // without a space, a hash without one before it.
+            "stack: a:b#c\npools:\n  p:b:\n    members: [x:y, a#b, c]\n",
+            "stack: s#x # the comment\npools:\n  p:\n    members:\n      - a:b # c:d\n",
+            "pools:\n  p:\n    labels: {k:v: w, a: b#c}\n",
         ];
         for text in taken {
             assert_eq!(agrees(text), Ok(true), "{text:?}");
@@ -919,6 +966,9 @@ mod tests {
             "nope: 1\n",
             "  stack: s\n",
             "pools: [a, b, ]\n",
+            "pools:\n  p:\n    members: [a[b]\n",
+            "pools:\n  p:\n    members: [a, b}\n",
+            "pools:\n  p:\n    labels: {a: b: c}\n",
         ];
         for text in declined {
             assert_eq!(agrees(text), Ok(false), "{text:?}");
