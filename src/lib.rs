@@ -94,7 +94,9 @@
 //!   violation, fact and warning that every rendering shares; `render::markdown`
 //!   orders a plan comment by risk; `render::annotations` writes GitHub
 //!   workflow commands and GitLab code quality reports; `render::events` is
-//!   the JSON line per apply event.
+//!   the JSON line per apply event; `render::json` writes a plan's document
+//!   while its checksum is still being computed on the other core (the
+//!   checksum is the document's last field, and only that line waits).
 //!
 //! The top:
 //!

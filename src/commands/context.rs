@@ -21,6 +21,7 @@ use crate::desired::Desired;
 use crate::diagnostic::{Diagnostic, Severity, SourceMap};
 use crate::plan::{Plan, SavedPlanError, Violation};
 use crate::render::diagnostics::{self, TextStyle};
+use crate::render::json;
 use crate::render::markdown::{COMMENT_LIMIT, markdown};
 use crate::render::plan::{Style, text};
 use crate::render::words;
@@ -146,24 +147,37 @@ impl Context {
     /// Renders a plan in the chosen format: on stdout, except for `gitlab`,
     /// whose stdout is the code quality report, so the text goes to stderr.
     pub fn render(&self, plan: &Plan, format: PlanFormat) -> Result<(), Error> {
+        self.render_sealing(plan, format, || plan.checksum.clone())
+            .map(drop)
+    }
+
+    /// [`Context::render`] of a plan that may still be being sealed: `seal`
+    /// returns its checksum (waiting for it), and is asked once the rest
+    /// is written. Only the JSON document shows the checksum, at its end.
+    /// Returns the checksum.
+    pub fn render_sealing(
+        &self,
+        plan: &Plan,
+        format: PlanFormat,
+        seal: impl FnOnce() -> String,
+    ) -> Result<String, Error> {
         if format == PlanFormat::Gitlab {
-            return text(plan, Style { color: false }, &mut output::stderr())
-                .during(IoAction::WriteStderr);
+            text(plan, Style { color: false }, &mut output::stderr())
+                .during(IoAction::WriteStderr)?;
+            return Ok(seal());
         }
         // Standard output is line-buffered: a plan of 100k steps is a
         // million lines, each a write of its own.
         let out = &mut io::BufWriter::with_capacity(BUFFER, output::stdout());
         match format {
             PlanFormat::Text | PlanFormat::Github | PlanFormat::Gitlab => {
-                text(plan, self.stdout, out)
+                text(plan, self.stdout, out).map(|()| seal())
             }
-            PlanFormat::Markdown => markdown(plan, COMMENT_LIMIT, out),
-            // `io::Error::from` keeps the kind of a failed write.
-            PlanFormat::Json => serde_json::to_writer_pretty(&mut *out, plan)
-                .map_err(io::Error::from)
-                .and_then(|()| writeln!(out)),
+            PlanFormat::Markdown => markdown(plan, COMMENT_LIMIT, out).map(|()| seal()),
+            PlanFormat::Json => json::write_plan(out, plan, seal)
+                .and_then(|checksum| writeln!(out).map(|()| checksum)),
         }
-        .and_then(|()| out.flush())
+        .and_then(|checksum| out.flush().map(|()| checksum))
         .during(IoAction::WriteStdout)
     }
 }

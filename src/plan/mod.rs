@@ -334,6 +334,22 @@ pub fn compute_at(
     targets: &Targets,
     url: String,
 ) -> Result<Plan, CycleError> {
+    let mut plan = compute_unsealed(desired, live, targets, url)?;
+    plan.seal();
+    tracing::trace!("sealed the plan");
+    Ok(plan)
+}
+
+/// [`compute_at`] without the seal: the checksum is left empty, for a
+/// caller that computes it ([`checksum`]) on another thread while it
+/// reports and renders the plan. Nothing may save or apply the plan before
+/// the checksum is set.
+pub fn compute_unsealed(
+    desired: &Desired,
+    live: &LiveState,
+    targets: &Targets,
+    url: String,
+) -> Result<Plan, CycleError> {
     // Phase marks at trace level: `POOLFORM_LOG=poolform=trace` shows, by
     // their timestamps, where the time of a slow plan goes.
     let index = diff::LiveIndex::new(live);
@@ -351,7 +367,7 @@ pub fn compute_at(
     let mut recorded_targets = targets.0.clone();
     recorded_targets.sort();
     recorded_targets.dedup();
-    let mut plan = Plan {
+    Ok(Plan {
         format_version: FORMAT_VERSION,
         stack: desired.stack.clone(),
         broker: BrokerIdentity {
@@ -367,10 +383,7 @@ pub fn compute_at(
         revisions: delta.revisions,
         rehearsal: None,
         checksum: String::new(),
-    };
-    plan.seal();
-    tracing::trace!("sealed the plan");
-    Ok(plan)
+    })
 }
 
 /// SHA-256 (hex) over the plan's JSON with the checksum field empty.

@@ -5,6 +5,7 @@
 pub mod annotations;
 pub mod diagnostics;
 pub mod events;
+pub mod json;
 pub mod markdown;
 pub mod plan;
 pub mod rehearsal;

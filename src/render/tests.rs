@@ -313,3 +313,29 @@ fn a_rehearsal_is_a_verdict_at_the_top_and_its_details_collapsed() {
     assert!(verdict < md.find("| to add").unwrap(), "the verdict leads");
     assert!(md.contains("<details><summary>Rehearsal, step by step</summary>"));
 }
+
+#[test]
+fn an_unsealed_plan_is_written_as_the_sealed_one_is() {
+    let sealed = rehearsed_out_online().force();
+    assert!(!sealed.checksum.is_empty() && sealed.forced && sealed.rehearsal.is_some());
+    assert!(!sealed.steps.is_empty() && !sealed.changes.is_empty());
+    let expected = String::from_utf8(serde_json::to_vec_pretty(&sealed).unwrap()).unwrap();
+    let mut unsealed = sealed.clone();
+    unsealed.checksum.clear();
+
+    let mut out = Vec::new();
+    let checksum =
+        super::json::write_plan(&mut out, &unsealed, || crate::plan::checksum(&unsealed)).unwrap();
+    assert_eq!(checksum, sealed.checksum);
+    assert_eq!(String::from_utf8(out).unwrap(), expected);
+
+    let mut again = Vec::new();
+    let given = super::json::write_plan(&mut again, &sealed, || {
+        unreachable!("a sealed plan is not sealed again")
+    })
+    .unwrap();
+    assert_eq!(
+        (given, String::from_utf8(again).unwrap()),
+        (sealed.checksum.clone(), expected)
+    );
+}
