@@ -95,6 +95,7 @@
 //!   orders a plan comment by risk; `render::annotations` writes GitHub
 //!   workflow commands and GitLab code quality reports; `render::events` is
 //!   the JSON line per apply event; `render::json` writes a plan's document
+//!   (with serde_json's pretty layout, byte for byte, in fewer writes)
 //!   while its checksum is still being computed on the other core (the
 //!   checksum is the document's last field, and only that line waits).
 //!

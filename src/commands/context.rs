@@ -383,7 +383,7 @@ pub fn refuse_failed_rehearsal(plan: &Plan) -> Result<(), Error> {
 /// Writes a plan file by atomic replace, so a crash never leaves half a plan.
 pub fn save_plan(plan: &Plan, path: &Path) -> Result<(), Error> {
     let write = || {
-        let mut bytes = serde_json::to_vec_pretty(plan).map_err(io::Error::from)?;
+        let mut bytes = json::to_vec_pretty(plan)?;
         bytes.push(b'\n');
         crate::atomic_file::write(path, &bytes)
     };
