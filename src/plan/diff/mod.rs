@@ -712,6 +712,13 @@ fn find_lb_cleanups(
         }
         let members = pool.members.iter().map(String::as_str);
         match planned.get(pool.name.as_str()) {
+            // An updated pool's members after the plan are its live members
+            // plus its adds minus its removes (`pools::member_changes`), so
+            // the live members it will not have are its removes: no lookup
+            // per member.
+            Some(p) if p.load_balanced_after && matches!(p.change, PoolChange::Update(_)) => {
+                candidates.extend(p.removes.iter().map(String::as_str));
+            }
             Some(p) if p.load_balanced_after => {
                 candidates.extend(members.filter(|m| !p.members_after.contains(*m)));
             }
@@ -725,6 +732,10 @@ fn find_lb_cleanups(
             planned.get(name.as_str()),
             index.pools.get(name.as_str()).copied(),
         ) {
+            // With every change targeted, a planned pool keeps or adds
+            // every declared member (`pools::member_changes`; a created one
+            // has them all): none is left out.
+            (Some(p), _) if p.load_balanced_after && targets.all() => {}
             (Some(p), _) if p.load_balanced_after => {
                 candidates.extend(members.filter(|m| !p.members_after.contains(*m)));
             }
