@@ -4,7 +4,11 @@
 //! dependency order), then one topological pass fixes the execution order.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::BinaryHeap;
+
+// Steps are looked up by names a config declares, tens of thousands of
+// times in a large plan: foldhash, seeded at random, rather than SipHash.
+use foldhash::{HashMap, HashSet};
 
 use rustc_hash::FxHashMap;
 
@@ -336,7 +340,7 @@ impl<'a> Expansion<'a> {
     fn leave_one_load_balanced_pool_before_joining_another(&mut self) -> HashSet<usize> {
         // Removals from load-balanced pools by destination, so that each
         // add finds its own without a pass over every changed pool.
-        let mut removals: HashMap<&str, Vec<(&str, usize)>> = HashMap::new();
+        let mut removals: HashMap<&str, Vec<(&str, usize)>> = HashMap::default();
         for other in self.delta.pools.iter().filter(|o| o.removal_load_balanced) {
             for destination in &other.removes {
                 let removal = self.planned.remove_member[&key(&other.name, destination)];
@@ -346,7 +350,7 @@ impl<'a> Expansion<'a> {
                     .push((&other.name, removal));
             }
         }
-        let mut moving_adds = HashSet::new();
+        let mut moving_adds = HashSet::default();
         for pool in self.delta.pools.iter().filter(|p| p.load_balanced_after) {
             for destination in &pool.adds {
                 let add = self.planned.add_member[&key(&pool.name, destination)];

@@ -83,6 +83,7 @@ pub(super) struct PoolDelta {
     pub name: String,
     pub change: PoolChange,
     pub adds: Vec<String>,
+    /// Sorted, without duplicates (see [`PoolDelta::removes_member`]).
     pub removes: Vec<String>,
     /// How to drain members leaving the pool (the default for deleted pools).
     pub drain: Drain,
@@ -95,6 +96,16 @@ pub(super) struct PoolDelta {
     pub min_members: Option<u32>,
     /// Members once the plan is applied.
     pub members_after: BTreeSet<String>,
+}
+
+impl PoolDelta {
+    /// Whether the plan removes `member` from the pool: a binary search, as
+    /// every pool diff lists its removes in order.
+    pub fn removes_member(&self, member: &str) -> bool {
+        self.removes
+            .binary_search_by(|removed| removed.as_str().cmp(member))
+            .is_ok()
+    }
 }
 
 /// Whether an app config or app instance is written (created or updated)

@@ -283,6 +283,11 @@ fn delete_pool(pool: &Pool, delta: &mut Delta) {
 }
 
 fn record_pool(change: Change, revision: Option<u64>, pool: PoolDelta, delta: &mut Delta) {
+    debug_assert!(
+        pool.removes.windows(2).all(|pair| pair[0] < pair[1]),
+        "a pool's removes are sorted and distinct: {:?}",
+        pool.removes
+    );
     delta.revisions.push(Revision {
         address: change.address.clone(),
         revision,
