@@ -94,18 +94,28 @@ pub(super) struct PoolDelta {
     /// Whether the pool load-balances once the plan is applied.
     pub load_balanced_after: bool,
     pub min_members: Option<u32>,
-    /// Members once the plan is applied.
-    pub members_after: BTreeSet<String>,
+    /// Members once the plan is applied, sorted (a vector: built for every
+    /// changed pool, and looked up only now and then).
+    pub members_after: Vec<String>,
 }
 
 impl PoolDelta {
     /// Whether the plan removes `member` from the pool: a binary search, as
     /// every pool diff lists its removes in order.
     pub fn removes_member(&self, member: &str) -> bool {
-        self.removes
-            .binary_search_by(|removed| removed.as_str().cmp(member))
-            .is_ok()
+        sorted_contains(&self.removes, member)
     }
+
+    /// Whether `member` is in the pool once the plan is applied.
+    pub fn keeps(&self, member: &str) -> bool {
+        sorted_contains(&self.members_after, member)
+    }
+}
+
+fn sorted_contains(sorted: &[String], name: &str) -> bool {
+    sorted
+        .binary_search_by(|entry| entry.as_str().cmp(name))
+        .is_ok()
 }
 
 /// Whether an app config or app instance is written (created or updated)
@@ -731,7 +741,7 @@ fn find_lb_cleanups(
                 candidates.extend(p.removes.iter().map(String::as_str));
             }
             Some(p) if p.load_balanced_after => {
-                candidates.extend(members.filter(|m| !p.members_after.contains(*m)));
+                candidates.extend(members.filter(|m| !p.keeps(m)));
             }
             None if pool.load_balancing.enabled => {}
             _ => candidates.extend(members),
@@ -748,7 +758,7 @@ fn find_lb_cleanups(
             // has them all): none is left out.
             (Some(p), _) if p.load_balanced_after && targets.all() => {}
             (Some(p), _) if p.load_balanced_after => {
-                candidates.extend(members.filter(|m| !p.members_after.contains(*m)));
+                candidates.extend(members.filter(|m| !p.keeps(m)));
             }
             (None, Some(live)) if live.load_balancing.enabled => {
                 // Unplanned, so the live pool stays as it is: usually with

@@ -90,9 +90,9 @@ fn create_pool(address: Address, want: &DesiredPool, stack: &str, delta: &mut De
     }
     diff_labels(&mut fields, &Labels::new(), &settings.labels);
     let adds: Vec<String> = want.members.iter().cloned().collect();
-    let members_after: BTreeSet<String> = want.members.clone();
+    let members_after = adds.clone();
     if !adds.is_empty() {
-        fields.push(field(Field::Members, None, Some(json!(members_after))));
+        fields.push(field(Field::Members, None, Some(names_value(&adds))));
     }
     let pool = PoolDelta {
         name: address.name.clone(),
@@ -145,12 +145,12 @@ fn update_pool(
     if put.is_none() && adds.is_empty() && removes.is_empty() {
         return;
     }
-    let members_after: BTreeSet<String> = kept.into_iter().map(str::to_owned).collect();
+    let members_after: Vec<String> = kept.into_iter().map(str::to_owned).collect();
     if !adds.is_empty() || !removes.is_empty() {
         fields.push(field(
             Field::Members,
-            Some(json!(live_members)),
-            Some(json!(members_after)),
+            Some(names_value(&live_members)),
+            Some(names_value(&members_after)),
         ));
     }
     let lb = have.load_balancing;
@@ -276,10 +276,21 @@ fn delete_pool(pool: &Pool, delta: &mut Delta) {
             removal_sticky: is_sticky(lb),
             load_balanced_after: false,
             min_members: None,
-            members_after: BTreeSet::new(),
+            members_after: Vec::new(),
         },
         delta,
     );
+}
+
+/// A list of names as a JSON array, built directly: `json!` goes through
+/// serde's serializer for each of them, for every changed pool.
+fn names_value<S: AsRef<str>>(names: &[S]) -> Value {
+    Value::Array(
+        names
+            .iter()
+            .map(|name| Value::String(name.as_ref().to_owned()))
+            .collect(),
+    )
 }
 
 fn record_pool(change: Change, revision: Option<u64>, pool: PoolDelta, delta: &mut Delta) {
