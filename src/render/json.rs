@@ -156,15 +156,31 @@ struct Withheld<'w, W: Write> {
 /// Bytes gathered before they are passed on.
 const BLOCK: usize = 64 * 1024;
 
+impl<W: Write> Withheld<'_, W> {
+    /// Passes on all but the held-back end, once a block has gathered.
+    #[cold]
+    fn pass_on(&mut self) -> io::Result<()> {
+        let through = self.tail.len() - UNSEALED_END.len();
+        self.inner.write_all(&self.tail[..through])?;
+        self.tail.drain(..through);
+        Ok(())
+    }
+}
+
 impl<W: Write> Write for Withheld<'_, W> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.write_all(bytes).map(|()| bytes.len())
+    }
+
+    // The printer writes a few bytes at a time, through `write_all`: its
+    // default (a loop around `write`) was not inlined, a call per write.
+    #[inline]
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.tail.extend_from_slice(bytes);
         if self.tail.len() >= BLOCK {
-            let through = self.tail.len() - UNSEALED_END.len();
-            self.inner.write_all(&self.tail[..through])?;
-            self.tail.drain(..through);
+            self.pass_on()?;
         }
-        Ok(bytes.len())
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
