@@ -91,6 +91,15 @@ impl Pretty {
         (0..self.indent).try_for_each(|_| out.write_all(b"  "))
     }
 
+    /// Opens an array or an object (`open`), one level deeper.
+    fn begin<W: ?Sized + Write>(&mut self, out: &mut W, open: &[u8]) -> io::Result<()> {
+        self.indent += 1;
+        self.has_value = false;
+        out.write_all(open)
+    }
+
+    /// Closes an array or an object (`close`), on a line of its own unless
+    /// it is empty.
     fn end<W: ?Sized + Write>(&mut self, out: &mut W, close: &[u8]) -> io::Result<()> {
         self.indent -= 1;
         if self.has_value {
@@ -102,9 +111,7 @@ impl Pretty {
 
 impl serde_json::ser::Formatter for Pretty {
     fn begin_array<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
-        self.indent += 1;
-        self.has_value = false;
-        out.write_all(b"[")
+        self.begin(out, b"[")
     }
 
     fn end_array<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
@@ -121,9 +128,7 @@ impl serde_json::ser::Formatter for Pretty {
     }
 
     fn begin_object<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
-        self.indent += 1;
-        self.has_value = false;
-        out.write_all(b"{")
+        self.begin(out, b"{")
     }
 
     fn end_object<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
