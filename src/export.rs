@@ -596,7 +596,9 @@ mod tests {
             .collect();
         let config = config::load_text(sources)
             .unwrap_or_else(|d| panic!("{:#?}\n{}", d.items, files.document()));
-        lower(&config, &|_| Ok("pw".to_owned().into())).expect("secrets resolve")
+        lower(config, &|_| Ok("pw".to_owned().into()))
+            .expect("secrets resolve")
+            .desired
     }
 
     #[test]

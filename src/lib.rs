@@ -63,7 +63,10 @@
 //!
 //! - [`config`] — YAML to desired state: `read` (the only IO) → `merge` →
 //!   `validate` (every problem at once; the only maker of `Validated<T>`) →
-//!   `lower`. `config::spec` holds the file's serde types, from which the
+//!   `lower`, which consumes the config: it moves the app instances' values
+//!   into the desired state and keeps the rest as `config::Located`
+//!   (invariant: every span a diagnostic about a plan points at survives
+//!   lowering). `config::spec` holds the file's serde types, from which the
 //!   config JSON Schema is derived; `config::fast` reads the plain YAML
 //!   configs are written in and declines everything else to serde-saphyr,
 //!   which keeps every diagnostic and protection; when the typed parse of a file fails,

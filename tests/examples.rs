@@ -44,7 +44,9 @@ fn fake_secret(reference: &SecretSource) -> Result<SecretString, String> {
 
 fn desired(path: &str) -> Desired {
     let config = config::load(Path::new(path)).unwrap_or_else(|e| panic!("{path}: {:#?}", e.items));
-    lower(&config, &fake_secret).expect("secrets resolve")
+    lower(config, &fake_secret)
+        .expect("secrets resolve")
+        .desired
 }
 
 #[test]

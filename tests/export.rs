@@ -169,8 +169,9 @@ async fn free_text_with_yaml_special_characters_round_trips() {
 
     // The loader reads back exactly the live strings.
     let config = poolform::config::load(dir.path()).unwrap_or_else(|d| panic!("{:#?}", d.items));
-    let desired = poolform::config::lower(&config, &|_| Ok("pw".to_owned().into()))
-        .unwrap_or_else(|d| panic!("{d:#?}"));
+    let desired = poolform::config::lower(config, &|_| Ok("pw".to_owned().into()))
+        .unwrap_or_else(|d| panic!("{:#?}", d.items))
+        .desired;
     let pool = &desired.pools["odd"];
     assert_eq!(pool.username.as_deref(), Some(username));
     let mut user_labels = odd.labels.clone();

@@ -82,7 +82,7 @@ proptest! {
         ];
         match load_text(files) {
             Ok(config) => {
-                let _ = lower(&config, &no_secrets);
+                let _ = lower(config, &no_secrets);
             }
             Err(rejected) => {
                 prop_assert!(!rejected.items.is_empty());

@@ -11,7 +11,7 @@ use crate::cli::{ApplyFormat, DiagnosticFormat, PlanFormat};
 use crate::commands::context::violation_diagnostic;
 use crate::commands::error::{During, Error, IoAction};
 use crate::commands::output;
-use crate::config::Config;
+use crate::config::Located;
 use crate::contract::problem::codes;
 use crate::diagnostic::Diagnostic;
 use crate::plan::{ExpectedWarning, Op, Plan};
@@ -72,7 +72,7 @@ pub fn of_diagnostics(items: &[Diagnostic]) -> Vec<Annotation> {
 
 /// A plan's violations (warnings under `force`) and predicted warnings,
 /// located in `config` when the plan was made from one.
-pub fn of_plan(config: Option<&Config>, plan: &Plan, force: bool) -> Vec<Annotation> {
+pub fn of_plan(config: Option<&Located>, plan: &Plan, force: bool) -> Vec<Annotation> {
     // A plan made with --force carries its override.
     let force = force || plan.forced;
     let violations = plan.violations.iter().map(|v| match config {
@@ -96,7 +96,7 @@ pub fn of_plan(config: Option<&Config>, plan: &Plan, force: bool) -> Vec<Annotat
 
 /// The warnings and failures of an apply, each at the config line of the
 /// resource its step belongs to.
-pub fn of_report(config: Option<&Config>, plan: &Plan, result: &Report) -> Vec<Annotation> {
+pub fn of_report(config: Option<&Located>, plan: &Plan, result: &Report) -> Vec<Annotation> {
     result
         .steps
         .iter()
@@ -128,7 +128,7 @@ pub fn of_report(config: Option<&Config>, plan: &Plan, result: &Report) -> Vec<A
 }
 
 /// Where the config lists the member a step acts on.
-fn member_place(config: Option<&Config>, op: &Op) -> Option<(String, u32, u32)> {
+fn member_place(config: Option<&Located>, op: &Op) -> Option<(String, u32, u32)> {
     let (pool, destination) = match op {
         Op::RemoveMember { pool, destination }
         | Op::AddMember { pool, destination }

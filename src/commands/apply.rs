@@ -20,7 +20,7 @@ use crate::commands::context::{
 };
 use crate::commands::error::{During, Error, IoAction};
 use crate::commands::output;
-use crate::config::Config;
+use crate::config::Located;
 use crate::contract::Broker;
 use crate::plan::{self, Plan, Targets};
 use crate::render::words;
@@ -368,7 +368,7 @@ async fn execute(
     plan: &Plan,
     options: Options,
     output: &ApplyOutput<'_>,
-    config: Option<&Config>,
+    config: Option<&Located>,
 ) -> Result<ExitStatus, Error> {
     let progress = output.progress(plan);
     let on_event = |event: Progress| progress.event(&event);

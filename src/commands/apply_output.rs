@@ -18,7 +18,7 @@ use crate::commands::annotate::{self, Forge};
 use crate::commands::context::Context;
 use crate::commands::error::{During, Error, IoAction};
 use crate::commands::output;
-use crate::config::Config;
+use crate::config::Located;
 use crate::plan::Plan;
 use crate::render::annotations::Annotation;
 use crate::render::events::{self, Event};
@@ -56,7 +56,7 @@ impl<'a> ApplyOutput<'a> {
 
     /// Shows the plan about to run and annotates its violations and
     /// predicted warnings (located in `config` when planned from one).
-    pub fn plan(&self, plan: &Plan, config: Option<&Config>, force: bool) -> Result<(), Error> {
+    pub fn plan(&self, plan: &Plan, config: Option<&Located>, force: bool) -> Result<(), Error> {
         self.annotate(annotate::of_plan(config, plan, force))?;
         let as_format = match self.format {
             ApplyFormat::Text | ApplyFormat::Github => PlanFormat::Text,
@@ -117,7 +117,7 @@ impl<'a> ApplyOutput<'a> {
         &self,
         plan: &Plan,
         result: &Report,
-        config: Option<&Config>,
+        config: Option<&Located>,
     ) -> Result<(), Error> {
         self.annotate(annotate::of_report(config, plan, result))?;
         match self.format {

@@ -15,8 +15,7 @@ use crate::client::http::{HttpOptions, read_token};
 use crate::commands::annotate::{self, Forge};
 use crate::commands::error::{During, Error, IoAction};
 use crate::commands::output;
-use crate::config::validate::Validated;
-use crate::config::{self, Config, lower};
+use crate::config::{self, Located, Lowered, lower};
 use crate::desired::Desired;
 use crate::diagnostic::{Diagnostic, Severity, SourceMap};
 use crate::plan::{Plan, SavedPlanError, Violation};
@@ -76,13 +75,13 @@ impl Context {
             }
         };
         self.write_diagnostics(&config.warnings, &config.sources)?;
-        match lower(&config, &SecretSource::resolve) {
-            Ok(desired) => Ok(Loaded {
+        match lower(config, &SecretSource::resolve) {
+            Ok(Lowered { config, desired }) => Ok(Loaded {
                 path: path.to_owned(),
                 config,
                 desired,
             }),
-            Err(items) => Err(self.invalid(path, &items, &config.sources, forge)),
+            Err(rejected) => Err(self.invalid(path, &rejected.items, &rejected.sources, forge)),
         }
     }
 
@@ -135,7 +134,7 @@ impl Context {
         if plan.violations.is_empty() {
             return Ok(());
         }
-        let config: &Config = &loaded.config;
+        let config = &loaded.config;
         let items: Vec<Diagnostic> = plan
             .violations
             .iter()
@@ -215,7 +214,8 @@ pub fn refuse_partial(path: &Path, allow: bool) -> Result<(), Error> {
 pub struct Loaded {
     /// Where it was loaded from: a file or a directory.
     pub path: PathBuf,
-    pub config: Validated<Config>,
+    /// Kept to locate what the plan finds; the desired state holds its values.
+    pub config: Located,
     pub desired: Desired,
 }
 
@@ -295,7 +295,7 @@ fn seed_for(args: &BrokerArgs, config_path: Option<&Path>) -> Option<PathBuf> {
 
 /// A violation as a diagnostic underlining what the config says about it;
 /// a warning when `--force` overrides it.
-pub fn violation_diagnostic(config: &Config, violation: &Violation, force: bool) -> Diagnostic {
+pub fn violation_diagnostic(config: &Located, violation: &Violation, force: bool) -> Diagnostic {
     let mut diagnostic = Diagnostic::error(violation.code(), words::violation(violation));
     let overridden = force && violation.can_be_overridden();
     if overridden {
@@ -330,7 +330,11 @@ pub fn violation_diagnostic(config: &Config, violation: &Violation, force: bool)
 
 /// Points a `min_members` violation at the lines that put the members it
 /// counts unavailable into maintenance, too.
-fn maintenance_lines(config: &Config, violation: &Violation, diagnostic: Diagnostic) -> Diagnostic {
+fn maintenance_lines(
+    config: &Located,
+    violation: &Violation,
+    diagnostic: Diagnostic,
+) -> Diagnostic {
     let Violation::MinMembers { in_maintenance, .. } = violation else {
         return diagnostic;
     };

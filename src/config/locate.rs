@@ -134,7 +134,7 @@ fn offset_of(sources: &SourceMap, file: usize, line: u64, column: u64) -> usize 
             .sum::<usize>()
 }
 
-impl Config {
+impl<I> Config<I> {
     /// Location of a value written in file `file`.
     pub fn at(&self, file: usize, at: &At) -> SourceLocation {
         locate_at(&self.sources, file, at)

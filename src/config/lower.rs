@@ -10,7 +10,7 @@ use super::spec::{
     AppConfigSpec, AppInstanceSpec, CredentialsSpec, DestinationSpec, DrainSpec, DurationValue,
     LabelMap, LoadBalancingSpec, PoolSpec, SecretValue,
 };
-use super::{Config, Declared, Validated};
+use super::{Config, Declared, Diagnostics, Located, Moved, Validated};
 use crate::contract::wire::{Labels, LoadBalancing, Maintenance};
 use crate::desired::{
     Assignee, Desired, DesiredAppConfig, DesiredAppInstance, DesiredDestination, DesiredPool,
@@ -23,37 +23,101 @@ use crate::secret::SecretSource;
 /// Reads the value behind a secret reference.
 type Resolve<'a> = &'a dyn Fn(&SecretSource) -> Result<SecretString, String>;
 
-/// The desired state a validated config asks for.
-pub fn lower(config: &Validated<Config>, resolve: Resolve) -> Result<Desired, Vec<Diagnostic>> {
-    let config: &Config = config;
+/// A lowered config: the desired state, and the config kept to locate
+/// what a plan finds.
+#[derive(Debug, Clone)]
+pub struct Lowered {
+    pub config: Located,
+    pub desired: Desired,
+}
+
+/// The desired state a validated config asks for, and the config with the
+/// values it moved out; or every secret that cannot be read, located.
+pub fn lower(config: Validated<Config>, resolve: Resolve) -> Result<Lowered, Diagnostics> {
+    let config = config.into_inner();
     let mut diagnostics = Vec::new();
     let pools = config
         .pools
         .iter()
         .map(|(name, declared)| {
-            let pool = pool(config, name, declared, resolve, &mut diagnostics);
+            let pool = pool(&config, name, declared, resolve, &mut diagnostics);
             (name.clone(), pool)
         })
         .collect();
     if !diagnostics.is_empty() {
-        return Err(diagnostics);
+        return Err(Diagnostics {
+            sources: config.sources,
+            items: diagnostics,
+        });
     }
-    Ok(Desired {
-        stack: config
-            .stack
-            .as_ref()
-            .map(|s| s.value.value.clone())
-            .unwrap_or_default(),
-        safety: safety(config),
-        pools,
-        app_configs: lower_each(&config.app_configs, app_config),
-        app_instances: config
-            .app_instances
-            .iter()
-            .filter_map(|(name, declared)| Some((name.clone(), app_instance(&declared.spec)?)))
-            .collect(),
-        destinations: lower_each(&config.destinations, destination),
+    let stack = config
+        .stack
+        .as_ref()
+        .map(|s| s.value.value.clone())
+        .unwrap_or_default();
+    let safety = safety(&config);
+    let app_configs = lower_each(&config.app_configs, app_config);
+    let destinations = lower_each(&config.destinations, destination);
+    let (app_instances, config) = move_app_instances(config);
+    Ok(Lowered {
+        config,
+        desired: Desired {
+            stack,
+            safety,
+            pools,
+            app_configs,
+            app_instances,
+            destinations,
+        },
     })
+}
+
+/// The app instances, their values moved rather than copied out of the
+/// config (they are most of a large config), and the config that keeps
+/// only where each was declared.
+fn move_app_instances(config: Config) -> (BTreeMap<String, DesiredAppInstance>, Located) {
+    let Config {
+        sources,
+        conflicts,
+        unusable_secret_files,
+        warnings,
+        stack,
+        broker_url,
+        safety,
+        pools,
+        app_configs,
+        app_instances,
+        destinations,
+    } = config;
+    let mut lowered = Vec::with_capacity(app_instances.len());
+    let declared = app_instances
+        .into_iter()
+        .map(|(name, declared)| {
+            if let Some(instance) = app_instance(*declared.spec) {
+                lowered.push((name.clone(), instance));
+            }
+            let kept = Declared {
+                file: declared.file,
+                name: declared.name,
+                spec: Box::new(Moved),
+            };
+            (name, kept)
+        })
+        .collect();
+    let located = Config {
+        sources,
+        conflicts,
+        unusable_secret_files,
+        warnings,
+        stack,
+        broker_url,
+        safety,
+        pools,
+        app_configs,
+        app_instances: declared,
+        destinations,
+    };
+    (lowered.into_iter().collect(), located)
 }
 
 /// Each declared resource of one kind, lowered by `one`.
@@ -176,18 +240,18 @@ fn app_config(spec: &AppConfigSpec) -> DesiredAppConfig {
     }
 }
 
-fn app_instance(spec: &AppInstanceSpec) -> Option<DesiredAppInstance> {
+fn app_instance(spec: AppInstanceSpec) -> Option<DesiredAppInstance> {
     // Validation guarantees exactly one of user / group.
-    let assignee = match (&spec.user, &spec.group) {
-        (Some(user), None) => Assignee::User(user.value.clone()),
-        (None, Some(group)) => Assignee::Group(group.value.clone()),
+    let assignee = match (spec.user, spec.group) {
+        (Some(user), None) => Assignee::User(user.value),
+        (None, Some(group)) => Assignee::Group(group.value),
         _ => return None,
     };
     Some(DesiredAppInstance {
-        app_config: spec.app_config.value.clone(),
-        assignee,
-        destination: spec.destination.as_ref().map(|d| d.value.clone()),
         labels: labels(&spec.labels),
+        app_config: spec.app_config.value,
+        assignee,
+        destination: spec.destination.map(|d| d.value),
     })
 }
 

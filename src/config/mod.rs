@@ -16,8 +16,8 @@ mod yaml;
 
 use std::path::Path;
 
-pub use lower::lower;
-pub use merge::{Config, Declared, InFile, kind_noun, merge};
+pub use lower::{Lowered, lower};
+pub use merge::{Config, Declared, InFile, Located, Moved, kind_noun, merge};
 pub use read::{read, siblings_with_config};
 pub use spec::parse_duration;
 pub use validate::{Validated, validate};
@@ -83,6 +83,37 @@ mod tests {
             std::mem::size_of::<Declared<spec::AppInstanceSpec>>(),
             std::mem::size_of::<(usize, spec::Sp<String>, usize)>()
         );
+    }
+
+    #[test]
+    fn lowering_moves_app_instances_out_and_keeps_where_they_were_declared() {
+        let instances = "app_instances:\n  \
+            alice-desk: {app_config: desk, user: alice@corp.example, destination: rds-02}\n  \
+            ops-desk: {app_config: desk, group: ops}\n";
+        let config =
+            validate(merge(files(&[POOLS, APPS, instances])).expect("loads")).expect("valid");
+        let address = Address::new(Kind::AppInstance, "alice-desk");
+        let before = config.locate(&address).expect("declared");
+        let lowered = lower(config, &|_| unreachable!("no secrets")).expect("lowers");
+
+        let alice = &lowered.desired.app_instances["alice-desk"];
+        assert_eq!(alice.app_config, "desk");
+        assert_eq!(
+            alice.assignee,
+            crate::desired::Assignee::User("alice@corp.example".to_owned())
+        );
+        assert_eq!(alice.destination.as_deref(), Some("rds-02"));
+        let ops = &lowered.desired.app_instances["ops-desk"];
+        assert_eq!(
+            ops.assignee,
+            crate::desired::Assignee::Group("ops".to_owned())
+        );
+        assert_eq!(ops.destination, None);
+
+        let kept = &lowered.config;
+        assert_eq!(kept.app_instances.len(), 2);
+        assert_eq!(kept.locate(&address), Some(before));
+        assert!(kept.locate_member("live", "rds-02").is_some());
     }
 
     #[test]
@@ -179,12 +210,14 @@ mod tests {
         let text = "stack: s\npools:\n  m:\n    default_credentials: {password: {env: NOPE}}\n";
         let config = validate(merge(files(&[text])).expect("loads")).expect("valid");
         let missing = |_: &SecretSource| Err("the environment variable NOPE is not set".to_owned());
-        let diagnostics = lower(&config, &missing).expect_err("unresolved");
+        let diagnostics = lower(config.clone(), &missing)
+            .expect_err("unresolved")
+            .items;
         assert_eq!(diagnostics[0].code, "config::secret_unavailable");
         let location = &diagnostics[0].primary.as_ref().expect("located").location;
         assert_eq!((location.line, location.column), (4, 37));
         let found = |_: &SecretSource| Ok(SecretString::from("s3cret".to_owned()));
-        let desired = lower(&config, &found).expect("resolved");
+        let desired = lower(config, &found).expect("resolved").desired;
         let password = desired.pools["m"].password.as_ref().expect("password");
         assert_eq!(password.value.expose_secret(), "s3cret");
     }

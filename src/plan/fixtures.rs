@@ -46,8 +46,9 @@ pub fn steady() -> Desired {
         .get_or_init(|| {
             let config = crate::config::load(&example("steady"))
                 .unwrap_or_else(|e| panic!("the steady example loads: {:#?}", e.items));
-            let desired = crate::config::lower(&config, &demo_secret)
-                .unwrap_or_else(|e| panic!("the steady example lowers: {e:#?}"));
+            let desired = crate::config::lower(config, &demo_secret)
+                .unwrap_or_else(|e| panic!("the steady example lowers: {:#?}", e.items))
+                .desired;
             assert_eq!(desired.stack, STACK, "the example's stack");
             desired
         })
