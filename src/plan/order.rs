@@ -45,31 +45,36 @@ fn phase(op: &Op) -> u8 {
 #[error("the planned steps depend on each other in a cycle (involving {})", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))]
 pub struct CycleError(pub Vec<Address>);
 
-struct Draft {
-    op: Op,
-    deps: Vec<usize>,
-    cause: Address,
-    warning: Option<ExpectedWarning>,
-}
-
+/// The steps as the rules plan them: in creation order, each `id` its
+/// index and each `depends_on` indices of that order, until [`sort`] puts
+/// them in their final order. They are `Step`s from the start, so that a
+/// large plan is held in one buffer rather than drafts and steps at once.
 #[derive(Default)]
 struct Builder {
-    drafts: Vec<Draft>,
+    steps: Vec<Step>,
 }
 
 impl Builder {
     fn push(&mut self, op: Op, cause: Address, deps: Vec<usize>) -> usize {
-        self.drafts.push(Draft {
+        let id = self.steps.len();
+        self.steps.push(Step {
+            id,
             op,
-            deps,
+            depends_on: deps,
             cause,
-            warning: None,
+            preconditions: Vec::new(),
+            expected_warning: None,
+            reason: None,
         });
-        self.drafts.len() - 1
+        id
     }
 
     fn depend(&mut self, step: usize, on: impl IntoIterator<Item = usize>) {
-        self.drafts[step].deps.extend(on);
+        self.steps[step].depends_on.extend(on);
+    }
+
+    fn expect(&mut self, step: usize, warning: ExpectedWarning) {
+        self.steps[step].expected_warning = Some(warning);
     }
 }
 
@@ -141,7 +146,7 @@ pub(super) fn expand(
     rules.lb_cleanups();
     rules.delete_app_configs_after_their_instances();
     rules.delete_pools_last();
-    sort(rules.steps.drafts)
+    sort(rules.steps.steps)
 }
 
 impl<'a> Expansion<'a> {
@@ -249,9 +254,12 @@ impl<'a> Expansion<'a> {
             last.into_iter().collect(),
         );
         if pool.removal_load_balanced && !online {
-            self.steps.drafts[id].warning = Some(ExpectedWarning::LbServiceUninstallFailed {
-                destination: destination.to_owned(),
-            });
+            self.steps.expect(
+                id,
+                ExpectedWarning::LbServiceUninstallFailed {
+                    destination: destination.to_owned(),
+                },
+            );
         }
         let planned = &mut self.planned;
         planned
@@ -590,63 +598,196 @@ impl<'a> Expansion<'a> {
 }
 
 /// Kahn's algorithm; among ready steps the lowest (phase, creation order)
-/// goes first, so the order is deterministic and reads naturally.
-fn sort(drafts: Vec<Draft>) -> Result<Vec<Step>, CycleError> {
-    let n = drafts.len();
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+/// goes first, so the order is deterministic and reads naturally. The
+/// steps are renumbered and moved to their places in their own buffer.
+fn sort(mut steps: Vec<Step>) -> Result<Vec<Step>, CycleError> {
+    let n = steps.len();
+    // Who waits for each step, as one flat list cut by `first`: one
+    // allocation rather than a list per step.
+    let mut first = vec![0usize; n + 1];
     let mut waiting: Vec<usize> = vec![0; n];
-    for (id, draft) in drafts.iter().enumerate() {
-        let mut deps = draft.deps.clone();
-        deps.sort_unstable();
-        deps.dedup();
-        waiting[id] = deps.len();
-        for dep in deps {
-            dependents[dep].push(id);
+    for step in &mut steps {
+        step.depends_on.sort_unstable();
+        step.depends_on.dedup();
+        waiting[step.id] = step.depends_on.len();
+        for &dep in &step.depends_on {
+            first[dep + 1] += 1;
         }
     }
+    for id in 0..n {
+        first[id + 1] += first[id];
+    }
+    let mut dependents = vec![0usize; first[n]];
+    let mut filled = first.clone();
+    for step in &steps {
+        for &dep in &step.depends_on {
+            dependents[filled[dep]] = step.id;
+            filled[dep] += 1;
+        }
+    }
+    drop(filled);
     let mut ready: BinaryHeap<Reverse<(u8, usize)>> = (0..n)
         .filter(|&id| waiting[id] == 0)
-        .map(|id| Reverse((phase(&drafts[id].op), id)))
+        .map(|id| Reverse((phase(&steps[id].op), id)))
         .collect();
     let mut position = vec![usize::MAX; n];
-    let mut order = Vec::with_capacity(n);
+    let mut placed = 0;
     while let Some(Reverse((_, id))) = ready.pop() {
-        position[id] = order.len();
-        order.push(id);
-        for &next in &dependents[id] {
+        position[id] = placed;
+        placed += 1;
+        for &next in &dependents[first[id]..first[id + 1]] {
             waiting[next] -= 1;
             if waiting[next] == 0 {
-                ready.push(Reverse((phase(&drafts[next].op), next)));
+                ready.push(Reverse((phase(&steps[next].op), next)));
             }
         }
     }
-    if order.len() < n {
+    if placed < n {
         let mut stuck: Vec<Address> = (0..n)
             .filter(|&id| position[id] == usize::MAX)
-            .map(|id| drafts[id].cause.clone())
+            .map(|id| steps[id].cause.clone())
             .collect();
         stuck.sort();
         stuck.dedup();
         return Err(CycleError(stuck));
     }
-    let mut slots: Vec<Option<Draft>> = drafts.into_iter().map(Some).collect();
-    Ok(order
-        .into_iter()
-        .enumerate()
-        .map(|(new_id, old_id)| {
-            let draft = slots[old_id].take().expect("each step is placed once");
-            let mut depends_on: Vec<usize> = draft.deps.iter().map(|&d| position[d]).collect();
-            depends_on.sort_unstable();
-            depends_on.dedup();
-            Step {
-                id: new_id,
-                op: draft.op,
-                depends_on,
-                cause: draft.cause,
-                preconditions: Vec::new(),
-                expected_warning: draft.warning,
-                reason: None,
+    for step in &mut steps {
+        step.id = position[step.id];
+        for dep in &mut step.depends_on {
+            *dep = position[*dep];
+        }
+        // Still without duplicates: the renumbering is one to one.
+        step.depends_on.sort_unstable();
+    }
+    // Each swap puts one step at its place for good.
+    for at in 0..n {
+        while steps[at].id != at {
+            let to = steps[at].id;
+            steps.swap(at, to);
+        }
+    }
+    Ok(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remove(pool: &str, destination: &str) -> Op {
+        Op::RemoveMember {
+            pool: pool.to_owned(),
+            destination: destination.to_owned(),
+        }
+    }
+
+    fn delete_pool(pool: &str) -> Op {
+        Op::DeletePool {
+            pool: pool.to_owned(),
+        }
+    }
+
+    fn cause(pool: &str) -> Address {
+        Address::new(Kind::Pool, pool)
+    }
+
+    #[test]
+    fn sorting_renumbers_the_steps_and_their_dependencies_in_place() {
+        let mut builder = Builder::default();
+        // Created last-first: the pools' deletions before the removals
+        // they wait for, and a dependency listed twice.
+        let delete_a = builder.push(delete_pool("a"), cause("a"), Vec::new());
+        let delete_b = builder.push(delete_pool("b"), cause("b"), Vec::new());
+        let remove_b = builder.push(remove("b", "d2"), cause("b"), Vec::new());
+        let remove_a = builder.push(remove("a", "d1"), cause("a"), Vec::new());
+        builder.depend(delete_a, [remove_a, remove_a]);
+        builder.depend(delete_b, [remove_b, remove_a]);
+
+        let steps = sort(builder.steps).expect("no cycle");
+
+        let ops: Vec<&Op> = steps.iter().map(|s| &s.op).collect();
+        assert_eq!(
+            ops,
+            [
+                &remove("b", "d2"),
+                &remove("a", "d1"),
+                &delete_pool("a"),
+                &delete_pool("b"),
+            ]
+        );
+        let ids: Vec<usize> = steps.iter().map(|s| s.id).collect();
+        assert_eq!(ids, [0, 1, 2, 3]);
+        assert_eq!(steps[2].depends_on, [1]);
+        assert_eq!(steps[3].depends_on, [0, 1]);
+        assert!(steps[0].depends_on.is_empty() && steps[1].depends_on.is_empty());
+    }
+
+    #[test]
+    fn a_cycle_names_the_resources_of_the_steps_caught_in_it() {
+        let mut builder = Builder::default();
+        let free = builder.push(remove("c", "d3"), cause("c"), Vec::new());
+        let one = builder.push(remove("a", "d1"), cause("a"), Vec::new());
+        let other = builder.push(remove("b", "d2"), cause("b"), vec![one, free]);
+        builder.depend(one, [other]);
+
+        let stuck = sort(builder.steps).expect_err("a cycle");
+
+        assert_eq!(stuck, CycleError(vec![cause("a"), cause("b")]));
+    }
+
+    proptest::proptest! {
+        /// Whatever order the rules create steps in, the sorted steps are
+        /// numbered by place, each after the steps it depends on, and each
+        /// depends on exactly the steps it was planned to.
+        #[test]
+        fn sorted_steps_keep_their_dependencies(
+            planned in proptest::collection::vec(
+                (0u8..4, proptest::collection::vec(proptest::prelude::any::<proptest::sample::Index>(), 0..4)),
+                1..40,
+            )
+        ) {
+            let mut builder = Builder::default();
+            let mut wanted = Vec::new();
+            for (created, (kind, deps)) in planned.iter().enumerate() {
+                let name = format!("d{created}");
+                // Different phases, so the order differs from creation.
+                let op = match kind {
+                    0 => Op::DeletePool { pool: name.clone() },
+                    1 => remove("p", &name),
+                    2 => Op::StopLogons { destination: name.clone() },
+                    _ => Op::AddMember { pool: "p".to_owned(), destination: name.clone() },
+                };
+                // Only on steps created earlier: no cycles.
+                let deps: Vec<usize> = if created == 0 {
+                    Vec::new()
+                } else {
+                    deps.iter().map(|i| i.index(created)).collect()
+                };
+                let mut names: Vec<String> = deps.iter().map(|&d| format!("d{d}")).collect();
+                names.sort();
+                names.dedup();
+                wanted.push((name.clone(), names));
+                builder.push(op, cause(&name), deps);
             }
-        })
-        .collect())
+
+            let steps = sort(builder.steps).expect("no cycle");
+
+            proptest::prop_assert_eq!(steps.len(), wanted.len());
+            let mut got = Vec::new();
+            for (at, step) in steps.iter().enumerate() {
+                proptest::prop_assert_eq!(step.id, at);
+                proptest::prop_assert!(step.depends_on.iter().all(|&d| d < at));
+                proptest::prop_assert!(step.depends_on.windows(2).all(|w| w[0] < w[1]));
+                let mut names: Vec<String> = step
+                    .depends_on
+                    .iter()
+                    .map(|&d| steps[d].cause.name.clone())
+                    .collect();
+                names.sort();
+                got.push((step.cause.name.clone(), names));
+            }
+            got.sort();
+            wanted.sort();
+            proptest::prop_assert_eq!(got, wanted);
+        }
+    }
 }
