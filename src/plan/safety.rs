@@ -319,7 +319,6 @@ fn known_member<'a>(
     index
         .destinations
         .get(destination)
-        .copied()
         .ok_or_else(|| Violation::UnknownDestination {
             pool: Some(pool.name.clone()),
             destination: destination.to_owned(),

@@ -2,11 +2,14 @@
 //! field by field. Produces the resource changes shown to users and the
 //! structured deltas that step expansion and the safety checks work from.
 
+mod by_name;
 mod pools;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rustc_hash::{FxHashMap, FxHashSet};
+
+use by_name::ByName;
 
 use serde_json::{Value, json};
 
@@ -22,31 +25,26 @@ use crate::desired::{Assignee, DesiredAppConfig, DesiredAppInstance, Drain};
 /// Live state indexed by name, built once per plan so that every lookup is
 /// O(1) whatever the size.
 pub(super) struct LiveIndex<'a> {
-    pub destinations: FxHashMap<&'a str, &'a Destination>,
-    pub pools: FxHashMap<&'a str, &'a Pool>,
-    pub app_configs: FxHashMap<&'a str, &'a AppConfig>,
-    pub app_instances: FxHashMap<&'a str, &'a AppInstance>,
+    pub destinations: ByName<'a, Destination>,
+    pub pools: ByName<'a, Pool>,
+    pub app_configs: ByName<'a, AppConfig>,
+    pub app_instances: ByName<'a, AppInstance>,
     pub live: &'a LiveState,
 }
 
 impl<'a> LiveIndex<'a> {
     pub fn new(live: &'a LiveState) -> Self {
-        fn by_name<T>(items: &[T], name: impl Fn(&T) -> &str) -> FxHashMap<&str, &T> {
-            let mut map = FxHashMap::with_capacity_and_hasher(items.len(), Default::default());
-            map.extend(items.iter().map(|item| (name(item), item)));
-            map
-        }
-        // The two big maps (a destination and an app instance per member)
-        // are built on two cores.
+        // The two big tables (a destination and an app instance per
+        // member) are built on two cores.
         std::thread::scope(|scope| {
-            let destinations = scope.spawn(|| by_name(&live.destinations, |d| &d.name));
-            let app_instances = by_name(&live.app_instances, |i| &i.name);
+            let destinations = scope.spawn(|| ByName::new(&live.destinations, |d| &d.name));
+            let app_instances = ByName::new(&live.app_instances, |i| &i.name);
             LiveIndex {
                 destinations: destinations
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                pools: by_name(&live.pools, |p| &p.name),
-                app_configs: by_name(&live.app_configs, |c| &c.name),
+                pools: ByName::new(&live.pools, |p| &p.name),
+                app_configs: ByName::new(&live.app_configs, |c| &c.name),
                 app_instances,
                 live,
             }
@@ -448,7 +446,7 @@ impl BodyItem for AppInstance {
 fn diff_items<L: BodyItem>(
     stack: &str,
     wanted: &BTreeMap<String, L::Wanted>,
-    live: &FxHashMap<&str, &L>,
+    live: &ByName<L>,
     all_live: &[L],
     targets: &Targets,
     delta: &mut Delta,
@@ -458,7 +456,7 @@ fn diff_items<L: BodyItem>(
         if !targets.covers_name(L::KIND, name) {
             continue;
         }
-        let have = live.get(name.as_str()).copied();
+        let have = live.get(name.as_str());
         let mut fields = Vec::new();
         match have {
             Some(have) if owner(have.labels()) != Some(stack) => {
@@ -749,10 +747,7 @@ fn find_lb_cleanups(
     }
     for (name, pool) in &desired.pools {
         let members = pool.members.iter().map(String::as_str);
-        match (
-            planned.get(name.as_str()),
-            index.pools.get(name.as_str()).copied(),
-        ) {
+        match (planned.get(name.as_str()), index.pools.get(name.as_str())) {
             // With every change targeted, a planned pool keeps or adds
             // every declared member (`pools::member_changes`; a created one
             // has them all): none is left out.

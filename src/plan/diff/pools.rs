@@ -49,7 +49,7 @@ pub(super) fn diff_pools(
     for (name, want) in &desired.pools {
         let address = Address::new(Kind::Pool, name);
         let whole = targets.covers(&address);
-        match index.pools.get(name.as_str()).copied() {
+        match index.pools.get(name.as_str()) {
             Some(have) if owner(&have.labels) == Some(stack) => {
                 update_pool(address, want, have, stack, targets, delta)
             }
