@@ -31,66 +31,86 @@ pub struct Lowered {
     pub desired: Desired,
 }
 
+/// From this many app instances on, they are moved on a second core: below
+/// it the thread costs more than it saves.
+const PARALLEL_FROM: usize = 10_000;
+
 /// The desired state a validated config asks for, and the config with the
 /// values it moved out; or every secret that cannot be read, located.
 pub fn lower(config: Validated<Config>, resolve: Resolve) -> Result<Lowered, Diagnostics> {
-    let config = config.into_inner();
+    let mut config = config.into_inner();
+    let instances = std::mem::take(&mut config.app_instances);
+    let (rest, (app_instances, declared)) = if instances.len() < PARALLEL_FROM {
+        (lower_rest(&config, resolve), move_app_instances(instances))
+    } else {
+        // The app instances are most of a large config and need nothing
+        // else of it: they move on the second core, idle by now, while the
+        // rest is lowered.
+        std::thread::scope(|scope| {
+            let moving = scope.spawn(move || move_app_instances(instances));
+            let rest = lower_rest(&config, resolve);
+            let moved = moving
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (rest, moved)
+        })
+    };
+    let mut desired = match rest {
+        Ok(desired) => desired,
+        Err(items) => {
+            return Err(Diagnostics {
+                sources: config.sources,
+                items,
+            });
+        }
+    };
+    desired.app_instances = app_instances;
+    Ok(Lowered {
+        config: located(config, declared),
+        desired,
+    })
+}
+
+/// Everything but the app instances; every secret that cannot be read,
+/// located, when one cannot.
+fn lower_rest(config: &Config, resolve: Resolve) -> Result<Desired, Vec<Diagnostic>> {
     let mut diagnostics = Vec::new();
     let pools = config
         .pools
         .iter()
         .map(|(name, declared)| {
-            let pool = pool(&config, name, declared, resolve, &mut diagnostics);
+            let pool = pool(config, name, declared, resolve, &mut diagnostics);
             (name.clone(), pool)
         })
         .collect();
     if !diagnostics.is_empty() {
-        return Err(Diagnostics {
-            sources: config.sources,
-            items: diagnostics,
-        });
+        return Err(diagnostics);
     }
-    let stack = config
-        .stack
-        .as_ref()
-        .map(|s| s.value.value.clone())
-        .unwrap_or_default();
-    let safety = safety(&config);
-    let app_configs = lower_each(&config.app_configs, app_config);
-    let destinations = lower_each(&config.destinations, destination);
-    let (app_instances, config) = move_app_instances(config);
-    Ok(Lowered {
-        config,
-        desired: Desired {
-            stack,
-            safety,
-            pools,
-            app_configs,
-            app_instances,
-            destinations,
-        },
+    Ok(Desired {
+        stack: config
+            .stack
+            .as_ref()
+            .map(|s| s.value.value.clone())
+            .unwrap_or_default(),
+        safety: safety(config),
+        pools,
+        app_configs: lower_each(&config.app_configs, app_config),
+        app_instances: BTreeMap::new(),
+        destinations: lower_each(&config.destinations, destination),
     })
 }
 
 /// The app instances, their values moved rather than copied out of the
-/// config (they are most of a large config), and the config that keeps
-/// only where each was declared.
-fn move_app_instances(config: Config) -> (BTreeMap<String, DesiredAppInstance>, Located) {
-    let Config {
-        sources,
-        conflicts,
-        unusable_secret_files,
-        warnings,
-        stack,
-        broker_url,
-        safety,
-        pools,
-        app_configs,
-        app_instances,
-        destinations,
-    } = config;
-    let mut lowered = Vec::with_capacity(app_instances.len());
-    let declared = app_instances
+/// config (they are most of a large config), and what stays of each: where
+/// it was declared.
+fn move_app_instances(
+    instances: BTreeMap<String, Declared<AppInstanceSpec>>,
+) -> (
+    BTreeMap<String, DesiredAppInstance>,
+    BTreeMap<String, Declared<Moved>>,
+) {
+    let mut lowered = Vec::with_capacity(instances.len());
+    let declared = instances
         .into_iter()
         .map(|(name, declared)| {
             if let Some(instance) = app_instance(*declared.spec) {
@@ -104,7 +124,13 @@ fn move_app_instances(config: Config) -> (BTreeMap<String, DesiredAppInstance>, 
             (name, kept)
         })
         .collect();
-    let located = Config {
+    (lowered.into_iter().collect(), declared)
+}
+
+/// The config as kept after lowering: `config` (its app instances taken)
+/// with the app instances' declarations.
+fn located(config: Config, app_instances: BTreeMap<String, Declared<Moved>>) -> Located {
+    let Config {
         sources,
         conflicts,
         unusable_secret_files,
@@ -114,10 +140,22 @@ fn move_app_instances(config: Config) -> (BTreeMap<String, DesiredAppInstance>, 
         safety,
         pools,
         app_configs,
-        app_instances: declared,
+        app_instances: _,
         destinations,
-    };
-    (lowered.into_iter().collect(), located)
+    } = config;
+    Config {
+        sources,
+        conflicts,
+        unusable_secret_files,
+        warnings,
+        stack,
+        broker_url,
+        safety,
+        pools,
+        app_configs,
+        app_instances,
+        destinations,
+    }
 }
 
 /// Each declared resource of one kind, lowered by `one`.

@@ -117,6 +117,35 @@ mod tests {
     }
 
     #[test]
+    fn a_large_config_lowers_its_app_instances_on_a_second_core_the_same() {
+        // 10,000 app instances: moved on a thread of their own.
+        let instances: String = (0..10_000)
+            .map(|i| {
+                format!(
+                    "  i{i:05}: {{app_config: desk, user: u{i}, destination: rds-0{}}}\n",
+                    i % 2 + 1
+                )
+            })
+            .collect();
+        let text = format!("app_instances:\n{instances}");
+        let config = validate(merge(files(&[POOLS, APPS, &text])).expect("loads")).expect("valid");
+        let address = Address::new(Kind::AppInstance, "i09999");
+        let before = config.locate(&address).expect("declared");
+        let lowered = lower(config, &|_| unreachable!("no secrets")).expect("lowers");
+
+        assert_eq!(lowered.desired.app_instances.len(), 10_000);
+        assert_eq!(lowered.desired.pools["live"].members.len(), 2);
+        let last = &lowered.desired.app_instances["i09999"];
+        assert_eq!(
+            last.assignee,
+            crate::desired::Assignee::User("u9999".to_owned())
+        );
+        assert_eq!(last.destination.as_deref(), Some("rds-02"));
+        assert_eq!(lowered.config.app_instances.len(), 10_000);
+        assert_eq!(lowered.config.locate(&address), Some(before));
+    }
+
+    #[test]
     fn a_config_larger_than_the_parser_default_budget_loads() {
         // 300,000 member entries: more nodes than serde-saphyr's default
         // budget of 250,000, which rejected a 10k-pool config as
