@@ -353,6 +353,7 @@ pub fn compute_unsealed(
     // Phase marks at trace level: `POOLFORM_LOG=poolform=trace` shows, by
     // their timestamps, where the time of a slow plan goes.
     let index = diff::LiveIndex::new(live);
+    tracing::trace!("indexed the live state");
     let rotation = rotation::Rotation::new(desired, &index);
     let effective = rotation.effective(desired);
     let delta = diff::diff(&effective, &index, targets);
@@ -360,6 +361,7 @@ pub fn compute_unsealed(
     let mut steps = order::expand(&effective, &index, &delta)?;
     tracing::trace!("expanded the steps");
     fact::attach(&mut steps, &index, &delta.pools);
+    tracing::trace!("attached the facts");
     rotation.annotate(&mut steps, desired, &index);
     let mut violations = safety::check(&effective, &index, &delta, &steps);
     rotation.name_unavailable(&mut violations, desired);

@@ -129,6 +129,11 @@ pub(super) fn expand(
         steps: Builder::default(),
         planned: Planned::default(),
     };
+    // Sized once: grown one insert at a time, these maps rehash every
+    // entry at each doubling, and a large plan removes 100k members or more.
+    let removes = delta.pools.iter().map(|pool| pool.removes.len()).sum();
+    rules.planned.chain_head.reserve(removes);
+    rules.planned.remove_member.reserve(removes);
     rules.maintenance();
     for pool in &delta.pools {
         rules.pool_settings(pool);

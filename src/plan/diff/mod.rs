@@ -223,9 +223,11 @@ pub(super) fn diff(
                     owner(&i.labels) != Some(stack) && !desired.app_instances.contains_key(&i.name)
                 })
                 .count();
+            tracing::trace!("diffed the app instances");
             (items, unmanaged, part)
         });
         let delta = diff_all_but_instances(desired, index, targets);
+        tracing::trace!("diffed all but the app instances");
         let (items, unmanaged, part) = instances
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
