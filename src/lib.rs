@@ -28,7 +28,9 @@
 //!   reads, compares and encodes as the value itself),
 //!   problem codes with their one title each ([`contract::problem`]), the one
 //!   name rule and its wording ([`contract::names`]), the compact label map
-//!   every resource carries and the labels poolform keeps on broker resources
+//!   every resource carries (invariant: it compares by value, so whether
+//!   decoding shared one copy among neighbours is never observable) and the
+//!   labels poolform keeps on broker resources
 //!   ([`contract::labels`]), and the [`contract::Broker`]
 //!   trait with its error type, the `Expect` of a conditional write, and the
 //!   `LiveState` a plan reads (stamped with the identity of the broker that
