@@ -21,7 +21,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// has a single label (the stack label), and a `BTreeMap` allocates a whole
 /// leaf node (~540 bytes) even for one entry, 54 MB of a 100k-instance live
 /// state. Most resources of a live state carry the same labels, so decoding
-/// shares one copy among neighbours that do (see [`LabelsVisitor`]): at 1M
+/// shares one copy among neighbours that do (see `LabelsVisitor`): at 1M
 /// app instances, about 0.1 GB less. Lookups are binary searches; a change
 /// copies the (small) slice.
 #[derive(Clone, Default)]
