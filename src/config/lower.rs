@@ -1,6 +1,7 @@
 //! Conversion of a validated config into the desired state: durations into
-//! broker units, secret references resolved into `SecretString`s. A secret that
-//! cannot be resolved becomes a diagnostic on the place that references it.
+//! broker units, secret references resolved into `SecretString`s, the app
+//! instances' values moved rather than copied. A secret that cannot be
+//! resolved becomes a diagnostic on the place that references it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
