@@ -48,10 +48,31 @@ pub enum Fact {
 /// Fills in every step's preconditions from the live state the plan was
 /// computed on and the pool changes it makes.
 pub(super) fn attach(steps: &mut [Step], index: &LiveIndex, pools: &[PoolDelta]) {
+    attach_from(steps, index, pools, PARALLEL_FROM);
+}
+
+/// From this many steps on, the facts are found on two cores: below it the
+/// thread costs more than it saves.
+const PARALLEL_FROM: usize = 20_000;
+
+/// [`attach`], the steps split in two halves, one on a second core, from
+/// `parallel_from` steps on. Each step's facts depend on that step alone.
+fn attach_from(steps: &mut [Step], index: &LiveIndex, pools: &[PoolDelta], parallel_from: usize) {
     let pools: HashMap<&str, &PoolDelta> = pools.iter().map(|p| (p.name.as_str(), p)).collect();
-    for step in steps {
-        step.preconditions = preconditions(&step.op, index, &pools);
+    let attach = |steps: &mut [Step]| {
+        for step in steps {
+            step.preconditions = preconditions(&step.op, index, &pools);
+        }
+    };
+    if steps.len() < parallel_from {
+        attach(steps);
+        return;
     }
+    let (first, second) = steps.split_at_mut(steps.len() / 2);
+    std::thread::scope(|scope| {
+        scope.spawn(|| attach(second));
+        attach(first);
+    });
 }
 
 fn preconditions(op: &Op, index: &LiveIndex, pools: &HashMap<&str, &PoolDelta>) -> Vec<Fact> {
@@ -169,4 +190,32 @@ fn host(destination: &str, online: bool, at_most: Option<u32>) -> Vec<Fact> {
         });
     }
     facts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{live, steady, with_active_sessions, without_member};
+    use super::super::{Targets, compute, diff};
+    use super::*;
+
+    #[test]
+    fn facts_found_on_two_cores_are_the_facts_found_on_one() {
+        // rds-02 leaves the load-balanced pool with users on it: a chain of
+        // steps that each carry facts (online, sessions, load balancing).
+        let desired = without_member(steady(), "live", "rds-02");
+        let live = with_active_sessions(live(true), "rds-02", 3);
+        let plan = compute(&desired, &live, &Targets::default()).expect("no cycle");
+        assert!(plan.steps.len() >= 3);
+        assert!(plan.steps.iter().any(|s| !s.preconditions.is_empty()));
+
+        let index = diff::LiveIndex::new(&live);
+        let delta = diff::diff(&desired, &index, &Targets::default());
+        let mut split = plan.steps.clone();
+        for step in &mut split {
+            step.preconditions.clear();
+        }
+        attach_from(&mut split, &index, &delta.pools, 1);
+
+        assert_eq!(split, plan.steps);
+    }
 }
