@@ -43,12 +43,12 @@ impl Labels {
     fn change<R>(&mut self, edit: impl FnOnce(&mut Entries) -> R) -> R {
         let mut entries = self.entries().to_vec();
         let result = edit(&mut entries);
-        *self = Labels::sorted(entries);
+        *self = Labels::from_sorted(entries);
         result
     }
 
     /// Entries already sorted by key with unique keys.
-    fn sorted(entries: Entries) -> Labels {
+    fn from_sorted(entries: Entries) -> Labels {
         Labels((!entries.is_empty()).then(|| Arc::from(entries)))
     }
 
@@ -118,10 +118,7 @@ impl Labels {
     /// into a `BTreeMap` would. The sort is stable, so among equal keys the
     /// entries stay in the order given; the sort is linear on input already
     /// in key order (what poolform writes).
-    fn from_entries<K, V>(mut entries: Vec<(K, V)>) -> Vec<(K, V)>
-    where
-        K: Ord,
-    {
+    fn sorted_unique<K: Ord, V>(mut entries: Vec<(K, V)>) -> Vec<(K, V)> {
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         // `dedup_by` keeps the first of a run and drops the later ones; move
         // each later value into the kept slot first so the last one stays.
@@ -211,13 +208,13 @@ where
 
 impl FromIterator<(String, String)> for Labels {
     fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Labels {
-        Labels::sorted(Labels::from_entries(iter.into_iter().collect()))
+        Labels::from_sorted(Labels::sorted_unique(iter.into_iter().collect()))
     }
 }
 
 impl<const N: usize> From<[(String, String); N]> for Labels {
     fn from(entries: [(String, String); N]) -> Labels {
-        Labels::sorted(Labels::from_entries(Vec::from(entries)))
+        entries.into_iter().collect()
     }
 }
 
@@ -273,7 +270,7 @@ impl<'de> Visitor<'de> for LabelsVisitor {
         if entries.is_empty() {
             return Ok(Labels::new());
         }
-        let entries = Labels::from_entries(entries);
+        let entries = Labels::sorted_unique(entries);
         Ok(LAST_DECODED.with_borrow_mut(|last| {
             let same = last.len() == entries.len()
                 && last
@@ -281,7 +278,7 @@ impl<'de> Visitor<'de> for LabelsVisitor {
                     .zip(&entries)
                     .all(|((k, v), (key, value))| k == &**key && v == &**value);
             if !same {
-                *last = Labels::sorted(
+                *last = Labels::from_sorted(
                     entries
                         .into_iter()
                         .map(|(k, v)| (k.into_owned(), v.into_owned()))
