@@ -10,16 +10,20 @@
 //! budget stay that parser's; what this reads, it reads as serde-saphyr
 //! does, places included (a test compares them).
 //!
-//! It parses a file into a tree of nodes borrowing its text, then hands the
-//! tree to the config's own serde types as a `Deserializer`, so that the
-//! file's shape is declared once, in `config::spec`.
+//! It is a `Deserializer` for the config's own serde types, so that the
+//! file's shape is declared once, in `config::spec`. Block mappings are
+//! read entry by entry as the types ask for them (`Block`); what fits on
+//! one line becomes a small tree of nodes borrowing the file's text.
 
 use std::borrow::Cow;
 use std::fmt;
 
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 use serde::de::value::{SeqDeserializer, StrDeserializer};
 use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, Visitor};
 use serde::forward_to_deserialize_any;
+use std::hash::BuildHasher;
 
 use super::spec::{At, ConfigFile, SPANNED};
 
@@ -33,6 +37,11 @@ const SMALL_MAPPING: usize = 16;
 
 /// The file as a config, or `None` when the fast front end declines it.
 pub(super) fn parse(text: &str) -> Option<ConfigFile> {
+    read(text)
+}
+
+/// The file as a `T`, an empty file as `T`'s default.
+fn read<T: de::DeserializeOwned + Default>(text: &str) -> Option<T> {
     let ascii = plain_characters(text)?;
     let mut reader = Reader {
         text,
@@ -43,10 +52,11 @@ pub(super) fn parse(text: &str) -> Option<ConfigFile> {
         line: 1,
     };
     if reader.next_content()?.is_none() {
-        return Some(ConfigFile::default());
+        return Some(T::default());
     }
     let root = reader.document()?;
-    serde::Deserialize::deserialize(root).ok()
+    let file = T::deserialize(root).ok()?;
+    reader.next_content()?.is_none().then_some(file)
 }
 
 /// Whether every character is one the subset allows (`Some(true)` when all
@@ -99,6 +109,14 @@ impl Node<'_> {
     fn at(&self) -> At {
         match self {
             Node::Scalar { at, .. } | Node::Seq { at, .. } | Node::Map { at, .. } => *at,
+        }
+    }
+
+    /// The text of a scalar; `None` for a collection.
+    fn text(&self) -> Option<&str> {
+        match self {
+            Node::Scalar { text, .. } => Some(text),
+            _ => None,
         }
     }
 }
@@ -209,7 +227,7 @@ impl<'t> Reader<'t> {
     }
 
     /// The whole file: one block mapping at the left margin.
-    fn document(&mut self) -> Option<Node<'t>> {
+    fn document(&mut self) -> Option<Block<'_, 't>> {
         let first = self.line_start;
         let marker = ["---", "...", "%"]
             .iter()
@@ -217,45 +235,28 @@ impl<'t> Reader<'t> {
         if marker || self.byte(first) == Some(b' ') {
             return None;
         }
-        let root = self.block_mapping(0, 0)?;
-        self.next_content()?.is_none().then_some(root)
+        self.block_mapping(0, 0)
     }
 
     /// A block mapping whose keys start at column `indent` (0-based), the
-    /// current line holding its first key.
-    fn block_mapping(&mut self, indent: usize, depth: usize) -> Option<Node<'t>> {
+    /// current line holding its first key. Its entries are read as the
+    /// config's types ask for them (see `Block`).
+    fn block_mapping(&mut self, indent: usize, depth: usize) -> Option<Block<'_, 't>> {
         if depth > MAX_DEPTH {
             return None;
         }
         let at = self.at(self.line_start + indent, 0)?;
-        let mut entries: Vec<(Node<'t>, Node<'t>)> = Vec::new();
-        let mut keys = Keys::default();
-        loop {
-            match self.next_content()? {
-                Some(found) if found == indent => {}
-                Some(found) if found > indent => return None,
-                _ => break,
-            }
-            let start = self.line_start + indent;
-            if matches!(self.byte(start), Some(b'-')) {
-                return None;
-            }
-            let (key, after) = self.scalar(start, Context::Key)?;
-            if self.byte(after) != Some(b':') {
-                return None;
-            }
-            if !keys.insert(&entries, &key) {
-                return None;
-            }
-            let value = self.mapping_value(indent, after + 1, depth)?;
-            entries.push((key, value));
-        }
-        Some(Node::Map { entries, at })
+        Some(Block {
+            reader: self,
+            indent,
+            depth,
+            at,
+        })
     }
 
     /// The value after `key:` (`from` is just past the colon): on the same
     /// line, or a block collection on the lines below.
-    fn mapping_value(&mut self, indent: usize, from: usize, depth: usize) -> Option<Node<'t>> {
+    fn mapping_value(&mut self, indent: usize, from: usize, depth: usize) -> Option<Value<'_, 't>> {
         let start = self.skip_spaces(from);
         let gap = start > from;
         match self.byte(start) {
@@ -264,7 +265,7 @@ impl<'t> Reader<'t> {
             Some(_) if gap => {
                 let (value, end) = self.inline(start, depth + 1)?;
                 self.end_of_line(end)?;
-                return Some(value);
+                return Some(Value::Node(value));
             }
             Some(_) => return None,
         }
@@ -274,10 +275,11 @@ impl<'t> Reader<'t> {
         let starts_entry = self.is_entry(self.line_start + below);
         if below > indent && starts_entry {
             self.block_sequence(below, false, depth + 1)
+                .map(Value::Node)
         } else if below > indent {
-            self.block_mapping(below, depth + 1)
+            self.block_mapping(below, depth + 1).map(Value::Block)
         } else if below == indent && starts_entry {
-            self.block_sequence(below, true, depth + 1)
+            self.block_sequence(below, true, depth + 1).map(Value::Node)
         } else {
             None
         }
@@ -346,7 +348,7 @@ impl<'t> Reader<'t> {
         let close = if mapping { b'}' } else { b']' };
         let mut at_entry = self.skip_spaces(start + 1);
         let mut items = Vec::new();
-        let mut entries = Vec::new();
+        let mut entries: Vec<(Node<'t>, Node<'t>)> = Vec::new();
         let mut keys = Keys::default();
         if self.byte(at_entry) == Some(close) {
             at_entry += 1;
@@ -357,7 +359,8 @@ impl<'t> Reader<'t> {
                     if self.byte(after) != Some(b':') || self.byte(after + 1) != Some(b' ') {
                         return None;
                     }
-                    if !keys.insert(&entries, &key) {
+                    let key_text = key.text()?;
+                    if !keys.insert(key_text, &entries, |(k, _)| k.text()) {
                         return None;
                     }
                     let value_start = self.skip_spaces(after + 1);
@@ -561,38 +564,48 @@ impl Context {
 }
 
 /// The keys of one mapping so far, to refuse a duplicate. A small mapping
-/// compares a new key with the entries before it, which costs no
-/// allocation (most mappings of a config have a few keys). A large one (the
-/// app instances of a stack, 100k keys) hashes its keys with foldhash, not
-/// SipHash, which took a fifteenth of the parse; foldhash is seeded at
-/// random per process, so a file cannot be written to make its keys
-/// collide (unlike Fx, whose hashes anyone can compute).
+/// compares a new key with the keys before it, which costs no allocation
+/// (most mappings of a config have a few keys). A large one (the app
+/// instances of a stack, a million keys) keeps the 64-bit foldhash of each
+/// key: no copy of the text and no comparison of it, where a set of the
+/// keys themselves was a sixth of the parse of a large file. foldhash is
+/// seeded at random per process, so a file cannot be written to make its
+/// keys collide; two different keys that collide by chance (about one
+/// chance in 10^7 for a million keys) are taken for a duplicate, and the
+/// general parser, slower but exact, then reads the file.
 #[derive(Default)]
-struct Keys<'t> {
-    many: foldhash::HashSet<Cow<'t, str>>,
+struct Keys {
+    many: Option<(foldhash::fast::RandomState, HashTable<u64>)>,
 }
 
-impl<'t> Keys<'t> {
-    /// Adds the key `node` to a mapping with the entries `before`; false
-    /// when the mapping has it already (or the key is no scalar).
-    fn insert(&mut self, before: &[(Node<'t>, Node<'t>)], node: &Node<'t>) -> bool {
-        let Node::Scalar { text, .. } = node else {
-            return false;
-        };
-        if before.len() < SMALL_MAPPING {
-            return !before.iter().any(
-                |(key, _)| matches!(key, Node::Scalar { text: earlier, .. } if earlier == text),
-            );
-        }
-        if self.many.is_empty() {
-            self.many.reserve(before.len() * 2);
-            for (key, _) in before {
-                if let Node::Scalar { text, .. } = key {
-                    self.many.insert(text.clone());
+impl Keys {
+    /// Adds `key` to a mapping whose keys so far are `before` (read by
+    /// `text`; only the first `SMALL_MAPPING` of them are looked at); false
+    /// when the mapping has it already.
+    fn insert<T>(&mut self, key: &str, before: &[T], text: impl Fn(&T) -> Option<&str>) -> bool {
+        let (state, hashes) = match &mut self.many {
+            Some(many) => many,
+            None if before.len() < SMALL_MAPPING => {
+                return !before.iter().any(|earlier| text(earlier) == Some(key));
+            }
+            None => {
+                let state = foldhash::fast::RandomState::default();
+                let mut hashes = HashTable::with_capacity(before.len() * 2);
+                for earlier in before.iter().filter_map(&text) {
+                    let hash = state.hash_one(earlier);
+                    hashes.insert_unique(hash, hash, |&h| h);
                 }
+                self.many.insert((state, hashes))
+            }
+        };
+        let hash = state.hash_one(key);
+        match hashes.entry(hash, |&h| h == hash, |&h| h) {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(vacant) => {
+                vacant.insert(hash);
+                true
             }
         }
-        self.many.insert(text.clone())
     }
 }
 
@@ -727,10 +740,7 @@ impl<'de, 't> Deserializer<'de> for Node<'t> {
         visitor: V,
     ) -> Result<V::Value, Declined> {
         if name == SPANNED {
-            visitor.visit_seq(Spanned {
-                node: Some(self),
-                at_given: false,
-            })
+            visitor.visit_seq(Spanned::new(self.at(), self))
         } else {
             visitor.visit_newtype_struct(self)
         }
@@ -826,13 +836,24 @@ impl<'de, 't> de::MapAccess<'de> for Entries<'t> {
     }
 }
 
-/// What `Sp` asks for (see [`SPANNED`]): the node's place, then the node.
-struct Spanned<'t> {
-    node: Option<Node<'t>>,
+/// What `Sp` asks for (see [`SPANNED`]): the value's place, then the value.
+struct Spanned<D> {
+    at: At,
+    value: Option<D>,
     at_given: bool,
 }
 
-impl<'de, 't> de::SeqAccess<'de> for Spanned<'t> {
+impl<D> Spanned<D> {
+    fn new(at: At, value: D) -> Spanned<D> {
+        Spanned {
+            at,
+            value: Some(value),
+            at_given: false,
+        }
+    }
+}
+
+impl<'de, D: Deserializer<'de, Error = Declined>> de::SeqAccess<'de> for Spanned<D> {
     type Error = Declined;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(
@@ -841,17 +862,183 @@ impl<'de, 't> de::SeqAccess<'de> for Spanned<'t> {
     ) -> Result<Option<T::Value>, Declined> {
         if !self.at_given {
             self.at_given = true;
-            let at = self.node.as_ref().ok_or(Declined)?.at();
+            let at = self.at;
             let parts = [at.line, at.column, at.offset, at.len];
             return seed
                 .deserialize(SeqDeserializer::<_, Declined>::new(parts.into_iter()))
                 .map(Some);
         }
-        match self.node.take() {
-            Some(node) => seed.deserialize(node).map(Some),
+        match self.value.take() {
+            Some(value) => seed.deserialize(value).map(Some),
             None => Ok(None),
         }
     }
+}
+
+/// `deserialize_*` methods that decline: the value is not of their kind.
+macro_rules! declines {
+    ($de:lifetime: $($method:ident)*) => {$(
+        fn $method<V: Visitor<$de>>(self, _: V) -> Result<V::Value, Declined> {
+            Err(Declined)
+        }
+    )*};
+}
+
+/// A block mapping not read yet: its entries are parsed one at a time, as
+/// the config's types ask for them, so that a section of a million entries
+/// never stands in memory as a tree. Building that tree, and the page
+/// faults of its fresh memory, were half of the parse of a large file;
+/// read this way, each entry's few nodes reuse the memory of the last.
+struct Block<'r, 't> {
+    reader: &'r mut Reader<'t>,
+    indent: usize,
+    depth: usize,
+    at: At,
+}
+
+impl Block<'_, '_> {
+    fn visit<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
+        let mut entries = BlockEntries {
+            reader: self.reader,
+            indent: self.indent,
+            depth: self.depth,
+            keys: Keys::default(),
+            small: Vec::new(),
+            value_from: None,
+            ended: false,
+        };
+        let value = visitor.visit_map(&mut entries)?;
+        // A type that stopped reading before the end would leave the
+        // reader inside the mapping, where the next read would misplace
+        // its lines: that is declined, a type content with less is not.
+        match de::MapAccess::next_key::<de::IgnoredAny>(&mut entries)? {
+            None => Ok(value),
+            Some(_) => Err(Declined),
+        }
+    }
+}
+
+/// A type that reads anything but a mapping declines a block mapping, as
+/// it declines a parsed one (see `Node`).
+impl<'de> Deserializer<'de> for Block<'_, '_> {
+    type Error = Declined;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
+        self.visit(visitor)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Declined> {
+        if name == SPANNED {
+            visitor.visit_seq(Spanned::new(self.at, self))
+        } else {
+            visitor.visit_newtype_struct(self)
+        }
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, Declined> {
+        Err(Declined)
+    }
+
+    /// Ignored, the mapping is still read to its end, so that the reader
+    /// moves past it.
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
+        self.visit(visitor)
+    }
+
+    declines! { 'de: deserialize_bool deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64
+    deserialize_str deserialize_string deserialize_identifier deserialize_seq }
+
+    forward_to_deserialize_any! {
+        i8 i16 i32 i64 i128 u128 f32 f64 char bytes byte_buf unit unit_struct tuple
+        tuple_struct map struct
+    }
+}
+
+/// The entries of a block mapping, read from the file one key and then its
+/// value at a time.
+struct BlockEntries<'r, 't> {
+    reader: &'r mut Reader<'t>,
+    indent: usize,
+    depth: usize,
+    keys: Keys,
+    /// The first keys, for `Keys` while the mapping is small.
+    small: Vec<Cow<'t, str>>,
+    /// Just past the colon of the key whose value is to be read next.
+    value_from: Option<usize>,
+    ended: bool,
+}
+
+impl<'de> de::MapAccess<'de> for BlockEntries<'_, '_> {
+    type Error = Declined;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Declined> {
+        if self.ended {
+            return Ok(None);
+        }
+        if self.value_from.is_some() {
+            return Err(Declined);
+        }
+        let reader = &mut *self.reader;
+        match reader.next_content().ok_or(Declined)? {
+            Some(found) if found == self.indent => {}
+            Some(found) if found > self.indent => return Err(Declined),
+            _ => {
+                self.ended = true;
+                return Ok(None);
+            }
+        }
+        let start = reader.line_start + self.indent;
+        if matches!(reader.byte(start), Some(b'-')) {
+            return Err(Declined);
+        }
+        let (key, after) = reader.scalar(start, Context::Key).ok_or(Declined)?;
+        if reader.byte(after) != Some(b':') {
+            return Err(Declined);
+        }
+        let Node::Scalar { text, .. } = &key else {
+            return Err(Declined);
+        };
+        if !self.keys.insert(text, &self.small, |k| Some(k)) {
+            return Err(Declined);
+        }
+        if self.small.len() < SMALL_MAPPING {
+            self.small.push(text.clone());
+        }
+        self.value_from = Some(after + 1);
+        seed.deserialize(key).map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Declined> {
+        let from = self.value_from.take().ok_or(Declined)?;
+        match self.reader.mapping_value(self.indent, from, self.depth) {
+            Some(Value::Node(node)) => seed.deserialize(node),
+            Some(Value::Block(block)) => seed.deserialize(block),
+            None => Err(Declined),
+        }
+    }
+}
+
+/// A mapping's value: parsed already (a scalar, a flow collection, or a
+/// block sequence of one-line items), or a block mapping to read.
+enum Value<'r, 't> {
+    Node(Node<'t>),
+    Block(Block<'r, 't>),
 }
 
 #[cfg(test)]
@@ -987,12 +1174,70 @@ mod tests {
         let mut twice = names.clone();
         twice.push("p3".to_owned());
         assert_eq!(agrees(&block(&twice)), Ok(false));
+        // A duplicate of the last small key, and one as the key that moves
+        // the mapping from comparisons to hashes.
+        for (at, of) in [(SMALL_MAPPING - 1, SMALL_MAPPING - 2), (SMALL_MAPPING, 0)] {
+            let mut names = names.clone();
+            names[at] = names[of].clone();
+            assert_eq!(
+                agrees(&block(&names)),
+                Ok(false),
+                "key {at} repeats key {of}"
+            );
+        }
         let flow = |names: &[String]| {
             let pairs: Vec<String> = names.iter().map(|n| format!("{n}: x")).collect();
             format!("pools:\n  p:\n    labels: {{{}}}\n", pairs.join(", "))
         };
         assert_eq!(agrees(&flow(&names)), Ok(true));
         assert_eq!(agrees(&flow(&twice)), Ok(false));
+    }
+
+    #[test]
+    fn a_block_mapping_is_read_to_its_end_even_when_ignored() {
+        // No `deny_unknown_fields`: the unknown `b` is skipped, and so must
+        // its lines be, or `z` would be read inside it or not at all.
+        #[derive(Debug, Default, PartialEq, serde::Deserialize)]
+        struct Lenient {
+            a: String,
+            z: String,
+        }
+        // (`y` would read as a YAML 1.1 boolean and be declined.)
+        let text = "a: x\nb:\n  c: d\n  e:\n    f: g\nz: w\n";
+        let expected = Lenient {
+            a: "x".into(),
+            z: "w".into(),
+        };
+        assert_eq!(read::<Lenient>(text), Some(expected));
+    }
+
+    #[test]
+    fn a_type_that_stops_reading_a_block_mapping_early_is_declined() {
+        /// Reads the first entry of a mapping and stops.
+        #[derive(Debug, Default)]
+        struct FirstOnly;
+        impl<'de> serde::Deserialize<'de> for FirstOnly {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct First;
+                impl<'de> Visitor<'de> for First {
+                    type Value = FirstOnly;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str("a mapping")
+                    }
+                    fn visit_map<A: de::MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<FirstOnly, A::Error> {
+                        let _: Option<(String, String)> = map.next_entry()?;
+                        Ok(FirstOnly)
+                    }
+                }
+                d.deserialize_map(First)
+            }
+        }
+        assert!(read::<FirstOnly>("a: x\n").is_some());
+        assert!(read::<FirstOnly>("a: x\nb: w\n").is_none());
+        assert!(read::<FirstOnly>("a: x\nb:\n  c: d\n").is_none());
     }
 
     /// Config-like YAML built from pieces that the fast front end takes and
