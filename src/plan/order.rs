@@ -134,6 +134,12 @@ pub(super) fn expand(
     let removes = delta.pools.iter().map(|pool| pool.removes.len()).sum();
     rules.planned.chain_head.reserve(removes);
     rules.planned.remove_member.reserve(removes);
+    // The steps too, by a bound on what the rules below can add: grown by
+    // doubling, the buffer of 400k steps was copied about once over, into
+    // fresh pages, and that was a third of the expansion. The part of the
+    // bound left unused is never touched, so it costs address space only.
+    let bound = most_steps(delta);
+    rules.steps.steps.reserve(bound);
     rules.maintenance();
     for pool in &delta.pools {
         rules.pool_settings(pool);
@@ -151,7 +157,27 @@ pub(super) fn expand(
     rules.lb_cleanups();
     rules.delete_app_configs_after_their_instances();
     rules.delete_pools_last();
+    debug_assert!(
+        rules.steps.steps.len() <= bound,
+        "more steps than the bound"
+    );
     sort(rules.steps.steps)
+}
+
+/// At most how many steps `expand` plans for `delta`: per pool a put and
+/// a delete, per added member an add, per removed one the four steps of its
+/// chain (logons stopped, drain, sticky bindings, removal), two per app
+/// instance or maintenance change, one per other change.
+fn most_steps(delta: &Delta) -> usize {
+    let members: usize = (delta.pools.iter())
+        .map(|pool| 2 + pool.adds.len() + 4 * pool.removes.len())
+        .sum();
+    members
+        + delta.app_configs.len()
+        + 2 * delta.app_instances.len()
+        + 2 * delta.maintenance.len()
+        + delta.allow_logons.len()
+        + delta.lb_cleanups.len()
 }
 
 impl<'a> Expansion<'a> {
