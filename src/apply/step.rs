@@ -83,7 +83,7 @@ async fn execute<B: Broker>(ctx: &Context<'_, B>, step: &Step) -> Result<StepOut
                 .map(Duration::from_secs)
                 .unwrap_or(ctx.options.default_drain_timeout);
             let notice = notice
-                .as_ref()
+                .as_deref()
                 .filter(|_| *policy == DrainSessions::Disconnect);
             drain(ctx, step, destination, *policy, notice, timeout).await?;
         }

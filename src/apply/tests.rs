@@ -513,10 +513,10 @@ async fn steps_on_one_destination_never_overlap() {
             0,
             Op::PutMaintenance {
                 destination: "rds-01".to_owned(),
-                maintenance: Maintenance {
+                maintenance: Box::new(Maintenance {
                     enabled: true,
                     ..Maintenance::default()
-                },
+                }),
             },
             &[],
         ),
@@ -712,12 +712,12 @@ async fn put_pool_sends_the_password_and_labels_its_fingerprint_only() {
         0,
         Op::PutPool {
             pool: "lab".to_owned(),
-            settings: PoolSettings {
+            settings: Box::new(PoolSettings {
                 load_balancing: LoadBalancing::default(),
                 username: Some("svc".to_owned()),
                 password: Some(source.clone()),
                 labels: Labels::new(),
-            },
+            }),
         },
         &[],
     )]);
@@ -760,12 +760,12 @@ async fn an_unreadable_password_fails_the_step_before_any_write() {
         0,
         Op::PutPool {
             pool: "lab".to_owned(),
-            settings: PoolSettings {
+            settings: Box::new(PoolSettings {
                 load_balancing: LoadBalancing::default(),
                 username: None,
                 password: Some(SecretSource::Env("UNSET".to_owned())),
                 labels: Labels::new(),
-            },
+            }),
         },
         &[],
     )]);
@@ -1319,7 +1319,7 @@ async fn a_whole_pool_write_runs_alone_among_its_pools_member_changes() {
             1,
             Op::PutPool {
                 pool: "lab".to_owned(),
-                settings,
+                settings: Box::new(settings),
             },
             &[],
         ),
@@ -1454,7 +1454,7 @@ fn out_with_notice(lead_time_seconds: u64) -> Plan {
     };
     let mut plan = out_online(DrainSessions::Disconnect, Some(60));
     if let Op::DrainSessions { notice: n, .. } = &mut plan.steps[0].op {
-        *n = Some(notice);
+        *n = Some(Box::new(notice));
     }
     plan
 }

@@ -189,7 +189,7 @@ impl<'a> Expansion<'a> {
             let op = match &m.put {
                 Some(maintenance) => Op::PutMaintenance {
                     destination: m.destination.clone(),
-                    maintenance: maintenance.clone(),
+                    maintenance: Box::new(maintenance.clone()),
                 },
                 None => Op::DeleteMaintenance {
                     destination: m.destination.clone(),
@@ -212,7 +212,7 @@ impl<'a> Expansion<'a> {
         let id = self.steps.push(
             Op::PutPool {
                 pool: pool.name.clone(),
-                settings: settings.clone(),
+                settings: Box::new(settings.clone()),
             },
             Address::new(Kind::Pool, &pool.name),
             Vec::new(),
@@ -351,7 +351,7 @@ impl<'a> Expansion<'a> {
                 policy: pool.drain.sessions,
                 timeout_seconds: pool.drain.timeout_seconds,
                 active_sessions: active,
-                notice: pool.drain.notice.clone(),
+                notice: pool.drain.notice.clone().map(Box::new),
             },
             Address::new(Kind::Pool, &pool.name),
             deps,
@@ -436,7 +436,7 @@ impl<'a> Expansion<'a> {
             let id = self.steps.push(
                 Op::PutAppConfig {
                     app_config: config.name.clone(),
-                    body: body.clone(),
+                    body: Box::new(body.clone()),
                 },
                 Address::new(Kind::AppConfig, &config.name),
                 deps,
@@ -523,7 +523,7 @@ impl<'a> Expansion<'a> {
         self.steps.push(
             Op::PutAppInstance {
                 app_instance: name.to_owned(),
-                body: body.clone(),
+                body: Box::new(body.clone()),
             },
             Address::new(Kind::AppInstance, name),
             deps,

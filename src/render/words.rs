@@ -466,11 +466,11 @@ mod tests {
             policy: DrainSessions::Disconnect,
             timeout_seconds: Some(900),
             active_sessions: 3,
-            notice: Some(crate::desired::DrainNotice {
+            notice: Some(Box::new(crate::desired::DrainNotice {
                 de: "Wartung".to_owned(),
                 en: "Maintenance".to_owned(),
                 lead_time_seconds: 600,
-            }),
+            })),
         };
         assert_eq!(
             step(&drain),
