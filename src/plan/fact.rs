@@ -179,10 +179,13 @@ fn joining_load_balanced(pool: &str, destination: &str) -> Vec<Fact> {
 }
 
 fn host(destination: &str, online: bool, at_most: Option<u32>) -> Vec<Fact> {
-    let mut facts = vec![Fact::Online {
+    // Sized for both: grown from one, each removal chain's facts were
+    // allocated twice.
+    let mut facts = Vec::with_capacity(2);
+    facts.push(Fact::Online {
         destination: destination.to_owned(),
         online,
-    }];
+    });
     if let Some(at_most) = at_most {
         facts.push(Fact::ActiveSessions {
             destination: destination.to_owned(),

@@ -46,6 +46,13 @@ pub(super) fn diff_pools(
     delta: &mut Delta,
 ) {
     let stack = desired.stack.as_str();
+    // Room for every declared pool to change: grown by doubling, these
+    // lists were copied into fresh pages several times over at 100k
+    // changed pools. Room left unused is never touched.
+    let most = desired.pools.len();
+    delta.pools.reserve(most);
+    delta.changes.reserve(most);
+    delta.revisions.reserve(most);
     for (name, want) in &desired.pools {
         let address = Address::new(Kind::Pool, name);
         let whole = targets.covers(&address);
