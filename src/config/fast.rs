@@ -18,8 +18,6 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use hashbrown::HashTable;
-use hashbrown::hash_table::Entry;
 use serde::de::value::{SeqDeserializer, StrDeserializer};
 use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, Visitor};
 use serde::forward_to_deserialize_any;
@@ -389,6 +387,9 @@ impl<'t> Reader<'t> {
                 }
             }
         }
+        if !keys.distinct() {
+            return None;
+        }
         let node = if mapping {
             Node::Map { entries, at }
         } else {
@@ -563,25 +564,29 @@ impl Context {
     }
 }
 
-/// The keys of one mapping so far, to refuse a duplicate. A small mapping
+/// The keys of one mapping, to refuse a duplicate. A small mapping
 /// compares a new key with the keys before it, which costs no allocation
 /// (most mappings of a config have a few keys). A large one (the app
 /// instances of a stack, a million keys) keeps the 64-bit foldhash of each
-/// key: no copy of the text and no comparison of it, where a set of the
-/// keys themselves was a sixth of the parse of a large file. foldhash is
-/// seeded at random per process, so a file cannot be written to make its
-/// keys collide; two different keys that collide by chance (about one
-/// chance in 10^7 for a million keys) are taken for a duplicate, and the
-/// general parser, slower but exact, then reads the file.
+/// key, and looks for two equal ones once, when the mapping ends, by
+/// sorting them: no copy of the text, no comparison of it, and no random
+/// access into a table for every key (a set of the keys themselves was a
+/// sixth of the parse of a large file, a table of their hashes still a
+/// tenth). foldhash is seeded at random per process, so a file cannot be
+/// written to make its keys collide; two different keys that collide by
+/// chance (about one chance in 10^7 for a million keys) are taken for a
+/// duplicate, and the general parser, slower but exact, then reads the
+/// file.
 #[derive(Default)]
 struct Keys {
-    many: Option<(foldhash::fast::RandomState, HashTable<u64>)>,
+    many: Option<(foldhash::fast::RandomState, Vec<u64>)>,
 }
 
 impl Keys {
     /// Adds `key` to a mapping whose keys so far are `before` (read by
     /// `text`; only the first `SMALL_MAPPING` of them are looked at); false
-    /// when the mapping has it already.
+    /// when a small mapping has it already. A large mapping's duplicates
+    /// are found by [`Keys::distinct`].
     fn insert<T>(&mut self, key: &str, before: &[T], text: impl Fn(&T) -> Option<&str>) -> bool {
         let (state, hashes) = match &mut self.many {
             Some(many) => many,
@@ -590,22 +595,22 @@ impl Keys {
             }
             None => {
                 let state = foldhash::fast::RandomState::default();
-                let mut hashes = HashTable::with_capacity(before.len() * 2);
-                for earlier in before.iter().filter_map(&text) {
-                    let hash = state.hash_one(earlier);
-                    hashes.insert_unique(hash, hash, |&h| h);
-                }
+                let hashes = before.iter().filter_map(&text);
+                let hashes = hashes.map(|earlier| state.hash_one(earlier)).collect();
                 self.many.insert((state, hashes))
             }
         };
-        let hash = state.hash_one(key);
-        match hashes.entry(hash, |&h| h == hash, |&h| h) {
-            Entry::Occupied(_) => false,
-            Entry::Vacant(vacant) => {
-                vacant.insert(hash);
-                true
-            }
-        }
+        hashes.push(state.hash_one(key));
+        true
+    }
+
+    /// Whether the keys of a mapping that has ended are all different.
+    fn distinct(self) -> bool {
+        let Some((_, mut hashes)) = self.many else {
+            return true;
+        };
+        hashes.sort_unstable();
+        hashes.windows(2).all(|pair| pair[0] != pair[1])
     }
 }
 
@@ -1000,7 +1005,10 @@ impl<'de> de::MapAccess<'de> for BlockEntries<'_, '_> {
             Some(found) if found > self.indent => return Err(Declined),
             _ => {
                 self.ended = true;
-                return Ok(None);
+                return match std::mem::take(&mut self.keys).distinct() {
+                    true => Ok(None),
+                    false => Err(Declined),
+                };
             }
         }
         let start = reader.line_start + self.indent;
