@@ -1,5 +1,6 @@
 //! A live list's items by name: a hash table of positions in the list.
 
+use std::cmp::Ordering;
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
@@ -15,6 +16,8 @@ pub(in crate::plan) struct ByName<'a, T> {
     items: &'a [T],
     name: fn(&T) -> &str,
     table: HashTable<u32>,
+    /// Whether the names are in strictly ascending order (see [`Walk`]).
+    sorted: bool,
 }
 
 impl<'a, T> ByName<'a, T> {
@@ -34,7 +37,22 @@ impl<'a, T> ByName<'a, T> {
                 }
             }
         }
-        ByName { items, name, table }
+        let sorted = items.windows(2).all(|pair| name(&pair[0]) < name(&pair[1]));
+        ByName {
+            items,
+            name,
+            table,
+            sorted,
+        }
+    }
+
+    /// Lookups of names in ascending order (see [`Walk`]).
+    pub fn walk<'k>(&self) -> Walk<'_, 'a, 'k, T> {
+        Walk {
+            by_name: self,
+            next: 0,
+            last: None,
+        }
     }
 
     pub fn get(&self, key: &str) -> Option<&'a T> {
@@ -48,6 +66,40 @@ impl<'a, T> ByName<'a, T> {
 
     pub fn contains_key(&self, key: &str) -> bool {
         self.get(key).is_some()
+    }
+}
+
+/// Lookups of names in ascending order, as the diff makes them: it goes
+/// through the config's sorted maps. When the live list is itself in
+/// strictly ascending order, as the reference broker lists it, a lookup
+/// steps along the list, reading it in order where the table costs about
+/// three cache misses a lookup; at 1M app instances those were most of
+/// their diff. For a list in another order, or a name that comes before
+/// one already looked up, the table answers.
+pub(in crate::plan) struct Walk<'i, 'a, 'k, T> {
+    by_name: &'i ByName<'a, T>,
+    /// No item before it has a name at or after the greatest name asked.
+    next: usize,
+    /// The greatest name asked so far.
+    last: Option<&'k str>,
+}
+
+impl<'a, 'k, T> Walk<'_, 'a, 'k, T> {
+    pub fn get(&mut self, key: &'k str) -> Option<&'a T> {
+        let by_name = self.by_name;
+        let in_order = self.last.is_none_or(|last| last < key);
+        if !by_name.sorted || !in_order {
+            return by_name.get(key);
+        }
+        self.last = Some(key);
+        while let Some(item) = by_name.items.get(self.next) {
+            match (by_name.name)(item).cmp(key) {
+                Ordering::Less => self.next += 1,
+                Ordering::Equal => return Some(item),
+                Ordering::Greater => return None,
+            }
+        }
+        None
     }
 }
 
@@ -80,5 +132,40 @@ mod tests {
         ];
         let index = ByName::new(&items, first);
         assert_eq!(index.get("a").map(|item| item.1), Some(3));
+    }
+
+    /// What a walk finds for `keys`, asked in that order.
+    fn walked(items: &[(String, u32)], keys: &[&str]) -> Vec<Option<u32>> {
+        let index = ByName::new(items, first);
+        let mut walk = index.walk();
+        keys.iter()
+            .map(|key| walk.get(key).map(|item| item.1))
+            .collect()
+    }
+
+    #[test]
+    fn a_walk_finds_what_the_table_finds_in_any_list_and_any_order() {
+        let sorted: Vec<(String, u32)> = (0..50).map(|i| (format!("d{i:02}"), i)).collect();
+        let mut shuffled = sorted.clone();
+        shuffled.swap(3, 40);
+        let twice = vec![
+            ("a".to_owned(), 1),
+            ("a".to_owned(), 2),
+            ("b".to_owned(), 3),
+        ];
+        let keys = [
+            "", "d00", "d03", "d031", "d04", "d02", "d05", "d40", "d03", "d49", "d50", "e", "a",
+        ];
+        for items in [&sorted, &shuffled, &twice] {
+            let index = ByName::new(items, first);
+            let by_table: Vec<Option<u32>> = keys
+                .iter()
+                .map(|key| index.get(key).map(|item| item.1))
+                .collect();
+            assert_eq!(walked(items, &keys), by_table);
+        }
+        assert!(ByName::new(&sorted, first).sorted);
+        assert!(!ByName::new(&shuffled, first).sorted);
+        assert!(!ByName::new(&twice, first).sorted);
     }
 }

@@ -454,6 +454,7 @@ fn diff_items<L: BodyItem>(
     delta: &mut Delta,
 ) -> Vec<ItemDelta<L::Body>> {
     let mut out = Vec::new();
+    let mut live = live.walk();
     for (name, want) in wanted {
         if !targets.covers_name(L::KIND, name) {
             continue;

@@ -53,10 +53,11 @@ pub(super) fn diff_pools(
     delta.pools.reserve(most);
     delta.changes.reserve(most);
     delta.revisions.reserve(most);
+    let mut live = index.pools.walk();
     for (name, want) in &desired.pools {
         let address = Address::new(Kind::Pool, name);
         let whole = targets.covers(&address);
-        match index.pools.get(name.as_str()) {
+        match live.get(name.as_str()) {
             Some(have) if owner(&have.labels) == Some(stack) => {
                 update_pool(address, want, have, stack, targets, delta)
             }
