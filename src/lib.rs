@@ -70,10 +70,12 @@
 //!   (invariant: every span a diagnostic about a plan points at survives
 //!   lowering). `config::spec` holds the file's serde types, from which the
 //!   config JSON Schema is derived; `config::fast` reads the plain YAML
-//!   configs are written in and declines everything else to serde-saphyr,
-//!   which keeps every diagnostic and protection; when the typed parse of a file fails,
-//!   `config::shape` walks the file against that schema to report every
-//!   shape problem of it at once.
+//!   configs are written in (a block mapping entry by entry, as the types
+//!   ask for them, never as a whole tree) and declines everything else to
+//!   serde-saphyr, which keeps every diagnostic and protection (invariant:
+//!   what it takes, it reads as serde-saphyr does, places included); when
+//!   the typed parse of a file fails, `config::shape` walks the file
+//!   against that schema to report every shape problem of it at once.
 //! - [`plan`] — `plan::compute(&Desired, &LiveState, &Targets)`: the diff by
 //!   identity then field, the expansion of each change into broker steps with
 //!   explicit dependencies, their topological order, the live facts each step
