@@ -403,10 +403,8 @@ impl<'de> de::MapAccess<'de> for BlockEntries<'_, '_> {
             Some(found) if found > self.indent => return Err(Declined),
             _ => {
                 self.ended = true;
-                return match std::mem::take(&mut self.keys).distinct() {
-                    true => Ok(None),
-                    false => Err(Declined),
-                };
+                let distinct = std::mem::take(&mut self.keys).distinct();
+                return if distinct { Ok(None) } else { Err(Declined) };
             }
         }
         let start = reader.line_start + self.indent;

@@ -29,8 +29,8 @@ use deserializer::{Block, Value};
 /// parser's (and its limits').
 const MAX_DEPTH: usize = 32;
 
-/// Keys a mapping may hold before duplicates are looked up in a set rather
-/// than by comparing each new key with those before it.
+/// Keys a mapping may hold before its duplicates are found by their hashes
+/// (see `Keys`) rather than by comparing each new key with those before it.
 const SMALL_MAPPING: usize = 16;
 
 /// The file as a config, or `None` when the fast front end declines it.
