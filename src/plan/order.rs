@@ -166,16 +166,16 @@ pub(super) fn expand(
 
 /// At most how many steps `expand` plans for `delta`: per pool a put and
 /// a delete, per added member an add, per removed one the four steps of its
-/// chain (logons stopped, drain, sticky bindings, removal), two per app
-/// instance or maintenance change, one per other change.
+/// chain (logons stopped, drain, sticky bindings, removal), and one per
+/// other change.
 fn most_steps(delta: &Delta) -> usize {
     let members: usize = (delta.pools.iter())
         .map(|pool| 2 + pool.adds.len() + 4 * pool.removes.len())
         .sum();
     members
         + delta.app_configs.len()
-        + 2 * delta.app_instances.len()
-        + 2 * delta.maintenance.len()
+        + delta.app_instances.len()
+        + delta.maintenance.len()
         + delta.allow_logons.len()
         + delta.lb_cleanups.len()
 }
