@@ -129,14 +129,41 @@ pub struct SourceMap {
 #[derive(Debug, Clone, Default)]
 struct SourceFile {
     name: String,
+    /// Empty while the text is released.
     text: String,
+    /// What the text was, while it is released (see [`SourceMap::release`]).
+    released: Option<Fingerprint>,
+    /// The (offset, len) ranges masked, in order: a text read again is
+    /// masked alike before it is recognised, so no secret comes back.
+    masks: Vec<(usize, usize)>,
     lines: OnceLock<LineIndex>,
 }
 
-/// Equal when name and text are: the line index only caches what the text says.
+/// Equal when name and text (or the fingerprint of a released text) are:
+/// the line index only caches what the text says, and the masks are in it.
 impl PartialEq for SourceFile {
     fn eq(&self, other: &Self) -> bool {
-        self.name == other.name && self.text == other.text
+        self.name == other.name && self.text == other.text && self.released == other.released
+    }
+}
+
+/// Recognises a released text when it is read again: its length and a
+/// 64-bit hash. Not a defence against a forger (who could write the config
+/// anyway) but against an edit between reading a config and showing a
+/// finding in it, which it misses by chance once in 2^64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint {
+    len: usize,
+    hash: u64,
+}
+
+impl Fingerprint {
+    fn of(text: &str) -> Self {
+        use std::hash::BuildHasher;
+        Fingerprint {
+            len: text.len(),
+            hash: foldhash::quality::FixedState::with_seed(0).hash_one(text),
+        }
     }
 }
 
@@ -148,7 +175,7 @@ impl SourceMap {
         self.files.push(SourceFile {
             name: name.into(),
             text: text.into(),
-            lines: OnceLock::new(),
+            ..SourceFile::default()
         });
         self.files.len() - 1
     }
@@ -157,8 +184,57 @@ impl SourceMap {
         &self.files[index].name
     }
 
+    /// The text of file `index`; empty while it is released.
     pub fn text(&self, index: usize) -> &str {
         &self.files[index].text
+    }
+
+    /// Whether the text of file `index` is released (and not taken back).
+    pub fn is_released(&self, index: usize) -> bool {
+        self.files[index].released.is_some()
+    }
+
+    /// Lets go of the texts, keeping what recognises each. A loaded config
+    /// needs its text again only to show a finding with its lines, which
+    /// few plans have; a config of 1M members is 100 MB of text.
+    pub fn release(&mut self) {
+        for file in &mut self.files {
+            if file.released.is_none() {
+                file.released = Some(Fingerprint::of(&file.text));
+                file.text = String::new();
+                file.lines = OnceLock::new();
+            }
+        }
+    }
+
+    /// Takes back the released texts, each read again by `read` (given the
+    /// file's name) and masked as before; a text is taken back only when it
+    /// is the text released. Returns the names of the files that changed
+    /// or could not be read: they stay released, and a finding in one is
+    /// shown without its lines.
+    pub fn restore(&mut self, mut read: impl FnMut(&str) -> Option<String>) -> Vec<String> {
+        let mut lost = Vec::new();
+        for file in &mut self.files {
+            let Some(released) = file.released else {
+                continue;
+            };
+            let back = read(&file.name)
+                .map(|mut text| {
+                    for &(offset, len) in &file.masks {
+                        mask(&mut text, offset, len);
+                    }
+                    text
+                })
+                .filter(|text| Fingerprint::of(text) == released);
+            match back {
+                Some(text) => {
+                    file.text = text;
+                    file.released = None;
+                }
+                None => lost.push(file.name.clone()),
+            }
+        }
+        lost
     }
 
     /// Where the lines of file `index` start, indexed on first use and kept:
@@ -175,19 +251,8 @@ impl SourceMap {
     /// Out-of-range or mid-character ranges are left alone.
     pub fn mask(&mut self, index: usize, offset: usize, len: usize) {
         let file = &mut self.files[index];
-        let end = offset.saturating_add(len);
-        if let Some(masked) = file.text.get(offset..end) {
-            let stars: String = masked
-                .bytes()
-                .map(|b| {
-                    if b == b'\n' || b == b'\r' {
-                        b as char
-                    } else {
-                        '*'
-                    }
-                })
-                .collect();
-            file.text.replace_range(offset..end, &stars);
+        if mask(&mut file.text, offset, len) {
+            file.masks.push((offset, len));
             file.lines = OnceLock::new();
         }
     }
@@ -209,6 +274,27 @@ impl SourceMap {
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
     }
+}
+
+/// Replaces `len` bytes at `offset` of `text` with `*` but for line breaks;
+/// false, changing nothing, for an out-of-range or mid-character range.
+fn mask(text: &mut String, offset: usize, len: usize) -> bool {
+    let end = offset.saturating_add(len);
+    let Some(masked) = text.get(offset..end) else {
+        return false;
+    };
+    let stars: String = masked
+        .bytes()
+        .map(|b| {
+            if b == b'\n' || b == b'\r' {
+                b as char
+            } else {
+                '*'
+            }
+        })
+        .collect();
+    text.replace_range(offset..end, &stars);
+    true
 }
 
 /// The byte offsets at which the lines of a text start: 0, then after each
@@ -268,6 +354,52 @@ mod tests {
         assert_eq!((index.start(3), index.start(4)), (Some(8), None));
         assert!(!index.has_lone_cr());
         assert!(LineIndex::new("a\rb").has_lone_cr());
+    }
+
+    #[test]
+    fn a_released_text_read_again_unchanged_comes_back_masked_as_before() {
+        let original = "pw: s3\ncret\nnext: 1\n";
+        let mut sources = SourceMap::default();
+        let file = sources.add("a.yaml", original);
+        sources.mask(file, 4, 7);
+        let before = sources.clone();
+        sources.release();
+        assert!(sources.is_released(file));
+        assert_eq!(sources.text(file), "");
+        assert_ne!(sources, before);
+        let mut asked = Vec::new();
+        let lost = sources.restore(|name| {
+            asked.push(name.to_owned());
+            Some(original.to_owned())
+        });
+        assert_eq!((lost, asked), (vec![], vec!["a.yaml".to_owned()]));
+        assert!(!sources.is_released(file));
+        assert_eq!(sources, before);
+        assert_eq!(sources.text(file), "pw: **\n****\nnext: 1\n");
+    }
+
+    #[test]
+    fn a_released_text_that_changed_or_cannot_be_read_stays_released() {
+        let mut sources = SourceMap::default();
+        let edited = sources.add("edited.yaml", "a: 1\n");
+        let gone = sources.add("gone.yaml", "b: 2\n");
+        let same = sources.add("same.yaml", "c: 3\n");
+        sources.release();
+        let lost = sources.restore(|name| match name {
+            "edited.yaml" => Some("a: 2\n".to_owned()),
+            "same.yaml" => Some("c: 3\n".to_owned()),
+            _ => None,
+        });
+        assert_eq!(lost, ["edited.yaml", "gone.yaml"]);
+        assert!(sources.is_released(edited) && sources.is_released(gone));
+        assert_eq!((sources.text(edited), sources.text(same)), ("", "c: 3\n"));
+        // Asked again, only what is still released is read.
+        let mut asked = Vec::new();
+        sources.restore(|name| {
+            asked.push(name.to_owned());
+            None
+        });
+        assert_eq!(asked, ["edited.yaml", "gone.yaml"]);
     }
 
     #[test]

@@ -36,7 +36,10 @@
 //!   `LiveState` a plan reads (stamped with the identity of the broker that
 //!   answered).
 //! - [`address`] — a resource's identity, (kind, name), as in `--target`.
-//! - [`diagnostic`] — the one located `Diagnostic` type and the `SourceMap`.
+//! - [`diagnostic`] — the one located `Diagnostic` type and the `SourceMap`
+//!   (invariant: a released text is taken back only when, masked again as
+//!   before, it is the text released, so a snippet never shows an edited
+//!   file or an unmasked secret).
 //! - [`atomic_file`] — replacing a file so a crash leaves old or new, never torn.
 //! - [`json_schema`] — how every JSON Schema poolform writes is generated.
 //! - [`regular_file`] — reading a file that must be a regular file (config

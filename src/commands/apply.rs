@@ -36,11 +36,11 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> Result<ExitStatus, Error> {
         output.finish()?;
         return outcome;
     }
-    let loaded = ctx.load(&args.path, Forge::of_apply(args.format))?;
+    let mut loaded = ctx.load(&args.path, Forge::of_apply(args.format))?;
     refuse_partial(&args.path, args.allow_partial)?;
     let broker = Arc::new(connect(&args.broker, Some(&loaded))?);
     if args.rehearse {
-        let outcome = rehearse_planned(ctx, args, &broker, &loaded, &output);
+        let outcome = rehearse_planned(ctx, args, &broker, &mut loaded, &output);
         output.finish()?;
         return outcome;
     }
@@ -48,7 +48,7 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> Result<ExitStatus, Error> {
         let options = options(args);
         let signals = watch_signals(Arc::clone(&options.cancel));
         let lease = take_lease(&broker, &loaded.desired.stack, args, &options).await?;
-        let outcome = plan_and_execute(args, &broker, &loaded, options, &output).await;
+        let outcome = plan_and_execute(args, &broker, &mut loaded, options, &output).await;
         release(lease).await?;
         signals.abort();
         outcome
@@ -96,7 +96,7 @@ async fn received_signal() -> &'static str {
 async fn plan_and_execute(
     args: &ApplyArgs,
     broker: &AnyBroker,
-    loaded: &Loaded,
+    loaded: &mut Loaded,
     options: Options,
     output: &ApplyOutput<'_>,
 ) -> Result<ExitStatus, Error> {
@@ -136,7 +136,7 @@ fn rehearse_planned(
     ctx: &Context,
     args: &ApplyArgs,
     broker: &AnyBroker,
-    loaded: &Loaded,
+    loaded: &mut Loaded,
     output: &ApplyOutput,
 ) -> Result<ExitStatus, Error> {
     let live = ctx

@@ -76,11 +76,19 @@ impl Context {
         };
         self.write_diagnostics(&config.warnings, &config.sources)?;
         match lower(config, &SecretSource::resolve) {
-            Ok(Lowered { config, desired }) => Ok(Loaded {
-                path: path.to_owned(),
-                config,
+            Ok(Lowered {
+                mut config,
                 desired,
-            }),
+            }) => {
+                // Read again only to show a finding with its lines, which
+                // few plans have (see `report_violations`).
+                config.sources.release();
+                Ok(Loaded {
+                    path: path.to_owned(),
+                    config,
+                    desired,
+                })
+            }
             Err(rejected) => Err(self.invalid(path, &rejected.items, &rejected.sources, forge)),
         }
     }
@@ -125,20 +133,22 @@ impl Context {
 
     /// Writes the violations of `plan` as diagnostics on stderr, located in
     /// the config it was planned from; warnings when `force` overrides them.
+    /// The config's texts are read again for their lines; a file that
+    /// changed since it was loaded is said so, and shown without them.
     pub fn report_violations(
         &self,
-        loaded: &Loaded,
+        loaded: &mut Loaded,
         plan: &Plan,
         force: bool,
     ) -> Result<(), Error> {
         if plan.violations.is_empty() {
             return Ok(());
         }
+        let changed = config::reread(&mut loaded.config.sources);
         let config = &loaded.config;
-        let items: Vec<Diagnostic> = plan
-            .violations
-            .iter()
-            .map(|v| violation_diagnostic(config, v, force))
+        let items: Vec<Diagnostic> = (changed.into_iter())
+            .map(changed_since_loaded)
+            .chain((plan.violations.iter()).map(|v| violation_diagnostic(config, v, force)))
             .collect();
         self.write_diagnostics(&items, &config.sources)
     }
@@ -295,6 +305,21 @@ fn seed_for(args: &BrokerArgs, config_path: Option<&Path>) -> Option<PathBuf> {
 
 /// A violation as a diagnostic underlining what the config says about it;
 /// a warning when `--force` overrides it.
+/// The warning that config file `file` changed between loading it and
+/// showing a finding in it.
+fn changed_since_loaded(file: String) -> Diagnostic {
+    Diagnostic {
+        severity: Severity::Warning,
+        ..Diagnostic::error(
+            "plan::config_changed",
+            format!(
+                "{file} changed after it was read; the findings in it are shown without its lines"
+            ),
+        )
+    }
+    .with_help("the plan is made from the file as it was read; plan again to see the change")
+}
+
 pub fn violation_diagnostic(config: &Located, violation: &Violation, force: bool) -> Diagnostic {
     let mut diagnostic = Diagnostic::error(violation.code(), words::violation(violation));
     let overridden = force && violation.can_be_overridden();

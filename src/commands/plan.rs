@@ -45,7 +45,7 @@ pub fn run(ctx: &Context, args: &PlanArgs) -> Result<ExitStatus, Error> {
     tracing::debug!("planning");
     let forge = Forge::of_plan(args.format);
     let reading = read_ahead(&args.broker);
-    let loaded = ctx.load(&args.path, forge)?;
+    let mut loaded = ctx.load(&args.path, forge)?;
     tracing::debug!("loaded the config");
     refuse_partial(&args.path, args.allow_partial)?;
     let live = match reading {
@@ -92,7 +92,7 @@ pub fn run(ctx: &Context, args: &PlanArgs) -> Result<ExitStatus, Error> {
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
             None => plan.checksum.clone(),
         };
-        ctx.report_violations(&loaded, &plan, args.force)?;
+        ctx.report_violations(&mut loaded, &plan, args.force)?;
         if let Some(forge) = forge {
             let items = annotate::of_plan(Some(&loaded.config), &plan, args.force);
             annotate::write(forge, &items, &args.path)?;

@@ -56,6 +56,19 @@ struct Place {
 }
 
 fn locate(sources: &SourceMap, file: usize, at: Place) -> SourceLocation {
+    let line = u32::try_from(at.line).unwrap_or(u32::MAX);
+    let column = u32::try_from(at.column).unwrap_or(u32::MAX);
+    if sources.is_released(file) {
+        // No text to check the bytes against: they show no snippet, and
+        // line and column are the parser's own.
+        return SourceLocation {
+            file: sources.name(file).to_owned(),
+            line,
+            column,
+            offset: at.offset.unwrap_or(0),
+            len: at.len.unwrap_or(0),
+        };
+    }
     let text = sources.text(file);
     // Scanner errors carry no byte offsets; fall back to line and column.
     let offset = at
@@ -86,8 +99,8 @@ fn locate(sources: &SourceMap, file: usize, at: Place) -> SourceLocation {
     };
     SourceLocation {
         file: sources.name(file).to_owned(),
-        line: u32::try_from(at.line).unwrap_or(u32::MAX),
-        column: u32::try_from(at.column).unwrap_or(u32::MAX),
+        line,
+        column,
         offset,
         len,
     }

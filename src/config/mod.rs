@@ -18,7 +18,7 @@ use std::path::Path;
 
 pub use lower::{Lowered, lower};
 pub use merge::{Config, Declared, InFile, Located, Moved, kind_noun, merge};
-pub use read::{read, siblings_with_config};
+pub use read::{read, reread, siblings_with_config};
 pub use spec::parse_duration;
 pub use validate::{Validated, validate};
 

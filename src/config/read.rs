@@ -77,6 +77,17 @@ fn yaml_entries(dir: &Path) -> Result<Vec<String>, Diagnostics> {
     Ok(names)
 }
 
+/// Takes back the texts [`SourceMap::release`] let go of, read again from
+/// their files (a file's name is its path as given, and the working
+/// directory has not changed). Returns the names of the files that changed
+/// since or cannot be read any more.
+pub fn reread(sources: &mut SourceMap) -> Vec<String> {
+    sources.restore(|name| {
+        let bytes = regular_file::read(Path::new(name), u64::MAX, READ_TIMEOUT).ok()?;
+        String::from_utf8(bytes).ok()
+    })
+}
+
 fn unlocated(message: String) -> Diagnostics {
     Diagnostics {
         sources: SourceMap::default(),
@@ -266,6 +277,29 @@ mod tests {
         let text = diagnostics.sources.text_of(&at.file).expect("source kept");
         let under = text[at.offset..at.offset + at.len].to_owned();
         (d.message.clone(), (at.line, at.column, under))
+    }
+
+    #[test]
+    fn released_texts_are_read_again_from_the_files_read_and_an_edited_one_is_not() {
+        let dir = dir_with(&[("a.yaml", "pw: secret\n"), ("b.yaml", "stack: s\n")]);
+        let mut sources = SourceMap::default();
+        for (name, text) in read(dir.path()).unwrap() {
+            sources.add(name, text);
+        }
+        sources.mask(0, 4, 6);
+        let loaded = sources.clone();
+        sources.release();
+        assert_eq!(reread(&mut sources), Vec::<String>::new());
+        assert_eq!(sources, loaded);
+        assert_eq!(sources.text(0), "pw: ******\n");
+        sources.release();
+        std::fs::write(dir.path().join("b.yaml"), "stack: t\n").unwrap();
+        let b = dir.path().join("b.yaml").display().to_string();
+        assert_eq!(reread(&mut sources), [b]);
+        assert_eq!(
+            (sources.is_released(0), sources.is_released(1)),
+            (false, true)
+        );
     }
 
     #[test]

@@ -179,9 +179,12 @@ impl<'a> Report<'a> {
     }
 }
 
+/// The snippets of `file`, unless its text is not at hand (released, and
+/// changed since).
 fn source<'a>(sources: &'a SourceMap, file: &str) -> Option<Snippets<'a>> {
     sources
         .index_of(file)
+        .filter(|&file| !sources.is_released(file))
         .map(|file| Snippets { sources, file })
 }
 
