@@ -3,9 +3,6 @@
 //! clear sticky bindings, then remove the member; deletes in reverse
 //! dependency order), then one topological pass fixes the execution order.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
 // Steps are looked up by names a config declares, tens of thousands of
 // times in a large plan: foldhash, seeded at random, rather than SipHash.
 use foldhash::{HashMap, HashSet};
@@ -36,7 +33,73 @@ fn phase(op: &Op) -> u8 {
         Op::RemoveMember { .. } => 11,
         Op::RemoveLbService { .. } => 12,
         Op::DeleteAppConfig { .. } => 13,
-        Op::DeletePool { .. } => 14,
+        Op::DeletePool { .. } => LAST_PHASE,
+    }
+}
+
+const LAST_PHASE: u8 = 14;
+
+/// A set of numbers below a bound that gives up its smallest: one bit per
+/// number, and above them one bit per word that is not empty, up to a
+/// single word. The steps ready to be placed, up to millions of them: a
+/// binary heap of them costs a cache miss per level per step once it
+/// outgrows the caches, where a lookup here reads one word per level, and
+/// the steps are mostly taken in the order they were made, word by word.
+struct Ready {
+    /// `levels[0]` has a bit per number; each next level a bit per word of
+    /// the one below; the last is one word.
+    levels: Vec<Vec<u64>>,
+}
+
+impl Ready {
+    fn new(bound: usize) -> Ready {
+        let mut levels = Vec::new();
+        let mut bits = bound;
+        loop {
+            let words = bits.div_ceil(64).max(1);
+            levels.push(vec![0; words]);
+            if words == 1 {
+                return Ready { levels };
+            }
+            bits = words;
+        }
+    }
+
+    fn insert(&mut self, number: usize) {
+        let mut at = number;
+        for level in &mut self.levels {
+            let word = &mut level[at / 64];
+            let was_empty = *word == 0;
+            *word |= 1 << (at % 64);
+            if !was_empty {
+                // The levels above already mark this word.
+                return;
+            }
+            at /= 64;
+        }
+    }
+
+    fn pop_first(&mut self) -> Option<usize> {
+        let mut at = 0;
+        for level in self.levels.iter().rev() {
+            let word = level[at];
+            if word == 0 {
+                // Only the top word can be empty here: a set bit above
+                // marks a word that is not.
+                return None;
+            }
+            at = at * 64 + word.trailing_zeros() as usize;
+        }
+        let first = at;
+        for level in &mut self.levels {
+            let word = &mut level[at / 64];
+            *word &= !(1 << (at % 64));
+            if *word != 0 {
+                return Some(first);
+            }
+            at /= 64;
+        }
+        Some(first)
     }
 }
 
@@ -657,19 +720,22 @@ fn sort(mut steps: Vec<Step>) -> Result<Vec<Step>, CycleError> {
         }
     }
     drop(filled);
-    let mut ready: BinaryHeap<Reverse<(u8, usize)>> = (0..n)
-        .filter(|&id| waiting[id] == 0)
-        .map(|id| Reverse((phase(&steps[id].op), id)))
-        .collect();
+    // Keyed by phase, then creation order: (phase, id) as phase * n + id.
+    let key = |id: usize| usize::from(phase(&steps[id].op)) * n + id;
+    let mut ready = Ready::new(n * (usize::from(LAST_PHASE) + 1));
+    for id in (0..n).filter(|&id| waiting[id] == 0) {
+        ready.insert(key(id));
+    }
     let mut position = vec![usize::MAX; n];
     let mut placed = 0;
-    while let Some(Reverse((_, id))) = ready.pop() {
+    while let Some(first_ready) = ready.pop_first() {
+        let id = first_ready % n;
         position[id] = placed;
         placed += 1;
         for &next in &dependents[first[id]..first[id + 1]] {
             waiting[next] -= 1;
             if waiting[next] == 0 {
-                ready.push(Reverse((phase(&steps[next].op), next)));
+                ready.insert(key(next));
             }
         }
     }
@@ -765,10 +831,53 @@ mod tests {
         assert_eq!(stuck, CycleError(vec![cause("a"), cause("b")]));
     }
 
+    use proptest::strategy::Strategy as _;
+
     proptest::proptest! {
+        /// The ready set gives up numbers as a min-heap of them would,
+        /// whatever the bound (one level or several) and the interleaving.
+        #[test]
+        fn the_ready_set_gives_up_its_smallest_number_first(
+            bound in 1usize..300_000,
+            ops in proptest::collection::vec(proptest::prop_oneof![
+                proptest::prelude::any::<proptest::sample::Index>().prop_map(Some),
+                proptest::strategy::Just(None),
+            ], 0..400),
+        ) {
+            use std::cmp::Reverse;
+            use std::collections::{BinaryHeap, HashSet};
+            let mut ready = Ready::new(bound);
+            let mut heap = BinaryHeap::new();
+            let mut held = HashSet::new();
+            for op in ops {
+                match op {
+                    // A set holds a number once; the plan inserts each once.
+                    Some(i) => {
+                        let number = i.index(bound);
+                        if held.insert(number) {
+                            ready.insert(number);
+                            heap.push(Reverse(number));
+                        }
+                    }
+                    None => {
+                        let want = heap.pop().map(|Reverse(n)| n);
+                        if let Some(n) = want {
+                            held.remove(&n);
+                        }
+                        proptest::prop_assert_eq!(ready.pop_first(), want);
+                    }
+                }
+            }
+            while let Some(Reverse(n)) = heap.pop() {
+                proptest::prop_assert_eq!(ready.pop_first(), Some(n));
+            }
+            proptest::prop_assert_eq!(ready.pop_first(), None);
+        }
+
         /// Whatever order the rules create steps in, the sorted steps are
-        /// numbered by place, each after the steps it depends on, and each
-        /// depends on exactly the steps it was planned to.
+        /// in the order of Kahn's algorithm with a heap, numbered by place,
+        /// each after the steps it depends on, and each depends on exactly
+        /// the steps it was planned to.
         #[test]
         fn sorted_steps_keep_their_dependencies(
             planned in proptest::collection::vec(
@@ -800,8 +909,41 @@ mod tests {
                 builder.push(op, cause(&name), deps);
             }
 
+            // Kahn's algorithm as written down: among the ready steps, the
+            // lowest (phase, creation order) first.
+            let reference: Vec<String> = {
+                use std::cmp::Reverse;
+                use std::collections::BinaryHeap;
+                let drafts = &builder.steps;
+                let mut waiting: Vec<usize> = drafts.iter().map(|s| {
+                    let mut deps = s.depends_on.clone();
+                    deps.sort_unstable();
+                    deps.dedup();
+                    deps.len()
+                }).collect();
+                let mut ready: BinaryHeap<_> = (0..drafts.len())
+                    .filter(|&id| waiting[id] == 0)
+                    .map(|id| Reverse((phase(&drafts[id].op), id)))
+                    .collect();
+                let mut order = Vec::new();
+                while let Some(Reverse((_, id))) = ready.pop() {
+                    order.push(drafts[id].cause.name.clone());
+                    for (next, step) in drafts.iter().enumerate() {
+                        if step.depends_on.contains(&id) {
+                            waiting[next] -= 1;
+                            if waiting[next] == 0 {
+                                ready.push(Reverse((phase(&step.op), next)));
+                            }
+                        }
+                    }
+                }
+                order
+            };
+
             let steps = sort(builder.steps).expect("no cycle");
 
+            let order: Vec<&String> = steps.iter().map(|s| &s.cause.name).collect();
+            proptest::prop_assert_eq!(order, reference.iter().collect::<Vec<_>>());
             proptest::prop_assert_eq!(steps.len(), wanted.len());
             let mut got = Vec::new();
             for (at, step) in steps.iter().enumerate() {
