@@ -9,7 +9,7 @@ use secrecy::SecretString;
 
 use super::spec::{
     AppConfigSpec, AppInstanceSpec, CredentialsSpec, DestinationSpec, DrainSpec, DurationValue,
-    LabelMap, LoadBalancingSpec, PoolSpec, SecretValue,
+    LabelMap, LoadBalancingSpec, PoolSpec, SecretValue, Sp,
 };
 use super::{Config, Declared, Diagnostics, Located, Moved, Validated};
 use crate::contract::wire::{Labels, LoadBalancing, Maintenance};
@@ -114,12 +114,18 @@ fn move_app_instances(
     let declared = instances
         .into_iter()
         .map(|(name, declared)| {
+            let Sp { value, at } = declared.name;
             if let Some(instance) = app_instance(*declared.spec) {
-                lowered.push((name.clone(), instance));
+                // The located name's copy becomes the desired state's key;
+                // the map key goes on naming the declaration.
+                lowered.push((value, instance));
             }
             let kept = Declared {
                 file: declared.file,
-                name: declared.name,
+                name: Sp {
+                    value: String::new(),
+                    at,
+                },
                 spec: Box::new(Moved),
             };
             (name, kept)

@@ -37,9 +37,10 @@ pub struct Declared<T> {
 
 /// What a config keeps of an app instance's spec once `lower` has moved
 /// its values into the desired state: nothing. The declaration (file and
-/// located name) stays, for diagnostics about the plan. At 1M app
+/// the name's place) stays, for diagnostics about the plan; the name's
+/// text moved too, and the map key names the declaration. At 1M app
 /// instances, keeping the specs beside their lowered copies cost about
-/// 0.2 GB.
+/// 0.2 GB, and a third copy of each name 0.03 GB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Moved;
 
