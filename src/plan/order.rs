@@ -5,7 +5,7 @@
 
 // Steps are looked up by names a config declares, tens of thousands of
 // times in a large plan: foldhash, seeded at random, rather than SipHash.
-use foldhash::{HashMap, HashSet};
+use foldhash::HashMap;
 
 use rustc_hash::FxHashMap;
 
@@ -159,6 +159,7 @@ struct Planned<'a> {
     /// First step of each member's removal chain (drain, sticky, remove).
     chain_head: FxHashMap<Key<'a>, usize>,
     remove_member: FxHashMap<Key<'a>, usize>,
+    /// The removals from each pool being deleted, which waits for them.
     removes_of_pool: HashMap<&'a str, Vec<usize>>,
     maintenance_on: HashMap<&'a str, usize>,
     maintenance_off: HashMap<&'a str, usize>,
@@ -195,8 +196,10 @@ pub(super) fn expand(
     // Sized once: grown one insert at a time, these maps rehash every
     // entry at each doubling, and a large plan removes 100k members or more.
     let removes = delta.pools.iter().map(|pool| pool.removes.len()).sum();
+    let adds = delta.pools.iter().map(|pool| pool.adds.len()).sum();
     rules.planned.chain_head.reserve(removes);
     rules.planned.remove_member.reserve(removes);
+    rules.planned.add_member.reserve(adds);
     // The steps too, by a bound on what the rules below can add: grown by
     // doubling, the buffer of 400k steps was copied about once over, into
     // fresh pages, and that was a third of the expansion. The part of the
@@ -287,14 +290,9 @@ impl<'a> Expansion<'a> {
     }
 
     fn add_members(&mut self, pool: &'a PoolDelta) {
+        let put_pool = self.planned.put_pool.get(pool.name.as_str()).copied();
         for destination in &pool.adds {
-            let deps = self
-                .planned
-                .put_pool
-                .get(pool.name.as_str())
-                .copied()
-                .into_iter()
-                .collect();
+            let deps = put_pool.into_iter().collect();
             let id = self.steps.push(
                 Op::AddMember {
                     pool: pool.name.clone(),
@@ -362,11 +360,13 @@ impl<'a> Expansion<'a> {
         planned
             .remove_member
             .insert(key(&pool.name, destination), id);
-        planned
-            .removes_of_pool
-            .entry(&pool.name)
-            .or_default()
-            .push(id);
+        if let PoolChange::Delete = pool.change {
+            planned
+                .removes_of_pool
+                .entry(&pool.name)
+                .or_default()
+                .push(id);
+        }
     }
 
     /// Drain mode for a member leaving a load-balanced pool, from the head
@@ -437,29 +437,38 @@ impl<'a> Expansion<'a> {
 
     /// A destination moving between load-balanced pools must leave the old
     /// one first: the broker admits it to one load-balanced pool at a time.
-    /// Returns those adds: they are not "make" steps, so they are kept out of
-    /// make-before-break.
-    fn leave_one_load_balanced_pool_before_joining_another(&mut self) -> HashSet<usize> {
+    /// Returns which steps (by id) are those adds: they are not "make"
+    /// steps, so they are kept out of make-before-break.
+    fn leave_one_load_balanced_pool_before_joining_another(&mut self) -> Vec<bool> {
         // Removals from load-balanced pools by destination, so that each
-        // add finds its own without a pass over every changed pool.
-        let mut removals: HashMap<&str, Vec<(&str, usize)>> = HashMap::default();
-        for other in self.delta.pools.iter().filter(|o| o.removal_load_balanced) {
+        // add finds its own without a pass over every changed pool: one
+        // flat list of (pool, removal, the destination's next), the first
+        // of each destination found by name. A list per destination had
+        // been an allocation per member moved.
+        const END: usize = usize::MAX;
+        let leaving_lb = self.delta.pools.iter().filter(|o| o.removal_load_balanced);
+        let count = leaving_lb.clone().map(|o| o.removes.len()).sum();
+        let mut first: HashMap<&str, usize> = HashMap::default();
+        first.reserve(count);
+        let mut removals: Vec<(&str, usize, usize)> = Vec::with_capacity(count);
+        for other in leaving_lb {
             for destination in &other.removes {
                 let removal = self.planned.remove_member[&key(&other.name, destination)];
-                removals
-                    .entry(destination)
-                    .or_default()
-                    .push((&other.name, removal));
+                let next = first.insert(destination, removals.len()).unwrap_or(END);
+                removals.push((&other.name, removal, next));
             }
         }
-        let mut moving_adds = HashSet::default();
+        let mut moving_adds = vec![false; self.steps.steps.len()];
         for pool in self.delta.pools.iter().filter(|p| p.load_balanced_after) {
             for destination in &pool.adds {
                 let add = self.planned.add_member[&key(&pool.name, destination)];
-                let leaving = removals.get(destination.as_str()).into_iter().flatten();
-                for &(_, removal) in leaving.filter(|(other, _)| *other != pool.name) {
-                    self.steps.depend(add, [removal]);
-                    moving_adds.insert(add);
+                let mut at = first.get(destination.as_str()).copied().unwrap_or(END);
+                while let Some(&(other, removal, next)) = removals.get(at) {
+                    if other != pool.name {
+                        self.steps.depend(add, [removal]);
+                        moving_adds[add] = true;
+                    }
+                    at = next;
                 }
             }
         }
@@ -468,13 +477,13 @@ impl<'a> Expansion<'a> {
 
     /// Make before break: a pool's removal chains start only once its new
     /// members are in.
-    fn make_before_break(&mut self, moving_adds: &HashSet<usize>) {
+    fn make_before_break(&mut self, moving_adds: &[bool]) {
         for pool in &self.delta.pools {
             let makes: Vec<usize> = pool
                 .adds
                 .iter()
                 .map(|d| self.planned.add_member[&key(&pool.name, d)])
-                .filter(|id| !moving_adds.contains(id))
+                .filter(|&id| !moving_adds[id])
                 .collect();
             for destination in &pool.removes {
                 let head = self.planned.chain_head[&key(&pool.name, destination)];
