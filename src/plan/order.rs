@@ -7,8 +7,6 @@
 // times in a large plan: foldhash, seeded at random, rather than SipHash.
 use foldhash::HashMap;
 
-use rustc_hash::FxHashMap;
-
 use super::diff::{Delta, ItemChange, LiveIndex, PoolChange, PoolDelta};
 use super::{ExpectedWarning, Op, Step};
 use crate::address::{Address, Kind};
@@ -141,24 +139,25 @@ impl Builder {
     }
 }
 
-/// A (pool, destination) pair, borrowed from the plan's inputs: tens of
-/// thousands of members change in a large plan, each looked up several
-/// times.
-type Key<'a> = (&'a str, &'a str);
-
-fn key<'a>(a: &'a str, b: &'a str) -> Key<'a> {
-    (a, b)
-}
-
 /// What the rules need to know about the steps already planned, by resource.
 #[derive(Default)]
 struct Planned<'a> {
     put_pool: HashMap<&'a str, usize>,
     created_pool: HashMap<&'a str, usize>,
-    add_member: FxHashMap<Key<'a>, usize>,
-    /// First step of each member's removal chain (drain, sticky, remove).
-    chain_head: FxHashMap<Key<'a>, usize>,
-    remove_member: FxHashMap<Key<'a>, usize>,
+    /// A changed pool's place in the delta, by name.
+    pool_at: HashMap<&'a str, usize>,
+    /// The step adding each member, pool by pool in the delta's order and
+    /// in each pool's order of `adds`: the pool at place `p` has
+    /// `add_member[adds_from[p]..adds_from[p + 1]]`. Pools and members
+    /// are planned in that order, so most of the rules read these in
+    /// order; a table of 1M (pool, member) keys was a cache miss each.
+    add_member: Vec<usize>,
+    adds_from: Vec<usize>,
+    /// Each removed member's chain, laid out as `add_member` by `removes`:
+    /// its first step (logons stopped, drain, sticky or the removal
+    /// itself) and its removal.
+    chains: Vec<Chain>,
+    chains_from: Vec<usize>,
     /// The removals from each pool being deleted, which waits for them.
     removes_of_pool: HashMap<&'a str, Vec<usize>>,
     maintenance_on: HashMap<&'a str, usize>,
@@ -168,6 +167,25 @@ struct Planned<'a> {
     instance_steps_of_config: HashMap<String, Vec<usize>>,
     /// Steps that take an app config off a pool (by the live pool).
     config_steps_of_pool: HashMap<String, Vec<usize>>,
+}
+
+/// The first step and the removal of one member's removal chain.
+#[derive(Clone, Copy)]
+struct Chain {
+    head: usize,
+    remove: usize,
+}
+
+impl Planned<'_> {
+    /// The add steps of the pool at place `p` of the delta.
+    fn adds_of(&self, p: usize) -> &[usize] {
+        &self.add_member[self.adds_from[p]..self.adds_from[p + 1]]
+    }
+
+    /// The removal chains of the pool at place `p` of the delta.
+    fn chains_of(&self, p: usize) -> &[Chain] {
+        &self.chains[self.chains_from[p]..self.chains_from[p + 1]]
+    }
 }
 
 /// Step expansion: each rule below adds the steps of one kind of change and
@@ -197,9 +215,13 @@ pub(super) fn expand(
     // entry at each doubling, and a large plan removes 100k members or more.
     let removes = delta.pools.iter().map(|pool| pool.removes.len()).sum();
     let adds = delta.pools.iter().map(|pool| pool.adds.len()).sum();
-    rules.planned.chain_head.reserve(removes);
-    rules.planned.remove_member.reserve(removes);
+    rules.planned.chains.reserve(removes);
     rules.planned.add_member.reserve(adds);
+    rules.planned.pool_at.reserve(delta.pools.len());
+    debug_assert!(delta.pools.iter().all(|pool| {
+        let sorted = |names: &[String]| names.windows(2).all(|w| w[0] < w[1]);
+        sorted(&pool.adds) && sorted(&pool.removes)
+    }));
     // The steps too, by a bound on what the rules below can add: grown by
     // doubling, the buffer of 400k steps was copied about once over, into
     // fresh pages, and that was a third of the expansion. The part of the
@@ -207,13 +229,20 @@ pub(super) fn expand(
     let bound = most_steps(delta);
     rules.steps.steps.reserve(bound);
     rules.maintenance();
-    for pool in &delta.pools {
+    for (at, pool) in delta.pools.iter().enumerate() {
+        let planned = &mut rules.planned;
+        planned.pool_at.insert(&pool.name, at);
+        planned.adds_from.push(planned.add_member.len());
+        planned.chains_from.push(planned.chains.len());
         rules.pool_settings(pool);
         rules.add_members(pool);
         for destination in &pool.removes {
             rules.removal_chain(pool, destination);
         }
     }
+    let planned = &mut rules.planned;
+    planned.adds_from.push(planned.add_member.len());
+    planned.chains_from.push(planned.chains.len());
     rules.rejoin_after_maintenance_ends();
     let moving_adds = rules.leave_one_load_balanced_pool_before_joining_another();
     rules.make_before_break(&moving_adds);
@@ -228,6 +257,11 @@ pub(super) fn expand(
         "more steps than the bound"
     );
     sort(rules.steps.steps)
+}
+
+/// Where `name` is in the sorted `names`.
+fn find(names: &[String], name: &str) -> Option<usize> {
+    names.binary_search_by(|n| n.as_str().cmp(name)).ok()
 }
 
 /// At most how many steps `expand` plans for `delta`: per pool a put and
@@ -247,6 +281,20 @@ fn most_steps(delta: &Delta) -> usize {
 }
 
 impl<'a> Expansion<'a> {
+    /// The step adding `destination` to `pool`, if one is planned.
+    fn add(&self, pool: &str, destination: &str) -> Option<usize> {
+        let p = *self.planned.pool_at.get(pool)?;
+        let at = find(&self.delta.pools[p].adds, destination)?;
+        Some(self.planned.adds_of(p)[at])
+    }
+
+    /// The removal chain of `destination` leaving `pool`, if one is planned.
+    fn chain(&self, pool: &str, destination: &str) -> Option<Chain> {
+        let p = *self.planned.pool_at.get(pool)?;
+        let at = find(&self.delta.pools[p].removes, destination)?;
+        Some(self.planned.chains_of(p)[at])
+    }
+
     /// Maintenance mode is switched on or off; a drain of the destination
     /// waits for it to be on (see [`Self::drain`]).
     fn maintenance(&mut self) {
@@ -301,9 +349,7 @@ impl<'a> Expansion<'a> {
                 Address::new(Kind::Pool, &pool.name),
                 deps,
             );
-            self.planned
-                .add_member
-                .insert(key(&pool.name, destination), id);
+            self.planned.add_member.push(id);
         }
     }
 
@@ -354,12 +400,10 @@ impl<'a> Expansion<'a> {
             );
         }
         let planned = &mut self.planned;
-        planned
-            .chain_head
-            .insert(key(&pool.name, destination), head.unwrap_or(id));
-        planned
-            .remove_member
-            .insert(key(&pool.name, destination), id);
+        planned.chains.push(Chain {
+            head: head.unwrap_or(id),
+            remove: id,
+        });
         if let PoolChange::Delete = pool.change {
             planned
                 .removes_of_pool
@@ -425,10 +469,13 @@ impl<'a> Expansion<'a> {
     /// only after: load balancing would otherwise send users to a host
     /// that still refuses them.
     fn rejoin_after_maintenance_ends(&mut self) {
-        for pool in self.delta.pools.iter().filter(|p| p.load_balanced_after) {
-            for destination in &pool.adds {
-                if let Some(&off) = self.planned.maintenance_off.get(destination.as_str()) {
-                    let add = self.planned.add_member[&key(&pool.name, destination)];
+        let planned = &self.planned;
+        for (p, pool) in self.delta.pools.iter().enumerate() {
+            if !pool.load_balanced_after {
+                continue;
+            }
+            for (destination, &add) in pool.adds.iter().zip(planned.adds_of(p)) {
+                if let Some(&off) = planned.maintenance_off.get(destination.as_str()) {
                     self.steps.depend(add, [off]);
                 }
             }
@@ -446,22 +493,22 @@ impl<'a> Expansion<'a> {
         // of each destination found by name. A list per destination had
         // been an allocation per member moved.
         const END: usize = usize::MAX;
-        let leaving_lb = self.delta.pools.iter().filter(|o| o.removal_load_balanced);
-        let count = leaving_lb.clone().map(|o| o.removes.len()).sum();
+        let planned = &self.planned;
+        let pools = self.delta.pools.iter().enumerate();
+        let leaving_lb = pools.clone().filter(|(_, o)| o.removal_load_balanced);
+        let count = leaving_lb.clone().map(|(_, o)| o.removes.len()).sum();
         let mut first: HashMap<&str, usize> = HashMap::default();
         first.reserve(count);
         let mut removals: Vec<(&str, usize, usize)> = Vec::with_capacity(count);
-        for other in leaving_lb {
-            for destination in &other.removes {
-                let removal = self.planned.remove_member[&key(&other.name, destination)];
+        for (p, other) in leaving_lb {
+            for (destination, chain) in other.removes.iter().zip(planned.chains_of(p)) {
                 let next = first.insert(destination, removals.len()).unwrap_or(END);
-                removals.push((&other.name, removal, next));
+                removals.push((&other.name, chain.remove, next));
             }
         }
         let mut moving_adds = vec![false; self.steps.steps.len()];
-        for pool in self.delta.pools.iter().filter(|p| p.load_balanced_after) {
-            for destination in &pool.adds {
-                let add = self.planned.add_member[&key(&pool.name, destination)];
+        for (p, pool) in pools.filter(|(_, p)| p.load_balanced_after) {
+            for (destination, &add) in pool.adds.iter().zip(planned.adds_of(p)) {
                 let mut at = first.get(destination.as_str()).copied().unwrap_or(END);
                 while let Some(&(other, removal, next)) = removals.get(at) {
                     if other != pool.name {
@@ -478,16 +525,16 @@ impl<'a> Expansion<'a> {
     /// Make before break: a pool's removal chains start only once its new
     /// members are in.
     fn make_before_break(&mut self, moving_adds: &[bool]) {
-        for pool in &self.delta.pools {
-            let makes: Vec<usize> = pool
-                .adds
-                .iter()
-                .map(|d| self.planned.add_member[&key(&pool.name, d)])
+        let planned = &self.planned;
+        for p in 0..self.delta.pools.len() {
+            let makes: Vec<usize> = (planned.adds_of(p).iter().copied())
                 .filter(|&id| !moving_adds[id])
                 .collect();
-            for destination in &pool.removes {
-                let head = self.planned.chain_head[&key(&pool.name, destination)];
-                self.steps.depend(head, makes.iter().copied());
+            if makes.is_empty() {
+                continue;
+            }
+            for chain in planned.chains_of(p) {
+                self.steps.depend(chain.head, makes.iter().copied());
             }
         }
     }
@@ -551,9 +598,9 @@ impl<'a> Expansion<'a> {
             );
             if retargets_away
                 && let Some((old, pool)) = pinned
-                && let Some(&head) = self.planned.chain_head.get(&key(pool, old))
+                && let Some(chain) = self.chain(pool, old)
             {
-                self.steps.depend(head, [id]);
+                self.steps.depend(chain.head, [id]);
             }
             if body.is_none_or(|body| body.app_config != live.app_config) {
                 self.planned
@@ -587,8 +634,7 @@ impl<'a> Expansion<'a> {
                         .get(body.app_config.as_str())
                         .map(|c| c.pool.as_str())
                 });
-            if let Some(&add) = pool.and_then(|p| self.planned.add_member.get(&key(p, destination)))
-            {
+            if let Some(add) = pool.and_then(|p| self.add(p, destination)) {
                 deps.push(add);
             }
         }

@@ -80,6 +80,8 @@ impl PoolChange {
 pub(super) struct PoolDelta {
     pub name: String,
     pub change: PoolChange,
+    /// Sorted, without duplicates (the expansion finds a member's add by
+    /// binary search).
     pub adds: Vec<String>,
     /// Sorted, without duplicates (see [`PoolDelta::removes_member`]).
     pub removes: Vec<String>,
