@@ -144,13 +144,8 @@ impl Context {
         if plan.violations.is_empty() {
             return Ok(());
         }
-        let changed = config::reread(&mut loaded.config.sources);
-        let config = &loaded.config;
-        let items: Vec<Diagnostic> = (changed.into_iter())
-            .map(changed_since_loaded)
-            .chain((plan.violations.iter()).map(|v| violation_diagnostic(config, v, force)))
-            .collect();
-        self.write_diagnostics(&items, &config.sources)
+        let items = violation_diagnostics(loaded, plan, force);
+        self.write_diagnostics(&items, &loaded.config.sources)
     }
 
     /// Renders a plan in the chosen format: on stdout, except for `gitlab`,
@@ -305,6 +300,17 @@ fn seed_for(args: &BrokerArgs, config_path: Option<&Path>) -> Option<PathBuf> {
 
 /// A violation as a diagnostic underlining what the config says about it;
 /// a warning when `--force` overrides it.
+/// The violations of `plan` as diagnostics, located in the config with its
+/// texts read again, after a warning for each file that changed since.
+fn violation_diagnostics(loaded: &mut Loaded, plan: &Plan, force: bool) -> Vec<Diagnostic> {
+    let changed = config::reread(&mut loaded.config.sources);
+    let config = &loaded.config;
+    (changed.into_iter())
+        .map(changed_since_loaded)
+        .chain((plan.violations.iter()).map(|v| violation_diagnostic(config, v, force)))
+        .collect()
+}
+
 /// The warning that config file `file` changed between loading it and
 /// showing a finding in it.
 fn changed_since_loaded(file: String) -> Diagnostic {
@@ -442,4 +448,78 @@ pub fn is_plan_file(path: &Path) -> Result<bool, Error> {
     }
     let bytes = std::fs::read(path).during(IoAction::Read(path.to_owned()))?;
     Ok(crate::plan::is_saved_plan(&bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Targets, compute_at, fixtures};
+
+    /// A config whose pool lists a destination the live state lacks, loaded
+    /// as `plan` loads it (its text released), and the plan of it.
+    fn loaded_with_a_violation(dir: &Path) -> (Loaded, Plan) {
+        let text =
+            "stack: corp-rds\npools:\n  extra:\n    members:\n      - rds-01\n      - ghost\n";
+        std::fs::write(dir.join("pools.yaml"), text).unwrap();
+        let config = config::load(dir).expect("valid");
+        let no_secrets = |_: &SecretSource| -> Result<secrecy::SecretString, String> {
+            Err("no secrets here".to_owned())
+        };
+        let Lowered {
+            mut config,
+            desired,
+        } = lower(config, &no_secrets).expect("lowers");
+        config.sources.release();
+        let plan = compute_at(
+            &desired,
+            &fixtures::live(true),
+            &Targets::default(),
+            String::new(),
+        )
+        .expect("plans");
+        let loaded = Loaded {
+            path: dir.to_owned(),
+            config,
+            desired,
+        };
+        (loaded, plan)
+    }
+
+    fn ghost(items: &[Diagnostic]) -> &Diagnostic {
+        (items.iter())
+            .find(|d| d.message.contains("ghost"))
+            .unwrap_or_else(|| panic!("no violation about ghost in {items:#?}"))
+    }
+
+    #[test]
+    fn violations_are_located_in_the_text_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut loaded, plan) = loaded_with_a_violation(dir.path());
+        let items = violation_diagnostics(&mut loaded, &plan, false);
+        assert!(
+            items.iter().all(|d| d.code != "plan::config_changed"),
+            "{items:#?}"
+        );
+        let at = &ghost(&items).primary.as_ref().expect("located").location;
+        assert_eq!((at.line, at.column), (6, 9));
+        let text = loaded.config.sources.text_of(&at.file).expect("kept");
+        assert_eq!(&text[at.offset..at.offset + at.len], "ghost");
+    }
+
+    #[test]
+    fn a_file_edited_since_loading_is_said_so_and_keeps_its_places() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut loaded, plan) = loaded_with_a_violation(dir.path());
+        let file = dir.path().join("pools.yaml");
+        let edited = std::fs::read_to_string(&file).unwrap() + "# edited\n";
+        std::fs::write(&file, edited).unwrap();
+        let items = violation_diagnostics(&mut loaded, &plan, false);
+        assert_eq!(items[0].code, "plan::config_changed");
+        assert!(items[0].message.starts_with(&file.display().to_string()));
+        assert!(!items[0].is_error());
+        let at = &ghost(&items).primary.as_ref().expect("located").location;
+        assert_eq!((at.line, at.column), (6, 9));
+        let index = loaded.config.sources.index_of(&at.file).expect("listed");
+        assert!(loaded.config.sources.is_released(index));
+    }
 }

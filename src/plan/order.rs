@@ -211,8 +211,9 @@ pub(super) fn expand(
         steps: Builder::default(),
         planned: Planned::default(),
     };
-    // Sized once: grown one insert at a time, these maps rehash every
-    // entry at each doubling, and a large plan removes 100k members or more.
+    // Sized once from the delta's counts: grown one push at a time, the
+    // lists would be copied and the map rehashed at each doubling, and a
+    // large plan removes 100k members or more.
     let removes = delta.pools.iter().map(|pool| pool.removes.len()).sum();
     let adds = delta.pools.iter().map(|pool| pool.adds.len()).sum();
     rules.planned.chains.reserve(removes);
