@@ -311,15 +311,15 @@ fn violation_diagnostics(loaded: &mut Loaded, plan: &Plan, force: bool) -> Vec<D
         .collect()
 }
 
-/// The warning that config file `file` changed between loading it and
-/// showing a finding in it.
+/// The warning that config file `file` changed, or cannot be read any
+/// more, between loading it and showing a finding in it.
 fn changed_since_loaded(file: String) -> Diagnostic {
     Diagnostic {
         severity: Severity::Warning,
         ..Diagnostic::error(
             "plan::config_changed",
             format!(
-                "{file} changed after it was read; the findings in it are shown without its lines"
+                "{file} changed, or cannot be read, since it was loaded; the findings in it are shown without its lines"
             ),
         )
     }
