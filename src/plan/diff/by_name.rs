@@ -1,6 +1,7 @@
 //! A live list's items by name: a hash table of positions in the list.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
@@ -66,6 +67,40 @@ impl<'a, T> ByName<'a, T> {
 
     pub fn contains_key(&self, key: &str) -> bool {
         self.get(key).is_some()
+    }
+
+    /// The items `keep` accepts whose names `declared` does not hold, in
+    /// ascending name order: the live resources a config no longer
+    /// declares. A list in strictly ascending order, as the reference
+    /// broker lists it, is merged with the map's (sorted) keys; a lookup
+    /// of each name in the map took about 40 string comparisons at 1M app
+    /// instances, and most of their diff's time. Any other list is looked
+    /// up name by name and sorted.
+    pub fn undeclared<D>(
+        &self,
+        declared: &BTreeMap<String, D>,
+        keep: impl Fn(&T) -> bool,
+    ) -> Vec<&'a T> {
+        let name = self.name;
+        if !self.sorted {
+            let mut found: Vec<&T> = self
+                .items
+                .iter()
+                .filter(|item| keep(item) && !declared.contains_key(name(item)))
+                .collect();
+            found.sort_by(|a, b| name(a).cmp(name(b)));
+            return found;
+        }
+        let mut keys = declared.keys().map(String::as_str).peekable();
+        self.items
+            .iter()
+            .filter(|item| keep(item))
+            .filter(|item| {
+                let item = name(item);
+                while keys.next_if(|key| *key < item).is_some() {}
+                keys.peek() != Some(&item)
+            })
+            .collect()
     }
 }
 

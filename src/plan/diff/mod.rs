@@ -203,7 +203,6 @@ pub(super) fn diff(
     targets: &Targets,
 ) -> Delta {
     let stack = desired.stack.as_str();
-    let live = index.live;
     // App instances are the most numerous resource and depend on nothing
     // else the diff finds, so they are diffed on a second core, into a part
     // of their own that joins the rest below (both lists are sorted then).
@@ -214,17 +213,13 @@ pub(super) fn diff(
                 stack,
                 &desired.app_instances,
                 &index.app_instances,
-                &live.app_instances,
                 targets,
                 &mut part,
             );
-            let unmanaged = live
+            let unmanaged = index
                 .app_instances
-                .iter()
-                .filter(|i| {
-                    owner(&i.labels) != Some(stack) && !desired.app_instances.contains_key(&i.name)
-                })
-                .count();
+                .undeclared(&desired.app_instances, |i| owner(&i.labels) != Some(stack))
+                .len();
             tracing::trace!("diffed the app instances");
             (items, unmanaged, part)
         });
@@ -250,25 +245,21 @@ fn diff_all_but_instances(
 ) -> Delta {
     let mut delta = Delta::default();
     let stack = desired.stack.as_str();
-    let live = index.live;
     // Unmanaged: live resources neither owned nor declared (app instances
     // are counted beside their diff).
-    delta.unmanaged.pools = live
+    delta.unmanaged.pools = index
         .pools
-        .iter()
-        .filter(|p| owner(&p.labels) != Some(stack) && !desired.pools.contains_key(&p.name))
-        .count();
-    delta.unmanaged.app_configs = live
+        .undeclared(&desired.pools, |p| owner(&p.labels) != Some(stack))
+        .len();
+    delta.unmanaged.app_configs = index
         .app_configs
-        .iter()
-        .filter(|c| owner(&c.labels) != Some(stack) && !desired.app_configs.contains_key(&c.name))
-        .count();
+        .undeclared(&desired.app_configs, |c| owner(&c.labels) != Some(stack))
+        .len();
     pools::diff_pools(desired, index, targets, &mut delta);
     delta.app_configs = diff_items(
         stack,
         &desired.app_configs,
         &index.app_configs,
-        &live.app_configs,
         targets,
         &mut delta,
     );
@@ -451,17 +442,16 @@ fn diff_items<L: BodyItem>(
     stack: &str,
     wanted: &BTreeMap<String, L::Wanted>,
     live: &ByName<L>,
-    all_live: &[L],
     targets: &Targets,
     delta: &mut Delta,
 ) -> Vec<ItemDelta<L::Body>> {
     let mut out = Vec::new();
-    let mut live = live.walk();
+    let mut walk = live.walk();
     for (name, want) in wanted {
         if !targets.covers_name(L::KIND, name) {
             continue;
         }
-        let have = live.get(name.as_str());
+        let have = walk.get(name.as_str());
         let mut fields = Vec::new();
         match have {
             Some(have) if owner(have.labels()) != Some(stack) => {
@@ -520,12 +510,7 @@ fn diff_items<L: BodyItem>(
             change: ItemChange::Put(body),
         });
     }
-    let mut absent: Vec<&L> = all_live
-        .iter()
-        .filter(|item| owner(item.labels()) == Some(stack) && !wanted.contains_key(item.name()))
-        .collect();
-    absent.sort_by(|a, b| a.name().cmp(b.name()));
-    for item in absent {
+    for item in live.undeclared(wanted, |item| owner(item.labels()) == Some(stack)) {
         let address = Address::new(L::KIND, item.name());
         if !targets.covers(&address) {
             continue;

@@ -1,7 +1,7 @@
 //! Pool diffing: a declared pool is created or updated, an owned pool the
 //! config no longer declares is deleted, each as its own rule.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
@@ -11,22 +11,6 @@ use crate::contract::labels::{self, owner};
 use crate::contract::wire::{Labels, LoadBalancing, Pool};
 use crate::desired::{Desired, DesiredPool, Drain};
 use crate::plan::{Action, Change, Field, FieldDiff, PoolSettings, Revision, Targets};
-
-/// Names of live resources owned by `stack` that the config no longer declares.
-fn owned_absent<'a, T: 'a, D>(
-    items: &'a [T],
-    name: impl Fn(&T) -> &str,
-    labels: impl Fn(&T) -> &Labels,
-    stack: &str,
-    declared: &BTreeMap<String, D>,
-) -> Vec<&'a T> {
-    let mut absent: Vec<&T> = items
-        .iter()
-        .filter(|item| owner(labels(item)) == Some(stack) && !declared.contains_key(name(item)))
-        .collect();
-    absent.sort_by(|a, b| name(a).cmp(name(b)));
-    absent
-}
 
 fn pool_settings(pool: &DesiredPool, stack: &str) -> PoolSettings {
     PoolSettings {
@@ -68,13 +52,10 @@ pub(super) fn diff_pools(
             Some(_) | None => {}
         }
     }
-    for pool in owned_absent(
-        &index.live.pools,
-        |p| &p.name,
-        |p| &p.labels,
-        stack,
-        &desired.pools,
-    ) {
+    for pool in index
+        .pools
+        .undeclared(&desired.pools, |p| owner(&p.labels) == Some(stack))
+    {
         if targets.covers(&Address::new(Kind::Pool, &pool.name)) {
             delete_pool(pool, delta);
         }
