@@ -1,11 +1,15 @@
-//! The fields a plan's diffs can name, and their dotted string form. The
-//! string form is what saved plans, `--format json` and the renderers show,
-//! so it must never change for an existing field.
+//! The fields a plan's diffs can name, and their dotted string form, and
+//! the values a diff shows for them. The string form is what saved plans,
+//! `--format json` and the renderers show, so it must never change for an
+//! existing field.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
+use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
 
 /// One field of a resource that a diff reports as changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +138,127 @@ impl<'de> Deserialize<'de> for Field {
     }
 }
 
+/// A value a field diff shows: any JSON value, or a list of names kept as
+/// one string. A pool's members are the one value that grows with the
+/// stack: as a JSON array each name is a 32-byte value plus an allocation
+/// of its own, and a plan that touches 100k pools of ten members holds 2M
+/// of them (about 100 MB at 1M members) until it is rendered. Both kinds
+/// serialise the same way (a list of names is a JSON array of strings), so
+/// a saved plan, which always reads back as JSON, is equal to the plan it
+/// was saved from and has the same checksum.
+#[derive(Debug, Clone)]
+pub enum FieldValue {
+    Json(Value),
+    Names(Names),
+}
+
+/// Names, in their order, in one string (no separator is needed: `ends`
+/// says where each name ends).
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    text: Box<str>,
+    ends: Box<[u32]>,
+}
+
+impl Names {
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        let text = &*self.text;
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let name = &text[start..end as usize];
+            start = end as usize;
+            name
+        })
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<S> for Names {
+    fn from_iter<I: IntoIterator<Item = S>>(names: I) -> Names {
+        let mut text = String::new();
+        let mut ends = Vec::new();
+        for name in names {
+            text.push_str(name.as_ref());
+            ends.push(u32::try_from(text.len()).expect("a list of names under 4 GB"));
+        }
+        Names {
+            text: text.into_boxed_str(),
+            ends: ends.into_boxed_slice(),
+        }
+    }
+}
+
+impl FieldValue {
+    /// The value as JSON: borrowed for JSON, built for a list of names.
+    pub fn to_json(&self) -> Cow<'_, Value> {
+        match self {
+            FieldValue::Json(value) => Cow::Borrowed(value),
+            FieldValue::Names(names) => Cow::Owned(Value::Array(
+                names.iter().map(|n| Value::String(n.to_owned())).collect(),
+            )),
+        }
+    }
+
+    /// The strings of a list (of names, or a JSON array of strings); `None`
+    /// for any other value.
+    pub fn strings(&self) -> Option<Vec<&str>> {
+        match self {
+            FieldValue::Names(names) => Some(names.iter().collect()),
+            FieldValue::Json(Value::Array(items)) => items.iter().map(Value::as_str).collect(),
+            FieldValue::Json(_) => None,
+        }
+    }
+}
+
+impl From<Value> for FieldValue {
+    fn from(value: Value) -> FieldValue {
+        FieldValue::Json(value)
+    }
+}
+
+/// Equal when they serialise the same: a list of names equals the JSON
+/// array of the same strings.
+impl PartialEq for FieldValue {
+    fn eq(&self, other: &FieldValue) -> bool {
+        match (self, other) {
+            (FieldValue::Json(a), FieldValue::Json(b)) => a == b,
+            (FieldValue::Names(a), FieldValue::Names(b)) => a.iter().eq(b.iter()),
+            (FieldValue::Names(names), FieldValue::Json(value))
+            | (FieldValue::Json(value), FieldValue::Names(names)) => match value {
+                Value::Array(items) => {
+                    items.len() == names.iter().len()
+                        && items
+                            .iter()
+                            .zip(names.iter())
+                            .all(|(item, name)| item.as_str() == Some(name))
+                }
+                _ => false,
+            },
+        }
+    }
+}
+
+impl Serialize for FieldValue {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            FieldValue::Json(value) => value.serialize(serializer),
+            FieldValue::Names(names) => {
+                let mut seq = serializer.serialize_seq(Some(names.iter().len()))?;
+                for name in names.iter() {
+                    seq.serialize_element(name)?;
+                }
+                seq.end()
+            }
+        }
+    }
+}
+
+/// A saved plan's values read back as JSON.
+impl<'de> Deserialize<'de> for FieldValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<FieldValue, D::Error> {
+        Value::deserialize(deserializer).map(FieldValue::Json)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,5 +314,47 @@ mod tests {
             "maintenance.notice".parse::<Field>(),
             Err(UnknownField("maintenance.notice".to_owned()))
         );
+    }
+
+    /// A list of names is written as the JSON array of its strings, reads
+    /// back as that JSON, and equals it both ways, so a saved plan equals
+    /// the plan it was saved from.
+    #[test]
+    fn a_list_of_names_is_the_json_array_of_its_strings() {
+        use serde_json::json;
+        for names in [vec![], vec!["rds-01"], vec!["a", "bb", "ccc-01.x"]] {
+            let compact = FieldValue::Names(names.iter().collect());
+            let json = FieldValue::Json(json!(names));
+            let text = serde_json::to_string(&compact).unwrap();
+            assert_eq!(text, serde_json::to_string(&json).unwrap());
+            let read: FieldValue = serde_json::from_str(&text).unwrap();
+            assert!(matches!(read, FieldValue::Json(_)));
+            assert_eq!(read, compact);
+            assert_eq!(compact, read);
+            assert_eq!(compact.to_json().into_owned(), json!(names));
+            assert_eq!(compact.strings(), Some(names.clone()));
+            assert_eq!(json.strings(), Some(names));
+        }
+    }
+
+    #[test]
+    fn lists_of_names_differ_by_any_name_its_order_or_its_kind() {
+        use serde_json::json;
+        let names = FieldValue::Names(["a", "b"].iter().collect());
+        for other in [
+            json!(["b", "a"]),
+            json!(["a"]),
+            json!(["a", "b", "c"]),
+            json!(["a", 1]),
+            json!("a"),
+            json!(null),
+        ] {
+            assert_ne!(names, FieldValue::Json(other.clone()), "{other}");
+            assert_ne!(FieldValue::Json(other.clone()), names, "{other}");
+        }
+        assert_ne!(names, FieldValue::Names(["a", "c"].iter().collect()));
+        assert_eq!(names, FieldValue::Names(["a", "b"].iter().collect()));
+        assert_eq!(FieldValue::Json(json!(7)).strings(), None);
+        assert_eq!(FieldValue::Json(json!(["a", 1])).strings(), None);
     }
 }

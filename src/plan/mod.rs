@@ -25,7 +25,7 @@ use crate::desired::{Desired, DrainNotice, DrainSessions};
 use crate::secret::SecretSource;
 
 pub use fact::Fact;
-pub use field::Field;
+pub use field::{Field, FieldValue, Names};
 pub use order::CycleError;
 pub use rehearsal::{Rehearsal, Rehearsed, RehearsedEvent, RehearsedStep, Tally};
 pub use rotation::Reason;
@@ -127,14 +127,16 @@ pub struct FieldDiff {
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
-    pub before: Option<serde_json::Value>,
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub before: Option<FieldValue>,
     /// Absent: nothing to show (a secret); `null`: the field becomes unset.
     #[serde(
         default,
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
-    pub after: Option<serde_json::Value>,
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub after: Option<FieldValue>,
     /// A secret: `before`/`after` are never recorded, only that it changes.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sensitive: bool,
@@ -145,8 +147,8 @@ pub struct FieldDiff {
 /// saved plan with a field going from or to nothing would no longer match.
 fn present<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
-) -> Result<Option<serde_json::Value>, D::Error> {
-    serde_json::Value::deserialize(deserializer).map(Some)
+) -> Result<Option<FieldValue>, D::Error> {
+    FieldValue::deserialize(deserializer).map(Some)
 }
 
 /// One broker operation.

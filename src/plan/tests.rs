@@ -924,7 +924,8 @@ fn fields_going_from_or_to_nothing_read_back_with_a_matching_checksum() {
         .iter()
         .flat_map(|c| &c.fields)
         .filter(|f| {
-            f.before == Some(serde_json::Value::Null) || f.after == Some(serde_json::Value::Null)
+            f.before == Some(serde_json::Value::Null.into())
+                || f.after == Some(serde_json::Value::Null.into())
         })
         .count();
     assert!(nulls >= 3, "{:#?}", plan.changes);
@@ -956,8 +957,8 @@ fn maintenance_a_stack_switched_on_goes_off_when_its_config_no_longer_declares_i
     assert_eq!(
         (owner.before.clone(), owner.after.clone()),
         (
-            Some(serde_json::json!(STACK)),
-            Some(serde_json::Value::Null)
+            Some(serde_json::json!(STACK).into()),
+            Some(serde_json::Value::Null.into())
         )
     );
     assert_eq!(

@@ -2,12 +2,13 @@
 //! lines with only the changed fields, then the ordered steps with their
 //! expected warnings, the violations, and the summary line.
 
+use std::collections::HashSet;
 use std::io::{self, Write};
 
 use serde_json::Value;
 
 use super::{rehearsal, words};
-use crate::plan::{Action, Change, Field, FieldDiff, Plan, Rehearsal};
+use crate::plan::{Action, Change, Field, FieldDiff, FieldValue, Plan, Rehearsal};
 
 /// Whether to emit ANSI colour; decided by the caller (TTY, `--color`, `NO_COLOR`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -68,9 +69,12 @@ fn value_bare(v: &Value) -> String {
     }
 }
 
-fn strings(v: Option<&Value>) -> Vec<String> {
+/// The names of a members value; a saved plan's list of anything else
+/// shows each item as it would be shown alone.
+fn strings(v: Option<&FieldValue>) -> Vec<String> {
     match v {
-        Some(Value::Array(items)) => items.iter().map(value_bare).collect(),
+        Some(FieldValue::Names(names)) => names.iter().map(str::to_owned).collect(),
+        Some(FieldValue::Json(Value::Array(items))) => items.iter().map(value_bare).collect(),
         _ => Vec::new(),
     }
 }
@@ -84,23 +88,27 @@ pub(super) fn field_lines(field: &FieldDiff) -> Vec<(char, String)> {
     if field.field == Field::Members {
         let before = strings(field.before.as_ref());
         let after = strings(field.after.as_ref());
+        // Sets, not list searches: a pool of 10k members would take 10^8
+        // comparisons to show one change.
+        let (was, is): (HashSet<&String>, HashSet<&String>) =
+            (before.iter().collect(), after.iter().collect());
         let mut lines: Vec<(char, String)> = Vec::new();
         for m in &before {
-            if !after.contains(m) {
+            if !is.contains(m) {
                 lines.push(('-', format!("member {m}")));
             }
         }
         for m in &after {
-            if !before.contains(m) {
+            if !was.contains(m) {
                 lines.push(('+', format!("member {m}")));
             }
         }
         return lines;
     }
-    let multiline = |v: &Option<Value>| matches!(v, Some(Value::String(s)) if s.contains('\n'));
+    let multiline = |v: &Option<FieldValue>| matches!(v, Some(FieldValue::Json(Value::String(s))) if s.contains('\n'));
     if multiline(&field.before) || multiline(&field.after) {
-        let text = |v: &Option<Value>| match v {
-            Some(Value::String(s)) => s.clone(),
+        let text = |v: &Option<FieldValue>| match v {
+            Some(FieldValue::Json(Value::String(s))) => s.clone(),
             _ => String::new(),
         };
         let (before, after) = (text(&field.before), text(&field.after));
@@ -116,13 +124,14 @@ pub(super) fn field_lines(field: &FieldDiff) -> Vec<(char, String)> {
         }
         return lines;
     }
+    let shown = |v: &FieldValue| value(&v.to_json());
     match (&field.before, &field.after) {
-        (None, Some(after)) => vec![('+', format!("{}: {}", field.field, value(after)))],
-        (Some(before), None) => vec![('-', format!("{}: {}", field.field, value(before)))],
+        (None, Some(after)) => vec![('+', format!("{}: {}", field.field, shown(after)))],
+        (Some(before), None) => vec![('-', format!("{}: {}", field.field, shown(before)))],
         (Some(before), Some(after)) => {
             vec![(
                 '~',
-                format!("{}: {} -> {}", field.field, value(before), value(after)),
+                format!("{}: {} -> {}", field.field, shown(before), shown(after)),
             )]
         }
         (None, None) => vec![('~', field.field.to_string())],

@@ -13,7 +13,9 @@ use by_name::ByName;
 
 use serde_json::{Value, json};
 
-use super::{Action, Change, Field, FieldDiff, PoolSettings, Revision, Targets, Unmanaged};
+use super::{
+    Action, Change, Field, FieldDiff, FieldValue, PoolSettings, Revision, Targets, Unmanaged,
+};
 use crate::address::{Address, Kind};
 use crate::contract::LiveState;
 use crate::contract::labels::{self, owner};
@@ -167,8 +169,8 @@ pub(super) struct Delta {
 fn field(name: Field, before: Option<Value>, after: Option<Value>) -> FieldDiff {
     FieldDiff {
         field: name,
-        before,
-        after,
+        before: before.map(FieldValue::Json),
+        after: after.map(FieldValue::Json),
         sensitive: false,
     }
 }

@@ -10,7 +10,9 @@ use crate::address::{Address, Kind};
 use crate::contract::labels::{self, owner};
 use crate::contract::wire::{Labels, LoadBalancing, Pool};
 use crate::desired::{Desired, DesiredPool, Drain};
-use crate::plan::{Action, Change, Field, FieldDiff, PoolSettings, Revision, Targets};
+use crate::plan::{
+    Action, Change, Field, FieldDiff, FieldValue, Names, PoolSettings, Revision, Targets,
+};
 
 fn pool_settings(pool: &DesiredPool, stack: &str) -> PoolSettings {
     PoolSettings {
@@ -81,7 +83,7 @@ fn create_pool(address: Address, want: &DesiredPool, stack: &str, delta: &mut De
     let adds: Vec<String> = want.members.iter().cloned().collect();
     let members_after = adds.clone();
     if !adds.is_empty() {
-        fields.push(field(Field::Members, None, Some(names_value(&adds))));
+        fields.push(members_field(None, adds.iter().collect()));
     }
     let pool = PoolDelta {
         name: address.name.clone(),
@@ -136,10 +138,9 @@ fn update_pool(
     }
     let members_after: Vec<String> = kept.into_iter().map(str::to_owned).collect();
     if !adds.is_empty() || !removes.is_empty() {
-        fields.push(field(
-            Field::Members,
-            Some(names_value(&live_members)),
-            Some(names_value(&members_after)),
+        fields.push(members_field(
+            Some(live_members.iter().collect()),
+            members_after.iter().collect(),
         ));
     }
     let lb = have.load_balancing;
@@ -273,13 +274,14 @@ fn delete_pool(pool: &Pool, delta: &mut Delta) {
 
 /// A list of names as a JSON array, built directly: `json!` goes through
 /// serde's serializer for each of them, for every changed pool.
-fn names_value<S: AsRef<str>>(names: &[S]) -> Value {
-    Value::Array(
-        names
-            .iter()
-            .map(|name| Value::String(name.as_ref().to_owned()))
-            .collect(),
-    )
+/// The members field: the names before (none for a new pool) and after.
+fn members_field(before: Option<Names>, after: Names) -> FieldDiff {
+    FieldDiff {
+        field: Field::Members,
+        before: before.map(FieldValue::Names),
+        after: Some(FieldValue::Names(after)),
+        sensitive: false,
+    }
 }
 
 fn record_pool(change: Change, revision: Option<u64>, pool: PoolDelta, delta: &mut Delta) {
