@@ -194,6 +194,26 @@ fn members_are_added_before_others_are_removed() {
     );
 }
 
+/// A plan keeps its changes until it is rendered; a change keeps no room
+/// for fields it does not have (one or two where a list grown by pushing
+/// has room for four).
+#[test]
+fn changes_keep_no_room_beyond_their_fields() {
+    let mut desired = without_member(steady(), "live", "rds-02");
+    let instance = desired.app_instances.values_mut().next().unwrap();
+    instance.destination = None;
+    let plan = plan_of(&desired, &live(true));
+    let kinds: Vec<Kind> = plan.changes.iter().map(|c| c.address.kind).collect();
+    assert!(
+        kinds.contains(&Kind::Pool) && kinds.contains(&Kind::AppInstance),
+        "{kinds:?}"
+    );
+    for change in &plan.changes {
+        assert!(!change.fields.is_empty(), "{change:?}");
+        assert_eq!(change.fields.capacity(), change.fields.len(), "{change:?}");
+    }
+}
+
 #[test]
 fn an_instance_is_retargeted_before_its_destination_leaves_the_pool() {
     let mut desired = without_member(steady(), "maintenance", "rds-02");

@@ -502,6 +502,8 @@ fn diff_items<L: BodyItem>(
         } else {
             Action::Create
         };
+        // Kept until the plan is rendered: see `record_pool`.
+        fields.shrink_to_fit();
         delta.changes.push(Change {
             address,
             action,

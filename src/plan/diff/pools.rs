@@ -284,7 +284,11 @@ fn members_field(before: Option<Names>, after: Names) -> FieldDiff {
     }
 }
 
-fn record_pool(change: Change, revision: Option<u64>, pool: PoolDelta, delta: &mut Delta) {
+fn record_pool(mut change: Change, revision: Option<u64>, pool: PoolDelta, delta: &mut Delta) {
+    // A change is kept until the plan is rendered, and most have one or
+    // two fields where a pushed-to list has room for four: at 100k changed
+    // pools, 33 MB of room never used.
+    change.fields.shrink_to_fit();
     debug_assert!(
         pool.removes.windows(2).all(|pair| pair[0] < pair[1]),
         "a pool's removes are sorted and distinct: {:?}",
