@@ -216,8 +216,19 @@ pub struct Pool {
     pub default_credentials: Credentials,
     pub labels: Labels,
     /// Destination names, sorted.
+    #[serde(deserialize_with = "exact_names")]
     pub members: Vec<String>,
     pub revision: u64,
+}
+
+/// A list of names with no room to spare: a JSON array does not say its
+/// length up front, so a decoded list keeps the room its growth left (a
+/// pool of ten members has room for 16), and a live state of 100k pools
+/// keeps them all: 14 MB.
+fn exact_names<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let mut names = Vec::<String>::deserialize(deserializer)?;
+    names.shrink_to_fit();
+    Ok(names)
 }
 
 #[derive(
@@ -457,6 +468,24 @@ mod tests {
         // The broker's longest list: every byte here is 200 KB of a plan
         // at 200k destinations.
         assert_eq!(std::mem::size_of::<Destination>(), 104);
+    }
+
+    /// A live state keeps every pool's members for the whole plan.
+    #[test]
+    fn a_decoded_pool_keeps_no_room_beyond_its_members() {
+        let names: Vec<String> = (0..10).map(|i| format!("rds-{i:02}")).collect();
+        let written = Pool {
+            name: "live".to_owned(),
+            load_balancing: LoadBalancing::default(),
+            default_credentials: Default::default(),
+            labels: Labels::new(),
+            members: names.clone(),
+            revision: 1,
+        };
+        let json = serde_json::to_string(&written).unwrap();
+        let pool: Pool = serde_json::from_str(&json).unwrap();
+        assert_eq!(pool.members, names);
+        assert_eq!(pool.members.capacity(), pool.members.len());
     }
 
     #[test]
