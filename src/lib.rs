@@ -83,7 +83,10 @@
 //!   identity then field, the expansion of each change into broker steps with
 //!   explicit dependencies, their topological order, the live facts each step
 //!   was planned on (`plan::fact`), and the safety checks; saved plans, read
-//!   back and recognised by their content (`plan::saved`). A plan is sealed
+//!   back and recognised by their content (`plan::saved`). A field diff's
+//!   value is JSON or, for a pool's members, a list of names in one string
+//!   (`plan::FieldValue`; invariant: both serialise alike, so a saved plan,
+//!   read back as JSON, equals the plan it was saved from). A plan is sealed
 //!   (its checksum taken) once, by `plan::compute_at` with the broker URL it
 //!   records, or again by `force`/`rehearsed`: anything that changes a
 //!   sealed plan seals it again.
