@@ -197,16 +197,6 @@ impl FieldValue {
             )),
         }
     }
-
-    /// The strings of a list (of names, or a JSON array of strings); `None`
-    /// for any other value.
-    pub fn strings(&self) -> Option<Vec<&str>> {
-        match self {
-            FieldValue::Names(names) => Some(names.iter().collect()),
-            FieldValue::Json(Value::Array(items)) => items.iter().map(Value::as_str).collect(),
-            FieldValue::Json(_) => None,
-        }
-    }
 }
 
 impl From<Value> for FieldValue {
@@ -332,8 +322,7 @@ mod tests {
             assert_eq!(read, compact);
             assert_eq!(compact, read);
             assert_eq!(compact.to_json().into_owned(), json!(names));
-            assert_eq!(compact.strings(), Some(names.clone()));
-            assert_eq!(json.strings(), Some(names));
+            assert_eq!(json.to_json().into_owned(), json!(names));
         }
     }
 
@@ -354,7 +343,5 @@ mod tests {
         }
         assert_ne!(names, FieldValue::Names(["a", "c"].iter().collect()));
         assert_eq!(names, FieldValue::Names(["a", "b"].iter().collect()));
-        assert_eq!(FieldValue::Json(json!(7)).strings(), None);
-        assert_eq!(FieldValue::Json(json!(["a", 1])).strings(), None);
     }
 }
