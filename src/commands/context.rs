@@ -298,8 +298,6 @@ fn seed_for(args: &BrokerArgs, config_path: Option<&Path>) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// A violation as a diagnostic underlining what the config says about it;
-/// a warning when `--force` overrides it.
 /// The violations of `plan` as diagnostics, located in the config with its
 /// texts read again, after a warning for each file that changed since.
 fn violation_diagnostics(loaded: &mut Loaded, plan: &Plan, force: bool) -> Vec<Diagnostic> {
@@ -326,6 +324,8 @@ fn changed_since_loaded(file: String) -> Diagnostic {
     .with_help("the plan is made from the file as it was read; plan again to see the change")
 }
 
+/// A violation as a diagnostic underlining what the config says about it;
+/// a warning when `--force` overrides it.
 pub fn violation_diagnostic(config: &Located, violation: &Violation, force: bool) -> Diagnostic {
     let mut diagnostic = Diagnostic::error(violation.code(), words::violation(violation));
     let overridden = force && violation.can_be_overridden();
