@@ -175,7 +175,7 @@ async fn converges(
         .steps
         .iter()
         .filter_map(|s| match &s.op {
-            Op::PutPool { pool, settings } if settings.password.is_some() => Some(pool.as_str()),
+            Op::PutPool { pool, settings } if settings.password.is_some() => Some(&**pool),
             _ => None,
         })
         .collect();

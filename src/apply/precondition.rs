@@ -65,7 +65,8 @@ fn holds(fact: &Fact, d: &Destination) -> bool {
         Fact::ActiveSessions { at_most, .. } => d.sessions.active <= *at_most,
         Fact::Ready { .. } => d.process_execution_ready,
         Fact::Maintenance { enabled, owner, .. } => {
-            d.maintenance.enabled == *enabled && (!enabled || d.maintenance.owner == *owner)
+            d.maintenance.enabled == *enabled
+                && (!enabled || d.maintenance.owner.as_deref() == owner.as_deref())
         }
         Fact::LbServiceInstalled { installed, .. } => d.lb_service_installed == *installed,
         Fact::NotLoadBalancedElsewhere { .. } | Fact::Revision { .. } => true,

@@ -345,7 +345,7 @@ async fn remove_member<B: Broker>(
     let warning = ExpectedWarning::LbServiceUninstallFailed {
         destination: destination.to_owned(),
     };
-    let expected = step.expected_warning.as_ref() == Some(&warning);
+    let expected = step.expected_warning.as_deref() == Some(&warning);
     Ok(StepOutcome::Warning(Warning {
         warning,
         problem,

@@ -63,8 +63,8 @@ fn plan_of(steps: Vec<Step>) -> Plan {
 
 fn drain(destination: &str, policy: DrainSessions, timeout_seconds: Option<u64>) -> Op {
     Op::DrainSessions {
-        pool: "live".to_owned(),
-        destination: destination.to_owned(),
+        pool: "live".into(),
+        destination: destination.into(),
         policy,
         timeout_seconds,
         active_sessions: 3,
@@ -74,22 +74,22 @@ fn drain(destination: &str, policy: DrainSessions, timeout_seconds: Option<u64>)
 
 fn clear_sticky(destination: &str) -> Op {
     Op::ClearSticky {
-        pool: "live".to_owned(),
-        destination: destination.to_owned(),
+        pool: "live".into(),
+        destination: destination.into(),
     }
 }
 
 fn remove(pool: &str, destination: &str) -> Op {
     Op::RemoveMember {
-        pool: pool.to_owned(),
-        destination: destination.to_owned(),
+        pool: pool.into(),
+        destination: destination.into(),
     }
 }
 
 fn add(pool: &str, destination: &str) -> Op {
     Op::AddMember {
-        pool: pool.to_owned(),
-        destination: destination.to_owned(),
+        pool: pool.into(),
+        destination: destination.into(),
     }
 }
 
@@ -111,7 +111,7 @@ fn out_online(policy: DrainSessions, timeout_seconds: Option<u64>) -> Plan {
 /// The runbook's plan for taking rds-02 out while it is offline.
 fn out_offline() -> Plan {
     let mut remove_step = step(1, remove("live", "rds-02"), &[0]);
-    remove_step.expected_warning = Some(offline_warning("rds-02"));
+    remove_step.expected_warning = Some(Box::new(offline_warning("rds-02")));
     plan_of(vec![step(0, clear_sticky("rds-02"), &[]), remove_step])
 }
 
@@ -512,7 +512,7 @@ async fn steps_on_one_destination_never_overlap() {
         step(
             0,
             Op::PutMaintenance {
-                destination: "rds-01".to_owned(),
+                destination: "rds-01".into(),
                 maintenance: Box::new(Maintenance {
                     enabled: true,
                     ..Maintenance::default()
@@ -681,21 +681,21 @@ async fn a_resource_already_deleted_counts_as_deleted() {
         step(
             0,
             Op::DeleteAppInstance {
-                app_instance: "gone".to_owned(),
+                app_instance: "gone".into(),
             },
             &[],
         ),
         step(
             1,
             Op::DeleteAppConfig {
-                app_config: "gone".to_owned(),
+                app_config: "gone".into(),
             },
             &[0],
         ),
         step(
             2,
             Op::DeletePool {
-                pool: "gone".to_owned(),
+                pool: "gone".into(),
             },
             &[1],
         ),
@@ -711,7 +711,7 @@ async fn put_pool_sends_the_password_and_labels_its_fingerprint_only() {
     let plan = plan_of(vec![step(
         0,
         Op::PutPool {
-            pool: "lab".to_owned(),
+            pool: "lab".into(),
             settings: Box::new(PoolSettings {
                 load_balancing: LoadBalancing::default(),
                 username: Some("svc".to_owned()),
@@ -759,7 +759,7 @@ async fn an_unreadable_password_fails_the_step_before_any_write() {
     let plan = plan_of(vec![step(
         0,
         Op::PutPool {
-            pool: "lab".to_owned(),
+            pool: "lab".into(),
             settings: Box::new(PoolSettings {
                 load_balancing: LoadBalancing::default(),
                 username: None,
@@ -1318,7 +1318,7 @@ async fn a_whole_pool_write_runs_alone_among_its_pools_member_changes() {
         step(
             1,
             Op::PutPool {
-                pool: "lab".to_owned(),
+                pool: "lab".into(),
                 settings: Box::new(settings),
             },
             &[],

@@ -15,32 +15,38 @@ use crate::address::{Address, Kind};
 
 /// One observation of the live state a step relies on, as it must hold
 /// right before the step runs (after the steps it depends on).
+// Names are boxed strings and the rare revision's address is boxed: a plan
+// that replaces 1M members holds about 9M facts, and at 56 bytes each
+// rather than 40 they peaked 170 MB higher.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "fact", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Fact {
     /// The destination is online (or offline).
-    Online { destination: String, online: bool },
+    Online { destination: Box<str>, online: bool },
     /// No more active sessions than this; fewer are harmless.
-    ActiveSessions { destination: String, at_most: u32 },
+    ActiveSessions { destination: Box<str>, at_most: u32 },
     /// The destination is prepared for process execution.
-    Ready { destination: String },
+    Ready { destination: Box<str> },
     /// The destination is in no load-balanced pool other than `pool`.
-    NotLoadBalancedElsewhere { destination: String, pool: String },
+    NotLoadBalancedElsewhere {
+        destination: Box<str>,
+        pool: Box<str>,
+    },
     /// Maintenance mode is on or off, switched on by `owner` (a stack;
     /// `None`: by hand, or off).
     Maintenance {
-        destination: String,
+        destination: Box<str>,
         enabled: bool,
-        owner: Option<String>,
+        owner: Option<Box<str>>,
     },
     /// The resource's revision (`None`: it does not exist).
     Revision {
-        address: Address,
+        address: Box<Address>,
         revision: Option<u64>,
     },
     /// The load-balancing service is installed (or not).
     LbServiceInstalled {
-        destination: String,
+        destination: Box<str>,
         installed: bool,
     },
 }
@@ -87,9 +93,7 @@ fn preconditions(op: &Op, index: &LiveIndex, pools: &HashMap<&str, &PoolDelta>) 
             vec![revision(index, Kind::AppInstance, app_instance)]
         }
         Op::AddMember { pool, destination } => {
-            let load_balanced = pools
-                .get(pool.as_str())
-                .is_some_and(|p| p.load_balanced_after);
+            let load_balanced = pools.get(&**pool).is_some_and(|p| p.load_balanced_after);
             if load_balanced {
                 joining_load_balanced(pool, destination)
             } else {
@@ -102,9 +106,7 @@ fn preconditions(op: &Op, index: &LiveIndex, pools: &HashMap<&str, &PoolDelta>) 
             ..
         } => host(destination, true, Some(*active_sessions)),
         Op::RemoveMember { pool, destination } => {
-            let load_balanced = pools
-                .get(pool.as_str())
-                .is_some_and(|p| p.removal_load_balanced);
+            let load_balanced = pools.get(&**pool).is_some_and(|p| p.removal_load_balanced);
             if !load_balanced {
                 return Vec::new();
             }
@@ -114,11 +116,11 @@ fn preconditions(op: &Op, index: &LiveIndex, pools: &HashMap<&str, &PoolDelta>) 
             host(destination, online, online.then_some(0))
         }
         Op::PutMaintenance { destination, .. } | Op::DeleteMaintenance { destination } => {
-            let live = index.destinations.get(destination.as_str());
+            let live = index.destinations.get(destination);
             vec![Fact::Maintenance {
                 destination: destination.clone(),
                 enabled: live.is_some_and(|d| d.maintenance.enabled),
-                owner: live.and_then(|d| d.maintenance.owner.clone()),
+                owner: live.and_then(|d| d.maintenance.owner.as_deref().map(Box::from)),
             }]
         }
         // The head of a removal chain: as the drain after it, it relies on
@@ -128,7 +130,7 @@ fn preconditions(op: &Op, index: &LiveIndex, pools: &HashMap<&str, &PoolDelta>) 
             let online = index.is_online(destination);
             let active = index
                 .destinations
-                .get(destination.as_str())
+                .get(destination)
                 .map_or(0, |d| d.sessions.active);
             host(destination, online, online.then_some(active))
         }
@@ -155,7 +157,7 @@ fn revision(index: &LiveIndex, kind: Kind, name: &str) -> Fact {
         Kind::Destination => index.destinations.get(name).map(|d| d.revision),
     };
     Fact::Revision {
-        address: Address::new(kind, name),
+        address: Box::new(Address::new(kind, name)),
         revision,
     }
 }
@@ -165,15 +167,15 @@ fn revision(index: &LiveIndex, kind: Kind, name: &str) -> Fact {
 fn joining_load_balanced(pool: &str, destination: &str) -> Vec<Fact> {
     vec![
         Fact::Online {
-            destination: destination.to_owned(),
+            destination: destination.into(),
             online: true,
         },
         Fact::Ready {
-            destination: destination.to_owned(),
+            destination: destination.into(),
         },
         Fact::NotLoadBalancedElsewhere {
-            destination: destination.to_owned(),
-            pool: pool.to_owned(),
+            destination: destination.into(),
+            pool: pool.into(),
         },
     ]
 }
@@ -183,12 +185,12 @@ fn host(destination: &str, online: bool, at_most: Option<u32>) -> Vec<Fact> {
     // allocated twice.
     let mut facts = Vec::with_capacity(2);
     facts.push(Fact::Online {
-        destination: destination.to_owned(),
+        destination: destination.into(),
         online,
     });
     if let Some(at_most) = at_most {
         facts.push(Fact::ActiveSessions {
-            destination: destination.to_owned(),
+            destination: destination.into(),
             at_most,
         });
     }

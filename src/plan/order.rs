@@ -135,7 +135,7 @@ impl Builder {
     }
 
     fn expect(&mut self, step: usize, warning: ExpectedWarning) {
-        self.steps[step].expected_warning = Some(warning);
+        self.steps[step].expected_warning = Some(Box::new(warning));
     }
 }
 
@@ -303,11 +303,11 @@ impl<'a> Expansion<'a> {
             let cause = Address::new(Kind::Destination, &m.destination);
             let op = match &m.put {
                 Some(maintenance) => Op::PutMaintenance {
-                    destination: m.destination.clone(),
+                    destination: m.destination.as_str().into(),
                     maintenance: Box::new(maintenance.clone()),
                 },
                 None => Op::DeleteMaintenance {
-                    destination: m.destination.clone(),
+                    destination: m.destination.as_str().into(),
                 },
             };
             let id = self.steps.push(op, cause, Vec::new());
@@ -326,7 +326,7 @@ impl<'a> Expansion<'a> {
         };
         let id = self.steps.push(
             Op::PutPool {
-                pool: pool.name.clone(),
+                pool: pool.name.as_str().into(),
                 settings: Box::new(settings.clone()),
             },
             Address::new(Kind::Pool, &pool.name),
@@ -344,8 +344,8 @@ impl<'a> Expansion<'a> {
             let deps = put_pool.into_iter().collect();
             let id = self.steps.push(
                 Op::AddMember {
-                    pool: pool.name.clone(),
-                    destination: destination.clone(),
+                    pool: pool.name.as_str().into(),
+                    destination: destination.as_str().into(),
                 },
                 Address::new(Kind::Pool, &pool.name),
                 deps,
@@ -375,8 +375,8 @@ impl<'a> Expansion<'a> {
         if pool.removal_sticky {
             let id = self.steps.push(
                 Op::ClearSticky {
-                    pool: pool.name.clone(),
-                    destination: destination.to_owned(),
+                    pool: pool.name.as_str().into(),
+                    destination: destination.into(),
                 },
                 Address::new(Kind::Pool, &pool.name),
                 last.into_iter().collect(),
@@ -386,8 +386,8 @@ impl<'a> Expansion<'a> {
         }
         let id = self.steps.push(
             Op::RemoveMember {
-                pool: pool.name.clone(),
-                destination: destination.to_owned(),
+                pool: pool.name.as_str().into(),
+                destination: destination.into(),
             },
             Address::new(Kind::Pool, &pool.name),
             last.into_iter().collect(),
@@ -427,7 +427,7 @@ impl<'a> Expansion<'a> {
             .collect();
         self.steps.push(
             Op::StopLogons {
-                destination: destination.to_owned(),
+                destination: destination.into(),
             },
             Address::new(Kind::Pool, &pool.name),
             deps,
@@ -454,8 +454,8 @@ impl<'a> Expansion<'a> {
         let deps = after.into_iter().collect();
         Some(self.steps.push(
             Op::DrainSessions {
-                pool: pool.name.clone(),
-                destination: destination.to_owned(),
+                pool: pool.name.as_str().into(),
+                destination: destination.into(),
                 policy: pool.drain.sessions,
                 timeout_seconds: pool.drain.timeout_seconds,
                 active_sessions: active,
@@ -555,7 +555,7 @@ impl<'a> Expansion<'a> {
                 .collect();
             let id = self.steps.push(
                 Op::PutAppConfig {
-                    app_config: config.name.clone(),
+                    app_config: config.name.as_str().into(),
                     body: Box::new(body.clone()),
                 },
                 Address::new(Kind::AppConfig, &config.name),
@@ -575,7 +575,7 @@ impl<'a> Expansion<'a> {
                 ItemChange::Put(body) => self.put_app_instance(&instance.name, body),
                 ItemChange::Delete => self.steps.push(
                     Op::DeleteAppInstance {
-                        app_instance: instance.name.clone(),
+                        app_instance: instance.name.as_str().into(),
                     },
                     Address::new(Kind::AppInstance, &instance.name),
                     Vec::new(),
@@ -641,7 +641,7 @@ impl<'a> Expansion<'a> {
         }
         self.steps.push(
             Op::PutAppInstance {
-                app_instance: name.to_owned(),
+                app_instance: name.into(),
                 body: Box::new(body.clone()),
             },
             Address::new(Kind::AppInstance, name),
@@ -655,7 +655,7 @@ impl<'a> Expansion<'a> {
         for destination in &self.delta.allow_logons {
             self.steps.push(
                 Op::AllowLogons {
-                    destination: destination.clone(),
+                    destination: destination.as_str().into(),
                 },
                 Address::new(Kind::Destination, destination),
                 Vec::new(),
@@ -667,7 +667,7 @@ impl<'a> Expansion<'a> {
         for destination in &self.delta.lb_cleanups {
             self.steps.push(
                 Op::RemoveLbService {
-                    destination: destination.clone(),
+                    destination: destination.as_str().into(),
                 },
                 Address::new(Kind::Destination, destination),
                 Vec::new(),
@@ -690,7 +690,7 @@ impl<'a> Expansion<'a> {
                         .unwrap_or_default();
                     self.steps.push(
                         Op::DeleteAppConfig {
-                            app_config: config.name.clone(),
+                            app_config: config.name.as_str().into(),
                         },
                         Address::new(Kind::AppConfig, &config.name),
                         deps,
@@ -738,7 +738,7 @@ impl<'a> Expansion<'a> {
             );
             self.steps.push(
                 Op::DeletePool {
-                    pool: pool.name.clone(),
+                    pool: pool.name.as_str().into(),
                 },
                 Address::new(Kind::Pool, &pool.name),
                 deps,
@@ -850,15 +850,13 @@ mod tests {
 
     fn remove(pool: &str, destination: &str) -> Op {
         Op::RemoveMember {
-            pool: pool.to_owned(),
-            destination: destination.to_owned(),
+            pool: pool.into(),
+            destination: destination.into(),
         }
     }
 
     fn delete_pool(pool: &str) -> Op {
-        Op::DeletePool {
-            pool: pool.to_owned(),
-        }
+        Op::DeletePool { pool: pool.into() }
     }
 
     fn cause(pool: &str) -> Address {
@@ -969,10 +967,10 @@ mod tests {
                 let name = format!("d{created}");
                 // Different phases, so the order differs from creation.
                 let op = match kind {
-                    0 => Op::DeletePool { pool: name.clone() },
+                    0 => Op::DeletePool { pool: name.as_str().into() },
                     1 => remove("p", &name),
-                    2 => Op::StopLogons { destination: name.clone() },
-                    _ => Op::AddMember { pool: "p".to_owned(), destination: name.clone() },
+                    2 => Op::StopLogons { destination: name.as_str().into() },
+                    _ => Op::AddMember { pool: "p".into(), destination: name.as_str().into() },
                 };
                 // Only on steps created earlier: no cycles.
                 let deps: Vec<usize> = if created == 0 {

@@ -111,20 +111,18 @@ impl<'a> Rotation<'a> {
         for step in steps {
             step.reason = match &step.op {
                 Op::RemoveMember { pool, destination }
-                    if self
-                        .taken_out(desired, pool)
-                        .contains(&destination.as_str()) =>
+                    if self.taken_out(desired, pool).contains(&&**destination) =>
                 {
                     Some(Reason::Maintenance)
                 }
                 Op::AddMember { pool, destination }
-                    if index
-                        .destinations
-                        .get(destination.as_str())
-                        .is_some_and(|d| {
-                            d.maintenance.owner.as_deref() == Some(stack)
-                                && d.maintenance.out_of_rotation.contains(pool)
-                        }) =>
+                    if index.destinations.get(destination).is_some_and(|d| {
+                        d.maintenance.owner.as_deref() == Some(stack)
+                            && d.maintenance
+                                .out_of_rotation
+                                .iter()
+                                .any(|p| p.as_str() == &**pool)
+                    }) =>
                 {
                     Some(Reason::MaintenanceEnded)
                 }
@@ -245,9 +243,9 @@ mod tests {
         assert_eq!(maintenance.out_of_rotation, ["live"]);
         assert_eq!(maintenance.owner.as_deref(), Some(STACK));
         assert!(
-            plan.steps
-                .iter()
-                .all(|s| !matches!(&s.op, Op::RemoveMember { pool, .. } if pool == "maintenance")),
+            plan.steps.iter().all(
+                |s| !matches!(&s.op, Op::RemoveMember { pool, .. } if &**pool == "maintenance")
+            ),
             "the admins' pool keeps it"
         );
         assert!(
@@ -266,8 +264,8 @@ mod tests {
         let (mut removed, mut added) = (Vec::new(), Vec::new());
         for step in &plan.steps {
             match &step.op {
-                Op::RemoveMember { pool, .. } => removed.push(pool.clone()),
-                Op::AddMember { pool, .. } => added.push(pool.clone()),
+                Op::RemoveMember { pool, .. } => removed.push(pool.to_string()),
+                Op::AddMember { pool, .. } => added.push(pool.to_string()),
                 _ => {}
             }
         }

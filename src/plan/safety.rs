@@ -415,8 +415,8 @@ fn drain_refused(steps: &[Step]) -> impl Iterator<Item = Violation> + '_ {
             active_sessions,
             ..
         } => Some(Violation::DrainRefused {
-            pool: pool.clone(),
-            destination: destination.clone(),
+            pool: pool.to_string(),
+            destination: destination.to_string(),
             active_sessions: *active_sessions,
         }),
         _ => None,

@@ -232,23 +232,23 @@ pub fn fact(f: &Fact) -> (String, String) {
         Fact::Online {
             destination,
             online,
-        } => (destination.clone(), online_word(*online).to_owned()),
+        } => (destination.to_string(), online_word(*online).to_owned()),
         Fact::ActiveSessions {
             destination,
             at_most,
         } => (
-            destination.clone(),
+            destination.to_string(),
             format!(
                 "with at most {}",
                 count(*at_most, "active session", "active sessions")
             ),
         ),
         Fact::Ready { destination } => (
-            destination.clone(),
+            destination.to_string(),
             "prepared for process execution".to_owned(),
         ),
         Fact::NotLoadBalancedElsewhere { destination, pool } => (
-            destination.clone(),
+            destination.to_string(),
             format!("in no load-balanced pool but {pool}"),
         ),
         Fact::Maintenance {
@@ -256,7 +256,7 @@ pub fn fact(f: &Fact) -> (String, String) {
             enabled,
             owner,
         } => (
-            destination.clone(),
+            destination.to_string(),
             maintenance_state(*enabled, owner.as_deref()),
         ),
         Fact::Revision { address, revision } => (
@@ -266,7 +266,10 @@ pub fn fact(f: &Fact) -> (String, String) {
         Fact::LbServiceInstalled {
             destination,
             installed,
-        } => (destination.clone(), lb_service_state(*installed).to_owned()),
+        } => (
+            destination.to_string(),
+            lb_service_state(*installed).to_owned(),
+        ),
     }
 }
 
@@ -461,8 +464,8 @@ mod tests {
     #[test]
     fn a_drain_with_a_notice_says_who_is_told_and_how_long_they_have() {
         let drain = Op::DrainSessions {
-            pool: "live".to_owned(),
-            destination: "rds-02".to_owned(),
+            pool: "live".into(),
+            destination: "rds-02".into(),
             policy: DrainSessions::Disconnect,
             timeout_seconds: Some(900),
             active_sessions: 3,
