@@ -10,32 +10,29 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::diff::{LiveIndex, PoolDelta};
-use super::{Op, Step};
+use super::{Name, Op, Step};
 use crate::address::{Address, Kind};
 
 /// One observation of the live state a step relies on, as it must hold
 /// right before the step runs (after the steps it depends on).
-// Names are boxed strings and the rare revision's address is boxed: a plan
-// that replaces 1M members holds about 9M facts, and at 56 bytes each
-// rather than 40 they peaked 170 MB higher.
+// Names are shared with the step's operation, and the rare revision's
+// address is boxed: a plan that replaces 1M members holds about 9M facts,
+// and at 56 bytes each rather than 40 they peaked 170 MB higher.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "fact", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Fact {
     /// The destination is online (or offline).
-    Online { destination: Box<str>, online: bool },
+    Online { destination: Name, online: bool },
     /// No more active sessions than this; fewer are harmless.
-    ActiveSessions { destination: Box<str>, at_most: u32 },
+    ActiveSessions { destination: Name, at_most: u32 },
     /// The destination is prepared for process execution.
-    Ready { destination: Box<str> },
+    Ready { destination: Name },
     /// The destination is in no load-balanced pool other than `pool`.
-    NotLoadBalancedElsewhere {
-        destination: Box<str>,
-        pool: Box<str>,
-    },
+    NotLoadBalancedElsewhere { destination: Name, pool: Name },
     /// Maintenance mode is on or off, switched on by `owner` (a stack;
     /// `None`: by hand, or off).
     Maintenance {
-        destination: Box<str>,
+        destination: Name,
         enabled: bool,
         owner: Option<Box<str>>,
     },
@@ -45,10 +42,7 @@ pub enum Fact {
         revision: Option<u64>,
     },
     /// The load-balancing service is installed (or not).
-    LbServiceInstalled {
-        destination: Box<str>,
-        installed: bool,
-    },
+    LbServiceInstalled { destination: Name, installed: bool },
 }
 
 /// Fills in every step's preconditions from the live state the plan was
@@ -164,33 +158,33 @@ fn revision(index: &LiveIndex, kind: Kind, name: &str) -> Fact {
 
 /// The broker admits a destination to a load-balanced pool only when it is
 /// online, ready, and in no other load-balanced pool.
-fn joining_load_balanced(pool: &str, destination: &str) -> Vec<Fact> {
+fn joining_load_balanced(pool: &Name, destination: &Name) -> Vec<Fact> {
     vec![
         Fact::Online {
-            destination: destination.into(),
+            destination: destination.clone(),
             online: true,
         },
         Fact::Ready {
-            destination: destination.into(),
+            destination: destination.clone(),
         },
         Fact::NotLoadBalancedElsewhere {
-            destination: destination.into(),
-            pool: pool.into(),
+            destination: destination.clone(),
+            pool: pool.clone(),
         },
     ]
 }
 
-fn host(destination: &str, online: bool, at_most: Option<u32>) -> Vec<Fact> {
+fn host(destination: &Name, online: bool, at_most: Option<u32>) -> Vec<Fact> {
     // Sized for both: grown from one, each removal chain's facts were
     // allocated twice.
     let mut facts = Vec::with_capacity(2);
     facts.push(Fact::Online {
-        destination: destination.into(),
+        destination: destination.clone(),
         online,
     });
     if let Some(at_most) = at_most {
         facts.push(Fact::ActiveSessions {
-            destination: destination.into(),
+            destination: destination.clone(),
             at_most,
         });
     }

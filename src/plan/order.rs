@@ -8,7 +8,7 @@
 use foldhash::HashMap;
 
 use super::diff::{Delta, ItemChange, LiveIndex, PoolChange, PoolDelta};
-use super::{ExpectedWarning, Op, Step};
+use super::{ExpectedWarning, Name, Op, Step};
 use crate::address::{Address, Kind};
 use crate::contract::wire::AppInstanceBody;
 use crate::desired::Desired;
@@ -235,10 +235,12 @@ pub(super) fn expand(
         planned.pool_at.insert(&pool.name, at);
         planned.adds_from.push(planned.add_member.len());
         planned.chains_from.push(planned.chains.len());
-        rules.pool_settings(pool);
-        rules.add_members(pool);
+        // One name for all the pool's steps and their facts.
+        let name = Name::from(pool.name.as_str());
+        rules.pool_settings(pool, &name);
+        rules.add_members(pool, &name);
         for destination in &pool.removes {
-            rules.removal_chain(pool, destination);
+            rules.removal_chain(pool, &name, destination);
         }
     }
     let planned = &mut rules.planned;
@@ -257,6 +259,7 @@ pub(super) fn expand(
         rules.steps.steps.len() <= bound,
         "more steps than the bound"
     );
+    tracing::trace!(steps = rules.steps.steps.len(), "planned the steps");
     sort(rules.steps.steps)
 }
 
@@ -320,13 +323,13 @@ impl<'a> Expansion<'a> {
     }
 
     /// A pool's settings are written (created) before its members are added.
-    fn pool_settings(&mut self, pool: &'a PoolDelta) {
+    fn pool_settings(&mut self, pool: &'a PoolDelta, name: &Name) {
         let Some(settings) = pool.change.settings() else {
             return;
         };
         let id = self.steps.push(
             Op::PutPool {
-                pool: pool.name.as_str().into(),
+                pool: name.clone(),
                 settings: Box::new(settings.clone()),
             },
             Address::new(Kind::Pool, &pool.name),
@@ -338,13 +341,13 @@ impl<'a> Expansion<'a> {
         }
     }
 
-    fn add_members(&mut self, pool: &'a PoolDelta) {
+    fn add_members(&mut self, pool: &'a PoolDelta, name: &Name) {
         let put_pool = self.planned.put_pool.get(pool.name.as_str()).copied();
         for destination in &pool.adds {
             let deps = put_pool.into_iter().collect();
             let id = self.steps.push(
                 Op::AddMember {
-                    pool: pool.name.as_str().into(),
+                    pool: name.clone(),
                     destination: destination.as_str().into(),
                 },
                 Address::new(Kind::Pool, &pool.name),
@@ -358,25 +361,27 @@ impl<'a> Expansion<'a> {
     /// load-balanced pool), drain its sessions, then clear sticky bindings to
     /// it, then remove it. Leaving a load-balanced pool while offline is
     /// announced as an expected warning.
-    fn removal_chain(&mut self, pool: &'a PoolDelta, destination: &'a str) {
+    fn removal_chain(&mut self, pool: &'a PoolDelta, name: &Name, destination: &'a str) {
         let online = self.index.is_online(destination);
+        // One name for all the chain's steps and their facts.
+        let member = Name::from(destination);
         let mut head = None;
         let mut last = None;
         if pool.removal_load_balanced {
-            last = Some(self.stop_logons(pool, destination));
+            last = Some(self.stop_logons(pool, &member));
             head = last;
         }
         if pool.removal_load_balanced
             && online
-            && let Some(drain) = self.drain(pool, destination, last)
+            && let Some(drain) = self.drain(pool, name, &member, last)
         {
             last = Some(drain);
         }
         if pool.removal_sticky {
             let id = self.steps.push(
                 Op::ClearSticky {
-                    pool: pool.name.as_str().into(),
-                    destination: destination.into(),
+                    pool: name.clone(),
+                    destination: member.clone(),
                 },
                 Address::new(Kind::Pool, &pool.name),
                 last.into_iter().collect(),
@@ -386,8 +391,8 @@ impl<'a> Expansion<'a> {
         }
         let id = self.steps.push(
             Op::RemoveMember {
-                pool: pool.name.as_str().into(),
-                destination: destination.into(),
+                pool: name.clone(),
+                destination: member,
             },
             Address::new(Kind::Pool, &pool.name),
             last.into_iter().collect(),
@@ -417,17 +422,17 @@ impl<'a> Expansion<'a> {
     /// Drain mode for a member leaving a load-balanced pool, from the head
     /// of its removal chain on: after its maintenance mode is on, so that the
     /// groups maintenance lets in can still log on.
-    fn stop_logons(&mut self, pool: &PoolDelta, destination: &str) -> usize {
+    fn stop_logons(&mut self, pool: &PoolDelta, destination: &Name) -> usize {
         let deps = self
             .planned
             .maintenance_on
-            .get(destination)
+            .get(&**destination)
             .copied()
             .into_iter()
             .collect();
         self.steps.push(
             Op::StopLogons {
-                destination: destination.into(),
+                destination: destination.clone(),
             },
             Address::new(Kind::Pool, &pool.name),
             deps,
@@ -440,7 +445,8 @@ impl<'a> Expansion<'a> {
     fn drain(
         &mut self,
         pool: &PoolDelta,
-        destination: &str,
+        name: &Name,
+        destination: &Name,
         after: Option<usize>,
     ) -> Option<usize> {
         let active = self
@@ -454,8 +460,8 @@ impl<'a> Expansion<'a> {
         let deps = after.into_iter().collect();
         Some(self.steps.push(
             Op::DrainSessions {
-                pool: pool.name.as_str().into(),
-                destination: destination.into(),
+                pool: name.clone(),
+                destination: destination.clone(),
                 policy: pool.drain.sessions,
                 timeout_seconds: pool.drain.timeout_seconds,
                 active_sessions: active,
