@@ -646,19 +646,25 @@ fn diff_maintenance(
 /// before the removal, then a reverted config) takes new logons again,
 /// unless the plan takes it out of its load-balanced pool after all.
 fn find_allow_logons(stack: &str, index: &LiveIndex, targets: &Targets, delta: &mut Delta) {
+    let mut draining: Vec<&Destination> = index
+        .live
+        .destinations
+        .iter()
+        .filter(|d| d.draining.as_deref() == Some(stack))
+        .filter(|d| targets.covers_name(Kind::Destination, &d.name))
+        .collect();
+    if draining.is_empty() {
+        // Nearly always: the set below would hold every member leaving a
+        // load-balanced pool, 1M names when a whole stack is replaced.
+        return;
+    }
     let leaving: BTreeSet<&str> = delta
         .pools
         .iter()
         .filter(|p| p.removal_load_balanced)
         .flat_map(|p| p.removes.iter().map(String::as_str))
         .collect();
-    let mut draining: Vec<&Destination> = index
-        .live
-        .destinations
-        .iter()
-        .filter(|d| d.draining.as_deref() == Some(stack) && !leaving.contains(d.name.as_str()))
-        .filter(|d| targets.covers(&Address::new(Kind::Destination, &d.name)))
-        .collect();
+    draining.retain(|d| !leaving.contains(d.name.as_str()));
     draining.sort_by(|a, b| a.name.cmp(&b.name));
     let mut changes = Vec::with_capacity(draining.len());
     for d in draining {
@@ -729,8 +735,13 @@ fn find_lb_cleanups(
             // plus its adds minus its removes (`pools::member_changes`), so
             // the live members it will not have are its removes: no lookup
             // per member.
+            // Those that leave while it load-balances lose the service
+            // with their removal (`leaving_lb` below): not candidates at
+            // all, or a whole stack replaced makes 1M of them.
             Some(p) if p.load_balanced_after && matches!(p.change, PoolChange::Update(_)) => {
-                candidates.extend(p.removes.iter().map(String::as_str));
+                if !p.removal_load_balanced {
+                    candidates.extend(p.removes.iter().map(String::as_str));
+                }
             }
             Some(p) if p.load_balanced_after => {
                 candidates.extend(members.filter(|m| !p.keeps(m)));
