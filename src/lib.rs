@@ -86,10 +86,14 @@
 //!   back and recognised by their content (`plan::saved`). A field diff's
 //!   value is JSON or, for a pool's members, a list of names in one string
 //!   (`plan::FieldValue`; invariant: both serialise alike, so a saved plan,
-//!   read back as JSON, equals the plan it was saved from). A plan is sealed
-//!   (its checksum taken) once, by `plan::compute_at` with the broker URL it
-//!   records, or again by `force`/`rehearsed`: anything that changes a
-//!   sealed plan seals it again.
+//!   read back as JSON, equals the plan it was saved from). Names in steps
+//!   and facts are shared (`plan::Name`, serialised as strings), and a
+//!   step's facts depend on its operation alone (invariant: so they are
+//!   attached before the steps are ordered, where a member's steps sit
+//!   side by side). A plan is sealed (its checksum taken) once, by
+//!   `plan::compute_at` with the broker URL it records, or again by
+//!   `force`/`rehearsed`: anything that changes a sealed plan seals it
+//!   again.
 //! - [`apply`] — executes a plan's steps through the `Broker` trait: ordered,
 //!   concurrent up to the parallelism, one step per destination at a time and
 //!   a whole-pool write alone among its pool's member changes; each step's
