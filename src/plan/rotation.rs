@@ -108,21 +108,42 @@ impl<'a> Rotation<'a> {
     /// ended).
     pub(super) fn annotate(&self, steps: &mut [Step], desired: &Desired, index: &LiveIndex) {
         let stack = desired.stack.as_str();
+        // The hosts this stack's maintenance took out of a pool, found in
+        // one pass over the live list: nearly always none, and then no
+        // step needs a lookup. Looked up per step instead (a pool by name
+        // in the config for each removal, a live destination for each
+        // add, each a few cache misses), a plan that moves 1M members
+        // spent 0.37 s of 0.9 s between its facts and its violations.
+        let taken_out_by_us: BTreeSet<&str> = index
+            .live
+            .destinations
+            .iter()
+            .filter(|d| {
+                d.maintenance.owner.as_deref() == Some(stack)
+                    && !d.maintenance.out_of_rotation.is_empty()
+            })
+            .map(|d| d.name.as_str())
+            .collect();
+        if self.out.is_empty() && taken_out_by_us.is_empty() {
+            // Steps are made without a reason.
+            return;
+        }
         for step in steps {
             step.reason = match &step.op {
                 Op::RemoveMember { pool, destination }
-                    if self.taken_out(desired, pool).contains(&&**destination) =>
+                    if !self.out.is_empty()
+                        && self.taken_out(desired, pool).contains(&&**destination) =>
                 {
                     Some(Reason::Maintenance)
                 }
                 Op::AddMember { pool, destination }
-                    if index.destinations.get(destination).is_some_and(|d| {
-                        d.maintenance.owner.as_deref() == Some(stack)
-                            && d.maintenance
+                    if taken_out_by_us.contains(&**destination)
+                        && index.destinations.get(destination).is_some_and(|d| {
+                            d.maintenance
                                 .out_of_rotation
                                 .iter()
                                 .any(|p| p.as_str() == &**pool)
-                    }) =>
+                        }) =>
                 {
                     Some(Reason::MaintenanceEnded)
                 }
