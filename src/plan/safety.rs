@@ -213,8 +213,14 @@ impl<'a> Lookups<'a> {
                 .entry(planned.destination.as_str())
                 .or_insert(planned);
         }
+        let mut load_balanced_with = load_balanced_with(index, delta);
+        // Only the entries with a pool are ever found: emptied of the rest
+        // (nearly all of them), a lookup of a joining member reads the
+        // table's control bytes alone, where at 1M members joining it was
+        // a cache miss into the entries.
+        load_balanced_with.retain(|_, pools| !pools.is_empty());
         Lookups {
-            load_balanced_with: load_balanced_with(index, delta),
+            load_balanced_with,
             maintenance,
             app_configs_of_emptied: app_configs_of_emptied(desired, index, delta),
         }
