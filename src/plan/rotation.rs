@@ -8,7 +8,7 @@
 //! live state alone says where it belongs.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -114,7 +114,7 @@ impl<'a> Rotation<'a> {
         // in the config for each removal, a live destination for each
         // add, each a few cache misses), a plan that moves 1M members
         // spent 0.37 s of 0.9 s between its facts and its violations.
-        let taken_out_by_us: BTreeSet<&str> = index
+        let taken_out_by_us: BTreeMap<&str, &[String]> = index
             .live
             .destinations
             .iter()
@@ -122,7 +122,7 @@ impl<'a> Rotation<'a> {
                 d.maintenance.owner.as_deref() == Some(stack)
                     && !d.maintenance.out_of_rotation.is_empty()
             })
-            .map(|d| d.name.as_str())
+            .map(|d| (d.name.as_str(), d.maintenance.out_of_rotation.as_slice()))
             .collect();
         if self.out.is_empty() && taken_out_by_us.is_empty() {
             // Steps are made without a reason.
@@ -137,13 +137,9 @@ impl<'a> Rotation<'a> {
                     Some(Reason::Maintenance)
                 }
                 Op::AddMember { pool, destination }
-                    if taken_out_by_us.contains(&**destination)
-                        && index.destinations.get(destination).is_some_and(|d| {
-                            d.maintenance
-                                .out_of_rotation
-                                .iter()
-                                .any(|p| p.as_str() == &**pool)
-                        }) =>
+                    if taken_out_by_us
+                        .get(&**destination)
+                        .is_some_and(|pools| pools.iter().any(|p| p.as_str() == &**pool)) =>
                 {
                     Some(Reason::MaintenanceEnded)
                 }
