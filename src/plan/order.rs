@@ -776,14 +776,18 @@ pub(super) fn sort(mut steps: Vec<Step>) -> Result<Vec<Step>, CycleError> {
         first[id + 1] += first[id];
     }
     let mut dependents = vec![0u32; first[n]];
-    let mut filled = first.clone();
+    // Each step's offset serves as its cursor while the list fills, which
+    // leaves it at the next step's offset; shifted back by one place, the
+    // offsets are whole again. A copy of them as cursors was 5M offsets
+    // (40 MB) more at the peak of a plan that replaces 1M members.
     for step in &steps {
         for &dep in &step.depends_on {
-            dependents[filled[dep]] = number(step.id);
-            filled[dep] += 1;
+            dependents[first[dep]] = number(step.id);
+            first[dep] += 1;
         }
     }
-    drop(filled);
+    first.copy_within(0..n, 1);
+    first[0] = 0;
     // Keyed by phase, then creation order: (phase, id) as phase * n + id.
     let key = |id: usize| usize::from(phase(&steps[id].op)) * n + id;
     let mut ready = Ready::new(n * (usize::from(LAST_PHASE) + 1));
