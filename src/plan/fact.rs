@@ -4,14 +4,13 @@
 //! facts whose change would make the step unsafe or do something other than
 //! the plan says.
 
-use std::collections::HashMap;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::diff::{LiveIndex, PoolDelta};
 use super::{Name, Op, Step};
 use crate::address::{Address, Kind};
+use crate::contract::wire::Destination;
 
 /// One observation of the live state a step relies on, as it must hold
 /// right before the step runs (after the steps it depends on).
@@ -46,10 +45,22 @@ pub enum Fact {
 }
 
 /// Fills in every step's preconditions from the live state the plan was
-/// computed on and the pool changes it makes.
-pub(super) fn attach(steps: &mut [Step], index: &LiveIndex, pools: &[PoolDelta]) {
-    attach_from(steps, index, pools, PARALLEL_FROM);
+/// computed on and the pool changes it makes. `hosts` has, for each step,
+/// the live destination it acts on where expansion already looked it up
+/// (`None`: look it up here).
+pub(super) fn attach(
+    steps: &mut [Step],
+    hosts: &[Option<&Destination>],
+    index: &LiveIndex,
+    pools: &[PoolDelta],
+) {
+    attach_from(steps, hosts, index, pools, PARALLEL_FROM);
 }
+
+/// Pools by name, for the facts of member steps.
+// Looked up once per member step, by names a config declares: foldhash,
+// seeded at random, rather than SipHash.
+type Pools<'a> = foldhash::HashMap<&'a str, &'a PoolDelta>;
 
 /// From this many steps on, the facts are found on two cores: below it the
 /// thread costs more than it saves.
@@ -57,25 +68,61 @@ const PARALLEL_FROM: usize = 20_000;
 
 /// [`attach`], the steps split in two halves, one on a second core, from
 /// `parallel_from` steps on. Each step's facts depend on that step alone.
-fn attach_from(steps: &mut [Step], index: &LiveIndex, pools: &[PoolDelta], parallel_from: usize) {
-    let pools: HashMap<&str, &PoolDelta> = pools.iter().map(|p| (p.name.as_str(), p)).collect();
-    let attach = |steps: &mut [Step]| {
-        for step in steps {
-            step.preconditions = preconditions(&step.op, index, &pools);
+fn attach_from(
+    steps: &mut [Step],
+    hosts: &[Option<&Destination>],
+    index: &LiveIndex,
+    pools: &[PoolDelta],
+    parallel_from: usize,
+) {
+    assert_eq!(steps.len(), hosts.len(), "a host, or none, for each step");
+    let pools: Pools = pools.iter().map(|p| (p.name.as_str(), p)).collect();
+    let attach = |steps: &mut [Step], hosts: &[Option<&Destination>]| {
+        for (step, &host) in steps.iter_mut().zip(hosts) {
+            let live = Live { index, host };
+            step.preconditions = preconditions(&step.op, &live, &pools);
         }
     };
     if steps.len() < parallel_from {
-        attach(steps);
+        attach(steps, hosts);
         return;
     }
-    let (first, second) = steps.split_at_mut(steps.len() / 2);
+    let half = steps.len() / 2;
+    let (first, second) = steps.split_at_mut(half);
+    let (first_hosts, second_hosts) = hosts.split_at(half);
     std::thread::scope(|scope| {
-        scope.spawn(|| attach(second));
-        attach(first);
+        scope.spawn(|| attach(second, second_hosts));
+        attach(first, first_hosts);
     });
 }
 
-fn preconditions(op: &Op, index: &LiveIndex, pools: &HashMap<&str, &PoolDelta>) -> Vec<Fact> {
+/// The live state as one step sees it: its host, if expansion found it.
+struct Live<'i, 'a> {
+    index: &'i LiveIndex<'a>,
+    host: Option<&'i Destination>,
+}
+
+impl Live<'_, '_> {
+    /// The live destination `name`: the step's host, if expansion found
+    /// it, is the one its operation names (not compared again: that would
+    /// read the name, one of the cache misses the host saves).
+    fn destination(&self, name: &str) -> Option<&Destination> {
+        match self.host {
+            Some(host) => {
+                debug_assert_eq!(host.name, name, "a step's host is its destination");
+                Some(host)
+            }
+            None => self.index.destinations.get(name),
+        }
+    }
+
+    fn is_online(&self, name: &str) -> bool {
+        self.destination(name).is_some_and(|d| d.online)
+    }
+}
+
+fn preconditions(op: &Op, live: &Live, pools: &Pools) -> Vec<Fact> {
+    let index = live.index;
     match op {
         Op::PutPool { pool, .. } | Op::DeletePool { pool } => {
             vec![revision(index, Kind::Pool, pool)]
@@ -106,11 +153,11 @@ fn preconditions(op: &Op, index: &LiveIndex, pools: &HashMap<&str, &PoolDelta>) 
             }
             // Drained before, and kept empty by drain mode: an online
             // member leaves with nobody on it.
-            let online = index.is_online(destination);
+            let online = live.is_online(destination);
             host(destination, online, online.then_some(0))
         }
         Op::PutMaintenance { destination, .. } | Op::DeleteMaintenance { destination } => {
-            let live = index.destinations.get(destination);
+            let live = live.destination(destination);
             vec![Fact::Maintenance {
                 destination: destination.clone(),
                 enabled: live.is_some_and(|d| d.maintenance.enabled),
@@ -121,11 +168,9 @@ fn preconditions(op: &Op, index: &LiveIndex, pools: &HashMap<&str, &PoolDelta>) 
         // the host being as planned, so a changed host stops the chain
         // before its first write.
         Op::StopLogons { destination } => {
-            let online = index.is_online(destination);
-            let active = index
-                .destinations
-                .get(destination)
-                .map_or(0, |d| d.sessions.active);
+            let live = live.destination(destination);
+            let online = live.is_some_and(|d| d.online);
+            let active = live.map_or(0, |d| d.sessions.active);
             host(destination, online, online.then_some(active))
         }
         Op::RemoveLbService { destination } => vec![
@@ -213,7 +258,8 @@ mod tests {
         for step in &mut split {
             step.preconditions.clear();
         }
-        attach_from(&mut split, &index, &delta.pools, 1);
+        let looked_up_here = vec![None; split.len()];
+        attach_from(&mut split, &looked_up_here, &index, &delta.pools, 1);
 
         assert_eq!(split, plan.steps);
     }

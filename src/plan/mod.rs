@@ -372,13 +372,15 @@ pub fn compute_unsealed(
     let effective = rotation.effective(desired);
     let delta = diff::diff(&effective, &index, targets);
     tracing::trace!("diffed");
-    let mut steps = order::expand(&effective, &index, &delta);
+    let order::Expanded { mut steps, hosts } = order::expand(&effective, &index, &delta);
     tracing::trace!(steps = steps.len(), "expanded the steps");
     // Before the sort: in the order the steps were made, a member's steps
-    // are side by side, and its live destination, looked up for the facts
-    // of the first, is still in the cache for the next (at 1M members each
-    // lookup is otherwise a few cache misses).
-    fact::attach(&mut steps, &index, &delta.pools);
+    // are side by side, and its live destination, read for the facts of
+    // the first, is still in the cache for the next (at 1M members each
+    // lookup is otherwise a few cache misses). A removal chain's host comes
+    // from the expansion, which looked it up already.
+    fact::attach(&mut steps, &hosts, &index, &delta.pools);
+    drop(hosts);
     tracing::trace!("attached the facts");
     let mut steps = order::sort(steps)?;
     tracing::trace!("ordered the steps");

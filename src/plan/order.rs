@@ -10,7 +10,7 @@ use foldhash::HashMap;
 use super::diff::{Delta, ItemChange, LiveIndex, PoolChange, PoolDelta};
 use super::{ExpectedWarning, Name, Op, Step};
 use crate::address::{Address, Kind};
-use crate::contract::wire::AppInstanceBody;
+use crate::contract::wire::{AppInstanceBody, Destination};
 use crate::desired::Desired;
 
 /// Phases break ties between independent steps so that the list reads in
@@ -111,13 +111,27 @@ pub struct CycleError(pub Vec<Address>);
 /// them in their final order. They are `Step`s from the start, so that a
 /// large plan is held in one buffer rather than drafts and steps at once.
 #[derive(Default)]
-struct Builder {
+struct Builder<'a> {
     steps: Vec<Step>,
+    /// See [`Expanded::hosts`].
+    hosts: Vec<Option<&'a Destination>>,
 }
 
-impl Builder {
+impl<'a> Builder<'a> {
     fn push(&mut self, op: Op, cause: Address, deps: Vec<usize>) -> usize {
+        self.push_on(None, op, cause, deps)
+    }
+
+    /// [`Self::push`] for a step on a host its rule has looked up.
+    fn push_on(
+        &mut self,
+        host: Option<&'a Destination>,
+        op: Op,
+        cause: Address,
+        deps: Vec<usize>,
+    ) -> usize {
         let id = self.steps.len();
+        self.hosts.push(host);
         self.steps.push(Step {
             id,
             op,
@@ -195,13 +209,28 @@ struct Expansion<'a> {
     desired: &'a Desired,
     index: &'a LiveIndex<'a>,
     delta: &'a Delta,
-    steps: Builder,
+    steps: Builder<'a>,
     planned: Planned<'a>,
 }
 
-/// The steps `delta` takes, in the order the rules make them (a member's
-/// steps side by side), for [`sort`] to order.
-pub(super) fn expand(desired: &Desired, index: &LiveIndex, delta: &Delta) -> Vec<Step> {
+/// What [`expand`] plans.
+pub(super) struct Expanded<'a> {
+    /// The steps, in the order the rules make them (a member's steps side
+    /// by side), for [`sort`] to order.
+    pub steps: Vec<Step>,
+    /// For each step, the live destination it acts on, where its rule
+    /// looked it up (a removal chain's member): the facts read it from
+    /// here rather than look it up again, at 1M members a few cache misses
+    /// each. `None` where no rule looked, or the broker does not have it.
+    pub hosts: Vec<Option<&'a Destination>>,
+}
+
+/// The steps `delta` takes, and the hosts they were planned on.
+pub(super) fn expand<'a>(
+    desired: &'a Desired,
+    index: &'a LiveIndex<'a>,
+    delta: &'a Delta,
+) -> Expanded<'a> {
     let mut rules = Expansion {
         desired,
         index,
@@ -227,6 +256,7 @@ pub(super) fn expand(desired: &Desired, index: &LiveIndex, delta: &Delta) -> Vec
     // bound left unused is never touched, so it costs address space only.
     let bound = most_steps(delta);
     rules.steps.steps.reserve(bound);
+    rules.steps.hosts.reserve(bound);
     rules.maintenance();
     for (at, pool) in delta.pools.iter().enumerate() {
         let planned = &mut rules.planned;
@@ -257,7 +287,10 @@ pub(super) fn expand(desired: &Desired, index: &LiveIndex, delta: &Delta) -> Vec
         rules.steps.steps.len() <= bound,
         "more steps than the bound"
     );
-    rules.steps.steps
+    Expanded {
+        steps: rules.steps.steps,
+        hosts: rules.steps.hosts,
+    }
 }
 
 /// Where `name` is in the sorted `names`.
@@ -359,23 +392,26 @@ impl<'a> Expansion<'a> {
     /// it, then remove it. Leaving a load-balanced pool while offline is
     /// announced as an expected warning.
     fn removal_chain(&mut self, pool: &'a PoolDelta, name: &Name, destination: &'a str) {
-        let online = self.index.is_online(destination);
+        // Looked up once for the whole chain and its facts.
+        let host = self.index.destinations.get(destination);
+        let online = host.is_some_and(|d| d.online);
         // One name for all the chain's steps and their facts.
         let member = Name::from(destination);
         let mut head = None;
         let mut last = None;
         if pool.removal_load_balanced {
-            last = Some(self.stop_logons(pool, &member));
+            last = Some(self.stop_logons(pool, &member, host));
             head = last;
         }
         if pool.removal_load_balanced
             && online
-            && let Some(drain) = self.drain(pool, name, &member, last)
+            && let Some(drain) = self.drain(pool, name, &member, host, last)
         {
             last = Some(drain);
         }
         if pool.removal_sticky {
-            let id = self.steps.push(
+            let id = self.steps.push_on(
+                host,
                 Op::ClearSticky {
                     pool: name.clone(),
                     destination: member.clone(),
@@ -386,7 +422,8 @@ impl<'a> Expansion<'a> {
             head.get_or_insert(id);
             last = Some(id);
         }
-        let id = self.steps.push(
+        let id = self.steps.push_on(
+            host,
             Op::RemoveMember {
                 pool: name.clone(),
                 destination: member,
@@ -419,7 +456,12 @@ impl<'a> Expansion<'a> {
     /// Drain mode for a member leaving a load-balanced pool, from the head
     /// of its removal chain on: after its maintenance mode is on, so that the
     /// groups maintenance lets in can still log on.
-    fn stop_logons(&mut self, pool: &PoolDelta, destination: &Name) -> usize {
+    fn stop_logons(
+        &mut self,
+        pool: &PoolDelta,
+        destination: &Name,
+        host: Option<&'a Destination>,
+    ) -> usize {
         let deps = self
             .planned
             .maintenance_on
@@ -427,7 +469,8 @@ impl<'a> Expansion<'a> {
             .copied()
             .into_iter()
             .collect();
-        self.steps.push(
+        self.steps.push_on(
+            host,
             Op::StopLogons {
                 destination: destination.clone(),
             },
@@ -444,18 +487,16 @@ impl<'a> Expansion<'a> {
         pool: &PoolDelta,
         name: &Name,
         destination: &Name,
+        host: Option<&'a Destination>,
         after: Option<usize>,
     ) -> Option<usize> {
-        let active = self
-            .index
-            .destinations
-            .get(destination)
-            .map_or(0, |d| d.sessions.active);
+        let active = host.map_or(0, |d| d.sessions.active);
         if active == 0 {
             return None;
         }
         let deps = after.into_iter().collect();
-        Some(self.steps.push(
+        Some(self.steps.push_on(
+            host,
             Op::DrainSessions {
                 pool: name.clone(),
                 destination: destination.clone(),
