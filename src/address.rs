@@ -2,6 +2,7 @@
 //! `--target KIND/NAME`, in plans and in diagnostics.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -57,11 +58,14 @@ impl fmt::Display for Kind {
 )]
 pub struct Address {
     pub kind: Kind,
-    pub name: String,
+    // Shared, not owned: every step of a plan names its cause, and the
+    // steps of one pool (five a member when members are replaced) share
+    // the pool's name rather than copy it.
+    pub name: Arc<str>,
 }
 
 impl Address {
-    pub fn new(kind: Kind, name: impl Into<String>) -> Self {
+    pub fn new(kind: Kind, name: impl Into<Arc<str>>) -> Self {
         Address {
             kind,
             name: name.into(),

@@ -178,8 +178,8 @@ impl<'a> Selection<'a> {
             .iter()
             .filter(|c| !pool_names.contains(c.pool.as_str()))
             .map(|c| Dangling {
-                from: Address::new(Kind::AppConfig, &c.name),
-                to: Address::new(Kind::Pool, &c.pool),
+                from: Address::new(Kind::AppConfig, c.name.as_str()),
+                to: Address::new(Kind::Pool, c.pool.as_str()),
                 owner: owner_of(&live.pools, &c.pool, |p| (&p.name, &p.labels)),
             });
         let app_configs = self
@@ -187,8 +187,8 @@ impl<'a> Selection<'a> {
             .iter()
             .filter(|i| !config_names.contains(i.app_config.as_str()))
             .map(|i| Dangling {
-                from: Address::new(Kind::AppInstance, &i.name),
-                to: Address::new(Kind::AppConfig, &i.app_config),
+                from: Address::new(Kind::AppInstance, i.name.as_str()),
+                to: Address::new(Kind::AppConfig, i.app_config.as_str()),
                 owner: owner_of(&live.app_configs, &i.app_config, |c| (&c.name, &c.labels)),
             });
         pools.chain(app_configs).collect()

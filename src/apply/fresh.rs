@@ -71,7 +71,7 @@ async fn live_revision<B: Broker>(
     broker: &B,
     address: &Address,
 ) -> Result<Option<u64>, BrokerError> {
-    let name = address.name.as_str();
+    let name = &*address.name;
     Ok(match address.kind {
         Kind::Pool => broker.get_pool(name).await?.map(|r| r.revision),
         Kind::AppConfig => broker.get_app_config(name).await?.map(|r| r.revision),

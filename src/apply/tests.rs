@@ -1026,7 +1026,7 @@ async fn the_stale_check_reads_in_parallel_and_passes_broker_errors_on() {
     plan.revisions = names
         .iter()
         .map(|n| Revision {
-            address: Address::new(Kind::Destination, n),
+            address: Address::new(Kind::Destination, n.as_str()),
             revision: Some(1),
         })
         .collect();

@@ -84,7 +84,7 @@ async fn adopt(
     stack: &str,
     force: bool,
 ) -> Result<Adopted, NotImported> {
-    let name = address.name.as_str();
+    let name = &*address.name;
     match address.kind {
         Kind::Pool => {
             let pool = broker.get_pool(name).await?.ok_or(NotImported::Missing)?;

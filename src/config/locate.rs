@@ -156,18 +156,18 @@ impl<I> Config<I> {
     /// Where a resource is declared (its name), if the config declares it.
     pub fn locate(&self, address: &Address) -> Option<SourceLocation> {
         let found = match address.kind {
-            Kind::Pool => self.pools.get(&address.name).map(|d| (d.file, &d.name.at)),
+            Kind::Pool => self.pools.get(&*address.name).map(|d| (d.file, &d.name.at)),
             Kind::AppConfig => self
                 .app_configs
-                .get(&address.name)
+                .get(&*address.name)
                 .map(|d| (d.file, &d.name.at)),
             Kind::AppInstance => self
                 .app_instances
-                .get(&address.name)
+                .get(&*address.name)
                 .map(|d| (d.file, &d.name.at)),
             Kind::Destination => self
                 .destinations
-                .get(&address.name)
+                .get(&*address.name)
                 .map(|d| (d.file, &d.name.at)),
         };
         found.map(|(file, at)| self.at(file, at))

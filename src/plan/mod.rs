@@ -321,14 +321,14 @@ impl Targets {
     /// `covers` without building an address: asked once per resource of a
     /// large stack, most of which are not changed.
     fn covers_name(&self, kind: crate::address::Kind, name: &str) -> bool {
-        self.all() || self.0.iter().any(|t| t.kind == kind && t.name == name)
+        self.all() || self.0.iter().any(|t| t.kind == kind && *t.name == *name)
     }
 
     fn covers_member(&self, pool: &str, destination: &str) -> bool {
         self.all()
             || self.0.iter().any(|t| {
-                (t.kind == crate::address::Kind::Pool && t.name == pool)
-                    || (t.kind == crate::address::Kind::Destination && t.name == destination)
+                (t.kind == crate::address::Kind::Pool && *t.name == *pool)
+                    || (t.kind == crate::address::Kind::Destination && *t.name == *destination)
             })
     }
 }

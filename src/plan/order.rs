@@ -333,15 +333,14 @@ impl<'a> Expansion<'a> {
     /// waits for it to be on (see [`Self::drain`]).
     fn maintenance(&mut self) {
         for m in &self.delta.maintenance {
-            let cause = Address::new(Kind::Destination, &m.destination);
+            let destination = Name::from(m.destination.as_str());
+            let cause = Address::new(Kind::Destination, destination.clone());
             let op = match &m.put {
                 Some(maintenance) => Op::PutMaintenance {
-                    destination: m.destination.as_str().into(),
+                    destination,
                     maintenance: Box::new(maintenance.clone()),
                 },
-                None => Op::DeleteMaintenance {
-                    destination: m.destination.as_str().into(),
-                },
+                None => Op::DeleteMaintenance { destination },
             };
             let id = self.steps.push(op, cause, Vec::new());
             let planned = match m.put {
@@ -362,7 +361,7 @@ impl<'a> Expansion<'a> {
                 pool: name.clone(),
                 settings: Box::new(settings.clone()),
             },
-            Address::new(Kind::Pool, &pool.name),
+            Address::new(Kind::Pool, name.clone()),
             Vec::new(),
         );
         self.planned.put_pool.insert(&pool.name, id);
@@ -380,7 +379,7 @@ impl<'a> Expansion<'a> {
                     pool: name.clone(),
                     destination: destination.as_str().into(),
                 },
-                Address::new(Kind::Pool, &pool.name),
+                Address::new(Kind::Pool, name.clone()),
                 deps,
             );
             self.planned.add_member.push(id);
@@ -400,7 +399,7 @@ impl<'a> Expansion<'a> {
         let mut head = None;
         let mut last = None;
         if pool.removal_load_balanced {
-            last = Some(self.stop_logons(pool, &member, host));
+            last = Some(self.stop_logons(name, &member, host));
             head = last;
         }
         if pool.removal_load_balanced
@@ -416,7 +415,7 @@ impl<'a> Expansion<'a> {
                     pool: name.clone(),
                     destination: member.clone(),
                 },
-                Address::new(Kind::Pool, &pool.name),
+                Address::new(Kind::Pool, name.clone()),
                 last.into_iter().collect(),
             );
             head.get_or_insert(id);
@@ -428,7 +427,7 @@ impl<'a> Expansion<'a> {
                 pool: name.clone(),
                 destination: member,
             },
-            Address::new(Kind::Pool, &pool.name),
+            Address::new(Kind::Pool, name.clone()),
             last.into_iter().collect(),
         );
         if pool.removal_load_balanced && !online {
@@ -458,7 +457,7 @@ impl<'a> Expansion<'a> {
     /// groups maintenance lets in can still log on.
     fn stop_logons(
         &mut self,
-        pool: &PoolDelta,
+        pool: &Name,
         destination: &Name,
         host: Option<&'a Destination>,
     ) -> usize {
@@ -474,7 +473,7 @@ impl<'a> Expansion<'a> {
             Op::StopLogons {
                 destination: destination.clone(),
             },
-            Address::new(Kind::Pool, &pool.name),
+            Address::new(Kind::Pool, pool.clone()),
             deps,
         )
     }
@@ -505,7 +504,7 @@ impl<'a> Expansion<'a> {
                 active_sessions: active,
                 notice: pool.drain.notice.clone().map(Box::new),
             },
-            Address::new(Kind::Pool, &pool.name),
+            Address::new(Kind::Pool, name.clone()),
             deps,
         ))
     }
@@ -597,12 +596,13 @@ impl<'a> Expansion<'a> {
                 .copied()
                 .into_iter()
                 .collect();
+            let name = Name::from(config.name.as_str());
             let id = self.steps.push(
                 Op::PutAppConfig {
-                    app_config: config.name.as_str().into(),
+                    app_config: name.clone(),
                     body: Box::new(body.clone()),
                 },
-                Address::new(Kind::AppConfig, &config.name),
+                Address::new(Kind::AppConfig, name),
                 deps,
             );
             self.planned.put_config.insert(&config.name, id);
@@ -617,13 +617,16 @@ impl<'a> Expansion<'a> {
         for instance in &delta.app_instances {
             let id = match &instance.change {
                 ItemChange::Put(body) => self.put_app_instance(&instance.name, body),
-                ItemChange::Delete => self.steps.push(
-                    Op::DeleteAppInstance {
-                        app_instance: instance.name.as_str().into(),
-                    },
-                    Address::new(Kind::AppInstance, &instance.name),
-                    Vec::new(),
-                ),
+                ItemChange::Delete => {
+                    let name = Name::from(instance.name.as_str());
+                    self.steps.push(
+                        Op::DeleteAppInstance {
+                            app_instance: name.clone(),
+                        },
+                        Address::new(Kind::AppInstance, name),
+                        Vec::new(),
+                    )
+                }
             };
             let Some(live) = self.index.app_instances.get(instance.name.as_str()) else {
                 continue;
@@ -683,9 +686,10 @@ impl<'a> Expansion<'a> {
                 deps.push(add);
             }
         }
+        let name = Name::from(name);
         self.steps.push(
             Op::PutAppInstance {
-                app_instance: name.into(),
+                app_instance: name.clone(),
                 body: Box::new(body.clone()),
             },
             Address::new(Kind::AppInstance, name),
@@ -697,9 +701,10 @@ impl<'a> Expansion<'a> {
     /// goes off.
     fn allow_logons(&mut self) {
         for destination in &self.delta.allow_logons {
+            let destination = Name::from(destination.as_str());
             self.steps.push(
                 Op::AllowLogons {
-                    destination: destination.as_str().into(),
+                    destination: destination.clone(),
                 },
                 Address::new(Kind::Destination, destination),
                 Vec::new(),
@@ -709,9 +714,10 @@ impl<'a> Expansion<'a> {
 
     fn lb_cleanups(&mut self) {
         for destination in &self.delta.lb_cleanups {
+            let destination = Name::from(destination.as_str());
             self.steps.push(
                 Op::RemoveLbService {
-                    destination: destination.as_str().into(),
+                    destination: destination.clone(),
                 },
                 Address::new(Kind::Destination, destination),
                 Vec::new(),
@@ -732,11 +738,12 @@ impl<'a> Expansion<'a> {
                         .get(&config.name)
                         .cloned()
                         .unwrap_or_default();
+                    let name = Name::from(config.name.as_str());
                     self.steps.push(
                         Op::DeleteAppConfig {
-                            app_config: config.name.as_str().into(),
+                            app_config: name.clone(),
                         },
-                        Address::new(Kind::AppConfig, &config.name),
+                        Address::new(Kind::AppConfig, name),
                         deps,
                     )
                 }
@@ -780,11 +787,10 @@ impl<'a> Expansion<'a> {
                     .flatten()
                     .copied(),
             );
+            let name = Name::from(pool.name.as_str());
             self.steps.push(
-                Op::DeletePool {
-                    pool: pool.name.as_str().into(),
-                },
-                Address::new(Kind::Pool, &pool.name),
+                Op::DeletePool { pool: name.clone() },
+                Address::new(Kind::Pool, name),
                 deps,
             );
         }
@@ -1057,7 +1063,7 @@ mod tests {
                     .collect();
                 let mut order = Vec::new();
                 while let Some(Reverse((_, id))) = ready.pop() {
-                    order.push(drafts[id].cause.name.clone());
+                    order.push(drafts[id].cause.name.to_string());
                     for (next, step) in drafts.iter().enumerate() {
                         if step.depends_on.contains(&id) {
                             waiting[next] -= 1;
@@ -1072,8 +1078,8 @@ mod tests {
 
             let steps = sort(builder.steps).expect("no cycle");
 
-            let order: Vec<&String> = steps.iter().map(|s| &s.cause.name).collect();
-            proptest::prop_assert_eq!(order, reference.iter().collect::<Vec<_>>());
+            let order: Vec<&str> = steps.iter().map(|s| &*s.cause.name).collect();
+            proptest::prop_assert_eq!(order, reference.iter().map(String::as_str).collect::<Vec<_>>());
             proptest::prop_assert_eq!(steps.len(), wanted.len());
             let mut got = Vec::new();
             for (at, step) in steps.iter().enumerate() {
@@ -1083,10 +1089,10 @@ mod tests {
                 let mut names: Vec<String> = step
                     .depends_on
                     .iter()
-                    .map(|&d| steps[d].cause.name.clone())
+                    .map(|&d| steps[d].cause.name.to_string())
                     .collect();
                 names.sort();
-                got.push((step.cause.name.clone(), names));
+                got.push((step.cause.name.to_string(), names));
             }
             got.sort();
             wanted.sort();

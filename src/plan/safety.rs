@@ -84,11 +84,11 @@ impl Violation {
             | Violation::LoadBalancedElsewhere { pool, .. }
             | Violation::MinMembers { pool, .. }
             | Violation::LastMemberInUse { pool, .. }
-            | Violation::DrainRefused { pool, .. } => Some(Address::new(Kind::Pool, pool)),
+            | Violation::DrainRefused { pool, .. } => Some(Address::new(Kind::Pool, pool.as_str())),
             Violation::UnknownDestination {
                 pool: None,
                 destination,
-            } => Some(Address::new(Kind::Destination, destination)),
+            } => Some(Address::new(Kind::Destination, destination.as_str())),
             Violation::NotOwned { address, .. } => Some(address.clone()),
             Violation::DeleteLimit { .. } => None,
         }

@@ -458,7 +458,7 @@ fn diff_items<L: BodyItem>(
         match have {
             Some(have) if owner(have.labels()) != Some(stack) => {
                 delta.not_owned.push((
-                    Address::new(L::KIND, name),
+                    Address::new(L::KIND, name.as_str()),
                     owner(have.labels()).map(str::to_owned),
                 ));
                 continue;
@@ -469,7 +469,7 @@ fn diff_items<L: BodyItem>(
             Some(have) if have.unchanged(want, stack) => continue,
             _ => {}
         }
-        let address = Address::new(L::KIND, name);
+        let address = Address::new(L::KIND, name.as_str());
         let body = L::body_of(want, stack);
         match have {
             Some(have) => {
@@ -669,7 +669,7 @@ fn find_allow_logons(stack: &str, index: &LiveIndex, targets: &Targets, delta: &
     let mut changes = Vec::with_capacity(draining.len());
     for d in draining {
         changes.push(Change {
-            address: Address::new(Kind::Destination, &d.name),
+            address: Address::new(Kind::Destination, d.name.as_str()),
             action: Action::Update,
             fields: vec![field(
                 Field::Draining,

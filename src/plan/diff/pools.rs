@@ -41,7 +41,7 @@ pub(super) fn diff_pools(
     delta.revisions.reserve(most);
     let mut live = index.pools.walk();
     for (name, want) in &desired.pools {
-        let address = Address::new(Kind::Pool, name);
+        let address = Address::new(Kind::Pool, name.as_str());
         let whole = targets.covers(&address);
         match live.get(name.as_str()) {
             Some(have) if owner(&have.labels) == Some(stack) => {
@@ -58,7 +58,7 @@ pub(super) fn diff_pools(
         .pools
         .undeclared(&desired.pools, |p| owner(&p.labels) == Some(stack))
     {
-        if targets.covers(&Address::new(Kind::Pool, &pool.name)) {
+        if targets.covers(&Address::new(Kind::Pool, pool.name.as_str())) {
             delete_pool(pool, delta);
         }
     }
@@ -86,7 +86,7 @@ fn create_pool(address: Address, want: &DesiredPool, stack: &str, delta: &mut De
         fields.push(members_field(None, adds.iter().collect()));
     }
     let pool = PoolDelta {
-        name: address.name.clone(),
+        name: address.name.to_string(),
         change: PoolChange::Create(settings),
         adds,
         removes: Vec::new(),
@@ -145,7 +145,7 @@ fn update_pool(
     }
     let lb = have.load_balancing;
     let pool = PoolDelta {
-        name: address.name.clone(),
+        name: address.name.to_string(),
         change: PoolChange::Update(put),
         adds,
         removes,
@@ -245,7 +245,7 @@ fn delete_pool(pool: &Pool, delta: &mut Delta) {
     let lb = pool.load_balancing;
     record_pool(
         Change {
-            address: Address::new(Kind::Pool, &pool.name),
+            address: Address::new(Kind::Pool, pool.name.as_str()),
             action: Action::Delete,
             fields: Vec::new(),
         },
