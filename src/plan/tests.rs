@@ -553,6 +553,39 @@ fn a_server_moving_between_load_balanced_pools_leaves_the_old_one_first() {
 }
 
 #[test]
+fn a_server_leaving_two_load_balanced_pools_joins_another_after_both() {
+    // A broker admits a destination to one load-balanced pool at a time,
+    // but a live state read elsewhere may have it in two: the add waits
+    // for each removal, not only for the one found first.
+    let mut state = live(true);
+    let lb = state.pools.iter().find(|p| p.name == "live").unwrap();
+    let lb = lb.load_balancing.clone();
+    state.pools.push(pool("live-c", lb, &["rds-02"], None));
+    let mut desired = rds02_moving_to_live_b();
+    let emptied = DesiredPool {
+        members: members(&[]),
+        min_members: None,
+        ..desired.pools["live"].clone()
+    };
+    desired.pools.insert("live-c".to_owned(), emptied);
+    let plan = plan_of(&desired, &state);
+    let step = |wanted: &dyn Fn(&Op) -> bool| {
+        let found = plan.steps.iter().find(|s| wanted(&s.op));
+        found.unwrap_or_else(|| panic!("{:?}", described(&plan))).id
+    };
+    let removal =
+        |from: &str| step(&|op| matches!(op, Op::RemoveMember { pool, .. } if &**pool == from));
+    let add = step(&|op| matches!(op, Op::AddMember { pool, .. } if &**pool == "live-b"));
+    let (from_live, from_c) = (removal("live"), removal("live-c"));
+    let depends_on = &plan.steps[add].depends_on;
+    assert!(
+        depends_on.contains(&from_live) && depends_on.contains(&from_c),
+        "{:?}",
+        described(&plan)
+    );
+}
+
+#[test]
 fn deleting_too_much_is_a_violation() {
     let mut state = live(true);
     for i in 0..10 {
