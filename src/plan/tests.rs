@@ -559,7 +559,7 @@ fn a_server_leaving_two_load_balanced_pools_joins_another_after_both() {
     // for each removal, not only for the one found first.
     let mut state = live(true);
     let lb = state.pools.iter().find(|p| p.name == "live").unwrap();
-    let lb = lb.load_balancing.clone();
+    let lb = lb.load_balancing;
     state.pools.push(pool("live-c", lb, &["rds-02"], None));
     let mut desired = rds02_moving_to_live_b();
     let emptied = DesiredPool {
