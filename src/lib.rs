@@ -81,16 +81,19 @@
 //!   against that schema to report every shape problem of it at once.
 //! - [`plan`] — `plan::compute(&Desired, &LiveState, &Targets)`: the diff by
 //!   identity then field, the expansion of each change into broker steps with
-//!   explicit dependencies, their topological order, the live facts each step
+//!   explicit dependencies, their topological order (`plan::ready`, the
+//!   sort's set of ready steps as a bitset), the live facts each step
 //!   was planned on (`plan::fact`), and the safety checks; saved plans, read
 //!   back and recognised by their content (`plan::saved`). A field diff's
 //!   value is JSON or, for a pool's members, a list of names in one string
 //!   (`plan::FieldValue`; invariant: both serialise alike, so a saved plan,
-//!   read back as JSON, equals the plan it was saved from). Names in steps
-//!   and facts are shared (`plan::Name`, serialised as strings), and a
-//!   step's facts depend on its operation alone (invariant: so they are
-//!   attached before the steps are ordered, where a member's steps sit
-//!   side by side). A plan is sealed (its checksum taken) once, by
+//!   read back as JSON, equals the plan it was saved from). Names in steps,
+//!   their causes and their facts are shared (`plan::Name`, an address's
+//!   `Arc<str>`, serialised as strings), and a step's facts depend on its
+//!   operation alone (invariant: so they are attached before the steps
+//!   are ordered, where a member's steps sit side by side; a host the
+//!   expansion hands the facts is the live destination the step's
+//!   operation names). A plan is sealed (its checksum taken) once, by
 //!   `plan::compute_at` with the broker URL it records, or again by
 //!   `force`/`rehearsed`: anything that changes a sealed plan seals it
 //!   again.

@@ -7,6 +7,7 @@ mod diff;
 mod fact;
 mod field;
 mod order;
+mod ready;
 mod rehearsal;
 mod rotation;
 mod safety;
