@@ -503,19 +503,20 @@ impl<'a> Expansion<'a> {
         moving_adds
     }
 
-    /// Make before break: a pool's removal chains start only once its new
-    /// members are in.
+    /// Make before break, pair by pair: a pool's k-th removal chain starts
+    /// only once its k-th new member is in (but for the adds that wait for
+    /// a removal from another pool, see above). Removals never outnumber
+    /// the adds before them, so the pool never has fewer members than
+    /// before the plan or after it, and a failed add holds back one
+    /// removal, as a rolling replacement does. Every removal waiting for
+    /// every add made the same promise in adds × removals edges: a pool of
+    /// 10k members replaced whole had 100M.
     fn make_before_break(&mut self, moving_adds: &[bool]) {
-        let planned = &self.planned;
+        let (planned, steps) = (&self.planned, &mut self.steps);
         for p in 0..self.delta.pools.len() {
-            let makes: Vec<usize> = (planned.adds_of(p).iter().copied())
-                .filter(|&id| !moving_adds[id])
-                .collect();
-            if makes.is_empty() {
-                continue;
-            }
-            for chain in planned.chains_of(p) {
-                self.steps.depend(chain.head, makes.iter().copied());
+            let makes = (planned.adds_of(p).iter().copied()).filter(|&id| !moving_adds[id]);
+            for (chain, make) in planned.chains_of(p).iter().zip(makes) {
+                steps.depend(chain.head, [make]);
             }
         }
     }

@@ -194,6 +194,77 @@ fn members_are_added_before_others_are_removed() {
     );
 }
 
+/// A load-balanced pool "big" whose `before` members are all replaced by
+/// `after` new ones, all online and empty.
+fn replacing_big(before: usize, after: usize) -> Plan {
+    let old: Vec<String> = (0..before).map(|i| format!("old-{i:02}")).collect();
+    let new: Vec<String> = (0..after).map(|i| format!("new-{i:02}")).collect();
+    let mut desired = steady();
+    let mut big = desired.pools["live"].clone();
+    big.members = new.iter().cloned().collect();
+    big.min_members = None;
+    desired.pools.insert("big".to_owned(), big);
+    let mut state = live(true);
+    let old_names: Vec<&str> = old.iter().map(String::as_str).collect();
+    state.pools.push(pool("big", live_lb(), &old_names, None));
+    for name in old.iter().chain(&new) {
+        state.destinations.push(dest(name, true, 0));
+    }
+    let plan = plan_of(&desired, &state);
+    assert!(plan.violations.is_empty(), "{:?}", plan.violations);
+    plan
+}
+
+/// Make before break holds against the least favourable schedule apply
+/// could pick: every removal as early as its dependencies let it, every
+/// add as late. The pool never has fewer members than before or after
+/// the plan, and each removal waits for one add of its own, so a pool
+/// replaced whole has as many make-before-break edges as removals, not
+/// adds × removals.
+#[test]
+fn a_replaced_pool_never_shrinks_below_before_or_after_and_its_edges_stay_linear() {
+    for (before, after) in [(3, 3), (5, 2), (2, 5), (12, 12)] {
+        let plan = replacing_big(before, after);
+        let steps = &plan.steps;
+        let in_big = |s: &Step| s.cause.name.as_ref() == "big";
+        let is_add = |s: &Step| matches!(s.op, Op::AddMember { .. });
+        let waits_on_adds: Vec<usize> = (steps.iter())
+            .filter(|s| in_big(s) && !is_add(s))
+            .flat_map(|s| s.depends_on.iter().filter(|&&d| is_add(&steps[d])))
+            .copied()
+            .collect();
+        let mut distinct = waits_on_adds.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(
+            waits_on_adds.len(),
+            before.min(after),
+            "{before} -> {after}"
+        );
+        assert_eq!(distinct.len(), waits_on_adds.len(), "one add per removal");
+
+        let mut done = vec![false; steps.len()];
+        let mut members = before;
+        let mut fewest = members;
+        while let Some(next) = {
+            let ready = |s: &&Step| !done[s.id] && s.depends_on.iter().all(|&d| done[d]);
+            let mut ready = steps.iter().filter(ready);
+            let first = ready.clone().next();
+            ready.find(|s| !is_add(s)).or(first)
+        } {
+            done[next.id] = true;
+            match next.op {
+                Op::AddMember { .. } if in_big(next) => members += 1,
+                Op::RemoveMember { .. } if in_big(next) => members -= 1,
+                _ => {}
+            }
+            fewest = fewest.min(members);
+        }
+        assert_eq!(members, after);
+        assert_eq!(fewest, before.min(after), "{before} -> {after}");
+    }
+}
+
 /// A plan keeps its changes until it is rendered; a change keeps no room
 /// for fields it does not have (one or two where a list grown by pushing
 /// has room for four).
