@@ -60,7 +60,7 @@ pub(super) fn attach(
 /// Pools by name, for the facts of member steps.
 // Looked up once per member step, by names a config declares: foldhash,
 // seeded at random, rather than SipHash.
-type Pools<'a> = foldhash::HashMap<&'a str, &'a PoolDelta>;
+type Pools<'a> = foldhash::HashMap<&'a str, &'a PoolDelta<'a>>;
 
 /// From this many steps on, the facts are found on two cores: below it the
 /// thread costs more than it saves.

@@ -145,7 +145,7 @@ impl Planned<'_> {
 struct Expansion<'a> {
     desired: &'a Desired,
     index: &'a LiveIndex<'a>,
-    delta: &'a Delta,
+    delta: &'a Delta<'a>,
     steps: Builder<'a>,
     planned: Planned<'a>,
 }
@@ -184,7 +184,7 @@ pub(super) fn expand<'a>(
     rules.planned.add_member.reserve(adds);
     rules.planned.pool_at.reserve(delta.pools.len());
     debug_assert!(delta.pools.iter().all(|pool| {
-        let sorted = |names: &[String]| names.windows(2).all(|w| w[0] < w[1]);
+        let sorted = |names: &[&str]| names.windows(2).all(|w| w[0] < w[1]);
         sorted(&pool.adds) && sorted(&pool.removes)
     }));
     // The steps too, by a bound on what the rules below can add: grown by
@@ -231,8 +231,8 @@ pub(super) fn expand<'a>(
 }
 
 /// Where `name` is in the sorted `names`.
-fn find(names: &[String], name: &str) -> Option<usize> {
-    names.binary_search_by(|n| n.as_str().cmp(name)).ok()
+fn find(names: &[&str], name: &str) -> Option<usize> {
+    names.binary_search(&name).ok()
 }
 
 /// At most how many steps `expand` plans for `delta`: per pool a put and
@@ -314,7 +314,7 @@ impl<'a> Expansion<'a> {
             let id = self.steps.push(
                 Op::AddMember {
                     pool: name.clone(),
-                    destination: destination.as_str().into(),
+                    destination: Name::from(*destination),
                 },
                 Address::new(Kind::Pool, name.clone()),
                 deps,
@@ -456,7 +456,7 @@ impl<'a> Expansion<'a> {
                 continue;
             }
             for (destination, &add) in pool.adds.iter().zip(planned.adds_of(p)) {
-                if let Some(&off) = planned.maintenance_off.get(destination.as_str()) {
+                if let Some(&off) = planned.maintenance_off.get(destination) {
                     self.steps.depend(add, [off]);
                 }
             }
@@ -490,7 +490,7 @@ impl<'a> Expansion<'a> {
         let mut moving_adds = vec![false; self.steps.steps.len()];
         for (p, pool) in pools.filter(|(_, p)| p.load_balanced_after) {
             for (destination, &add) in pool.adds.iter().zip(planned.adds_of(p)) {
-                let mut at = first.get(destination.as_str()).copied().unwrap_or(END);
+                let mut at = first.get(destination).copied().unwrap_or(END);
                 while let Some(&(other, removal, next)) = removals.get(at) {
                     if other != pool.name {
                         self.steps.depend(add, [removal]);
@@ -745,8 +745,8 @@ pub(super) fn sort(mut steps: Vec<Step>) -> Result<Vec<Step>, CycleError> {
     // `usize` they were 120 MB more at the plan's peak, read at random.
     let number = |id: usize| u32::try_from(id).expect("a plan of fewer than 4G steps");
     // Who waits for each step, as one flat list cut by `first`: one
-    // allocation rather than a list per step. Offsets stay `usize`, as
-    // the dependencies of a pool replaced whole grow with its square.
+    // allocation rather than a list per step. Offsets stay `usize`: a
+    // plan may have more dependencies than steps.
     let mut first = vec![0usize; n + 1];
     let mut waiting: Vec<u32> = vec![0; n];
     for step in &mut steps {

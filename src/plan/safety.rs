@@ -230,7 +230,7 @@ fn load_balanced_with<'a>(
             joins.clone().map(|p| p.adds.len()).sum(),
             foldhash::fast::RandomState::default(),
         );
-    joining.extend(joins.flat_map(|p| p.adds.iter().map(|d| (d.as_str(), Vec::new()))));
+    joining.extend(joins.flat_map(|p| p.adds.iter().map(|&d| (d, Vec::new()))));
     if joining.is_empty() {
         return joining;
     }
@@ -382,12 +382,12 @@ fn min_members(pool: &PoolDelta, index: &LiveIndex, lookups: &Lookups) -> Option
             .get(name)
             .is_some_and(|d| d.maintenance.enabled),
     };
-    let (offline, online): (Vec<&String>, Vec<&String>) =
+    let (offline, online): (Vec<&str>, Vec<&str>) =
         pool.members_after.iter().partition(|m| !index.is_online(m));
     let in_maintenance: Vec<String> = online
         .into_iter()
         .filter(|m| in_maintenance_after(m))
-        .cloned()
+        .map(str::to_owned)
         .collect();
     let members_after = pool.members_after.len() as u32;
     let available = members_after - (offline.len() + in_maintenance.len()) as u32;
@@ -396,7 +396,7 @@ fn min_members(pool: &PoolDelta, index: &LiveIndex, lookups: &Lookups) -> Option
         min_members: min,
         available_after: available,
         members_after,
-        offline: offline.into_iter().cloned().collect(),
+        offline: offline.into_iter().map(str::to_owned).collect(),
         in_maintenance,
     })
 }

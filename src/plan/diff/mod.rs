@@ -79,14 +79,14 @@ impl PoolChange {
 
 /// What happens to one pool.
 #[derive(Debug)]
-pub(super) struct PoolDelta {
+pub(super) struct PoolDelta<'a> {
     pub name: String,
     pub change: PoolChange,
     /// Sorted, without duplicates (the expansion finds a member's add by
     /// binary search).
-    pub adds: Vec<String>,
+    pub adds: Vec<&'a str>,
     /// Sorted, without duplicates (see [`PoolDelta::removes_member`]).
-    pub removes: Vec<String>,
+    pub removes: Vec<&'a str>,
     /// How to drain members leaving the pool (the default for deleted pools).
     pub drain: Drain,
     /// Whether the pool load-balances at the time members leave it (its live
@@ -98,10 +98,10 @@ pub(super) struct PoolDelta {
     pub min_members: Option<u32>,
     /// Members once the plan is applied, sorted (a vector: built for every
     /// changed pool, and looked up only now and then).
-    pub members_after: Vec<String>,
+    pub members_after: Vec<&'a str>,
 }
 
-impl PoolDelta {
+impl PoolDelta<'_> {
     /// Whether the plan removes `member` from the pool: a binary search, as
     /// every pool diff lists its removes in order.
     pub fn removes_member(&self, member: &str) -> bool {
@@ -114,10 +114,8 @@ impl PoolDelta {
     }
 }
 
-fn sorted_contains(sorted: &[String], name: &str) -> bool {
-    sorted
-        .binary_search_by(|entry| entry.as_str().cmp(name))
-        .is_ok()
+fn sorted_contains(sorted: &[&str], name: &str) -> bool {
+    sorted.binary_search(&name).is_ok()
 }
 
 /// Whether an app config or app instance is written (created or updated)
@@ -151,11 +149,11 @@ pub(super) struct MaintenanceDelta {
 }
 
 #[derive(Debug, Default)]
-pub(super) struct Delta {
+pub(super) struct Delta<'a> {
     pub changes: Vec<Change>,
     pub unmanaged: Unmanaged,
     pub revisions: Vec<Revision>,
-    pub pools: Vec<PoolDelta>,
+    pub pools: Vec<PoolDelta<'a>>,
     pub app_configs: Vec<ItemDelta<AppConfigBody>>,
     pub app_instances: Vec<ItemDelta<AppInstanceBody>>,
     pub maintenance: Vec<MaintenanceDelta>,
@@ -199,11 +197,11 @@ fn optional(value: &Option<String>) -> Value {
     value.as_ref().map_or(Value::Null, |v| json!(v))
 }
 
-pub(super) fn diff(
-    desired: &crate::desired::Desired,
-    index: &LiveIndex,
+pub(super) fn diff<'a>(
+    desired: &'a crate::desired::Desired,
+    index: &LiveIndex<'a>,
     targets: &Targets,
-) -> Delta {
+) -> Delta<'a> {
     let stack = desired.stack.as_str();
     // App instances are the most numerous resource and depend on nothing
     // else the diff finds, so they are diffed on a second core, into a part
@@ -240,11 +238,11 @@ pub(super) fn diff(
 }
 
 /// Everything [`diff`] finds but the app instances.
-fn diff_all_but_instances(
-    desired: &crate::desired::Desired,
-    index: &LiveIndex,
+fn diff_all_but_instances<'a>(
+    desired: &'a crate::desired::Desired,
+    index: &LiveIndex<'a>,
     targets: &Targets,
-) -> Delta {
+) -> Delta<'a> {
     let mut delta = Delta::default();
     let stack = desired.stack.as_str();
     // Unmanaged: live resources neither owned nor declared (app instances
@@ -271,10 +269,10 @@ fn diff_all_but_instances(
     delta
 }
 
-impl Delta {
+impl<'a> Delta<'a> {
     /// This delta with the changes, revisions and ownership findings of
     /// `part` (the app instances' diff) added after its own.
-    fn joined(mut self, part: Delta) -> Delta {
+    fn joined(mut self, part: Delta) -> Delta<'a> {
         self.changes.extend(part.changes);
         self.revisions.extend(part.revisions);
         self.not_owned.extend(part.not_owned);
@@ -662,7 +660,7 @@ fn find_allow_logons(stack: &str, index: &LiveIndex, targets: &Targets, delta: &
         .pools
         .iter()
         .filter(|p| p.removal_load_balanced)
-        .flat_map(|p| p.removes.iter().map(String::as_str))
+        .flat_map(|p| p.removes.iter().copied())
         .collect();
     draining.retain(|d| !leaving.contains(d.name.as_str()));
     draining.sort_by(|a, b| a.name.cmp(&b.name));
@@ -740,7 +738,7 @@ fn find_lb_cleanups(
             // all, or a whole stack replaced makes 1M of them.
             Some(p) if p.load_balanced_after && matches!(p.change, PoolChange::Update(_)) => {
                 if !p.removal_load_balanced {
-                    candidates.extend(p.removes.iter().map(String::as_str));
+                    candidates.extend(p.removes.iter().copied());
                 }
             }
             Some(p) if p.load_balanced_after => {
@@ -797,7 +795,7 @@ fn find_lb_cleanups(
         .pools
         .iter()
         .filter(|p| p.removal_load_balanced)
-        .flat_map(|p| p.removes.iter().map(String::as_str))
+        .flat_map(|p| p.removes.iter().copied())
         .collect();
     // Filtered before they are sorted: when a whole stack leaves, every
     // member is a candidate and nearly all of them leave with the service.
@@ -845,9 +843,7 @@ fn members_load_balanced_after<'a>(
         FxHashSet::with_capacity_and_hasher(index.live.destinations.len(), Default::default());
     for pool in &index.live.pools {
         match planned.get(pool.name.as_str()) {
-            Some(p) if p.load_balanced_after => {
-                in_lb_after.extend(p.members_after.iter().map(String::as_str))
-            }
+            Some(p) if p.load_balanced_after => in_lb_after.extend(p.members_after.iter().copied()),
             None if pool.load_balancing.enabled => {
                 in_lb_after.extend(pool.members.iter().map(String::as_str))
             }
@@ -859,7 +855,7 @@ fn members_load_balanced_after<'a>(
         .iter()
         .filter(|p| matches!(p.change, PoolChange::Create(_)) && p.load_balanced_after)
     {
-        in_lb_after.extend(p.members_after.iter().map(String::as_str));
+        in_lb_after.extend(p.members_after.iter().copied());
     }
     in_lb_after
 }

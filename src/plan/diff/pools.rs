@@ -25,11 +25,11 @@ fn pool_settings(pool: &DesiredPool, stack: &str) -> PoolSettings {
 
 /// Each declared pool is created or updated, each owned pool no longer
 /// declared is deleted; a declared pool owned elsewhere is left alone.
-pub(super) fn diff_pools(
-    desired: &Desired,
-    index: &LiveIndex,
+pub(super) fn diff_pools<'a>(
+    desired: &'a Desired,
+    index: &LiveIndex<'a>,
     targets: &Targets,
-    delta: &mut Delta,
+    delta: &mut Delta<'a>,
 ) {
     let stack = desired.stack.as_str();
     // Room for every declared pool to change: grown by doubling, these
@@ -66,7 +66,7 @@ pub(super) fn diff_pools(
 }
 
 /// A new pool: every setting that is set, its labels and all its members.
-fn create_pool(address: Address, want: &DesiredPool, stack: &str, delta: &mut Delta) {
+fn create_pool<'a>(address: Address, want: &'a DesiredPool, stack: &str, delta: &mut Delta<'a>) {
     let settings = pool_settings(want, stack);
     let lb = want.load_balancing;
     let mut fields: Vec<FieldDiff> = load_balancing_fields(lb)
@@ -80,7 +80,7 @@ fn create_pool(address: Address, want: &DesiredPool, stack: &str, delta: &mut De
         fields.push(password_field());
     }
     diff_labels(&mut fields, &Labels::new(), &settings.labels);
-    let adds: Vec<String> = want.members.iter().cloned().collect();
+    let adds: Vec<&str> = want.members.iter().map(String::as_str).collect();
     let members_after = adds.clone();
     if !adds.is_empty() {
         fields.push(members_field(None, adds.iter().collect()));
@@ -111,13 +111,13 @@ fn create_pool(address: Address, want: &DesiredPool, stack: &str, delta: &mut De
 
 /// A live pool: the settings that differ (only when the whole pool is
 /// targeted) and the members that come and go (as far as targeted).
-fn update_pool(
+fn update_pool<'a>(
     address: Address,
-    want: &DesiredPool,
-    have: &Pool,
+    want: &'a DesiredPool,
+    have: &'a Pool,
     stack: &str,
     targets: &Targets,
-    delta: &mut Delta,
+    delta: &mut Delta<'a>,
 ) {
     let settings = pool_settings(want, stack);
     let mut fields = Vec::new();
@@ -136,7 +136,7 @@ fn update_pool(
     if put.is_none() && adds.is_empty() && removes.is_empty() {
         return;
     }
-    let members_after: Vec<String> = kept.into_iter().map(str::to_owned).collect();
+    let members_after = kept;
     if !adds.is_empty() || !removes.is_empty() {
         fields.push(members_field(
             Some(live_members.iter().collect()),
@@ -176,7 +176,7 @@ fn member_changes<'a>(
     live: &[&'a str],
     declared: &'a BTreeSet<String>,
     covered: impl Fn(&str) -> bool,
-) -> (Vec<String>, Vec<String>, Vec<&'a str>) {
+) -> (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>) {
     use std::cmp::Ordering;
     let (mut adds, mut removes, mut after) = (Vec::new(), Vec::new(), Vec::new());
     let mut wanted = declared.iter().map(String::as_str).peekable();
@@ -197,7 +197,7 @@ fn member_changes<'a>(
             Ordering::Less => {
                 let m = wanted.next().expect("peeked");
                 if covered(m) {
-                    adds.push(m.to_owned());
+                    adds.push(m);
                     after.push(m);
                 }
             }
@@ -205,7 +205,7 @@ fn member_changes<'a>(
             Ordering::Greater => {
                 let m = live.next().expect("peeked");
                 if covered(m) {
-                    removes.push(m.to_owned());
+                    removes.push(m);
                 } else {
                     after.push(m);
                 }
@@ -241,7 +241,7 @@ fn diff_pool_settings(
 
 /// An owned pool the config no longer declares: all its members leave (by
 /// the default drain policy), then it goes.
-fn delete_pool(pool: &Pool, delta: &mut Delta) {
+fn delete_pool<'a>(pool: &'a Pool, delta: &mut Delta<'a>) {
     let lb = pool.load_balancing;
     record_pool(
         Change {
@@ -257,7 +257,7 @@ fn delete_pool(pool: &Pool, delta: &mut Delta) {
             removes: pool
                 .members
                 .iter()
-                .cloned()
+                .map(String::as_str)
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect(),
@@ -284,7 +284,12 @@ fn members_field(before: Option<Names>, after: Names) -> FieldDiff {
     }
 }
 
-fn record_pool(mut change: Change, revision: Option<u64>, pool: PoolDelta, delta: &mut Delta) {
+fn record_pool<'a>(
+    mut change: Change,
+    revision: Option<u64>,
+    pool: PoolDelta<'a>,
+    delta: &mut Delta<'a>,
+) {
     // A change is kept until the plan is rendered, and most have one or
     // two fields where a pushed-to list has room for four: at 100k changed
     // pools, 33 MB of room never used.
