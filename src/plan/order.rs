@@ -503,20 +503,19 @@ impl<'a> Expansion<'a> {
         moving_adds
     }
 
-    /// Make before break, pair by pair: a pool's k-th removal chain starts
-    /// only once its k-th new member is in (but for the adds that wait for
-    /// a removal from another pool, see above). Removals never outnumber
-    /// the adds before them, so the pool never has fewer members than
-    /// before the plan or after it, and a failed add holds back one
-    /// removal, as a rolling replacement does. Every removal waiting for
-    /// every add made the same promise in adds × removals edges: a pool of
-    /// 10k members replaced whole had 100M.
+    /// Make before break: a pool's removal chains start only once its new
+    /// members are in.
     fn make_before_break(&mut self, moving_adds: &[bool]) {
-        let (planned, steps) = (&self.planned, &mut self.steps);
+        let planned = &self.planned;
         for p in 0..self.delta.pools.len() {
-            let makes = (planned.adds_of(p).iter().copied()).filter(|&id| !moving_adds[id]);
-            for (chain, make) in planned.chains_of(p).iter().zip(makes) {
-                steps.depend(chain.head, [make]);
+            let makes: Vec<usize> = (planned.adds_of(p).iter().copied())
+                .filter(|&id| !moving_adds[id])
+                .collect();
+            if makes.is_empty() {
+                continue;
+            }
+            for chain in planned.chains_of(p) {
+                self.steps.depend(chain.head, makes.iter().copied());
             }
         }
     }
@@ -745,8 +744,8 @@ pub(super) fn sort(mut steps: Vec<Step>) -> Result<Vec<Step>, CycleError> {
     // `usize` they were 120 MB more at the plan's peak, read at random.
     let number = |id: usize| u32::try_from(id).expect("a plan of fewer than 4G steps");
     // Who waits for each step, as one flat list cut by `first`: one
-    // allocation rather than a list per step. Offsets stay `usize`: a
-    // plan may have more dependencies than steps.
+    // allocation rather than a list per step. Offsets stay `usize`, as
+    // the dependencies of a pool replaced whole grow with its square.
     let mut first = vec![0usize; n + 1];
     let mut waiting: Vec<u32> = vec![0; n];
     for step in &mut steps {
