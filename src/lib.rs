@@ -35,7 +35,8 @@
 //!   trait with its error type, the `Expect` of a conditional write, and the
 //!   `LiveState` a plan reads (stamped with the identity of the broker that
 //!   answered).
-//! - [`address`] — a resource's identity, (kind, name), as in `--target`.
+//! - [`address`] — a resource's identity, (kind, name), as in `--target`, and
+//!   the shared `Name` that plans hold their names in.
 //! - [`diagnostic`] — the one located `Diagnostic` type and the `SourceMap`
 //!   (invariant: a released text is taken back only when, masked again as
 //!   before, it is the text released, so a snippet never shows an edited
@@ -88,8 +89,8 @@
 //!   value is JSON or, for a pool's members, a list of names in one string
 //!   (`plan::FieldValue`; invariant: both serialise alike, so a saved plan,
 //!   read back as JSON, equals the plan it was saved from). Names in steps,
-//!   their causes and their facts are shared (`plan::Name`, an address's
-//!   `Arc<str>`, serialised as strings), and a step's facts depend on its
+//!   their causes and their facts are shared (`address::Name`, one
+//!   pointer to a counted text, serialised as a string), and a step's facts depend on its
 //!   operation alone (invariant: so they are attached before the steps
 //!   are ordered, where a member's steps sit side by side; a host the
 //!   expansion hands the facts is the live destination the step's
