@@ -551,9 +551,10 @@ impl<'a> Expansion<'a> {
     /// that pool that lets go of it.
     fn app_instances(&mut self) {
         let delta = self.delta;
-        // The delta lists instances by name, as the broker does: a walk
-        // reads the live list in order, where looking each of 1M up in
-        // the table was a few cache misses apiece.
+        // The delta lists the instances it writes by name, as the broker
+        // does (then those it deletes, which the walk's table answers): a
+        // walk reads the live list in order, where looking each of 1M up
+        // in the table was a few cache misses apiece.
         let mut live_instances = self.index.app_instances.walk();
         for instance in &delta.app_instances {
             let id = match &instance.change {
