@@ -143,15 +143,19 @@ impl Violation {
     }
 }
 
-/// Every rule against the plan. The order of the findings (ownership,
-/// declared destinations, then per pool its joining and its leaving
-/// members, drains, the delete limit) is part of the plan document.
-pub(super) fn check(
-    desired: &Desired,
-    index: &LiveIndex,
-    delta: &Delta,
-    steps: &[Step],
-) -> Vec<Violation> {
+/// What every rule but one finds: all of them read the delta and the
+/// live state alone, except the refused drains, which read the steps. So
+/// they run while the steps are expanded and ordered (see
+/// [`super::compute_unsealed`]), and [`Found::with_drains`] completes them.
+pub(super) struct Found {
+    /// Ownership, declared destinations, then per pool its joining and its
+    /// leaving members.
+    before_drains: Vec<Violation>,
+    delete_limit: Option<Violation>,
+}
+
+/// Every rule against the delta (see [`Found`]).
+pub(super) fn check_delta(desired: &Desired, index: &LiveIndex, delta: &Delta) -> Found {
     let mut found = not_owned(delta);
     found.extend(unknown_declared_destinations(desired, index));
     let lookups = Lookups::new(desired, index, delta);
@@ -176,9 +180,23 @@ pub(super) fn check(
         found.extend(min_members(pool, index, &lookups));
         found.extend(last_member_in_use(pool, &lookups));
     }
-    found.extend(drain_refused(delta, steps));
-    found.extend(delete_limit(desired, index, delta));
-    found
+    Found {
+        before_drains: found,
+        delete_limit: delete_limit(desired, index, delta),
+    }
+}
+
+impl Found {
+    /// Every finding against the plan, with the refused drains among
+    /// `steps`. Their order (ownership, declared destinations, then per
+    /// pool its joining and its leaving members, drains, the delete limit)
+    /// is part of the plan document.
+    pub(super) fn with_drains(self, delta: &Delta, steps: &[Step]) -> Vec<Violation> {
+        let mut found = self.before_drains;
+        found.extend(drain_refused(delta, steps));
+        found.extend(self.delete_limit);
+        found
+    }
 }
 
 /// What the rules look up, indexed once per plan so that every lookup costs

@@ -474,6 +474,42 @@ fn refuse_policy_with_active_sessions_is_a_violation_with_the_count() {
     );
 }
 
+/// The rules run in two parts, the refused drains after the steps are
+/// ordered and the others meanwhile; the plan document lists the findings
+/// in one order whatever finishes first.
+#[test]
+fn findings_are_listed_members_then_drains_then_the_delete_limit() {
+    let mut desired = without_member(steady(), "live", "rds-02");
+    desired.pools.get_mut("live").unwrap().drain = Drain::default();
+    let maintenance = desired.pools.get_mut("maintenance").unwrap();
+    maintenance.members.insert("ghost".to_owned());
+    let mut state = with_active_sessions(live(true), "rds-02", 3);
+    for i in 0..10 {
+        let old = pool(&format!("old-{i}"), LoadBalancing::default(), &[], None);
+        state.pools.push(old);
+    }
+    let plan = plan_of(&desired, &state);
+    assert_eq!(
+        plan.violations,
+        vec![
+            Violation::UnknownDestination {
+                pool: Some("maintenance".to_owned()),
+                destination: "ghost".to_owned(),
+            },
+            Violation::DrainRefused {
+                pool: "live".to_owned(),
+                destination: "rds-02".to_owned(),
+                active_sessions: 3
+            },
+            Violation::DeleteLimit {
+                deletes: 10,
+                managed: 14,
+                max_delete_percent: 30
+            },
+        ]
+    );
+}
+
 #[test]
 fn unknown_and_unready_destinations_are_violations() {
     let mut desired = steady();
