@@ -225,7 +225,7 @@ fn no_removal_from_a_replaced_pool_starts_before_every_add_is_done() {
     for (before, after) in [(3, 3), (5, 2), (2, 5), (12, 12)] {
         let plan = replacing_big(before, after);
         let steps = &plan.steps;
-        let in_big = |s: &Step| s.cause.name.as_ref() == "big";
+        let in_big = |s: &Step| &*s.cause.name == "big";
         let is_add = |s: &Step| matches!(s.op, Op::AddMember { .. });
         let mut done = vec![false; steps.len()];
         let (mut added, mut removed) = (0, 0);
