@@ -483,11 +483,7 @@ fn findings_are_listed_members_then_drains_then_the_delete_limit() {
     desired.pools.get_mut("live").unwrap().drain = Drain::default();
     let maintenance = desired.pools.get_mut("maintenance").unwrap();
     maintenance.members.insert("ghost".to_owned());
-    let mut state = with_active_sessions(live(true), "rds-02", 3);
-    for i in 0..10 {
-        let old = pool(&format!("old-{i}"), LoadBalancing::default(), &[], None);
-        state.pools.push(old);
-    }
+    let state = with_ten_old_pools(with_active_sessions(live(true), "rds-02", 3));
     let plan = plan_of(&desired, &state);
     assert_eq!(
         plan.violations,
@@ -682,18 +678,19 @@ fn a_server_leaving_two_load_balanced_pools_joins_another_after_both() {
     );
 }
 
+/// `state` with ten empty pools of the stack that no config declares: 10
+/// deletes of 14 managed resources, over the default delete limit.
+fn with_ten_old_pools(mut state: LiveState) -> LiveState {
+    for i in 0..10 {
+        let old = pool(&format!("old-{i}"), LoadBalancing::default(), &[], None);
+        state.pools.push(old);
+    }
+    state
+}
+
 #[test]
 fn deleting_too_much_is_a_violation() {
-    let mut state = live(true);
-    for i in 0..10 {
-        state.pools.push(pool(
-            &format!("old-{i}"),
-            LoadBalancing::default(),
-            &[],
-            None,
-        ));
-    }
-    let plan = plan_of(&steady(), &state);
+    let plan = plan_of(&steady(), &with_ten_old_pools(live(true)));
     assert_eq!(
         plan.violations,
         vec![Violation::DeleteLimit {
