@@ -90,11 +90,14 @@
 //!   (`plan::FieldValue`; invariant: both serialise alike, so a saved plan,
 //!   read back as JSON, equals the plan it was saved from). Names in steps,
 //!   their causes and their facts are shared (`address::Name`, one
-//!   pointer to a counted text, serialised as a string), and a step's facts depend on its
-//!   operation alone (invariant: so they are attached before the steps
-//!   are ordered, where a member's steps sit side by side; a host the
-//!   expansion hands the facts is the live destination the step's
-//!   operation names). A plan is sealed (its checksum taken) once, by
+//!   pointer to a counted text, serialised as a string), and a step's
+//!   facts depend on its operation alone (invariant: so they are attached
+//!   before the steps are ordered, where a member's steps sit side by
+//!   side; a host the expansion hands the facts is the live destination
+//!   the step's operation names). The safety rules read the delta and the
+//!   live state, not the steps, but for the refused drains (invariant: so
+//!   they run beside the expansion, and a rule that reads the steps goes
+//!   with the drains, in `safety::Found::with_drains`). A plan is sealed (its checksum taken) once, by
 //!   `plan::compute_at` with the broker URL it records, or again by
 //!   `force`/`rehearsed`: anything that changes a sealed plan seals it
 //!   again.
