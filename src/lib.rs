@@ -97,10 +97,10 @@
 //!   the step's operation names). The safety rules read the delta and the
 //!   live state, not the steps, but for the refused drains (invariant: so
 //!   they run beside the expansion, and a rule that reads the steps goes
-//!   with the drains, in `safety::Found::with_drains`). A plan is sealed (its checksum taken) once, by
-//!   `plan::compute_at` with the broker URL it records, or again by
-//!   `force`/`rehearsed`: anything that changes a sealed plan seals it
-//!   again.
+//!   with the drains, in `safety::Found::with_drains`). A plan is sealed
+//!   (its checksum taken) once, by `plan::compute_at` with the broker URL
+//!   it records, or again by `force`/`rehearsed`: anything that changes a
+//!   sealed plan seals it again.
 //! - [`apply`] — executes a plan's steps through the `Broker` trait: ordered,
 //!   concurrent up to the parallelism, one step per destination at a time and
 //!   a whole-pool write alone among its pool's member changes; each step's
