@@ -195,6 +195,18 @@ pub(super) fn expand<'a>(
     rules.steps.steps.reserve(bound);
     rules.steps.hosts.reserve(bound);
     rules.maintenance();
+    // Every leaving member's host, looked up in a loop of its own before
+    // the chains are planned: the lookups do not wait for each other, so
+    // the processor overlaps their cache misses, where between the steps
+    // of a chain it could not reach the next member's (at 1M members and
+    // 100% replaced, the expansion 1.19 s to 1.00 s).
+    let mut leaving = Vec::with_capacity(removes);
+    leaving.extend(
+        (delta.pools.iter())
+            .flat_map(|pool| &pool.removes)
+            .map(|destination| index.destinations.get(destination)),
+    );
+    let mut leaving = leaving.into_iter();
     for (at, pool) in delta.pools.iter().enumerate() {
         let planned = &mut rules.planned;
         planned.pool_at.insert(&pool.name, at);
@@ -205,7 +217,8 @@ pub(super) fn expand<'a>(
         rules.pool_settings(pool, &name);
         rules.add_members(pool, &name);
         for destination in &pool.removes {
-            rules.removal_chain(pool, &name, destination);
+            let host = leaving.next().expect("a host, or none, per removal");
+            rules.removal_chain(pool, &name, destination, host);
         }
     }
     let planned = &mut rules.planned;
@@ -326,10 +339,15 @@ impl<'a> Expansion<'a> {
     /// A member leaves in a chain: stop new logons on it (leaving a
     /// load-balanced pool), drain its sessions, then clear sticky bindings to
     /// it, then remove it. Leaving a load-balanced pool while offline is
-    /// announced as an expected warning.
-    fn removal_chain(&mut self, pool: &'a PoolDelta, name: &Name, destination: &'a str) {
-        // Looked up once for the whole chain and its facts.
-        let host = self.index.destinations.get(destination);
+    /// announced as an expected warning. `host` is the live destination,
+    /// looked up once for the whole chain and its facts.
+    fn removal_chain(
+        &mut self,
+        pool: &'a PoolDelta,
+        name: &Name,
+        destination: &'a str,
+        host: Option<&'a Destination>,
+    ) {
         let online = host.is_some_and(|d| d.online);
         // One name for all the chain's steps and their facts.
         let member = Name::from(destination);
