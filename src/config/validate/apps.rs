@@ -3,11 +3,11 @@
 
 use super::Checker;
 use crate::address::Kind;
-use crate::config::Declared;
 use crate::config::spec::{AppInstanceSpec, PoolSpec, Sp};
+use crate::config::{Config, Declared};
 use crate::diagnostic::Label;
 
-impl Checker<'_> {
+impl<'a> Checker<'a> {
     pub(super) fn app_configs(&mut self) {
         for (name, declared) in &self.config.app_configs {
             let file = declared.file;
@@ -21,16 +21,27 @@ impl Checker<'_> {
 
     pub(super) fn app_instances(&mut self) {
         let config = self.config;
-        // Looked up once per instance (100k of them in a large stack): one
-        // hash rather than a walk down the config's B-tree of names.
-        let declared_configs: foldhash::HashSet<&str> =
-            config.app_configs.keys().map(String::as_str).collect();
+        // Looked up once per instance (1M of them in a large stack): an
+        // instance's app config and the pool it uses by one hash, rather
+        // than a walk down the config's B-tree of each (at 1M instances,
+        // most of validation's time waited for these walks).
+        let pools_of_configs: foldhash::HashMap<&str, Option<Pool>> = (config.app_configs.iter())
+            .map(|(name, app_config)| {
+                let pool = config.pools.get_key_value(&app_config.spec.pool.value);
+                (
+                    name.as_str(),
+                    pool.map(|(name, declared)| (name.as_str(), declared)),
+                )
+            })
+            .collect();
+        let mut in_maintenance = InMaintenance::default();
         for (name, declared) in &config.app_instances {
             let file = declared.file;
             let spec = &declared.spec;
             self.name(file, &declared.name, "app instance");
             self.labels(file, &spec.labels, Kind::AppInstance, name);
-            if !declared_configs.contains(spec.app_config.value.as_str()) {
+            let pool = pools_of_configs.get(spec.app_config.value.as_str());
+            if pool.is_none() {
                 self.reference(
                     file,
                     &spec.app_config,
@@ -43,7 +54,9 @@ impl Checker<'_> {
             self.assignee(file, name, declared);
             if let Some(destination) = &spec.destination {
                 self.name(file, destination, "destination");
-                self.destination_in_pool(file, name, spec, destination);
+                if let Some(&Some(pool)) = pool {
+                    self.destination_in_pool(file, name, destination, pool, &mut in_maintenance);
+                }
             }
         }
     }
@@ -85,27 +98,23 @@ impl Checker<'_> {
         &mut self,
         file: usize,
         instance: &str,
-        spec: &AppInstanceSpec,
         destination: &Sp<String>,
+        (pool_name, pool): Pool,
+        in_maintenance: &mut InMaintenance<'a>,
     ) {
-        let config = self.config;
-        let Some((pool_name, pool)) =
-            config
-                .app_configs
-                .get(&spec.app_config.value)
-                .and_then(|app_config| {
-                    let pool = &app_config.spec.pool.value;
-                    config.pools.get(pool).map(|p| (pool, p))
-                })
-        else {
-            return;
-        };
-        let members: Vec<&str> = pool.spec.members.iter().map(|m| m.value.as_str()).collect();
-        if members.contains(&destination.value.as_str()) {
-            self.pinned_in_maintenance(file, instance, destination, pool_name, pool);
+        let mut members = pool.spec.members.iter().map(|m| m.value.as_str());
+        if members.any(|member| member == destination.value) {
+            self.pinned_in_maintenance(
+                file,
+                instance,
+                destination,
+                (pool_name, pool),
+                in_maintenance,
+            );
             return;
         }
-        let pool_location = config.at(pool.file, &pool.name.at);
+        let members: Vec<&str> = pool.spec.members.iter().map(|m| m.value.as_str()).collect();
+        let pool_location = self.config.at(pool.file, &pool.name.at);
         let diagnostic = self.error(
             "config::destination_not_member",
             format!(
@@ -138,19 +147,18 @@ impl Checker<'_> {
         file: usize,
         instance: &str,
         destination: &Sp<String>,
-        pool_name: &str,
-        pool: &Declared<PoolSpec>,
+        (pool_name, pool): Pool,
+        in_maintenance: &mut InMaintenance<'a>,
     ) {
         let load_balanced = pool
             .spec
             .load_balancing
             .as_ref()
             .is_some_and(|lb| lb.enabled.value);
-        let Some(maintenance) = self
-            .config
-            .locate_maintenance(&destination.value)
-            .filter(|_| load_balanced)
-        else {
+        if !load_balanced || !in_maintenance.contains(self.config, &destination.value) {
+            return;
+        }
+        let Some(maintenance) = self.config.locate_maintenance(&destination.value) else {
             return;
         };
         let diagnostic = self.error(
@@ -173,6 +181,30 @@ impl Checker<'_> {
              through a pool that does not load-balance"
                 .to_owned(),
         );
+    }
+}
+
+/// A declared pool: its name and its declaration.
+type Pool<'a> = (&'a str, &'a Declared<PoolSpec>);
+
+/// The destinations the config puts in maintenance, found when an instance
+/// pinned through a load-balanced pool first asks. Nearly every config has
+/// none, and each such instance (every one, in a large stack of
+/// load-balanced pools) asked the B-tree of every destination.
+#[derive(Default)]
+struct InMaintenance<'a>(Option<foldhash::HashSet<&'a str>>);
+
+impl<'a> InMaintenance<'a> {
+    fn contains(&mut self, config: &'a Config, destination: &str) -> bool {
+        let set = self.0.get_or_insert_with(|| {
+            (config.destinations.iter())
+                .filter(|(_, declared)| {
+                    (declared.spec.maintenance.as_ref()).is_some_and(|m| m.enabled.value)
+                })
+                .map(|(name, _)| name.as_str())
+                .collect()
+        });
+        set.contains(destination)
     }
 }
 
@@ -223,6 +255,11 @@ mod tests {
         );
         valid(&format!(
             "{pools}{apps}{maintenance}app_instances:\n  i: {{app_config: admin, user: u, destination: d1}}\n"
+        ));
+        // Maintenance declared but off takes nobody out.
+        let off = "destinations:\n  d1: {maintenance: {enabled: false}}\n";
+        valid(&format!(
+            "{pools}{apps}{off}app_instances:\n  i: {{app_config: c, user: u, destination: d1}}\n"
         ));
     }
 
