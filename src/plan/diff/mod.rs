@@ -193,6 +193,20 @@ fn diff_labels(out: &mut Vec<FieldDiff>, before: &Labels, after: &Labels) {
     }
 }
 
+/// A field whose values differ, with both: equal values are equal JSON, so
+/// only a change is turned into JSON (an unset optional is `null`, as
+/// [`optional`] writes it).
+fn differ<T: PartialEq + serde::Serialize>(
+    out: &mut Vec<FieldDiff>,
+    name: Field,
+    before: &T,
+    after: &T,
+) {
+    if before != after {
+        out.push(field(name, Some(json!(before)), Some(json!(after))));
+    }
+}
+
 fn optional(value: &Option<String>) -> Value {
     value.as_ref().map_or(Value::Null, |v| json!(v))
 }
@@ -316,9 +330,17 @@ trait BodyItem {
     fn name(&self) -> &str;
     fn labels(&self) -> &Labels;
     fn revision(&self) -> u64;
-    /// The live content as a write body, bookkeeping labels left out.
+    /// The live content as a write body, bookkeeping labels left out: the
+    /// tests' reference for [`BodyItem::changed_fields`].
+    #[cfg(test)]
     fn body(&self) -> Self::Body;
     fn fields(body: &Self::Body) -> Vec<(Field, Value)>;
+    /// The fields of `body` that differ from the live item's, each with
+    /// both values, in the order of `fields` (labels left to the caller):
+    /// what pairing `fields` of the live body and of `body` finds, without
+    /// a copy of the live item and a JSON value for every field that stays
+    /// (at 1M instances retargeted, that diff held up the plan about 0.9 s).
+    fn changed_fields(&self, body: &Self::Body, out: &mut Vec<FieldDiff>);
     fn body_labels(body: &Self::Body) -> &Labels;
     /// The write body that makes the item what `want` declares.
     fn body_of(want: &Self::Wanted, stack: &str) -> Self::Body;
@@ -341,6 +363,7 @@ impl BodyItem for AppConfig {
     fn revision(&self) -> u64 {
         self.revision
     }
+    #[cfg(test)]
     fn body(&self) -> AppConfigBody {
         AppConfigBody {
             pool: self.pool.clone(),
@@ -367,6 +390,29 @@ impl BodyItem for AppConfig {
                 json!(body.allow_destination_change),
             ),
         ]
+    }
+    fn changed_fields(&self, body: &AppConfigBody, out: &mut Vec<FieldDiff>) {
+        differ(out, Field::Pool, &self.pool, &body.pool);
+        differ(out, Field::AppType, &self.app_type, &body.app_type);
+        differ(out, Field::Protocol, &self.protocol, &body.protocol);
+        differ(
+            out,
+            Field::AdminSession,
+            &self.admin_session,
+            &body.admin_session,
+        );
+        differ(
+            out,
+            Field::KeepCredentialsOnDestinationChange,
+            &self.keep_credentials_on_destination_change,
+            &body.keep_credentials_on_destination_change,
+        );
+        differ(
+            out,
+            Field::AllowDestinationChange,
+            &self.allow_destination_change,
+            &body.allow_destination_change,
+        );
     }
     fn body_labels(body: &AppConfigBody) -> &Labels {
         &body.labels
@@ -399,6 +445,7 @@ impl BodyItem for AppInstance {
     fn revision(&self) -> u64 {
         self.revision
     }
+    #[cfg(test)]
     fn body(&self) -> AppInstanceBody {
         AppInstanceBody {
             app_config: self.app_config.clone(),
@@ -415,6 +462,17 @@ impl BodyItem for AppInstance {
             (Field::Group, optional(&body.group)),
             (Field::Destination, optional(&body.destination)),
         ]
+    }
+    fn changed_fields(&self, body: &AppInstanceBody, out: &mut Vec<FieldDiff>) {
+        differ(out, Field::AppConfig, &self.app_config, &body.app_config);
+        differ(out, Field::User, &self.user, &body.user);
+        differ(out, Field::Group, &self.group, &body.group);
+        differ(
+            out,
+            Field::Destination,
+            &self.destination,
+            &body.destination,
+        );
     }
     fn body_labels(body: &AppInstanceBody) -> &Labels {
         &body.labels
@@ -471,13 +529,9 @@ fn diff_items<L: BodyItem>(
         let body = L::body_of(want, stack);
         match have {
             Some(have) => {
-                let before = have.body();
-                for ((field_name, b), (_, a)) in
-                    L::fields(&before).into_iter().zip(L::fields(&body))
-                {
-                    diff_value(&mut fields, field_name, b, a);
-                }
-                diff_labels(&mut fields, L::body_labels(&before), L::body_labels(&body));
+                have.changed_fields(&body, &mut fields);
+                let before = labels::comparable(have.labels());
+                diff_labels(&mut fields, &before, L::body_labels(&body));
                 if fields.is_empty() {
                     continue;
                 }
@@ -863,6 +917,7 @@ fn members_load_balanced_after<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::wire::{AppType, Protocol};
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
         pairs
@@ -881,6 +936,66 @@ mod tests {
         }
         diff_labels(&mut fields, L::body_labels(&before), L::body_labels(&after));
         fields.is_empty()
+    }
+
+    /// A live item's field diff against a write body, found both ways: by
+    /// pairing the JSON of every field of the two bodies (the reference),
+    /// and by [`BodyItem::changed_fields`].
+    fn both_diffs<L: BodyItem>(have: &L, body: &L::Body) -> (Vec<FieldDiff>, Vec<FieldDiff>) {
+        let before = have.body();
+        let mut reference = Vec::new();
+        for ((name, b), (_, a)) in L::fields(&before).into_iter().zip(L::fields(body)) {
+            diff_value(&mut reference, name, b, a);
+        }
+        diff_labels(
+            &mut reference,
+            L::body_labels(&before),
+            L::body_labels(body),
+        );
+        let mut direct = Vec::new();
+        have.changed_fields(body, &mut direct);
+        let live_labels = labels::comparable(have.labels());
+        diff_labels(&mut direct, &live_labels, L::body_labels(body));
+        (reference, direct)
+    }
+
+    #[test]
+    fn an_app_config_changed_field_by_field_diffs_as_its_json_does() {
+        let mut changed = 0;
+        for pool in ["p", "q"] {
+            for app_type in [AppType::Desktop, AppType::RemoteApp] {
+                for protocol in [Protocol::Rdp, Protocol::Vnc] {
+                    for flags in 0..8u8 {
+                        let have = AppConfig {
+                            name: "c".into(),
+                            pool: "p".into(),
+                            app_type: AppType::Desktop,
+                            protocol: Protocol::Rdp,
+                            admin_session: false,
+                            keep_credentials_on_destination_change: true,
+                            allow_destination_change: false,
+                            labels: labels(&[("poolform.stack", "s"), ("team", "a")]),
+                            revision: 1,
+                        };
+                        let want = DesiredAppConfig {
+                            pool: pool.into(),
+                            app_type,
+                            protocol,
+                            admin_session: flags & 1 != 0,
+                            keep_credentials_on_destination_change: flags & 2 != 0,
+                            allow_destination_change: flags & 4 != 0,
+                            labels: labels(&[("team", if flags == 7 { "b" } else { "a" })]),
+                        };
+                        let (reference, direct) =
+                            both_diffs(&have, &AppConfig::body_of(&want, "s"));
+                        assert_eq!(direct, reference, "{want:?}");
+                        changed += usize::from(!direct.is_empty());
+                    }
+                }
+            }
+        }
+        // All but the one unchanged combination differ somewhere.
+        assert_eq!(changed, 63);
     }
 
     #[test]
@@ -934,6 +1049,9 @@ mod tests {
                                     no_field_differs(&have, &want, "s"),
                                     "{have:?} against {want:?}"
                                 );
+                                let body = AppInstance::body_of(&want, "s");
+                                let (reference, direct) = both_diffs(&have, &body);
+                                assert_eq!(direct, reference, "{have:?} against {want:?}");
                                 cases += 1;
                             }
                         }
