@@ -139,6 +139,9 @@ impl Engine {
             "app_instance.create"
         };
         instance.revision = self.next_revision();
+        if let Some(lookups) = self.lookups.get_mut() {
+            lookups.instance_changed(name, self.app_instances.get(name), Some(&instance));
+        }
         self.app_instances.insert(name.to_owned(), instance.clone());
         self.log(op, format!("app_instance/{name}"), None);
         Ok(instance)
@@ -150,6 +153,9 @@ impl Engine {
             .get(name)
             .ok_or_else(|| not_found("app instance", name))?;
         check_expect("app instance", name, Some(i.revision), expect)?;
+        if let Some(lookups) = self.lookups.get_mut() {
+            lookups.instance_changed(name, self.app_instances.get(name), None);
+        }
         self.app_instances.remove(name);
         self.log("app_instance.delete", format!("app_instance/{name}"), None);
         Ok(())

@@ -53,6 +53,17 @@ impl Engine {
         self.revision = delta.revision;
         self.next_session = delta.next_session;
         self.destinations.apply(delta.destinations);
+        if let Some(lookups) = self.lookups.get_mut() {
+            for (name, pool) in &delta.pools {
+                lookups.pool_changed(name, self.pools.get(name), pool.as_ref());
+            }
+            for (name, instance) in &delta.app_instances {
+                lookups.instance_changed(name, self.app_instances.get(name), instance.as_ref());
+            }
+            for (id, session) in &delta.sessions {
+                lookups.session_changed(id, self.sessions.get(id), session.as_ref());
+            }
+        }
         self.pools.apply(delta.pools);
         self.password_hashes.apply(delta.password_hashes);
         self.app_configs.apply(delta.app_configs);

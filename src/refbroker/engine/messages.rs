@@ -36,10 +36,12 @@ impl Engine {
         if !self.destination_or_404(destination)?.online {
             return Err(unreachable_host(destination));
         }
-        let active = self
-            .sessions
-            .values()
-            .filter(|s| s.destination == destination && s.state == SessionState::Active)
+        let active = (self.lookups().sessions_on(destination).iter())
+            .filter(|id| {
+                self.sessions
+                    .get(*id)
+                    .is_some_and(|s| s.state == SessionState::Active)
+            })
             .count();
         if active > 0 {
             self.log(

@@ -24,6 +24,7 @@ mod apps;
 mod delta;
 mod drain;
 mod locks;
+mod lookups;
 mod maintenance;
 mod messages;
 mod pools;
@@ -33,6 +34,7 @@ mod sim;
 mod tracked;
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -48,6 +50,7 @@ use crate::contract::wire::{
 pub use delta::Delta;
 pub use pools::UNKNOWN_PASSWORD;
 
+use lookups::Lookups;
 use tracked::Tracked;
 
 /// Version of the state file layout written by `store`. Format 2 added the
@@ -84,6 +87,11 @@ pub struct Engine {
     sticky_bindings: Tracked<BTreeMap<String, StickyBinding>>,
     locks: Tracked<Lock>,
     events: Vec<Event>,
+    /// Derived from `pools`, `app_instances` and `sessions` (see
+    /// `lookups`): built on first need, then kept up to date by every write
+    /// of them.
+    #[serde(skip)]
+    lookups: OnceLock<Lookups>,
     /// Unix milliseconds of the operation in progress; set by the caller so
     /// that tests control time.
     #[serde(skip)]
@@ -212,6 +220,7 @@ impl Engine {
             sticky_bindings: Tracked::default(),
             locks: Tracked::default(),
             events: Vec::new(),
+            lookups: OnceLock::new(),
             now_ms: 0,
         }
     }
@@ -300,25 +309,16 @@ impl Engine {
         if !self.destinations.contains_key(destination) {
             return Err(not_found("destination", destination));
         }
-        use std::ops::Bound;
-        let lower = match cursor {
-            Some(c) => Bound::Excluded(c),
-            None => Bound::Unbounded,
-        };
-        let of_destination = |s: &&Session| s.destination == destination;
-        let mut iter = self
-            .sessions
-            .range::<str, _>((lower, Bound::Unbounded))
-            .map(|(_, s)| s)
-            .filter(of_destination);
+        let ids = self.lookups().sessions_on(destination);
+        // Ids are in order: the page starts after its cursor.
+        let from = cursor.map_or(0, |c| ids.partition_point(|id| id.as_str() <= c));
+        let mut iter = ids[from..].iter().filter_map(|id| self.sessions.get(id));
         let items: Vec<&Session> = iter.by_ref().take(limit).collect();
         let next_cursor = match iter.next() {
             Some(_) => items.last().map(|s| s.id.clone()),
             None => None,
         };
-        // The page already walks the sessions from its cursor on; counting
-        // the destination's sessions from the start costs the same again.
-        let total = self.sessions.values().filter(of_destination).count() as u64;
+        let total = ids.len() as u64;
         Ok(Page {
             total,
             items,
@@ -367,12 +367,14 @@ impl Engine {
 
     /// The load-balanced pool `destination` belongs to, if any (at most one).
     fn lb_pool_of(&self, destination: &str) -> Option<&Pool> {
-        self.pools.values().find(|p| {
-            p.load_balancing.enabled
-                && p.members
-                    .binary_search_by(|m| m.as_str().cmp(destination))
-                    .is_ok()
-        })
+        (self.lookups().pools_of(destination).iter())
+            .filter_map(|name| self.pools.get(name))
+            .find(|p| p.load_balancing.enabled)
+    }
+
+    fn lookups(&self) -> &Lookups {
+        self.lookups
+            .get_or_init(|| Lookups::build(&self.pools, &self.app_instances, &self.sessions))
     }
 
     /// Applies `change` to an existing destination as one logged write: a

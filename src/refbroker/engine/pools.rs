@@ -162,6 +162,7 @@ impl Engine {
             members,
             revision,
         };
+        // The members stay as they were: the lookups stand.
         self.pools.insert(name.to_owned(), pool.clone());
         match new_hash {
             Some(h) => self.password_hashes.insert(name.to_owned(), h),
@@ -197,6 +198,9 @@ impl Engine {
             ));
         }
         let p = self.pools.remove(name).expect("checked above");
+        if let Some(lookups) = self.lookups.get_mut() {
+            lookups.pool_changed(name, Some(&p), None);
+        }
         self.password_hashes.remove(name);
         self.sticky_bindings.remove(name);
         let leftovers = if p.load_balancing.enabled {
@@ -226,6 +230,9 @@ impl Engine {
             self.install_lb_service(&[destination.to_owned()]);
         }
         let rev = self.next_revision();
+        if let Some(lookups) = self.lookups.get_mut() {
+            lookups.member_added(pool, destination);
+        }
         let p = self.pools.get_mut(pool).expect("checked above");
         p.members.insert(at, destination.to_owned());
         p.revision = rev;
@@ -250,13 +257,10 @@ impl Engine {
         let Ok(at) = p.members.binary_search_by(|m| m.as_str().cmp(destination)) else {
             return Ok(p.clone());
         };
-        if let Some(i) = self.app_instances.values().find(|i| {
-            i.destination.as_deref() == Some(destination)
-                && self
-                    .app_configs
-                    .get(&i.app_config)
-                    .is_some_and(|c| c.pool == pool)
-        }) {
+        let pinned = (self.lookups().pinned_to(destination).iter())
+            .filter_map(|name| self.app_instances.get(name))
+            .find(|i| (self.app_configs.get(&i.app_config)).is_some_and(|c| c.pool == pool));
+        if let Some(i) = pinned {
             return Err(problem::new(
                 409,
                 codes::IN_USE,
@@ -273,6 +277,9 @@ impl Engine {
             Vec::new()
         };
         let rev = self.next_revision();
+        if let Some(lookups) = self.lookups.get_mut() {
+            lookups.member_removed(pool, destination);
+        }
         let p = self.pools.get_mut(pool).expect("checked above");
         p.members.remove(at);
         p.revision = rev;

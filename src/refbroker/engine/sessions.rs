@@ -37,6 +37,9 @@ impl Engine {
 
     pub(super) fn end_session(&mut self, id: &str) {
         if let Some(s) = self.sessions.remove(id) {
+            if let Some(lookups) = self.lookups.get_mut() {
+                lookups.session_changed(id, Some(&s), None);
+            }
             if let Some(d) = self.destinations.get_mut(&s.destination) {
                 *count_mut(&mut d.sessions, s.state) -= 1;
             }
@@ -45,11 +48,7 @@ impl Engine {
     }
 
     pub(super) fn session_ids_of(&self, destination: &str) -> Vec<String> {
-        self.sessions
-            .values()
-            .filter(|s| s.destination == destination)
-            .map(|s| s.id.clone())
-            .collect()
+        self.lookups().sessions_on(destination).to_vec()
     }
 
     /// Active sessions become disconnected, each leaving a sticky binding
@@ -60,11 +59,13 @@ impl Engine {
         if !self.destination_or_404(destination)?.online {
             return Err(unreachable_host(destination));
         }
-        let active: Vec<String> = self
-            .sessions
-            .values()
-            .filter(|s| s.destination == destination && s.state == SessionState::Active)
-            .map(|s| s.id.clone())
+        let active: Vec<String> = (self.lookups().sessions_on(destination).iter())
+            .filter(|id| {
+                self.sessions
+                    .get(*id)
+                    .is_some_and(|s| s.state == SessionState::Active)
+            })
+            .cloned()
             .collect();
         for id in &active {
             let Some(s) = self.sessions.get_mut(id) else {

@@ -102,6 +102,9 @@ impl Engine {
             .get_mut(destination)
             .expect("checked above");
         *count_mut(&mut d.sessions, state) += 1;
+        if let Some(lookups) = self.lookups.get_mut() {
+            lookups.session_changed(&session.id, None, Some(&session));
+        }
         self.sessions.insert(session.id.clone(), session.clone());
         self.log("sim.session.start", format!("session/{}", session.id), None);
         Ok(session)
