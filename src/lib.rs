@@ -55,7 +55,9 @@
 //! - [`client`] — a live broker over HTTP(S): reqwest with rustls, timeouts,
 //!   bearer token, bounded retries with backoff and jitter.
 //! - [`refbroker`] — the reference broker: the engine (every broker rule,
-//!   one file per rule family; its maps track what each write changed), its
+//!   one file per rule family; its maps track what each write changed, and
+//!   its lookups, derived from them and never persisted, are updated by every
+//!   write that changes what they answer), its
 //!   durable store (one state file held under an exclusive lock file: the
 //!   state written whole, then one record appended and synced per group
 //!   commit, `refbroker::wal`; a write that cannot be persisted is undone
@@ -156,7 +158,10 @@
 //!   flag in [`cli`]; commands pick it.
 //! - A new reference-broker rule: the rule family's file in
 //!   `refbroker::engine`, its route in `refbroker::server` when it is a new
-//!   operation, and the OpenAPI file (a test compares routes and spec).
+//!   operation, and the OpenAPI file (a test compares routes and spec). A
+//!   rule that writes a pool, app config, app instance or session tells the
+//!   lookups (`refbroker::engine::lookups`) and joins the writes of their
+//!   property test.
 //!
 //! # Invariants
 //!

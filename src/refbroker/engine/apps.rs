@@ -23,13 +23,13 @@ impl Engine {
         let Some(pool) = self.pools.get(&body.pool) else {
             return Err(missing_reference("pool", &body.pool));
         };
+        let outside = |i: &&AppInstance| {
+            (i.destination.as_ref()).is_some_and(|d| pool.members.binary_search(d).is_err())
+        };
         if existing.is_some_and(|c| c.pool != body.pool)
-            && let Some(i) = self.app_instances.values().find(|i| {
-                i.app_config == name
-                    && i.destination
-                        .as_ref()
-                        .is_some_and(|d| pool.members.binary_search(d).is_err())
-            })
+            && let Some(i) = (self.lookups().instances_of(name).iter())
+                .filter_map(|i| self.app_instances.get(i))
+                .find(outside)
         {
             return Err(problem::new(
                 409,
@@ -60,6 +60,9 @@ impl Engine {
             "app_config.create"
         };
         config.revision = self.next_revision();
+        if let Some(lookups) = self.lookups.get_mut() {
+            lookups.config_changed(name, self.app_configs.get(name), Some(&config));
+        }
         self.app_configs.insert(name.to_owned(), config.clone());
         self.log(op, format!("app_config/{name}"), None);
         Ok(config)
@@ -71,12 +74,15 @@ impl Engine {
             .get(name)
             .ok_or_else(|| not_found("app config", name))?;
         check_expect("app config", name, Some(c.revision), expect)?;
-        if let Some(i) = self.app_instances.values().find(|i| i.app_config == name) {
+        if let Some(i) = self.lookups().instances_of(name).first() {
             return Err(problem::new(
                 409,
                 codes::IN_USE,
-                format!("app config {name} is used by app instance {}", i.name),
+                format!("app config {name} is used by app instance {i}"),
             ));
+        }
+        if let Some(lookups) = self.lookups.get_mut() {
+            lookups.config_changed(name, self.app_configs.get(name), None);
         }
         self.app_configs.remove(name);
         self.log("app_config.delete", format!("app_config/{name}"), None);

@@ -57,6 +57,9 @@ impl Engine {
             for (name, pool) in &delta.pools {
                 lookups.pool_changed(name, self.pools.get(name), pool.as_ref());
             }
+            for (name, config) in &delta.app_configs {
+                lookups.config_changed(name, self.app_configs.get(name), config.as_ref());
+            }
             for (name, instance) in &delta.app_instances {
                 lookups.instance_changed(name, self.app_instances.get(name), instance.as_ref());
             }

@@ -1,96 +1,129 @@
-//! Lookups derived from the engine's maps, by destination: the pools it is
-//! a member of, the app instances pinned to it, and its sessions. Every
-//! member change and drain asks them (the load-balanced pool a host is in,
-//! the instances that keep it in a pool, the sessions to disconnect), and
-//! asked of the maps they were a scan of every pool, instance or session:
-//! an apply of N member changes against a state of N resources was
-//! quadratic (rehearsals at 100k members: 10% replaced took 11.5 s, 10%
-//! drained 40 s, nearly all of it in these scans).
+//! Lookups derived from the engine's maps: by destination, the pools it is
+//! a member of, the app instances pinned to it and its sessions; the app
+//! instances of each app config, and the app configs of each pool. Member
+//! changes, drains and deletes ask them (the load-balanced pool a host is
+//! in, the instances that keep it in a pool, the sessions to disconnect,
+//! whether a config or pool is still in use), and asked of the maps they
+//! were a scan of every pool, instance, session or config: an apply of N
+//! changes against a state of N resources was quadratic (rehearsals at 100k
+//! members: 10% replaced took 11.5 s, 10% drained 40 s, nearly all of it in
+//! these scans).
 //!
 //! Never part of the state file. Built on first need, in one pass over the
 //! maps, and from then on kept up to date by every write of a pool, an app
-//! instance or a session; a broker that is only read never builds them.
+//! config, an app instance or a session; a broker that is only read never
+//! builds them.
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::contract::wire::{AppInstance, Pool, Session};
+use crate::contract::wire::{AppConfig, AppInstance, Pool, Session};
 
-/// Names, in name order, so that a lookup finds what a scan of the
-/// name-ordered map found first. A destination is in one pool or a few and
-/// has one instance pinned to it or none: a sorted vector, not a set (a
-/// session, which ends, is removed from the vector of its host's).
-type Names = Vec<String>;
+/// The maps the lookups are derived from.
+pub(super) struct Sources<'a> {
+    pub pools: &'a BTreeMap<String, Pool>,
+    pub app_configs: &'a BTreeMap<String, AppConfig>,
+    pub app_instances: &'a BTreeMap<String, AppInstance>,
+    pub sessions: &'a BTreeMap<String, Session>,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Lookups {
     /// Destination → the pools it is a member of.
-    pools_of: HashMap<String, Names>,
+    pools_of: By,
     /// Destination → the app instances pinned to it.
-    pinned_to: HashMap<String, Names>,
+    pinned_to: By,
     /// Destination → the ids of its sessions.
-    sessions_on: HashMap<String, Names>,
+    sessions_on: By,
+    /// App config → its app instances.
+    instances_of: By,
+    /// Pool → the app configs that use it.
+    configs_of: By,
 }
 
 impl Lookups {
-    pub(super) fn build(
-        pools: &BTreeMap<String, Pool>,
-        instances: &BTreeMap<String, AppInstance>,
-        sessions: &BTreeMap<String, Session>,
-    ) -> Lookups {
+    pub(super) fn build(from: &Sources) -> Lookups {
         let mut lookups = Lookups::default();
         // The maps are walked in name order, so each list is sorted as built.
-        for pool in pools.values() {
+        for pool in from.pools.values() {
             for member in &pool.members {
-                push(&mut lookups.pools_of, member, &pool.name);
+                lookups.pools_of.push(member, &pool.name);
             }
         }
-        for instance in instances.values() {
+        for config in from.app_configs.values() {
+            lookups.configs_of.push(&config.pool, &config.name);
+        }
+        for instance in from.app_instances.values() {
             if let Some(destination) = &instance.destination {
-                push(&mut lookups.pinned_to, destination, &instance.name);
+                lookups.pinned_to.push(destination, &instance.name);
             }
+            lookups
+                .instances_of
+                .push(&instance.app_config, &instance.name);
         }
-        for session in sessions.values() {
-            push(&mut lookups.sessions_on, &session.destination, &session.id);
+        for session in from.sessions.values() {
+            lookups.sessions_on.push(&session.destination, &session.id);
         }
         lookups
     }
 
     /// The pools `destination` is a member of, in name order.
     pub(super) fn pools_of(&self, destination: &str) -> &[String] {
-        self.pools_of.get(destination).map_or(&[], Vec::as_slice)
+        self.pools_of.get(destination)
     }
 
     /// The app instances pinned to `destination`, in name order.
     pub(super) fn pinned_to(&self, destination: &str) -> &[String] {
-        self.pinned_to.get(destination).map_or(&[], Vec::as_slice)
+        self.pinned_to.get(destination)
     }
 
     /// The ids of `destination`'s sessions, in order.
     pub(super) fn sessions_on(&self, destination: &str) -> &[String] {
-        self.sessions_on.get(destination).map_or(&[], Vec::as_slice)
+        self.sessions_on.get(destination)
+    }
+
+    /// The app instances of `app_config`, in name order.
+    pub(super) fn instances_of(&self, app_config: &str) -> &[String] {
+        self.instances_of.get(app_config)
+    }
+
+    /// The app configs that use `pool`, in name order.
+    pub(super) fn configs_of(&self, pool: &str) -> &[String] {
+        self.configs_of.get(pool)
     }
 
     pub(super) fn member_added(&mut self, pool: &str, destination: &str) {
-        insert(&mut self.pools_of, destination, pool);
+        self.pools_of.insert(destination, pool);
     }
 
     pub(super) fn member_removed(&mut self, pool: &str, destination: &str) {
-        remove(&mut self.pools_of, destination, pool);
+        self.pools_of.remove(destination, pool);
     }
 
     /// Pool `name` is now `new` (`None`: deleted), where it was `old`.
     pub(super) fn pool_changed(&mut self, name: &str, old: Option<&Pool>, new: Option<&Pool>) {
-        let (old, new) = (members(old), members(new));
+        let old = old.map_or(&[][..], |p| p.members.as_slice());
+        let new = new.map_or(&[][..], |p| p.members.as_slice());
         if old == new {
             return;
         }
         // Members are kept sorted (see `Engine::put_member`).
         for member in old.iter().filter(|m| new.binary_search(m).is_err()) {
-            remove(&mut self.pools_of, member, name);
+            self.pools_of.remove(member, name);
         }
         for member in new.iter().filter(|m| old.binary_search(m).is_err()) {
-            insert(&mut self.pools_of, member, name);
+            self.pools_of.insert(member, name);
         }
+    }
+
+    /// App config `name` is now `new` (`None`: deleted), where it was `old`.
+    pub(super) fn config_changed(
+        &mut self,
+        name: &str,
+        old: Option<&AppConfig>,
+        new: Option<&AppConfig>,
+    ) {
+        let (old, new) = (old.map(|c| c.pool.as_str()), new.map(|c| c.pool.as_str()));
+        self.configs_of.moved(name, old, new);
     }
 
     /// App instance `name` is now `new` (`None`: deleted), where it was `old`.
@@ -100,75 +133,87 @@ impl Lookups {
         old: Option<&AppInstance>,
         new: Option<&AppInstance>,
     ) {
-        let destination = |i: Option<&AppInstance>| i.and_then(|i| i.destination.clone());
-        let (old, new) = (destination(old), destination(new));
-        if old == new {
-            return;
-        }
-        if let Some(old) = old {
-            remove(&mut self.pinned_to, &old, name);
-        }
-        if let Some(new) = new {
-            insert(&mut self.pinned_to, &new, name);
-        }
+        self.pinned_to.moved(
+            name,
+            old.and_then(|i| i.destination.as_deref()),
+            new.and_then(|i| i.destination.as_deref()),
+        );
+        self.instances_of.moved(
+            name,
+            old.map(|i| i.app_config.as_str()),
+            new.map(|i| i.app_config.as_str()),
+        );
     }
-}
 
-fn members(pool: Option<&Pool>) -> &[String] {
-    pool.map_or(&[], |p| p.members.as_slice())
-}
-
-impl Lookups {
-    /// Session `id` is now `new` (`None`: ended), where it was `old`. A
-    /// session keeps its host; only its start and end change the lookups.
+    /// Session `id` is now `new` (`None`: ended), where it was `old`.
     pub(super) fn session_changed(
         &mut self,
         id: &str,
         old: Option<&Session>,
         new: Option<&Session>,
     ) {
-        let (old, new) = (old.map(|s| &s.destination), new.map(|s| &s.destination));
+        let (old, new) = (
+            old.map(|s| s.destination.as_str()),
+            new.map(|s| s.destination.as_str()),
+        );
+        self.sessions_on.moved(id, old, new);
+    }
+}
+
+/// Names by a key, each list in name order. A key has a few names or one
+/// (a destination is in a pool or two and has one instance pinned to it or
+/// none): a sorted vector, not a set. A key without names has no entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct By(HashMap<String, Vec<String>>);
+
+impl By {
+    fn get(&self, key: &str) -> &[String] {
+        self.0.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// Appends `name` to `key`'s list: for a build that walks names in order.
+    fn push(&mut self, key: &str, name: &str) {
+        match self.0.get_mut(key) {
+            Some(names) => names.push(name.to_owned()),
+            None => {
+                self.0.insert(key.to_owned(), vec![name.to_owned()]);
+            }
+        }
+    }
+
+    fn insert(&mut self, key: &str, name: &str) {
+        let Some(names) = self.0.get_mut(key) else {
+            self.0.insert(key.to_owned(), vec![name.to_owned()]);
+            return;
+        };
+        if let Err(at) = names.binary_search_by(|n| n.as_str().cmp(name)) {
+            names.insert(at, name.to_owned());
+        }
+    }
+
+    fn remove(&mut self, key: &str, name: &str) {
+        let Some(names) = self.0.get_mut(key) else {
+            return;
+        };
+        if let Ok(at) = names.binary_search_by(|n| n.as_str().cmp(name)) {
+            names.remove(at);
+        }
+        if names.is_empty() {
+            self.0.remove(key);
+        }
+    }
+
+    /// `name` was under `old` and is now under `new` (`None`: under none).
+    fn moved(&mut self, name: &str, old: Option<&str>, new: Option<&str>) {
         if old == new {
             return;
         }
         if let Some(old) = old {
-            remove(&mut self.sessions_on, old, id);
+            self.remove(old, name);
         }
         if let Some(new) = new {
-            insert(&mut self.sessions_on, new, id);
+            self.insert(new, name);
         }
-    }
-}
-
-/// Appends `name` to `key`'s list: for a build that walks names in order.
-fn push(map: &mut HashMap<String, Names>, key: &str, name: &str) {
-    match map.get_mut(key) {
-        Some(names) => names.push(name.to_owned()),
-        None => {
-            map.insert(key.to_owned(), vec![name.to_owned()]);
-        }
-    }
-}
-
-fn insert(map: &mut HashMap<String, Names>, key: &str, name: &str) {
-    let Some(names) = map.get_mut(key) else {
-        map.insert(key.to_owned(), vec![name.to_owned()]);
-        return;
-    };
-    if let Err(at) = names.binary_search_by(|n| n.as_str().cmp(name)) {
-        names.insert(at, name.to_owned());
-    }
-}
-
-fn remove(map: &mut HashMap<String, Names>, key: &str, name: &str) {
-    let Some(names) = map.get_mut(key) else {
-        return;
-    };
-    if let Ok(at) = names.binary_search_by(|n| n.as_str().cmp(name)) {
-        names.remove(at);
-    }
-    if names.is_empty() {
-        map.remove(key);
     }
 }
 
@@ -318,11 +363,31 @@ mod tests {
                 prop_assert_eq!(page.next_cursor.is_some(), after.len() > 2);
             }
         }
+        for c in CONFIGS {
+            let scanned: Vec<&String> = (e.app_instances.values())
+                .filter(|i| i.app_config == c)
+                .map(|i| &i.name)
+                .collect();
+            prop_assert_eq!(
+                e.lookups().instances_of(c).iter().collect::<Vec<_>>(),
+                scanned
+            );
+        }
+        for p in POOLS {
+            let scanned: Vec<&String> = (e.app_configs.values())
+                .filter(|c| c.pool == p)
+                .map(|c| &c.name)
+                .collect();
+            prop_assert_eq!(
+                e.lookups().configs_of(p).iter().collect::<Vec<_>>(),
+                scanned
+            );
+        }
         Ok(())
     }
 
     fn fresh(e: &Engine) -> Lookups {
-        Lookups::build(&e.pools, &e.app_instances, &e.sessions)
+        Lookups::build(&e.sources())
     }
 
     proptest! {

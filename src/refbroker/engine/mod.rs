@@ -87,9 +87,9 @@ pub struct Engine {
     sticky_bindings: Tracked<BTreeMap<String, StickyBinding>>,
     locks: Tracked<Lock>,
     events: Vec<Event>,
-    /// Derived from `pools`, `app_instances` and `sessions` (see
-    /// `lookups`): built on first need, then kept up to date by every write
-    /// of them.
+    /// Derived from `pools`, `app_configs`, `app_instances` and `sessions`
+    /// (see `lookups`): built on first need, then kept up to date by every
+    /// write of them.
     #[serde(skip)]
     lookups: OnceLock<Lookups>,
     /// Unix milliseconds of the operation in progress; set by the caller so
@@ -373,8 +373,16 @@ impl Engine {
     }
 
     fn lookups(&self) -> &Lookups {
-        self.lookups
-            .get_or_init(|| Lookups::build(&self.pools, &self.app_instances, &self.sessions))
+        self.lookups.get_or_init(|| Lookups::build(&self.sources()))
+    }
+
+    fn sources(&self) -> lookups::Sources<'_> {
+        lookups::Sources {
+            pools: &self.pools,
+            app_configs: &self.app_configs,
+            app_instances: &self.app_instances,
+            sessions: &self.sessions,
+        }
     }
 
     /// Applies `change` to an existing destination as one logged write: a

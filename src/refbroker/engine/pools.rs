@@ -190,11 +190,11 @@ impl Engine {
     pub fn delete_pool(&mut self, name: &str, expect: Expect) -> Result<()> {
         let p = self.pool_or_404(name)?;
         check_expect("pool", name, Some(p.revision), expect)?;
-        if let Some(c) = self.app_configs.values().find(|c| c.pool == name) {
+        if let Some(c) = self.lookups().configs_of(name).first() {
             return Err(problem::new(
                 409,
                 codes::IN_USE,
-                format!("pool {name} is used by app config {}", c.name),
+                format!("pool {name} is used by app config {c}"),
             ));
         }
         let p = self.pools.remove(name).expect("checked above");
