@@ -171,22 +171,14 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::wire::{AppType, Labels, Protocol};
-    use crate::refbroker::engine::fixtures::engine;
+    use crate::contract::wire::Labels;
+    use crate::refbroker::engine::fixtures::{desktop, engine};
 
     #[test]
     fn references_block_deletes() {
         let mut e = engine();
         e.put_member("live", "rds-01").unwrap();
-        let body = AppConfigBody {
-            pool: "live".into(),
-            app_type: AppType::Desktop,
-            protocol: Protocol::Rdp,
-            admin_session: false,
-            keep_credentials_on_destination_change: false,
-            allow_destination_change: false,
-            labels: Labels::new(),
-        };
+        let body = desktop("live");
         let missing = AppConfigBody {
             pool: "nope".into(),
             ..body.clone()

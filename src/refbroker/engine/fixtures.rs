@@ -3,7 +3,7 @@
 
 use super::Engine;
 use crate::contract::Expect;
-use crate::contract::wire::{LoadBalancing, PoolBody};
+use crate::contract::wire::{AppConfigBody, AppType, LoadBalancing, PoolBody, Protocol};
 
 /// Unix milliseconds the fixtures' clock starts at.
 pub const T0: u64 = 1_700_000_000_000;
@@ -26,6 +26,19 @@ pub fn lb_pool(sticky: u32) -> PoolBody {
             grace_period_seconds: 30,
         },
         ..PoolBody::default()
+    }
+}
+
+/// A desktop app config over RDP using `pool`, every option off.
+pub fn desktop(pool: &str) -> AppConfigBody {
+    AppConfigBody {
+        pool: pool.to_owned(),
+        app_type: AppType::Desktop,
+        protocol: Protocol::Rdp,
+        admin_session: false,
+        keep_credentials_on_destination_change: false,
+        allow_destination_change: false,
+        labels: Default::default(),
     }
 }
 

@@ -223,10 +223,9 @@ mod tests {
 
     use super::Lookups;
     use crate::contract::Expect;
-    use crate::contract::wire::{
-        AppConfigBody, AppInstanceBody, AppType, LoadBalancing, PoolBody, Protocol, SessionState,
-    };
+    use crate::contract::wire::{AppInstanceBody, LoadBalancing, PoolBody, SessionState};
     use crate::refbroker::engine::Engine;
+    use crate::refbroker::engine::fixtures::desktop;
 
     const POOLS: [&str; 3] = ["p0", "p1", "p2"];
     const DESTINATIONS: [&str; 4] = ["d0", "d1", "d2", "d3"];
@@ -288,16 +287,7 @@ mod tests {
             Write::PutMember(p, d) => e.put_member(POOLS[p], DESTINATIONS[d]).map(drop),
             Write::DeleteMember(p, d) => e.delete_member(POOLS[p], DESTINATIONS[d]).map(drop),
             Write::PutConfig(c, p) => {
-                let body = AppConfigBody {
-                    pool: POOLS[p].to_owned(),
-                    app_type: AppType::Desktop,
-                    protocol: Protocol::Rdp,
-                    admin_session: false,
-                    keep_credentials_on_destination_change: false,
-                    allow_destination_change: false,
-                    labels: Default::default(),
-                };
-                e.put_app_config(CONFIGS[c], body, Expect::Any).map(drop)
+                (e.put_app_config(CONFIGS[c], desktop(POOLS[p]), Expect::Any)).map(drop)
             }
             Write::DeleteConfig(c) => e.delete_app_config(CONFIGS[c], Expect::Any),
             Write::PutInstance(i, c, d) => {
