@@ -27,7 +27,7 @@ impl Engine {
             (i.destination.as_ref()).is_some_and(|d| pool.members.binary_search(d).is_err())
         };
         if existing.is_some_and(|c| c.pool != body.pool)
-            && let Some(i) = (self.lookups().instances_of(name).iter())
+            && let Some(i) = (self.lookups().instances_of(name))
                 .filter_map(|i| self.app_instances.get(i))
                 .find(outside)
         {
@@ -74,7 +74,7 @@ impl Engine {
             .get(name)
             .ok_or_else(|| not_found("app config", name))?;
         check_expect("app config", name, Some(c.revision), expect)?;
-        if let Some(i) = self.lookups().instances_of(name).first() {
+        if let Some(i) = self.lookups().instances_of(name).next() {
             return Err(problem::new(
                 409,
                 codes::IN_USE,

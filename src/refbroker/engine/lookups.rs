@@ -14,7 +14,7 @@
 //! config, an app instance or a session; a broker that is only read never
 //! builds them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::contract::wire::{AppConfig, AppInstance, Pool, Session};
 
@@ -29,15 +29,15 @@ pub(super) struct Sources<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Lookups {
     /// Destination → the pools it is a member of.
-    pools_of: By,
+    pools_of: By<Vec<String>>,
     /// Destination → the app instances pinned to it.
-    pinned_to: By,
+    pinned_to: By<Vec<String>>,
     /// Destination → the ids of its sessions.
-    sessions_on: By,
+    sessions_on: By<Vec<String>>,
     /// App config → its app instances.
-    instances_of: By,
+    instances_of: By<BTreeSet<String>>,
     /// Pool → the app configs that use it.
-    configs_of: By,
+    configs_of: By<Vec<String>>,
 }
 
 impl Lookups {
@@ -68,27 +68,27 @@ impl Lookups {
 
     /// The pools `destination` is a member of, in name order.
     pub(super) fn pools_of(&self, destination: &str) -> &[String] {
-        self.pools_of.get(destination)
+        self.pools_of.get(destination).map_or(&[], Vec::as_slice)
     }
 
     /// The app instances pinned to `destination`, in name order.
     pub(super) fn pinned_to(&self, destination: &str) -> &[String] {
-        self.pinned_to.get(destination)
+        self.pinned_to.get(destination).map_or(&[], Vec::as_slice)
     }
 
     /// The ids of `destination`'s sessions, in order.
     pub(super) fn sessions_on(&self, destination: &str) -> &[String] {
-        self.sessions_on.get(destination)
+        self.sessions_on.get(destination).map_or(&[], Vec::as_slice)
     }
 
     /// The app instances of `app_config`, in name order.
-    pub(super) fn instances_of(&self, app_config: &str) -> &[String] {
-        self.instances_of.get(app_config)
+    pub(super) fn instances_of(&self, app_config: &str) -> impl Iterator<Item = &String> {
+        self.instances_of.get(app_config).into_iter().flatten()
     }
 
     /// The app configs that use `pool`, in name order.
     pub(super) fn configs_of(&self, pool: &str) -> &[String] {
-        self.configs_of.get(pool)
+        self.configs_of.get(pool).map_or(&[], Vec::as_slice)
     }
 
     pub(super) fn member_added(&mut self, pool: &str, destination: &str) {
@@ -160,34 +160,32 @@ impl Lookups {
     }
 }
 
-/// Names by a key, each list in name order. A key has a few names or one
-/// (a destination is in a pool or two and has one instance pinned to it or
-/// none): a sorted vector, not a set. A key without names has no entry.
+/// Names by a key, each key's in name order. A key without names has no
+/// entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct By(HashMap<String, Vec<String>>);
+struct By<N>(HashMap<String, N>);
 
-impl By {
-    fn get(&self, key: &str) -> &[String] {
-        self.0.get(key).map_or(&[], Vec::as_slice)
+impl<N: Names> By<N> {
+    fn get(&self, key: &str) -> Option<&N> {
+        self.0.get(key)
     }
 
-    /// Appends `name` to `key`'s list: for a build that walks names in order.
+    /// Adds `name` under `key`, for a build that walks names in order.
     fn push(&mut self, key: &str, name: &str) {
         match self.0.get_mut(key) {
-            Some(names) => names.push(name.to_owned()),
+            Some(names) => names.push(name),
             None => {
-                self.0.insert(key.to_owned(), vec![name.to_owned()]);
+                let mut names = N::default();
+                names.push(name);
+                self.0.insert(key.to_owned(), names);
             }
         }
     }
 
     fn insert(&mut self, key: &str, name: &str) {
-        let Some(names) = self.0.get_mut(key) else {
-            self.0.insert(key.to_owned(), vec![name.to_owned()]);
-            return;
-        };
-        if let Err(at) = names.binary_search_by(|n| n.as_str().cmp(name)) {
-            names.insert(at, name.to_owned());
+        match self.0.get_mut(key) {
+            Some(names) => names.insert(name),
+            None => self.push(key, name),
         }
     }
 
@@ -195,9 +193,7 @@ impl By {
         let Some(names) = self.0.get_mut(key) else {
             return;
         };
-        if let Ok(at) = names.binary_search_by(|n| n.as_str().cmp(name)) {
-            names.remove(at);
-        }
+        names.remove(name);
         if names.is_empty() {
             self.0.remove(key);
         }
@@ -214,6 +210,63 @@ impl By {
         if let Some(new) = new {
             self.insert(new, name);
         }
+    }
+}
+
+/// The names under one key, in name order.
+trait Names: Default {
+    /// Adds a name after every name already there.
+    fn push(&mut self, name: &str);
+    fn insert(&mut self, name: &str);
+    fn remove(&mut self, name: &str);
+    fn is_empty(&self) -> bool;
+}
+
+/// A few names: a destination is in a pool or two, has one instance pinned
+/// to it or none and a few sessions, and a pool has an app config or a few.
+/// A sorted vector, where a B-tree set would allocate a whole node for one
+/// name (for 1M destinations, hundreds of MB).
+impl Names for Vec<String> {
+    fn push(&mut self, name: &str) {
+        Vec::push(self, name.to_owned());
+    }
+
+    fn insert(&mut self, name: &str) {
+        if let Err(at) = self.binary_search_by(|n| n.as_str().cmp(name)) {
+            Vec::insert(self, at, name.to_owned());
+        }
+    }
+
+    fn remove(&mut self, name: &str) {
+        if let Ok(at) = self.binary_search_by(|n| n.as_str().cmp(name)) {
+            Vec::remove(self, at);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        Vec::is_empty(self)
+    }
+}
+
+/// Any number of names: an app config may have thousands of instances, and
+/// a sorted vector would shift them all for each one deleted in name order.
+impl Names for BTreeSet<String> {
+    fn push(&mut self, name: &str) {
+        Names::insert(self, name);
+    }
+
+    fn insert(&mut self, name: &str) {
+        if !self.contains(name) {
+            BTreeSet::insert(self, name.to_owned());
+        }
+    }
+
+    fn remove(&mut self, name: &str) {
+        BTreeSet::remove(self, name);
+    }
+
+    fn is_empty(&self) -> bool {
+        BTreeSet::is_empty(self)
     }
 }
 
@@ -358,10 +411,7 @@ mod tests {
                 .filter(|i| i.app_config == c)
                 .map(|i| &i.name)
                 .collect();
-            prop_assert_eq!(
-                e.lookups().instances_of(c).iter().collect::<Vec<_>>(),
-                scanned
-            );
+            prop_assert_eq!(e.lookups().instances_of(c).collect::<Vec<_>>(), scanned);
         }
         for p in POOLS {
             let scanned: Vec<&String> = (e.app_configs.values())
