@@ -11,7 +11,7 @@ use crate::client::{HttpBroker, HttpOptions};
 pub use crate::contract::url::{BrokerUrl, BrokerUrlError};
 use crate::contract::wire::{
     Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Destination, Event, Lock,
-    LockBody, Maintenance, Pool, PoolBody, Session, SessionMessage, Snapshot,
+    LockBody, Maintenance, Membership, Pool, PoolBody, Session, SessionMessage, Snapshot,
 };
 use crate::contract::{Broker, Expect, LiveState, Result};
 use crate::refbroker::EmbeddedBroker;
@@ -67,8 +67,8 @@ forward! {
     fn read_snapshot(&self) -> Snapshot;
     fn put_pool(&self, name: &str, body: &PoolBody, expect: Expect) -> Pool;
     fn delete_pool(&self, name: &str, expect: Expect) -> ();
-    fn put_member(&self, pool: &str, destination: &str) -> Pool;
-    fn delete_member(&self, pool: &str, destination: &str) -> Pool;
+    fn put_member(&self, pool: &str, destination: &str) -> Membership;
+    fn delete_member(&self, pool: &str, destination: &str) -> Membership;
     fn clear_sticky(&self, pool: &str, destination: Option<&str>) -> Affected;
     fn disconnect_sessions(&self, destination: &str) -> Affected;
     fn message_sessions(&self, destination: &str, message: &SessionMessage) -> Affected;

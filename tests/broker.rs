@@ -270,10 +270,16 @@ async fn the_maintenance_runbook_against_the_seed() {
         )
         .await;
     let back = broker.put_member("live", "rds-02").await.unwrap();
-    assert_eq!(back.members, vec!["rds-01", "rds-02", "rds-03"]);
+    let pool = broker.get_pool("live").await.unwrap().unwrap();
+    assert_eq!(pool.members, vec!["rds-01", "rds-02", "rds-03"]);
     assert_eq!(
-        broker.put_member("live", "rds-02").await.unwrap().revision,
-        back.revision
+        back.revision, pool.revision,
+        "the answer has the pool's revision"
+    );
+    assert_eq!(
+        broker.put_member("live", "rds-02").await.unwrap(),
+        back,
+        "adding a member again changes nothing"
     );
 
     let log: Vec<String> = broker
@@ -594,6 +600,44 @@ async fn if_none_match_creates_only() {
     );
     let both = raw(&[("if-none-match", "*"), ("if-match", "\"3\"")]);
     assert_eq!(both.await.unwrap().status(), 400);
+}
+
+/// A member write answers the membership and the pool's revision (also its
+/// ETag), never the pool's member list: an answer that grows with the pool
+/// made growing a pool one member at a time quadratic.
+#[tokio::test]
+async fn a_member_write_answers_the_membership_not_the_pool() {
+    let server = Server::start(&["--seed", seed_path().to_str().unwrap()]);
+    let write = |method: reqwest::Method| async {
+        let r = server
+            .raw(method, "/v1/pools/live/members/rds-02")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+        (etag, r.json::<Value>().await.unwrap())
+    };
+    let (etag, added) = write(reqwest::Method::PUT).await;
+    let revision = server
+        .client()
+        .get_pool("live")
+        .await
+        .unwrap()
+        .unwrap()
+        .revision;
+    assert_eq!(
+        added,
+        json!({"pool": "live", "destination": "rds-02", "member": true, "revision": revision})
+    );
+    assert_eq!(etag, format!("\"{revision}\""));
+    let (_, removed) = write(reqwest::Method::DELETE).await;
+    let after = server.client().get_pool("live").await.unwrap().unwrap();
+    assert!(!after.members.iter().any(|m| m == "rds-02"));
+    assert_eq!(
+        removed,
+        json!({"pool": "live", "destination": "rds-02", "member": false, "revision": after.revision})
+    );
 }
 
 /// Drain mode: no new logons on rds-02 (but for the groups maintenance lets

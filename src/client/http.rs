@@ -21,8 +21,8 @@ use serde::de::DeserializeOwned;
 use crate::contract::problem::{Problem, codes};
 use crate::contract::wire::{
     Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, BROKER_ID_HEADER, BrokerInfo,
-    Destination, DrainBody, Event, Lock, LockBody, MAX_PAGE_LIMIT, Maintenance, Page, Pool,
-    PoolBody, Session, SessionMessage, Snapshot,
+    Destination, DrainBody, Event, Lock, LockBody, MAX_PAGE_LIMIT, Maintenance, Membership, Page,
+    Pool, PoolBody, Session, SessionMessage, Snapshot,
 };
 use crate::contract::{Broker, BrokerError, Expect, LiveState, Result, Transport, TransportKind};
 use crate::contract::{names, page};
@@ -643,12 +643,12 @@ impl Broker for HttpBroker {
             .await
     }
 
-    async fn put_member(&self, pool: &str, destination: &str) -> Result<Pool> {
+    async fn put_member(&self, pool: &str, destination: &str) -> Result<Membership> {
         let path = format!("/v1/pools/{}/members/{}", seg(pool)?, seg(destination)?);
         self.json(Method::PUT, &path, None, Expect::Any).await
     }
 
-    async fn delete_member(&self, pool: &str, destination: &str) -> Result<Pool> {
+    async fn delete_member(&self, pool: &str, destination: &str) -> Result<Membership> {
         let path = format!("/v1/pools/{}/members/{}", seg(pool)?, seg(destination)?);
         self.json(Method::DELETE, &path, None, Expect::Any).await
     }

@@ -19,7 +19,7 @@ use std::future::Future;
 use problem::Problem;
 use wire::{
     Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Destination, Event, Lock,
-    LockBody, Maintenance, Pool, PoolBody, Session, SessionMessage, Snapshot,
+    LockBody, Maintenance, Membership, Pool, PoolBody, Session, SessionMessage, Snapshot,
 };
 
 /// Everything the planner needs from the broker, read with one paginated
@@ -197,12 +197,12 @@ pub trait Broker: Send + Sync {
         &self,
         pool: &str,
         destination: &str,
-    ) -> impl Future<Output = Result<Pool>> + Send;
+    ) -> impl Future<Output = Result<Membership>> + Send;
     fn delete_member(
         &self,
         pool: &str,
         destination: &str,
-    ) -> impl Future<Output = Result<Pool>> + Send;
+    ) -> impl Future<Output = Result<Membership>> + Send;
     /// Clears sticky bindings of `pool`, only those pointing at `destination` when given.
     fn clear_sticky(
         &self,

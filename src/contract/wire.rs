@@ -404,6 +404,25 @@ pub struct SessionMessage {
     pub en: String,
 }
 
+/// Answer of `PUT|DELETE /v1/pools/{name}/members/{destination}`: the
+/// membership as the write left it, with the pool's revision. Not the whole
+/// pool, as other pool writes answer: an answer as large as the pool made
+/// growing a pool to N members, one write each, cost O(N²) on the broker
+/// (copying and encoding the pool) and on the client (decoding it): an
+/// apply adding 20k members to one pool took 12 times as long as one adding
+/// 5k.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Membership {
+    pub pool: String,
+    pub destination: String,
+    /// Whether the destination is a member now: `true` after an add,
+    /// `false` after a removal (also when it was none to begin with).
+    pub member: bool,
+    /// The pool's revision after the write (unchanged by a no-op).
+    pub revision: u64,
+}
+
 /// Answer of `POST /v1/destinations/{name}/sessions/disconnect` (the active
 /// sessions disconnected), `POST .../sessions/message` (the active sessions
 /// messaged) and `DELETE /v1/pools/{name}/sticky-sessions`.

@@ -79,8 +79,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state.json");
         let broker = EmbeddedBroker::open(&state, Some(&seed(dir.path()))).unwrap();
-        let pool = broker.put_member("live", "rds-01").await.unwrap();
+        let added = broker.put_member("live", "rds-01").await.unwrap();
+        assert!(added.member);
+        let pool = broker.get_pool("live").await.unwrap().unwrap();
         assert_eq!(pool.members, vec!["rds-01", "rds-02"]);
+        assert_eq!(added.revision, pool.revision);
         let err = broker.delete_member("live", "rds-02").await.unwrap_err();
         assert_eq!(err.code(), Some(codes::LB_SERVICE_UNINSTALL_FAILED));
         assert_eq!(err.problem().unwrap().destination_online, Some(false));

@@ -12,7 +12,7 @@ use super::engine::{self, Engine};
 use crate::contract::problem::Problem;
 use crate::contract::wire::{
     Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, Destination, Event, Lock,
-    LockBody, Maintenance, Pool, PoolBody, Session, SessionMessage, Snapshot,
+    LockBody, Maintenance, Membership, Pool, PoolBody, Session, SessionMessage, Snapshot,
 };
 use crate::contract::{Broker, BrokerError, Expect, LiveState, Result};
 
@@ -278,12 +278,12 @@ impl<H: EngineHost> Broker for H {
         self.write(call, |e| e.delete_pool(name, expect)).await
     }
 
-    async fn put_member(&self, pool: &str, destination: &str) -> Result<Pool> {
+    async fn put_member(&self, pool: &str, destination: &str) -> Result<Membership> {
         let call = Call::on(Operation::PutMember, &[pool, destination], destination);
         self.write(call, |e| e.put_member(pool, destination)).await
     }
 
-    async fn delete_member(&self, pool: &str, destination: &str) -> Result<Pool> {
+    async fn delete_member(&self, pool: &str, destination: &str) -> Result<Membership> {
         let call = Call::on(Operation::DeleteMember, &[pool, destination], destination);
         self.write(call, |e| e.delete_member(pool, destination))
             .await

@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 use crate::contract::problem::{self, Problem, codes};
 use crate::contract::wire::{
     Affected, AppConfig, AppConfigBody, AppInstance, AppInstanceBody, BROKER_ID_HEADER, BrokerInfo,
-    Destination, DrainBody, Lock, LockBody, MAX_PAGE_LIMIT, Maintenance, Page, Pool, PoolBody,
-    SessionMessage,
+    Destination, DrainBody, Lock, LockBody, MAX_PAGE_LIMIT, Maintenance, Membership, Page, Pool,
+    PoolBody, SessionMessage,
 };
 
 use super::engine::{self, Engine};
@@ -207,7 +207,8 @@ macro_rules! reply_as_resource {
     )*};
 }
 
-reply_as_resource!(Destination, Pool, AppConfig, AppInstance);
+// A membership's ETag is its pool's revision, as it is the pool that changed.
+reply_as_resource!(Destination, Pool, Membership, AppConfig, AppInstance);
 
 macro_rules! reply_as_json {
     ($($t:ty),*) => {$(

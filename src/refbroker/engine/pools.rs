@@ -11,7 +11,7 @@ use crate::contract::Expect;
 use crate::contract::hash;
 use crate::contract::labels;
 use crate::contract::problem::{self, Problem, codes};
-use crate::contract::wire::{Credentials, Labels, Leftover, Pool, PoolBody};
+use crate::contract::wire::{Credentials, Labels, Leftover, Membership, Pool, PoolBody};
 
 /// The stored password of a pool that has one nobody knows (seeded with
 /// `password_set: true`, or kept as a fast hash by an older state file):
@@ -217,12 +217,15 @@ impl Engine {
     }
 
     /// Adds `destination` to `pool`; for a load-balanced pool the service is
-    /// installed. Adding a member again changes nothing.
-    pub fn put_member(&mut self, pool: &str, destination: &str) -> Result<Pool> {
+    /// installed. Adding a member again changes nothing. Answers the
+    /// membership, not the pool (see [`Membership`]): nothing here is
+    /// proportional to the pool's size but the insertion into its sorted
+    /// member list.
+    pub fn put_member(&mut self, pool: &str, destination: &str) -> Result<Membership> {
         let p = self.pool_or_404(pool)?;
         let lb = p.load_balancing.enabled;
         let Err(at) = p.members.binary_search_by(|m| m.as_str().cmp(destination)) else {
-            return Ok(p.clone());
+            return Ok(membership(pool, destination, true, p.revision));
         };
         self.destination_or_404(destination)?;
         if lb {
@@ -236,13 +239,12 @@ impl Engine {
         let p = self.pools.get_mut(pool).expect("checked above");
         p.members.insert(at, destination.to_owned());
         p.revision = rev;
-        let answer = p.clone();
         self.log(
             "member.add",
             format!("pool/{pool}/member/{destination}"),
             None,
         );
-        Ok(answer)
+        Ok(membership(pool, destination, true, rev))
     }
 
     /// Removes `destination` from `pool`. For a load-balanced pool drain
@@ -251,11 +253,11 @@ impl Engine {
     /// with the pool's owner) and the answer is 502
     /// `lb_service_uninstall_failed`. Refused while an app instance of the
     /// pool targets the destination (retarget it first: make before break).
-    pub fn delete_member(&mut self, pool: &str, destination: &str) -> Result<Pool> {
+    pub fn delete_member(&mut self, pool: &str, destination: &str) -> Result<Membership> {
         let p = self.pool_or_404(pool)?;
         let lb = p.load_balancing.enabled;
         let Ok(at) = p.members.binary_search_by(|m| m.as_str().cmp(destination)) else {
-            return Ok(p.clone());
+            return Ok(membership(pool, destination, false, p.revision));
         };
         let pinned = (self.lookups().pinned_to(destination).iter())
             .filter_map(|name| self.app_instances.get(name))
@@ -283,7 +285,6 @@ impl Engine {
         let p = self.pools.get_mut(pool).expect("checked above");
         p.members.remove(at);
         p.revision = rev;
-        let answer = p.clone();
         let failure = (!leftovers.is_empty()).then(|| uninstall_failed(&leftovers));
         self.log(
             "member.remove",
@@ -292,8 +293,17 @@ impl Engine {
         );
         match failure {
             Some(p) => Err(p),
-            None => Ok(answer),
+            None => Ok(membership(pool, destination, false, rev)),
         }
+    }
+}
+
+fn membership(pool: &str, destination: &str, member: bool, revision: u64) -> Membership {
+    Membership {
+        pool: pool.to_owned(),
+        destination: destination.to_owned(),
+        member,
+        revision,
     }
 }
 
@@ -303,15 +313,26 @@ mod tests {
     use crate::refbroker::engine::fixtures::{engine, lb_pool, ops_since};
 
     #[test]
-    fn adding_a_member_installs_the_service_and_is_idempotent() {
+    fn a_member_write_answers_the_membership_and_a_repeat_changes_nothing() {
         let mut e = engine();
-        let p = e.put_member("live", "rds-02").unwrap();
-        assert_eq!(p.members, vec!["rds-02"]);
+        let added = e.put_member("live", "rds-02").unwrap();
+        assert_eq!(e.pool("live").unwrap().members, vec!["rds-02"]);
+        assert_eq!(
+            added,
+            membership("live", "rds-02", true, e.pool("live").unwrap().revision)
+        );
         assert!(e.destination("rds-02").unwrap().lb_service_installed);
         let seq = e.seq();
         let again = e.put_member("live", "rds-02").unwrap();
-        assert_eq!(again.revision, p.revision);
+        assert_eq!(again, added);
         assert_eq!(e.seq(), seq, "a repeated add logs nothing");
+        let removed = e.delete_member("live", "rds-02").unwrap();
+        assert_eq!(
+            removed,
+            membership("live", "rds-02", false, e.pool("live").unwrap().revision)
+        );
+        assert!(removed.revision > added.revision);
+        assert_eq!(e.delete_member("live", "rds-02").unwrap(), removed);
     }
 
     #[test]
