@@ -55,9 +55,10 @@
 //! - [`client`] — a live broker over HTTP(S): reqwest with rustls, timeouts,
 //!   bearer token, bounded retries with backoff and jitter.
 //! - [`refbroker`] — the reference broker: the engine (every broker rule,
-//!   one file per rule family; its maps track what each write changed, and
-//!   its lookups, derived from them and never persisted, are updated by every
-//!   write that changes what they answer), its
+//!   one file per rule family; its maps track what each write changed, a
+//!   member write is tracked as the membership it changed, never as its pool
+//!   whole, and its lookups, derived from them and never persisted, are
+//!   updated by every write that changes what they answer), its
 //!   durable store (one state file held under an exclusive lock file: the
 //!   state written whole, then one record appended and synced per group
 //!   commit, `refbroker::wal`; a write that cannot be persisted is undone

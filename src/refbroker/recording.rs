@@ -204,7 +204,12 @@ impl Recording {
     pub fn engine_mut<T>(&self, change: impl FnOnce(&mut Engine) -> T) -> T {
         let mut engine = lock(&self.engine);
         engine.set_clock(self.now_ms());
-        change(&mut engine)
+        let result = change(&mut engine);
+        // Nothing persists a recording: what a store would record of the
+        // change is dropped at once, so that a rehearsal of millions of
+        // member writes does not keep a list of them.
+        engine.forget_changes();
+        result
     }
 
     /// The whole state at the virtual clock's time.
@@ -318,6 +323,25 @@ mod tests {
 
     fn unavailable() -> Box<Problem> {
         problem::new(503, codes::UNAVAILABLE, "scripted")
+    }
+
+    /// Nothing persists a recording, so it keeps no record of what changed,
+    /// neither of the snapshot it was built from nor of its writes: a
+    /// rehearsal of millions of member writes would hold a list of them.
+    #[tokio::test(start_paused = true)]
+    async fn a_recording_keeps_no_record_of_its_changes() {
+        let broker = broker();
+        broker.delete_member("live", "rds-01").await.unwrap();
+        broker.clear_sticky("live", None).await.unwrap();
+        let record = broker.engine(|e| {
+            let events = e.events_len();
+            serde_json::to_value(e.clone().take_delta(events)).unwrap()
+        });
+        let nothing = serde_json::json!({});
+        for changes in ["destinations", "pools", "sessions", "sticky_bindings"] {
+            assert_eq!(record[changes], nothing, "{changes}: {record}");
+        }
+        assert!(record.get("members").is_none(), "{record}");
     }
 
     #[tokio::test(start_paused = true)]

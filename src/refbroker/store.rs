@@ -651,6 +651,62 @@ mod tests {
         assert!(err.contains(&refused), "{err}");
     }
 
+    /// A member write is recorded as the membership it changed, not as its
+    /// pool whole (which made growing a pool one member at a time write
+    /// O(N²) bytes), and a reopen replays the records to what was answered.
+    #[tokio::test]
+    async fn member_writes_are_recorded_as_memberships_and_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let store = Store::open(&path, None).unwrap();
+        store
+            .mutate(|e| {
+                for d in ["d1", "d2"] {
+                    e.sim_destination(d, true, true)?;
+                }
+                e.put_pool("big", PoolBody::default(), Expect::Any)
+            })
+            .await
+            .unwrap();
+        let before = parts(&path).1.len();
+        store.mutate(|e| e.put_member("big", "d1")).await.unwrap();
+        store.mutate(|e| e.put_member("big", "d2")).await.unwrap();
+        let removed = store.mutate(|e| e.delete_member("big", "d1")).await;
+        let records: Vec<serde_json::Value> = (parts(&path).1[before..].iter())
+            .map(|r| serde_json::to_value(r).unwrap())
+            .collect();
+        assert_eq!(records.len(), 3);
+        for record in &records {
+            assert_eq!(record["pools"], serde_json::json!({}), "{record}");
+        }
+        assert_eq!(
+            records[2]["members"],
+            serde_json::json!([{"pool": "big", "destination": "d1", "member": false,
+                "revision": removed.unwrap().revision}])
+        );
+        let answered = store.read(|e| e.snapshot(0));
+        assert_eq!(answered.pools[0].members, ["d2"]);
+        drop(store);
+        assert_eq!(reopen(&path).read(|e| e.snapshot(0)), answered);
+    }
+
+    /// Format 3 is format 4 without membership records: read as it is,
+    /// and written back as format 4 at once.
+    #[tokio::test]
+    async fn a_format_3_state_is_upgraded_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        with_a_pool(&path).await;
+        let mut old: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        old["format"] = 3.into();
+        fs::write(&path, serde_json::to_vec(&old).unwrap()).unwrap();
+        let upgraded = reopen(&path);
+        assert!(upgraded.read(|e| e.pool("live").is_some()));
+        let written: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        assert_eq!(written["format"], STATE_FORMAT);
+        assert_eq!(written["id"], old["id"]);
+    }
+
     #[tokio::test]
     async fn a_format_1_state_is_upgraded_once_with_an_identity_that_stays() {
         let dir = tempfile::tempdir().unwrap();

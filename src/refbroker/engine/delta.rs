@@ -1,6 +1,7 @@
 //! What the mutations since the last write changed: the entries written or
-//! removed, the counters, and the events appended. The store appends one
-//! per group commit to the state file, and applies them on open.
+//! removed, the memberships added or removed, the counters, and the events
+//! appended. The store appends one per group commit to the state file, and
+//! applies them on open.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,20 @@ use crate::contract::wire::{
 };
 
 type Changes<V> = BTreeMap<String, Option<V>>;
+
+/// A member added to or removed from a pool, with the pool's revision after
+/// it. A member write is recorded as this, not as its pool whole: a record
+/// of the whole pool for every group commit made growing a pool to N
+/// members one write at a time write O(N²) bytes to the state file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MemberChange {
+    pub pool: String,
+    pub destination: String,
+    /// Added (`true`) or removed.
+    pub member: bool,
+    pub revision: u64,
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +41,10 @@ pub struct Delta {
     sessions: Changes<Session>,
     sticky_bindings: Changes<BTreeMap<String, StickyBinding>>,
     locks: Changes<Lock>,
+    /// In the order they were made; none of a pool the record holds whole
+    /// (its entry is already as they left it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    members: Vec<MemberChange>,
     events: Vec<Event>,
 }
 
@@ -33,17 +52,21 @@ impl Engine {
     /// Takes what changed since the last call; the durable state it is
     /// meant for holds the first `durable_events` events.
     pub fn take_delta(&mut self, durable_events: usize) -> Delta {
+        let pools = self.pools.take_changes();
+        let mut members = std::mem::take(&mut self.member_changes);
+        members.retain(|change| !pools.contains_key(&change.pool));
         Delta {
             revision: self.revision,
             next_session: self.next_session,
             destinations: self.destinations.take_changes(),
-            pools: self.pools.take_changes(),
+            pools,
             password_hashes: self.password_hashes.take_changes(),
             app_configs: self.app_configs.take_changes(),
             app_instances: self.app_instances.take_changes(),
             sessions: self.sessions.take_changes(),
             sticky_bindings: self.sticky_bindings.take_changes(),
             locks: self.locks.take_changes(),
+            members,
             events: self.events[durable_events.min(self.events.len())..].to_vec(),
         }
     }
@@ -68,6 +91,9 @@ impl Engine {
             }
         }
         self.pools.apply(delta.pools);
+        for change in delta.members {
+            self.replay_member_change(change);
+        }
         self.password_hashes.apply(delta.password_hashes);
         self.app_configs.apply(delta.app_configs);
         self.app_instances.apply(delta.app_instances);
@@ -77,8 +103,42 @@ impl Engine {
         self.events.extend(delta.events);
     }
 
+    /// Brings a pool's membership of one destination to what a record
+    /// holds, as the state entries are set: to the value recorded, whatever
+    /// it was. The records the store writes never name a pool that is gone
+    /// (a pool deleted in the same commit is recorded whole instead).
+    fn replay_member_change(&mut self, change: MemberChange) {
+        let MemberChange {
+            pool,
+            destination,
+            member,
+            revision,
+        } = change;
+        let Some(p) = self.pools.get_mut_recorded_elsewhere(&pool) else {
+            return;
+        };
+        let lookups = self.lookups.get_mut();
+        match (p.members.binary_search(&destination), member) {
+            (Err(at), true) => {
+                if let Some(lookups) = lookups {
+                    lookups.member_added(&pool, &destination);
+                }
+                p.members.insert(at, destination);
+            }
+            (Ok(at), false) => {
+                if let Some(lookups) = lookups {
+                    lookups.member_removed(&pool, &destination);
+                }
+                p.members.remove(at);
+            }
+            _ => {}
+        }
+        p.revision = revision;
+    }
+
     /// Forgets the changes made so far: the state as it is is durable.
     pub fn forget_changes(&mut self) {
+        self.member_changes.clear();
         self.destinations.forget_changes();
         self.pools.forget_changes();
         self.password_hashes.forget_changes();

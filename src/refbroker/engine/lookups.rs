@@ -431,6 +431,9 @@ mod tests {
     }
 
     proptest! {
+        /// Also checks the records: the durable copy, brought up to date by
+        /// them alone, is the live state (members recorded as memberships,
+        /// pools written whole, in any mix within one record).
         #[test]
         fn lookups_kept_up_to_date_answer_as_scans_and_as_a_fresh_build(
             writes in proptest::collection::vec(write(), 1..60),
@@ -458,9 +461,15 @@ mod tests {
                     prop_assert_eq!(kept, &fresh(&durable), "durable, after {:?}", write);
                 }
                 agrees_with_scans(&e)?;
+                if matches!(write, Write::Commit) {
+                    prop_assert_eq!(durable.snapshot(0), e.snapshot(0));
+                    prop_assert_eq!(durable.revision, e.revision);
+                }
             }
             durable.apply_delta(e.take_delta(durable.events_len()));
             agrees_with_scans(&durable)?;
+            prop_assert_eq!(durable.snapshot(0), e.snapshot(0));
+            prop_assert_eq!(durable.events_len(), e.events_len());
         }
     }
 }

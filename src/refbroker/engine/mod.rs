@@ -54,9 +54,11 @@ use lookups::Lookups;
 use tracked::Tracked;
 
 /// Version of the state file layout written by `store`. Format 2 added the
-/// broker identity, format 3 Argon2id password hashes; older files are
-/// upgraded on load (see [`Engine::from_state`]).
-pub const STATE_FORMAT: u32 = 3;
+/// broker identity, format 3 Argon2id password hashes, format 4 records of
+/// member writes as memberships (which a broker reading format 3 would take
+/// for a torn end and drop); older files are upgraded on load (see
+/// [`Engine::from_state`]).
+pub const STATE_FORMAT: u32 = 4;
 
 /// Longest lock lease the broker grants; a killed apply must not hold a stack
 /// for longer than a day.
@@ -87,6 +89,11 @@ pub struct Engine {
     sticky_bindings: Tracked<BTreeMap<String, StickyBinding>>,
     locks: Tracked<Lock>,
     events: Vec<Event>,
+    /// Member writes since the last record, in order: recorded as the
+    /// memberships they changed, not as their pools whole (see
+    /// `delta::MemberChange`).
+    #[serde(skip)]
+    member_changes: Vec<delta::MemberChange>,
     /// Derived from `pools`, `app_configs`, `app_instances` and `sessions`
     /// (see `lookups`): built on first need, then kept up to date by every
     /// write of them.
@@ -220,6 +227,7 @@ impl Engine {
             sticky_bindings: Tracked::default(),
             locks: Tracked::default(),
             events: Vec::new(),
+            member_changes: Vec::new(),
             lookups: OnceLock::new(),
             now_ms: 0,
         }
@@ -443,15 +451,19 @@ impl Engine {
         let format = state.get("format").and_then(Value::as_u64);
         let upgraded = match format {
             Some(f) if f == u64::from(STATE_FORMAT) => false,
-            Some(old @ (1 | 2)) => {
+            Some(old @ (1..=3)) => {
                 if old == 1 {
                     state["id"] = mint_id().into();
                 }
-                if let Some(Value::Object(hashes)) = state.get_mut("password_hashes") {
+                if old < 3
+                    && let Some(Value::Object(hashes)) = state.get_mut("password_hashes")
+                {
                     hashes
                         .values_mut()
                         .for_each(|h| *h = UNKNOWN_PASSWORD.into());
                 }
+                // Format 3 is format 4 without membership records, which
+                // its records, read as they are, do not have.
                 state["format"] = STATE_FORMAT.into();
                 true
             }
@@ -460,7 +472,7 @@ impl Engine {
                     .get("format")
                     .map_or("none".to_owned(), Value::to_string);
                 return Err(format!(
-                    "state file format {found} is not the supported {STATE_FORMAT} (nor 1 or 2, which are upgraded)"
+                    "state file format {found} is not the supported {STATE_FORMAT} (nor 1 to 3, which are upgraded)"
                 ));
             }
         };

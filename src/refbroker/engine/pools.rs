@@ -6,6 +6,7 @@
 //! (recorded with the pool and its owning stack), and drain mode ending when
 //! a host leaves its load-balanced pool.
 
+use super::delta::MemberChange;
 use super::{Engine, Result, check_expect, check_name, unreachable_host};
 use crate::contract::Expect;
 use crate::contract::hash;
@@ -236,7 +237,8 @@ impl Engine {
         if let Some(lookups) = self.lookups.get_mut() {
             lookups.member_added(pool, destination);
         }
-        let p = self.pools.get_mut(pool).expect("checked above");
+        self.record_member_change(pool, destination, true, rev);
+        let p = (self.pools.get_mut_recorded_elsewhere(pool)).expect("checked above");
         p.members.insert(at, destination.to_owned());
         p.revision = rev;
         self.log(
@@ -282,7 +284,8 @@ impl Engine {
         if let Some(lookups) = self.lookups.get_mut() {
             lookups.member_removed(pool, destination);
         }
-        let p = self.pools.get_mut(pool).expect("checked above");
+        self.record_member_change(pool, destination, false, rev);
+        let p = (self.pools.get_mut_recorded_elsewhere(pool)).expect("checked above");
         p.members.remove(at);
         p.revision = rev;
         let failure = (!leftovers.is_empty()).then(|| uninstall_failed(&leftovers));
@@ -295,6 +298,19 @@ impl Engine {
             Some(p) => Err(p),
             None => Ok(membership(pool, destination, false, rev)),
         }
+    }
+}
+
+impl Engine {
+    /// Records a member write for the next record, as the membership it
+    /// changed (see `delta::MemberChange`).
+    fn record_member_change(&mut self, pool: &str, destination: &str, member: bool, revision: u64) {
+        self.member_changes.push(MemberChange {
+            pool: pool.to_owned(),
+            destination: destination.to_owned(),
+            member,
+            revision,
+        });
     }
 }
 

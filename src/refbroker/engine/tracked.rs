@@ -1,7 +1,8 @@
 //! A map of the engine state that remembers which keys were changed since it
 //! was last asked, so that the store writes a record of what a mutation
 //! changed instead of the whole state. Reads go through `Deref`; every way
-//! to change an entry goes through a method here, so none can be missed.
+//! to change an entry goes through a method here, so none can be missed
+//! (one of them, for changes recorded otherwise, says so in its name).
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,6 +42,14 @@ impl<V: Clone> Tracked<V> {
             self.changed.insert(key.to_owned());
         }
         Some(value)
+    }
+
+    /// The value of `key`, to change in a way its caller records itself:
+    /// not counted as a change, so the record will not hold the entry
+    /// whole. Only for changes a record carries otherwise (a member write,
+    /// recorded as the membership: see `Delta::members`).
+    pub(super) fn get_mut_recorded_elsewhere(&mut self, key: &str) -> Option<&mut V> {
+        self.map.get_mut(key)
     }
 
     /// The entry of `key`, counted as changed whatever the caller does with
