@@ -274,7 +274,7 @@ fn measure_shape(settings: &Settings, shape: Shape, size: usize, figures: &mut F
             if timed_out.contains(&share) {
                 continue;
             }
-            let expected = shape.expected_steps(changed_count(units(shape, size), share));
+            let expected = shape.expected_steps(changed_count(units(shape, size), share), share);
             let check = (!settings.measuring).then_some(expected);
             let config = dir.join(format!("config-{share}"));
             match plan_once(dir, &config, &server.url, shape.violates(share), check) {

@@ -328,6 +328,76 @@ async fn a_failed_step_skips_its_dependents_and_independent_ones_finish() {
     plan_code(&server, config.path()).expect_code(0, "converged");
 }
 
+/// A pool replaced whole: its removals wait for its new members through
+/// one step that makes no broker call (the fidelity check follows the
+/// order through it), so every add is made before the first removal's
+/// write.
+#[tokio::test]
+async fn a_pool_replaced_whole_gains_its_new_members_before_any_leaves() {
+    let server = seeded(&[]);
+    for name in ["rds-04", "rds-05", "rds-06"] {
+        let body = json!({"name": name, "online": true, "process_execution_ready": true});
+        server.sim("/v1/_sim/destinations", body).await;
+    }
+    let config = copy_example("maintenance/steady");
+    let pools = config.path().join("pools.yaml");
+    edit(
+        &pools,
+        "      - rds-01\n      - rds-02\n      - rds-03\n",
+        "      - rds-04\n      - rds-05\n      - rds-06\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let plan = server.save_plan(config.path(), &dir.path().join("plan.json"), ENV);
+    let start = server.last_seq().await;
+    let (out, counts) = server
+        .apply_checked("a pool replaced whole", config.path(), &[], ENV)
+        .await;
+    let out = out.expect_code(0, "replace the pool");
+    let wait = "wait until the new members of pool live are in";
+    assert!(
+        out.stdout.contains(wait) || out.stderr.contains(wait),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let log = without_locks(&server.events(start).await);
+    // The adds run at once, in any order among themselves.
+    let adds = log
+        .iter()
+        .take_while(|e| e.starts_with("member.add"))
+        .count();
+    let mut added = log[..adds].to_vec();
+    added.sort();
+    assert_eq!(
+        added,
+        [
+            "member.add pool/live/member/rds-04",
+            "member.add pool/live/member/rds-05",
+            "member.add pool/live/member/rds-06",
+        ],
+        "{log:#?}"
+    );
+    let removals = log.iter().filter(|e| e.starts_with("member.remove"));
+    assert_eq!(removals.count(), 3, "{log:#?}");
+    assert_eq!(server.members("live").await, ["rds-04", "rds-05", "rds-06"]);
+    assert_eq!((counts.order_violations, counts.writes_not_in_plan), (0, 0));
+    // The fidelity check follows the order through the wait: the same
+    // writes with one server's drain before the adds are out of order.
+    let mut events = server.events(start).await;
+    let drain = (events.iter())
+        .position(|e| e.op == "destination.drain.start")
+        .unwrap();
+    let early = events.remove(drain);
+    events.insert(0, early);
+    for (seq, event) in (start + 1..).zip(&mut events) {
+        event.seq = seq;
+    }
+    let reordered = std::panic::catch_unwind(|| {
+        fidelity("a drain before the adds", Some(&plan), &events, true, true)
+    });
+    assert!(reordered.is_err(), "the reordered writes passed");
+}
+
 /// A saved plan whose resource changed behind its back is refused as a
 /// whole, naming the resource, before any write (not even the lease).
 #[tokio::test]

@@ -502,12 +502,16 @@ fn planned_events(op: &Op) -> Vec<(Vec<&'static str>, String)> {
             (vec!["sessions.disconnect"], sessions),
         ];
     }
+    if let Op::AwaitNewMembers { .. } = op {
+        return Vec::new();
+    }
     vec![planned_event(op)]
 }
 
 /// The one broker event the write of a step without a notice appends.
 fn planned_event(op: &Op) -> (Vec<&'static str>, String) {
     match op {
+        Op::AwaitNewMembers { .. } => unreachable!("writes nothing: see planned_events"),
         Op::PutPool { pool, .. } => (vec!["pool.create", "pool.update"], format!("pool/{pool}")),
         Op::DeletePool { pool } => (vec!["pool.delete"], format!("pool/{pool}")),
         Op::AddMember { pool, destination } => (
@@ -646,16 +650,32 @@ pub fn fidelity(
             ));
         }
     }
+    // The last write a step's dependents must follow: its own, or, for a
+    // step that writes nothing (the wait for a pool's new members), the
+    // last of those it waits for. A plan lists each step after those it
+    // depends on.
+    let mut last_before: Vec<Option<u64>> = Vec::with_capacity(steps.len());
+    for (i, step) in steps.iter().enumerate() {
+        let last = if expected[i].is_empty() {
+            step.depends_on
+                .iter()
+                .filter_map(|&dep| last_before.get(dep).copied().flatten())
+                .max()
+        } else {
+            seq_of_step[i].map(|(_, last)| last)
+        };
+        last_before.push(last);
+    }
     for (i, step) in steps.iter().enumerate() {
         let Some((first, _)) = seq_of_step[i] else {
             continue;
         };
         for &dep in &step.depends_on {
-            if seq_of_step
+            if last_before
                 .get(dep)
                 .copied()
                 .flatten()
-                .is_some_and(|(_, last)| last > first)
+                .is_some_and(|last| last > first)
             {
                 counts.order_violations += 1;
                 problems.push(format!(

@@ -62,17 +62,24 @@ impl Shape {
     }
 
     /// Steps the plan must have when `changed` units change.
-    pub fn expected_steps(self, changed: usize) -> usize {
-        changed
-            * match self {
-                // Stop logons, clear sticky bindings, remove.
-                Shape::Drop => 3,
-                // The same plus the add.
-                Shape::Replace | Shape::Move => 4,
-                Shape::Settings | Shape::Retarget => 1,
-                // Stop logons, drain, clear sticky bindings, remove.
-                Shape::Drain => 4,
-            }
+    pub fn expected_steps(self, changed: usize, share: usize) -> usize {
+        let per_change = match self {
+            // Stop logons, clear sticky bindings, remove.
+            Shape::Drop => 3,
+            // The same plus the add.
+            Shape::Replace | Shape::Move => 4,
+            Shape::Settings | Shape::Retarget => 1,
+            // Stop logons, drain, clear sticky bindings, remove.
+            Shape::Drain => 4,
+        };
+        // A pool replaced whole (all ten members: only at 100%) has its
+        // removals wait for its adds through one step. A move's adds wait
+        // for the removals from the other pool instead.
+        let waits = match self {
+            Shape::Replace if share == 100 => changed / MEMBERS_PER_POOL,
+            _ => 0,
+        };
+        changed * per_change + waits
     }
 
     /// Whether the plan breaks a safety rule on purpose: dropping every

@@ -47,6 +47,8 @@ async fn execute<B: Broker>(ctx: &Context<'_, B>, step: &Step) -> Result<StepOut
             let written = broker.put_member(pool, destination).await;
             ctx.pools.saw(pool, written.map_err(refused)?.revision);
         }
+        // Done once it runs: the adds it waits for are done.
+        Op::AwaitNewMembers { .. } => {}
         Op::PutAppConfig { app_config, body } => {
             let written = broker.put_app_config(app_config, body, expected()).await;
             written.map_err(refused)?;

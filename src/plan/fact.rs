@@ -184,7 +184,8 @@ fn preconditions(op: &Op, live: &Live, pools: &Pools) -> Vec<Fact> {
                 installed: true,
             },
         ],
-        Op::ClearSticky { .. } | Op::AllowLogons { .. } => Vec::new(),
+        // Writes nothing: a fact it relied on would have nothing to guard.
+        Op::ClearSticky { .. } | Op::AllowLogons { .. } | Op::AwaitNewMembers { .. } => Vec::new(),
     }
 }
 

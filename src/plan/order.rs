@@ -21,22 +21,23 @@ fn phase(op: &Op) -> u8 {
         Op::PutPool { .. } => 0,
         Op::PutMaintenance { .. } => 1,
         Op::AddMember { .. } => 2,
-        Op::DeleteMaintenance { .. } => 3,
-        Op::AllowLogons { .. } => 4,
-        Op::PutAppConfig { .. } => 5,
-        Op::PutAppInstance { .. } => 6,
-        Op::DeleteAppInstance { .. } => 7,
-        Op::StopLogons { .. } => 8,
-        Op::DrainSessions { .. } => 9,
-        Op::ClearSticky { .. } => 10,
-        Op::RemoveMember { .. } => 11,
-        Op::RemoveLbService { .. } => 12,
-        Op::DeleteAppConfig { .. } => 13,
+        Op::AwaitNewMembers { .. } => 3,
+        Op::DeleteMaintenance { .. } => 4,
+        Op::AllowLogons { .. } => 5,
+        Op::PutAppConfig { .. } => 6,
+        Op::PutAppInstance { .. } => 7,
+        Op::DeleteAppInstance { .. } => 8,
+        Op::StopLogons { .. } => 9,
+        Op::DrainSessions { .. } => 10,
+        Op::ClearSticky { .. } => 11,
+        Op::RemoveMember { .. } => 12,
+        Op::RemoveLbService { .. } => 13,
+        Op::DeleteAppConfig { .. } => 14,
         Op::DeletePool { .. } => LAST_PHASE,
     }
 }
 
-const LAST_PHASE: u8 = 14;
+const LAST_PHASE: u8 = 15;
 
 /// Steps whose dependencies form a cycle; the plan cannot be ordered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -248,13 +249,13 @@ fn find(names: &[&str], name: &str) -> Option<usize> {
     names.binary_search(&name).ok()
 }
 
-/// At most how many steps `expand` plans for `delta`: per pool a put and
-/// a delete, per added member an add, per removed one the four steps of its
-/// chain (logons stopped, drain, sticky bindings, removal), and one per
-/// other change.
+/// At most how many steps `expand` plans for `delta`: per pool a put, a
+/// delete and the wait for its new members, per added member an add, per
+/// removed one the four steps of its chain (logons stopped, drain, sticky
+/// bindings, removal), and one per other change.
 fn most_steps(delta: &Delta) -> usize {
     let members: usize = (delta.pools.iter())
-        .map(|pool| 2 + pool.adds.len() + 4 * pool.removes.len())
+        .map(|pool| 3 + pool.adds.len() + 4 * pool.removes.len())
         .sum();
     members
         + delta.app_configs.len()
@@ -522,17 +523,29 @@ impl<'a> Expansion<'a> {
     }
 
     /// Make before break: a pool's removal chains start only once its new
-    /// members are in.
+    /// members are in. Each chain waits for every add, or, where that is
+    /// more dependencies than adds and chains together, all wait for one
+    /// step that waits for the adds: the same order, and the same skips
+    /// when an add fails, in a number of dependencies linear in the pool's
+    /// change rather than its square.
     fn make_before_break(&mut self, moving_adds: &[bool]) {
         let planned = &self.planned;
-        for p in 0..self.delta.pools.len() {
+        for (p, pool) in self.delta.pools.iter().enumerate() {
             let makes: Vec<usize> = (planned.adds_of(p).iter().copied())
                 .filter(|&id| !moving_adds[id])
                 .collect();
-            if makes.is_empty() {
+            let chains = planned.chains_of(p);
+            if makes.is_empty() || chains.is_empty() {
                 continue;
             }
-            for chain in planned.chains_of(p) {
+            let makes = if makes.len() * chains.len() > makes.len() + chains.len() {
+                let name = Name::from(pool.name.as_str());
+                let op = Op::AwaitNewMembers { pool: name.clone() };
+                vec![(self.steps).push(op, Address::new(Kind::Pool, name), makes)]
+            } else {
+                makes
+            };
+            for chain in chains {
                 self.steps.depend(chain.head, makes.iter().copied());
             }
         }
@@ -767,8 +780,8 @@ pub(super) fn sort(mut steps: Vec<Step>) -> Result<Vec<Step>, CycleError> {
     // `usize` they were 120 MB more at the plan's peak, read at random.
     let number = |id: usize| u32::try_from(id).expect("a plan of fewer than 4G steps");
     // Who waits for each step, as one flat list cut by `first`: one
-    // allocation rather than a list per step. Offsets stay `usize`, as
-    // the dependencies of a pool replaced whole grow with its square.
+    // allocation rather than a list per step. Offsets stay `usize`: the
+    // step numbers bound the steps, not the dependencies between them.
     let mut first = vec![0usize; n + 1];
     let mut waiting: Vec<u32> = vec![0; n];
     // Each step's phase, read here in order: the loop below asks for it as

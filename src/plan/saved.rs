@@ -111,7 +111,7 @@ mod tests {
             Err(SavedPlanError::NotJson(_))
         ));
         assert!(matches!(
-            read_saved(br#"{"format_version": 3, "stack": 3}"#),
+            read_saved(format!(r#"{{"format_version": {FORMAT_VERSION}, "stack": 3}}"#).as_bytes()),
             Err(SavedPlanError::Shape(_))
         ));
     }

@@ -18,6 +18,7 @@ fn describe(step: &Step) -> String {
     let text = match &step.op {
         Op::PutPool { pool, .. } => format!("put pool {pool}"),
         Op::AddMember { pool, destination } => format!("add {destination} to {pool}"),
+        Op::AwaitNewMembers { pool } => format!("await new members of {pool}"),
         Op::PutAppConfig { app_config, .. } => format!("put app config {app_config}"),
         Op::PutAppInstance { app_instance, body } => {
             format!(
@@ -252,6 +253,40 @@ fn no_removal_from_a_replaced_pool_starts_before_every_add_is_done() {
         }
         assert_eq!((added, removed), (after, before));
         assert_eq!(fewest, before.min(after), "{before} -> {after}");
+    }
+}
+
+/// A pool's removals wait for its adds through one step where that is
+/// fewer dependencies than each waiting for every add, so a pool replaced
+/// whole has dependencies linear in its size, not its square; a small
+/// change keeps the direct ones.
+#[test]
+fn removals_wait_for_a_replaced_pools_adds_through_one_step() {
+    let awaits = |plan: &Plan| {
+        (plan.steps.iter())
+            .filter(|s| matches!(s.op, Op::AwaitNewMembers { .. }))
+            .map(|s| s.id)
+            .collect::<Vec<_>>()
+    };
+    for (before, after) in [(1, 1), (2, 2), (1, 5), (5, 1)] {
+        let plan = replacing_big(before, after);
+        assert!(awaits(&plan).is_empty(), "{before} -> {after}");
+    }
+    for (before, after) in [(2, 3), (3, 2), (12, 12), (400, 400)] {
+        let plan = replacing_big(before, after);
+        let [join] = awaits(&plan)[..] else {
+            panic!("{before} -> {after}: one wait, not {:?}", awaits(&plan));
+        };
+        let step = |op: fn(&Op) -> bool| plan.steps.iter().filter(move |s| op(&s.op));
+        let adds: Vec<usize> = step(|op| matches!(op, Op::AddMember { .. }))
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(plan.steps[join].depends_on, adds, "{before} -> {after}");
+        for head in step(|op| matches!(op, Op::StopLogons { .. })) {
+            assert_eq!(head.depends_on, [join], "{}", describe(head));
+        }
+        let dependencies: usize = plan.steps.iter().map(|s| s.depends_on.len()).sum();
+        assert!(dependencies <= 5 * (before + after), "{dependencies}");
     }
 }
 

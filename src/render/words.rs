@@ -49,6 +49,9 @@ pub fn step(op: &Op) -> String {
     match op {
         Op::PutPool { pool, .. } => format!("write settings of pool {pool}"),
         Op::AddMember { pool, destination } => format!("add {destination} to pool {pool}"),
+        Op::AwaitNewMembers { pool } => {
+            format!("wait until the new members of pool {pool} are in (no broker call)")
+        }
         Op::PutAppConfig { app_config, .. } => format!("write app config {app_config}"),
         Op::PutAppInstance { app_instance, body } => match &body.destination {
             Some(d) => format!("write app instance {app_instance} (destination {d})"),
