@@ -690,16 +690,26 @@ mod tests {
         assert_eq!(reopen(&path).read(|e| e.snapshot(0)), answered);
     }
 
+    /// A state file at `path` holding pool `live`, as `older` makes it
+    /// look to an older format; returns what it wrote.
+    async fn older_state(
+        path: &Path,
+        older: impl FnOnce(&mut serde_json::Value),
+    ) -> serde_json::Value {
+        with_a_pool(path).await;
+        let mut old: serde_json::Value = serde_json::from_slice(&fs::read(path).unwrap()).unwrap();
+        older(&mut old);
+        fs::write(path, serde_json::to_vec(&old).unwrap()).unwrap();
+        old
+    }
+
     /// Format 3 is format 4 without membership records: read as it is,
     /// and written back as format 4 at once.
     #[tokio::test]
     async fn a_format_3_state_is_upgraded_as_it_is() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
-        with_a_pool(&path).await;
-        let mut old: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-        old["format"] = 3.into();
-        fs::write(&path, serde_json::to_vec(&old).unwrap()).unwrap();
+        let old = older_state(&path, |old| old["format"] = 3.into()).await;
         let upgraded = reopen(&path);
         assert!(upgraded.read(|e| e.pool("live").is_some()));
         let written: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
@@ -711,11 +721,11 @@ mod tests {
     async fn a_format_1_state_is_upgraded_once_with_an_identity_that_stays() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
-        with_a_pool(&path).await;
-        let mut old: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-        old["format"] = 1.into();
-        old.as_object_mut().unwrap().remove("id");
-        fs::write(&path, serde_json::to_vec(&old).unwrap()).unwrap();
+        older_state(&path, |old| {
+            old["format"] = 1.into();
+            old.as_object_mut().unwrap().remove("id");
+        })
+        .await;
         let upgraded = Store::open(&path, None).unwrap();
         let id = upgraded.read(|e| e.id().to_owned());
         assert_eq!(id.len(), 32);
