@@ -9,24 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::Engine;
 use crate::contract::wire::{
-    AppConfig, AppInstance, Destination, Event, Lock, Pool, Session, StickyBinding,
+    AppConfig, AppInstance, Destination, Event, Lock, Membership, Pool, Session, StickyBinding,
 };
 
 type Changes<V> = BTreeMap<String, Option<V>>;
-
-/// A member added to or removed from a pool, with the pool's revision after
-/// it. A member write is recorded as this, not as its pool whole: a record
-/// of the whole pool for every group commit made growing a pool to N
-/// members one write at a time write O(N²) bytes to the state file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct MemberChange {
-    pub pool: String,
-    pub destination: String,
-    /// Added (`true`) or removed.
-    pub member: bool,
-    pub revision: u64,
-}
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,10 +27,14 @@ pub struct Delta {
     sessions: Changes<Session>,
     sticky_bindings: Changes<BTreeMap<String, StickyBinding>>,
     locks: Changes<Lock>,
-    /// In the order they were made; none of a pool the record holds whole
-    /// (its entry is already as they left it).
+    /// Member writes as the memberships they left, with the pool's revision
+    /// after each, not as their pools whole: a record of the whole pool for
+    /// every group commit made growing a pool to N members one write at a
+    /// time write O(N²) bytes to the state file. In the order they were
+    /// made; none of a pool the record holds whole (its entry is already as
+    /// they left it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    members: Vec<MemberChange>,
+    members: Vec<Membership>,
     events: Vec<Event>,
 }
 
@@ -107,8 +97,8 @@ impl Engine {
     /// holds, as the state entries are set: to the value recorded, whatever
     /// it was. The records the store writes never name a pool that is gone
     /// (a pool deleted in the same commit is recorded whole instead).
-    fn replay_member_change(&mut self, change: MemberChange) {
-        let MemberChange {
+    fn replay_member_change(&mut self, change: Membership) {
+        let Membership {
             pool,
             destination,
             member,

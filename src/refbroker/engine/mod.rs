@@ -43,8 +43,8 @@ use crate::contract::Expect;
 use crate::contract::names;
 use crate::contract::problem::{self, Problem, codes};
 use crate::contract::wire::{
-    AppConfig, AppInstance, Destination, Event, EventOutcome, Lock, Page, Pool, Session,
-    SessionCounts, SessionState, Snapshot, StickyBinding,
+    AppConfig, AppInstance, Destination, Event, EventOutcome, Lock, Membership, Page, Pool,
+    Session, SessionCounts, SessionState, Snapshot, StickyBinding,
 };
 
 pub use delta::Delta;
@@ -90,10 +90,9 @@ pub struct Engine {
     locks: Tracked<Lock>,
     events: Vec<Event>,
     /// Member writes since the last record, in order: recorded as the
-    /// memberships they changed, not as their pools whole (see
-    /// `delta::MemberChange`).
+    /// memberships they left, not as their pools whole (see `Delta`).
     #[serde(skip)]
-    member_changes: Vec<delta::MemberChange>,
+    member_changes: Vec<Membership>,
     /// Derived from `pools`, `app_configs`, `app_instances` and `sessions`
     /// (see `lookups`): built on first need, then kept up to date by every
     /// write of them.

@@ -6,7 +6,6 @@
 //! (recorded with the pool and its owning stack), and drain mode ending when
 //! a host leaves its load-balanced pool.
 
-use super::delta::MemberChange;
 use super::{Engine, Result, check_expect, check_name, unreachable_host};
 use crate::contract::Expect;
 use crate::contract::hash;
@@ -237,7 +236,9 @@ impl Engine {
         if let Some(lookups) = self.lookups.get_mut() {
             lookups.member_added(pool, destination);
         }
-        self.record_member_change(pool, destination, true, rev);
+        // Recorded as the membership it answers (see `Delta`).
+        let answer = membership(pool, destination, true, rev);
+        self.member_changes.push(answer.clone());
         let p = (self.pools.get_mut_recorded_elsewhere(pool)).expect("checked above");
         p.members.insert(at, destination.to_owned());
         p.revision = rev;
@@ -246,7 +247,7 @@ impl Engine {
             format!("pool/{pool}/member/{destination}"),
             None,
         );
-        Ok(membership(pool, destination, true, rev))
+        Ok(answer)
     }
 
     /// Removes `destination` from `pool`. For a load-balanced pool drain
@@ -284,7 +285,9 @@ impl Engine {
         if let Some(lookups) = self.lookups.get_mut() {
             lookups.member_removed(pool, destination);
         }
-        self.record_member_change(pool, destination, false, rev);
+        // Recorded as the membership it answers (see `Delta`).
+        let answer = membership(pool, destination, false, rev);
+        self.member_changes.push(answer.clone());
         let p = (self.pools.get_mut_recorded_elsewhere(pool)).expect("checked above");
         p.members.remove(at);
         p.revision = rev;
@@ -296,21 +299,8 @@ impl Engine {
         );
         match failure {
             Some(p) => Err(p),
-            None => Ok(membership(pool, destination, false, rev)),
+            None => Ok(answer),
         }
-    }
-}
-
-impl Engine {
-    /// Records a member write for the next record, as the membership it
-    /// changed (see `delta::MemberChange`).
-    fn record_member_change(&mut self, pool: &str, destination: &str, member: bool, revision: u64) {
-        self.member_changes.push(MemberChange {
-            pool: pool.to_owned(),
-            destination: destination.to_owned(),
-            member,
-            revision,
-        });
     }
 }
 
