@@ -1,7 +1,9 @@
 //! Whole-process `poolform plan` benchmark over the shapes of change users
 //! make: drop, replace (add + remove), move between load-balanced pools,
-//! settings change, app-instance retarget and drains with sessions, each at
-//! 1%, 10% and 100% changed, on stacks of 1k to 1M members. The reference
+//! settings change, app-instance retarget, drains with sessions, and
+//! replace in a stack of one pool (where one pool's member list grows with
+//! the size, not the number of pools), each at 1%, 10% and 100% changed,
+//! on stacks of 1k to 1M members. The reference
 //! broker serves each shape's live state on 127.0.0.1 (started once per
 //! shape and size; a plan only reads); every plan is a fresh release-build
 //! process. Prints one table: median wall time and peak RSS (GNU time's

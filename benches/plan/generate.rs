@@ -4,8 +4,9 @@
 //! the benchmark's memory as one value.
 //!
 //! Every stack has `members` destinations in load-balanced, sticky pools of
-//! ten, one app config per pool and one user app instance per member. The
-//! members that change are every `100 / share`-th, counted over all pools.
+//! ten (one pool of them all, for the one-pool shape), one app config per
+//! pool and one user app instance per member. The members that change are
+//! every `100 / share`-th, counted over all pools.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -38,16 +39,21 @@ pub enum Shape {
     /// Members leave their pools while each host has a user on it, so each
     /// removal drains (every host is busy in this stack).
     Drain,
+    /// Replace, in a stack of one pool of every member: what grows with
+    /// the size is one pool's member list, where in every other shape it
+    /// is the number of pools of ten.
+    OnePool,
 }
 
 impl Shape {
-    pub const ALL: [Shape; 6] = [
+    pub const ALL: [Shape; 7] = [
         Shape::Drop,
         Shape::Replace,
         Shape::Move,
         Shape::Settings,
         Shape::Retarget,
         Shape::Drain,
+        Shape::OnePool,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +64,7 @@ impl Shape {
             Shape::Settings => "settings",
             Shape::Retarget => "retarget",
             Shape::Drain => "drain",
+            Shape::OnePool => "onepool",
         }
     }
 
@@ -67,7 +74,7 @@ impl Shape {
             // Stop logons, clear sticky bindings, remove.
             Shape::Drop => 3,
             // The same plus the add.
-            Shape::Replace | Shape::Move => 4,
+            Shape::Replace | Shape::Move | Shape::OnePool => 4,
             Shape::Settings | Shape::Retarget => 1,
             // Stop logons, drain, clear sticky bindings, remove.
             Shape::Drain => 4,
@@ -77,6 +84,9 @@ impl Shape {
         // for the removals from the other pool instead.
         let waits = match self {
             Shape::Replace if share == 100 => changed / MEMBERS_PER_POOL,
+            // Through one step wherever that makes fewer dependencies
+            // than each removal waiting for each add.
+            Shape::OnePool => usize::from(changed * changed > changed + changed),
             _ => 0,
         };
         changed * per_change + waits
@@ -104,6 +114,14 @@ pub fn units(shape: Shape, members: usize) -> usize {
     match shape {
         Shape::Settings => members / MEMBERS_PER_POOL,
         _ => members,
+    }
+}
+
+/// The members of each pool of a shape at `members` members.
+fn per_pool(shape: Shape, members: usize) -> usize {
+    match shape {
+        Shape::OnePool => members,
+        _ => MEMBERS_PER_POOL,
     }
 }
 
@@ -152,14 +170,15 @@ fn write_list<T: Serialize>(
 
 /// The live state of a shape at `members` members, as a `--seed` file.
 pub fn seed(path: &Path, shape: Shape, members: usize) -> std::io::Result<()> {
-    let pools = members / MEMBERS_PER_POOL;
-    let slots = move || (0..pools).flat_map(|p| (0..MEMBERS_PER_POOL).map(move |m| (p, m)));
+    let per_pool = per_pool(shape, members);
+    let pools = members / per_pool;
+    let slots = move || (0..pools).flat_map(move |p| (0..per_pool).map(move |m| (p, m)));
     let busy = u32::from(shape == Shape::Drain);
     let mut out = BufWriter::new(File::create(path)?);
     out.write_all(b"{")?;
     // A new host for every member, so that every share finds its own.
     let spares = slots()
-        .filter(|_| shape == Shape::Replace)
+        .filter(|_| matches!(shape, Shape::Replace | Shape::OnePool))
         .map(|(p, m)| destination(spare(p, m), false, 0));
     let destinations = slots()
         .map(|(p, m)| destination(member(p, m), true, busy))
@@ -178,7 +197,7 @@ pub fn seed(path: &Path, shape: Shape, members: usize) -> std::io::Result<()> {
             },
             default_credentials: Credentials::default(),
             labels: owned(),
-            members: (0..MEMBERS_PER_POOL).map(|m| member(p, m)).collect(),
+            members: (0..per_pool).map(|m| member(p, m)).collect(),
             revision: 1,
         }),
     )?;
@@ -225,15 +244,20 @@ pub fn seed(path: &Path, shape: Shape, members: usize) -> std::io::Result<()> {
 }
 
 /// The members pool `p` declares in a shape at `share` percent.
-fn declared_members(shape: Shape, share: usize, p: usize, pools: usize) -> Vec<String> {
-    let moved =
-        |p: usize, m: usize| shape == Shape::Move && changed(p * MEMBERS_PER_POOL + m, share);
-    let mut out = Vec::with_capacity(MEMBERS_PER_POOL + 1);
-    for m in 0..MEMBERS_PER_POOL {
-        let is_changed = changed(p * MEMBERS_PER_POOL + m, share);
+fn declared_members(
+    shape: Shape,
+    share: usize,
+    p: usize,
+    pools: usize,
+    per_pool: usize,
+) -> Vec<String> {
+    let moved = |p: usize, m: usize| shape == Shape::Move && changed(p * per_pool + m, share);
+    let mut out = Vec::with_capacity(per_pool + 1);
+    for m in 0..per_pool {
+        let is_changed = changed(p * per_pool + m, share);
         match shape {
             Shape::Drop | Shape::Drain if is_changed => {}
-            Shape::Replace if is_changed => out.push(spare(p, m)),
+            Shape::Replace | Shape::OnePool if is_changed => out.push(spare(p, m)),
             Shape::Move if is_changed => {}
             _ => out.push(member(p, m)),
         }
@@ -241,7 +265,7 @@ fn declared_members(shape: Shape, share: usize, p: usize, pools: usize) -> Vec<S
     // Members of the previous pool that move here.
     let previous = (p + pools - 1) % pools;
     out.extend(
-        (0..MEMBERS_PER_POOL)
+        (0..per_pool)
             .filter(|&m| moved(previous, m))
             .map(|m| member(previous, m)),
     );
@@ -252,7 +276,8 @@ fn declared_members(shape: Shape, share: usize, p: usize, pools: usize) -> Vec<S
 /// in `dir`.
 pub fn config(dir: &Path, shape: Shape, members: usize, share: usize) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let pools = members / MEMBERS_PER_POOL;
+    let per_pool = per_pool(shape, members);
+    let pools = members / per_pool;
     let mut out = BufWriter::new(File::create(dir.join("pools.yaml"))?);
     writeln!(out, "stack: {STACK}\npools:")?;
     for p in 0..pools {
@@ -267,7 +292,7 @@ pub fn config(dir: &Path, shape: Shape, members: usize, share: usize) -> std::io
              drain: {{sessions: disconnect, timeout: 5m}}",
             pool_name(p)
         )?;
-        let declared = declared_members(shape, share, p, pools);
+        let declared = declared_members(shape, share, p, pools, per_pool);
         if declared.is_empty() {
             writeln!(out, "    members: []")?;
         }
@@ -290,14 +315,14 @@ pub fn config(dir: &Path, shape: Shape, members: usize, share: usize) -> std::io
     }
     writeln!(out, "app_instances:")?;
     for p in 0..pools {
-        for m in 0..MEMBERS_PER_POOL {
+        for m in 0..per_pool {
             write!(
                 out,
                 "  i{p:06}-{m}: {{app_config: c{p:06}, user: u{p:06}-{m}@corp.example"
             )?;
             if shape == Shape::Retarget {
-                let to = if changed(p * MEMBERS_PER_POOL + m, share) {
-                    (m + 1) % MEMBERS_PER_POOL
+                let to = if changed(p * per_pool + m, share) {
+                    (m + 1) % per_pool
                 } else {
                     m
                 };
