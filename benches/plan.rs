@@ -13,8 +13,8 @@
 //!
 //! `POOLFORM_BENCH_SIZES=1k,10k,100k,1m` picks the sizes (default 1k, 10k,
 //! 100k), `POOLFORM_BENCH_SHAPES=drop,move` the shapes, `POOLFORM_BENCH_RUNS`
-//! the runs per figure (default 5). Runs of one shape and size interleave
-//! the shares. Without `--bench` (as `cargo test --all-targets` runs it) it
+//! the runs per figure (default 5). Runs of one shape interleave its sizes
+//! and shares. Without `--bench` (as `cargo test --all-targets` runs it) it
 //! is a smoke test: 1k members, one run each, every plan is checked to have
 //! exactly the steps its shape makes and every diagnostic to be printed.
 
@@ -247,56 +247,76 @@ fn median(mut values: Vec<f64>) -> f64 {
 /// Median (wall, RSS) by (shape, share, size); `None` for a timeout.
 type Figures = BTreeMap<(usize, usize, usize), Option<(f64, f64)>>;
 
-/// Every share of one shape at one size, runs interleaved across shares.
-fn measure_shape(settings: &Settings, shape: Shape, size: usize, figures: &mut Figures) {
+/// Every size and share of one shape, runs interleaved across both.
+fn measure_shape(settings: &Settings, shape: Shape, figures: &mut Figures) {
     let temp = tempfile::tempdir().expect("temp dir");
-    let kept = settings.keep.as_ref().map(|root| {
-        let kept = root.join(format!("{}-{}", shape.name(), label(size)));
-        std::fs::create_dir_all(&kept).expect("create the kept directory");
-        eprintln!("plan bench: keeping {}", kept.display());
-        kept
-    });
-    let dir = kept.as_deref().unwrap_or(temp.path());
-    generate::seed(&dir.join("seed.json"), shape, size).expect("write the seed");
-    for share in SHARES {
-        let config = dir.join(format!("config-{share}"));
-        generate::config(&config, shape, size, share).expect("write the config");
+    // Every size's inputs and broker first, so that the runs of the sizes
+    // can interleave (below).
+    let mut stacks = Vec::new();
+    for &size in &settings.sizes {
+        eprintln!("plan bench: {} at {} members", shape.name(), label(size));
+        let dir = match &settings.keep {
+            Some(root) => {
+                let kept = root.join(format!("{}-{}", shape.name(), label(size)));
+                std::fs::create_dir_all(&kept).expect("create the kept directory");
+                eprintln!("plan bench: keeping {}", kept.display());
+                kept
+            }
+            None => temp.path().join(label(size)),
+        };
+        std::fs::create_dir_all(&dir).expect("create the stack's directory");
+        generate::seed(&dir.join("seed.json"), shape, size).expect("write the seed");
+        for share in SHARES {
+            let config = dir.join(format!("config-{share}"));
+            generate::config(&config, shape, size, share).expect("write the config");
+        }
+        settle(&dir);
+        let server = Server::start(
+            &dir.join("state.json"),
+            &dir.join("seed.json"),
+            &[],
+            Stdio::inherit(),
+        );
+        stacks.push((size, dir, server));
     }
-    settle(dir);
-    let server = Server::start(
-        &dir.join("state.json"),
-        &dir.join("seed.json"),
-        &[],
-        Stdio::inherit(),
-    );
-    let mut samples: BTreeMap<usize, Vec<(f64, f64)>> = BTreeMap::new();
+    // A growth factor divides one size's figure by another's, so both are
+    // measured in the same minutes: run by run, every size and share in
+    // turn. Measured one size after the other, a machine that slowed down
+    // for a few minutes (this one is a virtual machine) moved one side of
+    // the ratio alone.
+    let mut samples: BTreeMap<(usize, usize), Vec<(f64, f64)>> = BTreeMap::new();
     let mut timed_out = Vec::new();
     for _ in 0..settings.runs {
-        for share in SHARES {
-            if timed_out.contains(&share) {
-                continue;
-            }
-            let expected = shape.expected_steps(changed_count(units(shape, size), share), share);
-            let check = (!settings.measuring).then_some(expected);
-            let config = dir.join(format!("config-{share}"));
-            match plan_once(dir, &config, &server.url, shape.violates(share), check) {
-                Some(sample) => samples.entry(share).or_default().push(sample),
-                None => timed_out.push(share),
+        for (size, dir, server) in &stacks {
+            for share in SHARES {
+                if timed_out.contains(&(*size, share)) {
+                    continue;
+                }
+                let expected =
+                    shape.expected_steps(changed_count(units(shape, *size), share), share);
+                let check = (!settings.measuring).then_some(expected);
+                let config = dir.join(format!("config-{share}"));
+                match plan_once(dir, &config, &server.url, shape.violates(share), check) {
+                    Some(sample) => samples.entry((*size, share)).or_default().push(sample),
+                    None => timed_out.push((*size, share)),
+                }
             }
         }
     }
-    drop(server);
+    drop(stacks);
     let index = Shape::ALL.iter().position(|s| *s == shape).unwrap_or(0);
-    for share in SHARES {
-        let figure = samples
-            .remove(&share)
-            .filter(|_| !timed_out.contains(&share))
-            .map(|runs| {
-                let wall = median(runs.iter().map(|r| r.0).collect());
-                let rss = median(runs.iter().map(|r| r.1).collect());
-                (wall, rss)
-            });
-        figures.insert((index, share, size), figure);
+    for &size in &settings.sizes {
+        for share in SHARES {
+            let figure = samples
+                .remove(&(size, share))
+                .filter(|_| !timed_out.contains(&(size, share)))
+                .map(|runs| {
+                    let wall = median(runs.iter().map(|r| r.0).collect());
+                    let rss = median(runs.iter().map(|r| r.1).collect());
+                    (wall, rss)
+                });
+            figures.insert((index, share, size), figure);
+        }
     }
 }
 
@@ -385,11 +405,8 @@ fn main() {
     let settings = Settings::from_env();
     let load_before = load_average();
     let mut figures = Figures::new();
-    for &size in &settings.sizes {
-        for &shape in &settings.shapes {
-            eprintln!("plan bench: {} at {} members", shape.name(), label(size));
-            measure_shape(&settings, shape, size, &mut figures);
-        }
+    for &shape in &settings.shapes {
+        measure_shape(&settings, shape, &mut figures);
     }
     eprintln!("plan bench: {DIAGNOSTICS} diagnostics");
     let diagnostics = measure_diagnostics(&settings);
