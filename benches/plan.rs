@@ -342,7 +342,40 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "unknown".to_owned())
 }
 
-fn print_table(settings: &Settings, figures: &Figures, load_before: &str) {
+/// Seconds to touch a gigabyte of memory this process never had, one
+/// write per page: the cost of the page faults every plan's fresh memory
+/// pays. On this virtual machine it drifts with the host (memory the host
+/// has taken back costs several times what memory it still backs), and
+/// the larger plans touch the most, so the figure is printed beside the
+/// table as the load average is.
+fn fresh_memory_cost() -> f64 {
+    const GB: usize = 1 << 30;
+    let started = Instant::now();
+    // Zeroed: mapped fresh and left untouched until written.
+    let mut block = vec![0u8; GB];
+    for page in block.chunks_mut(4096) {
+        page[0] = 1;
+    }
+    std::hint::black_box(&block);
+    started.elapsed().as_secs_f64()
+}
+
+/// The machine's state when the runs began, printed beside the table.
+struct Conditions {
+    load: String,
+    fresh_memory: f64,
+}
+
+impl Conditions {
+    fn now() -> Conditions {
+        Conditions {
+            load: load_average(),
+            fresh_memory: fresh_memory_cost(),
+        }
+    }
+}
+
+fn print_table(settings: &Settings, figures: &Figures, before: &Conditions) {
     println!(
         "\nwhole `poolform plan DIR --broker URL --format json` against `poolform broker serve` on \
          127.0.0.1, {}; median of {} runs: wall ms / peak RSS MB",
@@ -353,9 +386,14 @@ fn print_table(settings: &Settings, figures: &Figures, load_before: &str) {
         },
         settings.runs
     );
+    let after = Conditions::now();
     println!(
-        "load average (1, 5, 15 min) before: {load_before}; after: {}",
-        load_average()
+        "load average (1, 5, 15 min) before: {}; after: {}",
+        before.load, after.load
+    );
+    println!(
+        "touching 1 GB of fresh memory before: {:.2} s; after: {:.2} s",
+        before.fresh_memory, after.fresh_memory
     );
     let mut header = format!("{:<9} {:>5}", "shape", "share");
     for size in &settings.sizes {
@@ -403,14 +441,14 @@ fn print_table(settings: &Settings, figures: &Figures, load_before: &str) {
 
 fn main() {
     let settings = Settings::from_env();
-    let load_before = load_average();
+    let before = Conditions::now();
     let mut figures = Figures::new();
     for &shape in &settings.shapes {
         measure_shape(&settings, shape, &mut figures);
     }
     eprintln!("plan bench: {DIAGNOSTICS} diagnostics");
     let diagnostics = measure_diagnostics(&settings);
-    print_table(&settings, &figures, &load_before);
+    print_table(&settings, &figures, &before);
     let (mb, figure) = diagnostics;
     let figure = figure.map_or_else(
         || format!("> {} s", timeout().as_secs()),
