@@ -360,17 +360,19 @@ fn fresh_memory_cost() -> f64 {
     started.elapsed().as_secs_f64()
 }
 
-/// The machine's state when the runs began, printed beside the table.
+/// The machine's state at one moment, printed beside the table.
 struct Conditions {
     load: String,
-    fresh_memory: f64,
+    /// Not sampled in the smoke run, which measures nothing: a gigabyte
+    /// is a lot to fault in for a test.
+    fresh_memory: Option<f64>,
 }
 
 impl Conditions {
-    fn now() -> Conditions {
+    fn now(settings: &Settings) -> Conditions {
         Conditions {
             load: load_average(),
-            fresh_memory: fresh_memory_cost(),
+            fresh_memory: settings.measuring.then(fresh_memory_cost),
         }
     }
 }
@@ -386,15 +388,14 @@ fn print_table(settings: &Settings, figures: &Figures, before: &Conditions) {
         },
         settings.runs
     );
-    let after = Conditions::now();
+    let after = Conditions::now(settings);
     println!(
         "load average (1, 5, 15 min) before: {}; after: {}",
         before.load, after.load
     );
-    println!(
-        "touching 1 GB of fresh memory before: {:.2} s; after: {:.2} s",
-        before.fresh_memory, after.fresh_memory
-    );
+    if let (Some(before), Some(after)) = (before.fresh_memory, after.fresh_memory) {
+        println!("touching 1 GB of fresh memory before: {before:.2} s; after: {after:.2} s");
+    }
     let mut header = format!("{:<9} {:>5}", "shape", "share");
     for size in &settings.sizes {
         header.push_str(&format!(" | {:>17}", label(*size)));
@@ -441,7 +442,7 @@ fn print_table(settings: &Settings, figures: &Figures, before: &Conditions) {
 
 fn main() {
     let settings = Settings::from_env();
-    let before = Conditions::now();
+    let before = Conditions::now(&settings);
     let mut figures = Figures::new();
     for &shape in &settings.shapes {
         measure_shape(&settings, shape, &mut figures);
