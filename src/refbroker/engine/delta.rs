@@ -81,8 +81,8 @@ impl Engine {
             }
         }
         self.pools.apply(delta.pools);
-        for change in delta.members {
-            self.replay_member_change(change);
+        for change in &delta.members {
+            self.set_membership(change);
         }
         self.password_hashes.apply(delta.password_hashes);
         self.app_configs.apply(delta.app_configs);
@@ -91,39 +91,6 @@ impl Engine {
         self.sticky_bindings.apply(delta.sticky_bindings);
         self.locks.apply(delta.locks);
         self.events.extend(delta.events);
-    }
-
-    /// Brings a pool's membership of one destination to what a record
-    /// holds, as the state entries are set: to the value recorded, whatever
-    /// it was. The records the store writes never name a pool that is gone
-    /// (a pool deleted in the same commit is recorded whole instead).
-    fn replay_member_change(&mut self, change: Membership) {
-        let Membership {
-            pool,
-            destination,
-            member,
-            revision,
-        } = change;
-        let Some(p) = self.pools.get_mut_recorded_elsewhere(&pool) else {
-            return;
-        };
-        let lookups = self.lookups.get_mut();
-        match (p.members.binary_search(&destination), member) {
-            (Err(at), true) => {
-                if let Some(lookups) = lookups {
-                    lookups.member_added(&pool, &destination);
-                }
-                p.members.insert(at, destination);
-            }
-            (Ok(at), false) => {
-                if let Some(lookups) = lookups {
-                    lookups.member_removed(&pool, &destination);
-                }
-                p.members.remove(at);
-            }
-            _ => {}
-        }
-        p.revision = revision;
     }
 
     /// Forgets the changes made so far: the state as it is is durable.

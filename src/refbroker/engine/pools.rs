@@ -224,24 +224,18 @@ impl Engine {
     pub fn put_member(&mut self, pool: &str, destination: &str) -> Result<Membership> {
         let p = self.pool_or_404(pool)?;
         let lb = p.load_balancing.enabled;
-        let Err(at) = p.members.binary_search_by(|m| m.as_str().cmp(destination)) else {
+        if is_member(p, destination) {
             return Ok(membership(pool, destination, true, p.revision));
-        };
+        }
         self.destination_or_404(destination)?;
         if lb {
             self.lb_admission(pool, destination)?;
             self.install_lb_service(&[destination.to_owned()]);
         }
-        let rev = self.next_revision();
-        if let Some(lookups) = self.lookups.get_mut() {
-            lookups.member_added(pool, destination);
-        }
+        let answer = membership(pool, destination, true, self.next_revision());
+        self.set_membership(&answer);
         // Recorded as the membership it answers (see `Delta`).
-        let answer = membership(pool, destination, true, rev);
         self.member_changes.push(answer.clone());
-        let p = (self.pools.get_mut_recorded_elsewhere(pool)).expect("checked above");
-        p.members.insert(at, destination.to_owned());
-        p.revision = rev;
         self.log(
             "member.add",
             format!("pool/{pool}/member/{destination}"),
@@ -259,9 +253,9 @@ impl Engine {
     pub fn delete_member(&mut self, pool: &str, destination: &str) -> Result<Membership> {
         let p = self.pool_or_404(pool)?;
         let lb = p.load_balancing.enabled;
-        let Ok(at) = p.members.binary_search_by(|m| m.as_str().cmp(destination)) else {
+        if !is_member(p, destination) {
             return Ok(membership(pool, destination, false, p.revision));
-        };
+        }
         let pinned = (self.lookups().pinned_to(destination).iter())
             .filter_map(|name| self.app_instances.get(name))
             .find(|i| (self.app_configs.get(&i.app_config)).is_some_and(|c| c.pool == pool));
@@ -281,16 +275,10 @@ impl Engine {
         } else {
             Vec::new()
         };
-        let rev = self.next_revision();
-        if let Some(lookups) = self.lookups.get_mut() {
-            lookups.member_removed(pool, destination);
-        }
+        let answer = membership(pool, destination, false, self.next_revision());
+        self.set_membership(&answer);
         // Recorded as the membership it answers (see `Delta`).
-        let answer = membership(pool, destination, false, rev);
         self.member_changes.push(answer.clone());
-        let p = (self.pools.get_mut_recorded_elsewhere(pool)).expect("checked above");
-        p.members.remove(at);
-        p.revision = rev;
         let failure = (!leftovers.is_empty()).then(|| uninstall_failed(&leftovers));
         self.log(
             "member.remove",
@@ -302,6 +290,49 @@ impl Engine {
             None => Ok(answer),
         }
     }
+}
+
+impl Engine {
+    /// Makes `change` so: the destination a member of its pool or not, the
+    /// pool at the change's revision, and the lookups told. The one place a
+    /// membership changes, for a member write and for the replay of its
+    /// record alike. Not counted as a change of the pool's entry: a member
+    /// write is recorded as the membership (see `Delta`). A pool that is
+    /// gone is left alone; no record names one (a pool deleted in the same
+    /// commit is recorded whole).
+    pub(super) fn set_membership(&mut self, change: &Membership) {
+        let Some(p) = self.pools.get_mut_recorded_elsewhere(&change.pool) else {
+            return;
+        };
+        let lookups = self.lookups.get_mut();
+        let destination = change.destination.as_str();
+        match (position(p, destination), change.member) {
+            (Err(at), true) => {
+                if let Some(lookups) = lookups {
+                    lookups.member_added(&change.pool, destination);
+                }
+                p.members.insert(at, destination.to_owned());
+            }
+            (Ok(at), false) => {
+                if let Some(lookups) = lookups {
+                    lookups.member_removed(&change.pool, destination);
+                }
+                p.members.remove(at);
+            }
+            _ => {}
+        }
+        p.revision = change.revision;
+    }
+}
+
+/// Where `destination` is in the pool's sorted member list, or would be.
+fn position(pool: &Pool, destination: &str) -> std::result::Result<usize, usize> {
+    pool.members
+        .binary_search_by(|m| m.as_str().cmp(destination))
+}
+
+fn is_member(pool: &Pool, destination: &str) -> bool {
+    position(pool, destination).is_ok()
 }
 
 fn membership(pool: &str, destination: &str, member: bool, revision: u64) -> Membership {
