@@ -2,8 +2,9 @@
 //! for `GET /v1/pools?limit=1000` over 10k pools / 100k members, the time of
 //! one full paginated sweep of the pools, requests/second of member PUTs
 //! (each a persisted mutation) on a 10k-pool and a 100-pool state, and the
-//! rate of member PUTs early and late in growing one pool to 20k members. Every run is bounded in time or in requests; the figures
-//! printed are medians of several runs.
+//! rate of member PUTs early and late in growing one pool to 20k members.
+//! Every run is bounded in time or in requests; the figures printed are
+//! medians of several runs.
 
 #[path = "common/serve.rs"]
 mod serve;
