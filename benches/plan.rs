@@ -7,7 +7,8 @@
 //! broker serves each shape's live state on 127.0.0.1 (started once per
 //! shape and size; a plan only reads); every plan is a fresh release-build
 //! process. Prints one table: median wall time and peak RSS (GNU time's
-//! `%M`) per shape, share and size, and the growth per 10x size; then one
+//! `%M`) per shape, share and size, and the growth per 10x size (of the
+//! medians, and the lowest and highest of each run's own); then one
 //! figure for errors at scale: `poolform validate` printing 100 located
 //! diagnostics on a 12 MB config.
 //!
@@ -244,8 +245,41 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// Median (wall, RSS) by (shape, share, size); `None` for a timeout.
-type Figures = BTreeMap<(usize, usize, usize), Option<(f64, f64)>>;
+/// One cell of the table: its runs' (wall, RSS), in run order.
+struct Cell {
+    runs: Vec<(f64, f64)>,
+}
+
+impl Cell {
+    fn median_wall(&self) -> f64 {
+        median(self.runs.iter().map(|r| r.0).collect())
+    }
+
+    fn median_rss(&self) -> f64 {
+        median(self.runs.iter().map(|r| r.1).collect())
+    }
+}
+
+/// Cells by (shape, share, size); `None` for a timeout.
+type Figures = BTreeMap<(usize, usize, usize), Option<Cell>>;
+
+/// The lowest and highest growth of `larger` over `smaller` run by run.
+/// Run `i` of each size is measured in the same pass over the sizes, so a
+/// run's ratio divides figures taken a minute apart at most: where the
+/// ratio of the medians moves with the machine (one slow minute on one
+/// side), these show whether every run grew that much. `None` with fewer
+/// than two runs.
+fn paired_growth(smaller: &Cell, larger: &Cell) -> Option<(f64, f64)> {
+    let ratios: Vec<f64> = smaller
+        .runs
+        .iter()
+        .zip(&larger.runs)
+        .map(|(s, l)| l.0 / s.0)
+        .collect();
+    let low = ratios.iter().copied().reduce(f64::min)?;
+    let high = ratios.iter().copied().reduce(f64::max)?;
+    (ratios.len() > 1).then_some((low, high))
+}
 
 /// Every size and share of one shape, runs interleaved across both.
 fn measure_shape(settings: &Settings, shape: Shape, figures: &mut Figures) {
@@ -310,11 +344,7 @@ fn measure_shape(settings: &Settings, shape: Shape, figures: &mut Figures) {
             let figure = samples
                 .remove(&(size, share))
                 .filter(|_| !timed_out.contains(&(size, share)))
-                .map(|runs| {
-                    let wall = median(runs.iter().map(|r| r.0).collect());
-                    let rss = median(runs.iter().map(|r| r.1).collect());
-                    (wall, rss)
-                });
+                .map(|runs| Cell { runs });
             figures.insert((index, share, size), figure);
         }
     }
@@ -400,7 +430,7 @@ fn print_table(settings: &Settings, figures: &Figures, before: &Conditions) {
     for size in &settings.sizes {
         header.push_str(&format!(" | {:>17}", label(*size)));
     }
-    header.push_str(" | wall growth per 10x");
+    header.push_str(" | wall growth per 10x: of the medians (each run's, lowest-highest)");
     println!("{header}");
     for (index, shape) in Shape::ALL.iter().enumerate() {
         if !settings.shapes.contains(shape) {
@@ -410,8 +440,8 @@ fn print_table(settings: &Settings, figures: &Figures, before: &Conditions) {
             let mut line = format!("{:<9} {:>4}%", shape.name(), share);
             let mut growth = Vec::new();
             for (i, size) in settings.sizes.iter().enumerate() {
-                let (wall, rss) = match figures.get(&(index, share, *size)) {
-                    Some(Some(figure)) => *figure,
+                let cell = match figures.get(&(index, share, *size)) {
+                    Some(Some(cell)) => cell,
                     Some(None) => {
                         let limit = format!("> {} s", timeout().as_secs());
                         line.push_str(&format!(" | {limit:>17}"));
@@ -422,16 +452,24 @@ fn print_table(settings: &Settings, figures: &Figures, before: &Conditions) {
                         continue;
                     }
                 };
-                line.push_str(&format!(" | {:>7.0} ms {:>5.0} MB", wall * 1000.0, rss));
+                let wall = cell.median_wall();
+                line.push_str(&format!(
+                    " | {:>7.0} ms {:>5.0} MB",
+                    wall * 1000.0,
+                    cell.median_rss()
+                ));
                 let previous = i.checked_sub(1).map(|p| settings.sizes[p]);
                 if let Some(previous) = previous.filter(|p| p * 10 == *size)
-                    && let Some(Some((before, _))) = figures.get(&(index, share, previous))
+                    && let Some(Some(before)) = figures.get(&(index, share, previous))
                 {
+                    let runs = paired_growth(before, cell)
+                        .map(|(low, high)| format!(" (runs {low:.1}-{high:.1}x)"))
+                        .unwrap_or_default();
                     growth.push(format!(
-                        "{}->{} {:.1}x",
+                        "{}->{} {:.1}x{runs}",
                         label(previous),
                         label(*size),
-                        wall / before
+                        wall / before.median_wall()
                     ));
                 }
             }
