@@ -3,6 +3,7 @@
 //! instance targets a member of its config's pool), and a resource in use is
 //! not deleted.
 
+use super::pools::is_member;
 use super::{Engine, Result, bad_request, check_expect, check_name, missing_reference, not_found};
 use crate::contract::Expect;
 use crate::contract::problem::{self, codes};
@@ -23,9 +24,8 @@ impl Engine {
         let Some(pool) = self.pools.get(&body.pool) else {
             return Err(missing_reference("pool", &body.pool));
         };
-        let outside = |i: &&AppInstance| {
-            (i.destination.as_ref()).is_some_and(|d| pool.members.binary_search(d).is_err())
-        };
+        let outside =
+            |i: &&AppInstance| (i.destination.as_ref()).is_some_and(|d| !is_member(pool, d));
         if existing.is_some_and(|c| c.pool != body.pool)
             && let Some(i) = (self.lookups().instances_of(name))
                 .filter_map(|i| self.app_instances.get(i))
@@ -118,7 +118,7 @@ impl Engine {
             let in_pool = self
                 .pools
                 .get(&config.pool)
-                .is_some_and(|p| p.members.binary_search(d).is_ok());
+                .is_some_and(|p| is_member(p, d));
             if !in_pool {
                 return Err(problem::new(
                     409,
@@ -171,8 +171,35 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::wire::Labels;
+    use crate::contract::wire::{Labels, PoolBody};
     use crate::refbroker::engine::fixtures::{desktop, engine};
+
+    #[test]
+    fn an_app_config_moves_only_to_a_pool_holding_its_pinned_instances() {
+        let mut e = engine();
+        e.put_member("live", "rds-01").unwrap();
+        e.put_pool("other", PoolBody::default(), Expect::Any)
+            .unwrap();
+        e.put_app_config("desk", desktop("live"), Expect::Any)
+            .unwrap();
+        let pinned = AppInstanceBody {
+            app_config: "desk".into(),
+            user: Some("jane".into()),
+            group: None,
+            destination: Some("rds-01".into()),
+            labels: Labels::new(),
+        };
+        e.put_app_instance("i", pinned, Expect::Any).unwrap();
+        let err = e
+            .put_app_config("desk", desktop("other"), Expect::Any)
+            .unwrap_err();
+        assert_eq!((err.status, err.code.as_str()), (409, codes::CONFLICT));
+        assert_eq!(e.app_configs.get("desk").unwrap().pool, "live");
+        e.put_member("other", "rds-01").unwrap();
+        e.put_app_config("desk", desktop("other"), Expect::Any)
+            .unwrap();
+        assert_eq!(e.app_configs.get("desk").unwrap().pool, "other");
+    }
 
     #[test]
     fn references_block_deletes() {

@@ -290,9 +290,7 @@ impl Engine {
             None => Ok(answer),
         }
     }
-}
 
-impl Engine {
     /// Makes `change` so: the destination a member of its pool or not, the
     /// pool at the change's revision, and the lookups told. The one place a
     /// membership changes, for a member write and for the replay of its
@@ -331,7 +329,9 @@ fn position(pool: &Pool, destination: &str) -> std::result::Result<usize, usize>
         .binary_search_by(|m| m.as_str().cmp(destination))
 }
 
-fn is_member(pool: &Pool, destination: &str) -> bool {
+/// Whether `destination` is a member of the pool: the one way the engine
+/// asks, for member writes and app items alike.
+pub(super) fn is_member(pool: &Pool, destination: &str) -> bool {
     position(pool, destination).is_ok()
 }
 
