@@ -174,6 +174,17 @@ mod tests {
     use crate::contract::wire::{Labels, PoolBody};
     use crate::refbroker::engine::fixtures::{desktop, engine};
 
+    /// Jane's instance of the app config `desk`, pinned to `destination`.
+    fn pinned(destination: &str) -> AppInstanceBody {
+        AppInstanceBody {
+            app_config: "desk".into(),
+            user: Some("jane".into()),
+            group: None,
+            destination: Some(destination.into()),
+            labels: Labels::new(),
+        }
+    }
+
     #[test]
     fn an_app_config_moves_only_to_a_pool_holding_its_pinned_instances() {
         let mut e = engine();
@@ -182,14 +193,8 @@ mod tests {
             .unwrap();
         e.put_app_config("desk", desktop("live"), Expect::Any)
             .unwrap();
-        let pinned = AppInstanceBody {
-            app_config: "desk".into(),
-            user: Some("jane".into()),
-            group: None,
-            destination: Some("rds-01".into()),
-            labels: Labels::new(),
-        };
-        e.put_app_instance("i", pinned, Expect::Any).unwrap();
+        e.put_app_instance("i", pinned("rds-01"), Expect::Any)
+            .unwrap();
         let err = e
             .put_app_config("desk", desktop("other"), Expect::Any)
             .unwrap_err();
@@ -213,20 +218,13 @@ mod tests {
         let err = e.put_app_config("desk", missing, Expect::Any).unwrap_err();
         assert_eq!((err.status, err.code.as_str()), (422, codes::NOT_FOUND));
         e.put_app_config("desk", body, Expect::Any).unwrap();
-        let instance = |dest: &str| AppInstanceBody {
-            app_config: "desk".into(),
-            user: Some("jane".into()),
-            group: None,
-            destination: Some(dest.into()),
-            labels: Labels::new(),
-        };
         assert_eq!(
-            e.put_app_instance("i", instance("rds-02"), Expect::Any)
+            e.put_app_instance("i", pinned("rds-02"), Expect::Any)
                 .unwrap_err()
                 .code,
             codes::CONFLICT
         );
-        e.put_app_instance("i", instance("rds-01"), Expect::Any)
+        e.put_app_instance("i", pinned("rds-01"), Expect::Any)
             .unwrap();
         assert_eq!(
             e.delete_member("live", "rds-01").unwrap_err().code,
@@ -241,7 +239,7 @@ mod tests {
             codes::IN_USE
         );
         let err = e
-            .put_app_instance("i", instance("rds-01"), Expect::Absent)
+            .put_app_instance("i", pinned("rds-01"), Expect::Absent)
             .unwrap_err();
         assert_eq!(err.status, 412, "it exists");
         e.delete_app_instance("i", Expect::Any).unwrap();
